@@ -1,1 +1,178 @@
-fn main() {}
+//! Command line: serve, demo, check-config, probe.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use lienthong::config::Config;
+use lienthong::service::{self, Handles, Loader};
+
+#[derive(Parser)]
+#[command(name = "lienthong", version, about = "Async prober for the 168 commune-level sites of Ho Chi Minh City")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Probe everything in the config and serve /metrics, the API and the status page.
+    Serve {
+        #[arg(long, default_value = "probes.toml")]
+        config: PathBuf,
+        /// Overrides [server] listen.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Start the built-in simulator of all 168 sites on loopback and serve as `serve` would.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:9168")]
+        listen: String,
+        /// Fault scenario (TOML); default: the built-in one (see examples/scenario.toml).
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// Config to simulate; default: ./probes.toml, or the copy built into the binary.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config: exit 0 with a summary, or list every problem with file:line:column.
+    CheckConfig { config: PathBuf },
+    /// Run the checks of one site (or shared service) once and print a readable breakdown.
+    Probe {
+        #[arg(long, default_value = "probes.toml")]
+        config: PathBuf,
+        /// Site or service slug.
+        target: String,
+        /// Check name (default: all checks of the target).
+        check: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::CheckConfig { config } => check_config(&config),
+            Command::Serve { config, listen } => serve(config, listen).await,
+            Command::Demo { listen, scenario, config } => demo(listen, scenario, config).await,
+            Command::Probe { config, target, check } => probe_once(&config, &target, check.as_deref()).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LIENTHONG_LOG").unwrap_or_else(|_| {
+        // rustls-platform-verifier logs an ERROR on every failed verification: that is probe data.
+        tracing_subscriber::EnvFilter::new("info,rustls=off,rustls_platform_verifier=off")
+    });
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
+    match Config::load(path) {
+        Ok(cfg) => {
+            println!("{}", cfg.summary());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            const SHOWN: usize = 25;
+            let text = e.to_string();
+            let n = e.problems().len().max(1);
+            // Each problem is one line plus an optional "  hint:" line.
+            let mut shown = 0;
+            for line in text.lines() {
+                if !line.starts_with("  hint:") {
+                    shown += 1;
+                }
+                if shown > SHOWN {
+                    eprintln!("… and {} more", n - SHOWN);
+                    break;
+                }
+                eprintln!("{line}");
+            }
+            eprintln!("{n} problem(s) found");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// SIGINT/SIGTERM cancel `shutdown`; SIGHUP asks for a reload.
+fn signals(shutdown: CancellationToken) -> anyhow::Result<tokio::sync::mpsc::Receiver<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); shutdown.cancel(); return; }
+                _ = int.recv() => { tracing::info!("SIGINT: shutting down"); shutdown.cancel(); return; }
+                _ = hup.recv() => { tracing::info!("SIGHUP: reloading config"); let _ = tx.try_send(()); }
+            }
+        }
+    });
+    Ok(rx)
+}
+
+async fn serve(config: PathBuf, listen: Option<String>) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(&config)?;
+    let listen = listen.unwrap_or_else(|| cfg.file.server.listen.clone());
+    lienthong::icmp_startup_notice(&cfg.inventory);
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let shutdown = CancellationToken::new();
+    let reload = signals(shutdown.clone())?;
+    let path = config.clone();
+    let loader: Loader = Arc::new(move || Config::load(&path).map(|c| (*c.inventory).clone()));
+    service::run(loader, listener, reload, shutdown, Handles::new()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn demo(listen: String, scenario: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let _ = (listen, scenario, config, signals);
+    anyhow::bail!("demo: not wired yet");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn probe_once(config: &Path, target: &str, check: Option<&str>) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(config)?;
+    let checks: Vec<_> = cfg
+        .inventory
+        .checks
+        .iter()
+        .filter(|c| c.id.owner() == target && check.is_none_or(|n| &*c.id.name == n))
+        .collect();
+    if checks.is_empty() {
+        anyhow::bail!("no check matches `{target}`{} in {}", check.map(|c| format!(" / `{c}`")).unwrap_or_default(), config.display());
+    }
+    let mut all_ok = true;
+    for c in checks {
+        let probe = c.probe.build(&c.build_context())?;
+        let outcome = probe.run(c.timeout).await;
+        all_ok &= outcome.success;
+        print!("{}", lienthong::report::breakdown(c, &outcome));
+    }
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}

@@ -1,12 +1,26 @@
 //! HTTP(S) probe: hand-built request path (resolve → TCP connect → rustls → hyper http1) so each
 //! phase is timed separately with blackbox_exporter's semantics, and the full peer chain is seen
 //! even when verification fails.
+//!
+//! Every hop (redirects included) uses a fresh connection driven inside the run's own future, so
+//! a timeout drops the socket at once: nothing is spawned that could outlive the run.
 
 use std::collections::BTreeMap;
+use std::pin::pin;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, HOST, LOCATION, USER_AGENT};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Incoming};
+use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite};
+use url::{Position, Url};
 
+use super::tcp::{connect_host, Fail, Phase, PhaseClock};
+use super::tls::{ExpirySink, TlsClient};
 use super::{BuildError, Details, Outcome, Phases, Reason};
 
 /// `probe.http = { … }` in `probes.toml`.
@@ -85,7 +99,8 @@ fn default_true() -> bool {
 pub struct HttpDetails {
     pub phases: Phases,
     pub status: Option<u16>,
-    /// Earliest `notAfter` over the presented chain, Unix seconds.
+    /// Earliest `notAfter` over the presented chain, Unix seconds. With redirects, the earliest
+    /// over every chain met on the way: any of them expiring breaks the check.
     pub cert_earliest_expiry: Option<i64>,
     pub body_bytes: u64,
     pub redirects: u32,
@@ -96,15 +111,407 @@ pub struct HttpDetails {
 #[derive(Debug)]
 pub struct HttpProbe {
     spec: HttpSpec,
+    url: Url,
+    method: Method,
+    headers: HeaderMap,
+    /// Marked sensitive, so `Debug` never prints it.
+    auth: Option<HeaderValue>,
+    body: Bytes,
+    body_regex: Option<regex::Regex>,
+    /// Always built: a plain-http check may be redirected to https.
+    tls: TlsClient,
+}
+
+/// Per-run state kept outside the timed future so a timeout still reports what was measured.
+#[derive(Default)]
+struct RunState {
+    clock: PhaseClock,
+    sink: ExpirySink,
+    details: HttpDetails,
+}
+
+/// How one hop ended when it did not fail.
+enum Hop {
+    Redirect(StatusCode, String),
+    /// Final response; the body is kept only when a body check needs it.
+    Done(Vec<u8>),
+}
+
+fn invalid(field: &'static str, message: impl std::fmt::Display) -> BuildError {
+    BuildError::Invalid {
+        field,
+        message: message.to_string(),
+    }
+}
+
+fn env_secret(name: &str) -> Result<String, BuildError> {
+    std::env::var(name).map_err(|_| BuildError::MissingEnv(name.to_owned()))
 }
 
 impl HttpProbe {
     pub fn build(spec: &HttpSpec) -> Result<Self, BuildError> {
-        Ok(HttpProbe { spec: spec.clone() })
+        let url = Url::parse(&spec.url).map_err(|e| invalid("url", format!("{}: {e}", spec.url)))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(invalid("url", format!("{} is not an http(s) URL", spec.url)));
+        }
+        let method = Method::from_bytes(spec.method.to_ascii_uppercase().as_bytes())
+            .map_err(|e| invalid("method", e))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(USER_AGENT, HeaderValue::from_static("lienthong"));
+        for (name, value) in &spec.headers {
+            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid("headers", e))?;
+            let v = HeaderValue::from_str(value).map_err(|e| invalid("headers", e))?;
+            headers.insert(n, v);
+        }
+        let auth = match (&spec.basic_auth, &spec.bearer_token_env) {
+            (Some(_), Some(_)) => {
+                let msg = "cannot be combined with basic_auth";
+                return Err(invalid("bearer_token_env", msg));
+            }
+            (Some(b), None) => {
+                let pair = format!("{}:{}", b.username, env_secret(&b.password_env)?);
+                Some(format!("Basic {}", base64(pair.as_bytes())))
+            }
+            (None, Some(var)) => Some(format!("Bearer {}", env_secret(var)?)),
+            (None, None) => None,
+        };
+        let auth = auth
+            .map(|a| {
+                // The message must not echo the secret.
+                let mut v = HeaderValue::try_from(a)
+                    .map_err(|_| invalid("basic_auth", "secret is not a valid header value"))?;
+                v.set_sensitive(true);
+                Ok::<_, BuildError>(v)
+            })
+            .transpose()?;
+        if let Some(code) = spec.expect_status.iter().find(|c| !(100..=599).contains(*c)) {
+            return Err(invalid("expect_status", format!("{code} is not an HTTP status")));
+        }
+        let body_regex = spec
+            .body_regex
+            .as_deref()
+            .map(regex::Regex::new)
+            .transpose()
+            .map_err(|e| invalid("body_regex", e))?;
+        if let Some(j) = &spec.expect_json {
+            if !(j.pointer.is_empty() || j.pointer.starts_with('/')) {
+                let msg = format!("{:?} is not a JSON pointer (must start with /)", j.pointer);
+                return Err(invalid("expect_json.pointer", msg));
+            }
+        }
+        Ok(HttpProbe {
+            tls: TlsClient::build(spec.tls_verify, spec.ca_file.as_deref())?,
+            body: Bytes::from(spec.body.clone().unwrap_or_default()),
+            spec: spec.clone(),
+            url,
+            method,
+            headers,
+            auth,
+            body_regex,
+        })
     }
 
     pub async fn run(&self, timeout: Duration) -> Outcome {
-        let _ = (timeout, &self.spec);
-        Outcome::fail(Reason::Protocol, "not implemented", Details::Http(HttpDetails::default()))
+        let mut st = RunState::default();
+        let result = tokio::time::timeout(timeout, self.exchange(&mut st)).await;
+        let failure = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(fail)) => Some(fail),
+            Err(_) => {
+                let mut msg = st.clock.timeout_message(timeout);
+                if st.clock.current() == Some(Phase::Transfer) {
+                    msg += &format!(" ({} body bytes received)", st.details.body_bytes);
+                }
+                Some((Reason::Timeout, msg))
+            }
+        };
+        st.clock.end();
+        let mut details = st.details;
+        details.phases = st.clock.phases;
+        details.cert_earliest_expiry = st.sink.get();
+        match failure {
+            None => Outcome::ok(Details::Http(details)),
+            Some((reason, message)) => Outcome::fail(reason, message, Details::Http(details)),
+        }
+    }
+
+    /// Follows redirects up to the limit, then checks the final body.
+    async fn exchange(&self, st: &mut RunState) -> Result<(), Fail> {
+        let mut url = self.url.clone();
+        let mut method = self.method.clone();
+        let mut body = self.body.clone();
+        loop {
+            let same_origin = url.origin() == self.url.origin();
+            let req = self.request(&url, &method, body.clone(), same_origin)?;
+            match self.hop(&url, req, st).await? {
+                Hop::Done(body) => return self.check_body(&body),
+                Hop::Redirect(status, location) => {
+                    let next = url.join(&location).map_err(|e| {
+                        let msg = format!("redirect to unusable Location {location:?}: {e}");
+                        (Reason::Protocol, msg)
+                    })?;
+                    if !matches!(next.scheme(), "http" | "https") {
+                        let msg = format!("redirect to non-HTTP location {next}");
+                        return Err((Reason::Protocol, msg));
+                    }
+                    // Same rule as browsers and reqwest: 301/302/303 turn into a body-less GET.
+                    let downgrade = matches!(status.as_u16(), 301..=303);
+                    if downgrade && method != Method::GET && method != Method::HEAD {
+                        method = Method::GET;
+                        body = Bytes::new();
+                    }
+                    st.details.redirects += 1;
+                    url = next;
+                }
+            }
+        }
+    }
+
+    /// Credentials and a configured `Host` go only to the configured origin, never to the place
+    /// a redirect points at.
+    fn request(
+        &self,
+        url: &Url,
+        method: &Method,
+        body: Bytes,
+        same_origin: bool,
+    ) -> Result<Request<Full<Bytes>>, Fail> {
+        let host = url.host_str().unwrap_or_default();
+        let host = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        let mut req = Request::builder()
+            .method(method.clone())
+            .uri(&url[Position::BeforePath..Position::AfterQuery])
+            .body(Full::new(body))
+            .map_err(|e| (Reason::Protocol, format!("cannot build request for {url}: {e}")))?;
+        let headers = req.headers_mut();
+        let host = HeaderValue::try_from(host).map_err(|e| (Reason::Protocol, e.to_string()))?;
+        headers.insert(HOST, host);
+        for (name, value) in &self.headers {
+            if same_origin || name != HOST {
+                headers.insert(name, value.clone());
+            }
+        }
+        if let (Some(auth), true) = (&self.auth, same_origin) {
+            headers.insert(AUTHORIZATION, auth.clone());
+        }
+        Ok(req)
+    }
+
+    async fn hop(
+        &self,
+        url: &Url,
+        req: Request<Full<Bytes>>,
+        st: &mut RunState,
+    ) -> Result<Hop, Fail> {
+        let host = url.host_str().unwrap_or_default();
+        let port = url.port_or_known_default().unwrap_or(80);
+        let tcp = connect_host(host, port, &mut st.clock).await?;
+        if url.scheme() != "https" {
+            return self.http1(tcp, req, st).await;
+        }
+        st.details.tls = true;
+        st.clock.begin(Phase::Tls);
+        let stream = self
+            .tls
+            .connect(tcp, host, &[b"http/1.1"], &st.sink)
+            .await
+            .map_err(|m| (Reason::Tls, m))?;
+        st.clock.end();
+        self.http1(stream, req, st).await
+    }
+
+    /// One request/response on `io`, driving hyper's connection in the same future.
+    async fn http1<S>(&self, io: S, req: Request<Full<Bytes>>, st: &mut RunState) -> Result<Hop, Fail>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| hyper_fail("HTTP handshake", &e))?;
+        let mut conn = pin!(conn);
+        let mut exchange = pin!(async {
+            st.clock.begin(Phase::Processing);
+            let resp = sender
+                .send_request(req)
+                .await
+                .map_err(|e| hyper_fail("request", &e))?;
+            st.clock.end();
+            let status = resp.status();
+            st.details.status = Some(status.as_u16());
+            if status.is_redirection() && st.details.redirects < self.spec.max_redirects {
+                if let Some(location) = resp.headers().get(LOCATION) {
+                    let location = location.to_str().map_err(|_| {
+                        (Reason::Protocol, "Location header is not ASCII".to_owned())
+                    })?;
+                    return Ok(Hop::Redirect(status, location.to_owned()));
+                }
+            }
+            self.check_status(status, st.details.redirects)?;
+            st.clock.begin(Phase::Transfer);
+            let body = self.read_body(resp.into_body(), &mut st.details).await?;
+            st.clock.end();
+            Ok(Hop::Done(body))
+        });
+        // Errors of the connection also reach the exchange (as a failed request or body), so
+        // the connection's own result is only a signal to stop polling it.
+        let mut conn_done = false;
+        loop {
+            tokio::select! {
+                biased;
+                result = &mut exchange => return result,
+                _ = &mut conn, if !conn_done => conn_done = true,
+            }
+        }
+    }
+
+    fn check_status(&self, status: StatusCode, redirects: u32) -> Result<(), Fail> {
+        let expected = &self.spec.expect_status;
+        let ok = match expected.is_empty() {
+            true => status.is_success(),
+            false => expected.contains(&status.as_u16()),
+        };
+        if ok {
+            return Ok(());
+        }
+        let want = match expected.is_empty() {
+            true => "2xx".to_owned(),
+            false => format!("{expected:?}"),
+        };
+        let mut msg = format!("status {status} not in expected set {want}");
+        if status.is_redirection() && self.spec.max_redirects > 0 {
+            msg += &format!(" (after {redirects} redirects, limit max_redirects reached)");
+        }
+        Err((Reason::HttpStatus, msg))
+    }
+
+    fn needs_body(&self) -> bool {
+        let s = &self.spec;
+        s.body_contains.is_some() || s.body_regex.is_some() || s.expect_json.is_some()
+    }
+
+    /// Reads frames until the end or the cap; never holds more than the cap plus one frame.
+    async fn read_body(&self, mut body: Incoming, details: &mut HttpDetails) -> Result<Vec<u8>, Fail> {
+        let cap = self.spec.body_max_bytes;
+        let too_large = |n: u64| {
+            let msg = format!("body exceeds body_max_bytes = {cap} (at least {n} bytes)");
+            (Reason::BodyTooLarge, msg)
+        };
+        // A declared Content-Length over the cap fails without reading anything.
+        if let Some(n) = body.size_hint().exact().filter(|n| *n > cap) {
+            return Err(too_large(n));
+        }
+        let keep = self.needs_body();
+        let mut buf = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| hyper_fail("reading body", &e))?;
+            if let Ok(data) = frame.into_data() {
+                details.body_bytes += data.len() as u64;
+                if details.body_bytes > cap {
+                    return Err(too_large(details.body_bytes));
+                }
+                if keep {
+                    buf.extend_from_slice(&data);
+                }
+            }
+        }
+        Ok(buf)
+    }
+
+    fn check_body(&self, body: &[u8]) -> Result<(), Fail> {
+        if !self.needs_body() {
+            return Ok(());
+        }
+        let mismatch = |msg: String| Err((Reason::BodyMismatch, msg));
+        let text = String::from_utf8_lossy(body);
+        if let Some(needle) = &self.spec.body_contains {
+            if !text.contains(needle.as_str()) {
+                return mismatch(format!("body does not contain {needle:?}"));
+            }
+        }
+        if let Some(re) = &self.body_regex {
+            if !re.is_match(&text) {
+                return mismatch(format!("body does not match /{re}/"));
+            }
+        }
+        if let Some(spec) = &self.spec.expect_json {
+            let json: serde_json::Value = match serde_json::from_slice(body) {
+                Ok(v) => v,
+                Err(e) => return mismatch(format!("body is not JSON: {e}")),
+            };
+            let Some(field) = json.pointer(&spec.pointer) else {
+                return mismatch(format!("JSON has no field at {}", spec.pointer));
+            };
+            let got = match field {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            if got != spec.equals {
+                let msg = format!("JSON {} is {got:?}, expected {:?}", spec.pointer, spec.equals);
+                return mismatch(msg);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A reset or broken connection is a connect-level failure; everything else hyper reports is
+/// the peer not speaking HTTP properly.
+fn hyper_fail(what: &str, e: &hyper::Error) -> Fail {
+    use std::error::Error;
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    let mut text = format!("{what}: {e}");
+    let mut reason = Reason::Protocol;
+    let mut source = e.source();
+    while let Some(s) = source {
+        text += &format!(": {s}");
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe) {
+                reason = Reason::Connect;
+            }
+        }
+        source = s.source();
+    }
+    (reason, text)
+}
+
+/// Standard base64 with padding (RFC 4648), for the Basic auth header only.
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(base64(input.as_bytes()), want);
+        }
     }
 }

@@ -1,12 +1,24 @@
 //! ICMP echo round: N paced echo requests, RTT min/avg/max, jitter and loss.
 //!
-//! Jitter is the population standard deviation of the RTTs received in the round.
+//! Jitter is the population standard deviation of the RTTs received in the round (not the RFC 3550
+//! interarrival estimator: a round is a handful of packets, and the spread is what operators read).
 //! `udp_echo_port` sends the same round as UDP echo (RFC 862) instead: for networks that filter
 //! ICMP, and for the demo simulator (loopback ICMP cannot be delayed or dropped without netem).
+//!
+//! Timing: packet `i` leaves at `i × pacing` after the socket is ready and every packet waits for
+//! its reply until the round's deadline (`timeout` after `run` began). When `packets × pacing`
+//! does not fit in what is left of the budget, pacing shrinks to `budget / packets`, so the last
+//! packet still gets one pacing interval to be answered and the round never exceeds `timeout`.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use surge_ping::{Client, Config, IcmpPacket, PingIdentifier, PingSequence, SurgeError, ICMP};
+use tokio::net::UdpSocket;
+use tokio::time::{sleep_until, timeout_at, Instant};
 
 use super::{BuildContext, BuildError, Details, Outcome, Reason};
 
@@ -27,7 +39,7 @@ pub struct IcmpSpec {
     /// Send the round as UDP echo to this port instead of ICMP.
     #[serde(default)]
     pub udp_echo_port: Option<u16>,
-    /// ICMP payload size in bytes.
+    /// ICMP payload size in bytes (UDP echo: datagram size, at least 12).
     #[serde(default = "default_payload")]
     pub payload_bytes: u16,
 }
@@ -35,6 +47,18 @@ pub struct IcmpSpec {
 fn default_payload() -> u16 {
     56
 }
+
+/// Largest payload: one unfragmented Ethernet frame (surge-ping also reads into a 2 KiB buffer).
+const MAX_PAYLOAD: u16 = 1472;
+/// More packets than this per round is a flood, not a probe.
+const MAX_PACKETS: u32 = 1000;
+/// UDP echo header: 8-byte round id + 4-byte sequence number.
+const UDP_HEADER: usize = 12;
+
+const PERMISSION_HINT: &str = "ICMP needs an unprivileged datagram socket (allow the process's \
+group with `sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"`) or a raw socket (run as root \
+or grant CAP_NET_RAW, e.g. `setcap cap_net_raw+ep` or systemd AmbientCapabilities=CAP_NET_RAW); \
+checks behind ICMP filters can use udp_echo_port instead";
 
 /// Packets, pacing and loss limit of a round (from the link class, overridable per check).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -72,10 +96,146 @@ pub struct IcmpDetails {
     pub socket: &'static str,
 }
 
+/// RTT summary of one round, seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RttStats {
+    pub min: f64,
+    pub avg: f64,
+    pub max: f64,
+    /// Population standard deviation (divides by n, not n − 1): the round is the whole population.
+    pub stddev: f64,
+}
+
+/// Min/avg/max/population std dev of `rtts`; `None` when there is none.
+pub fn rtt_stats(rtts: &[f64]) -> Option<RttStats> {
+    if rtts.is_empty() {
+        return None;
+    }
+    let n = rtts.len() as f64;
+    let min = rtts.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = rtts.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let avg = rtts.iter().sum::<f64>() / n;
+    let var = rtts.iter().map(|r| (r - avg).powi(2)).sum::<f64>() / n;
+    Some(RttStats {
+        min,
+        avg,
+        max,
+        stddev: var.sqrt(),
+    })
+}
+
+/// `1 − received/sent`; 1.0 when nothing was sent (nothing got through).
+pub fn loss_ratio(sent: u32, received: u32) -> f64 {
+    if sent == 0 {
+        return 1.0;
+    }
+    1.0 - f64::from(received.min(sent)) / f64::from(sent)
+}
+
+/// Gap between sends so that `packets` fit in `budget` with one gap left for the last reply.
+pub fn effective_pacing(packets: u32, pacing: Duration, budget: Duration) -> Duration {
+    if packets <= 1 || pacing.saturating_mul(packets) <= budget {
+        pacing
+    } else {
+        budget / packets
+    }
+}
+
+/// Which ICMP sockets this process may open (IPv4), for the startup message.
+#[derive(Debug, Clone, Serialize)]
+pub struct IcmpCapability {
+    pub dgram: bool,
+    pub raw: bool,
+    pub dgram_error: Option<String>,
+    pub raw_error: Option<String>,
+}
+
+impl IcmpCapability {
+    /// The socket ICMP rounds will use (`dgram` is preferred), if any.
+    pub fn socket(&self) -> Option<&'static str> {
+        match (self.dgram, self.raw) {
+            (true, _) => Some("dgram"),
+            (false, true) => Some("raw"),
+            (false, false) => None,
+        }
+    }
+
+    /// One line for the startup log.
+    pub fn summary(&self) -> String {
+        match self.socket() {
+            Some(s) => format!("ICMP probes use {s} sockets"),
+            None => format!(
+                "ICMP probes cannot run (datagram: {}; raw: {}): {PERMISSION_HINT}",
+                self.dgram_error.as_deref().unwrap_or("?"),
+                self.raw_error.as_deref().unwrap_or("?"),
+            ),
+        }
+    }
+}
+
+/// Tries to open (and closes again) a datagram and a raw ICMPv4 socket.
+pub fn icmp_capability() -> IcmpCapability {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let open = |ty| Socket::new(Domain::IPV4, ty, Some(Protocol::ICMPV4)).map(drop);
+    let dgram = open(Type::DGRAM);
+    let raw = open(Type::RAW);
+    IcmpCapability {
+        dgram: dgram.is_ok(),
+        raw: raw.is_ok(),
+        dgram_error: dgram.err().map(|e| e.to_string()),
+        raw_error: raw.err().map(|e| e.to_string()),
+    }
+}
+
+/// One surge-ping client (one socket + one receive task) per address family, shared by every
+/// round. surge-ping spawns its receive task on the current runtime, so the client is keyed by
+/// runtime id (production has one runtime; tests create many).
+static CLIENTS: Mutex<[Option<(tokio::runtime::Id, Client)>; 2]> = Mutex::new([None, None]);
+
+/// Sequence numbers are allocated globally: on datagram sockets the kernel owns the identifier,
+/// so (host, sequence) alone must keep concurrent rounds to the same host apart.
+static NEXT_SEQ: AtomicU16 = AtomicU16::new(0);
+
+fn shared_client(v6: bool) -> std::io::Result<Client> {
+    let rt = tokio::runtime::Handle::current().id();
+    let mut slots = CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
+    let slot = &mut slots[usize::from(v6)];
+    if let Some((id, client)) = slot.as_ref() {
+        if *id == rt {
+            return Ok(client.clone());
+        }
+    }
+    // DGRAM first (no privilege needed); surge-ping falls back to RAW by itself.
+    let kind = if v6 { ICMP::V6 } else { ICMP::V4 };
+    let config = Config::builder()
+        .kind(kind)
+        .sock_type_hint(socket2::Type::DGRAM)
+        .build();
+    let client = Client::new(&config)?;
+    *slot = Some((rt, client.clone()));
+    Ok(client)
+}
+
 #[derive(Debug)]
 pub struct IcmpProbe {
     spec: IcmpSpec,
     shape: RoundShape,
+}
+
+/// What one round observed, before evaluation.
+struct Round {
+    sent: u32,
+    /// Per send index: the RTT if a matching reply came.
+    rtts: Vec<Option<Duration>>,
+    /// Most specific thing that went wrong (send error, unreachable, refused), if any.
+    error: Option<(Reason, String)>,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> BuildError {
+    BuildError::Invalid {
+        field,
+        message: message.into(),
+    }
 }
 
 impl IcmpProbe {
@@ -85,6 +245,27 @@ impl IcmpProbe {
             pacing: spec.pacing.unwrap_or(ctx.round.pacing),
             max_loss: spec.max_loss.unwrap_or(ctx.round.max_loss),
         };
+        if spec.host.trim().is_empty() {
+            return Err(invalid("host", "must not be empty"));
+        }
+        if !(1..=MAX_PACKETS).contains(&shape.packets) {
+            return Err(invalid(
+                "packets",
+                format!("must be between 1 and {MAX_PACKETS}, got {}", shape.packets),
+            ));
+        }
+        if !(0.0..=1.0).contains(&shape.max_loss) {
+            return Err(invalid(
+                "max_loss",
+                format!("must be between 0 and 1, got {}", shape.max_loss),
+            ));
+        }
+        if spec.payload_bytes > MAX_PAYLOAD {
+            return Err(invalid(
+                "payload_bytes",
+                format!("must be at most {MAX_PAYLOAD}, got {}", spec.payload_bytes),
+            ));
+        }
         Ok(IcmpProbe {
             spec: spec.clone(),
             shape,
@@ -96,7 +277,293 @@ impl IcmpProbe {
     }
 
     pub async fn run(&self, timeout: Duration) -> Outcome {
-        let _ = (timeout, &self.spec);
-        Outcome::fail(Reason::Protocol, "not implemented", Details::Icmp(IcmpDetails::default()))
+        let deadline = Instant::now() + timeout;
+        let mut d = IcmpDetails {
+            socket: if self.spec.udp_echo_port.is_some() {
+                "udp_echo"
+            } else {
+                ""
+            },
+            loss_ratio: 1.0,
+            ..IcmpDetails::default()
+        };
+        let host = &self.spec.host;
+        let port = self.spec.udp_echo_port.unwrap_or(0);
+
+        let started = Instant::now();
+        let target = match timeout_at(deadline, super::resolve(host, port)).await {
+            Err(_) => {
+                let msg = format!("resolving {host} did not finish within {timeout:?}");
+                return Outcome::fail(Reason::Timeout, msg, Details::Icmp(d));
+            }
+            Ok(Err(e)) => {
+                let msg = format!("cannot resolve {host}: {e}");
+                return Outcome::fail(Reason::Dns, msg, Details::Icmp(d));
+            }
+            // `resolve` puts IPv4 first.
+            Ok(Ok(addrs)) => match addrs.first() {
+                Some(a) => *a,
+                None => {
+                    let msg = format!("{host} has no address");
+                    return Outcome::fail(Reason::Dns, msg, Details::Icmp(d));
+                }
+            },
+        };
+        d.resolve = Some(started.elapsed().as_secs_f64());
+
+        let round = if self.spec.udp_echo_port.is_some() {
+            self.udp_round(target, deadline, &mut d).await
+        } else {
+            self.icmp_round(target.ip(), deadline, &mut d).await
+        };
+        let round = match round {
+            Ok(r) => r,
+            Err((reason, msg)) => return Outcome::fail(reason, msg, Details::Icmp(d)),
+        };
+        self.evaluate(round, target, timeout, d)
     }
+
+    fn evaluate(
+        &self,
+        round: Round,
+        target: SocketAddr,
+        timeout: Duration,
+        mut d: IcmpDetails,
+    ) -> Outcome {
+        let rtts: Vec<f64> = round
+            .rtts
+            .iter()
+            .flatten()
+            .map(Duration::as_secs_f64)
+            .collect();
+        d.sent = round.sent;
+        d.received = rtts.len() as u32;
+        d.loss_ratio = loss_ratio(d.sent, d.received);
+        if let Some(s) = rtt_stats(&rtts) {
+            (d.rtt_min, d.rtt_avg, d.rtt_max, d.jitter) =
+                (Some(s.min), Some(s.avg), Some(s.max), Some(s.stddev));
+        }
+        d.rtts = rtts;
+        let (sent, received, loss) = (d.sent, d.received, d.loss_ratio);
+        if sent == 0 {
+            let msg = format!("no packet to {target} could be sent within {timeout:?}");
+            return Outcome::fail(Reason::Timeout, msg, Details::Icmp(d));
+        }
+        if received == 0 {
+            if let Some((reason, msg)) = round.error {
+                return Outcome::fail(reason, msg, Details::Icmp(d));
+            }
+            let msg =
+                format!("100% loss: no reply from {target} to {sent} packets within {timeout:?}");
+            return Outcome::fail(Reason::PacketLoss, msg, Details::Icmp(d));
+        }
+        if loss > self.shape.max_loss {
+            let msg = format!(
+                "lost {} of {sent} packets to {target} ({:.1}% > allowed {:.1}%)",
+                sent - received,
+                loss * 100.0,
+                self.shape.max_loss * 100.0
+            );
+            return Outcome::fail(Reason::PacketLoss, msg, Details::Icmp(d));
+        }
+        Outcome::ok(Details::Icmp(d))
+    }
+
+    async fn icmp_round(
+        &self,
+        ip: IpAddr,
+        deadline: Instant,
+        d: &mut IcmpDetails,
+    ) -> Result<Round, (Reason, String)> {
+        let setup = Instant::now();
+        let client = shared_client(ip.is_ipv6()).map_err(|e| {
+            let reason = match e.kind() {
+                std::io::ErrorKind::PermissionDenied => Reason::Permission,
+                _ => Reason::Connect,
+            };
+            (
+                reason,
+                format!("cannot open an ICMP socket: {e}. {PERMISSION_HINT}"),
+            )
+        })?;
+        d.setup = Some(setup.elapsed().as_secs_f64());
+        d.socket = if client.get_socket().get_type() == socket2::Type::DGRAM {
+            "dgram"
+        } else {
+            "raw"
+        };
+
+        let n = self.shape.packets;
+        // n ≤ MAX_PACKETS < 2^16, so the block of sequence numbers never overlaps itself.
+        let seq_base = NEXT_SEQ.fetch_add(n as u16, Ordering::Relaxed);
+        let ident = PingIdentifier(rand::random());
+        let payload = vec![0x5a_u8; usize::from(self.spec.payload_bytes)];
+        let t0 = Instant::now();
+        let pacing = effective_pacing(n, self.shape.pacing, deadline.saturating_duration_since(t0));
+
+        let pings = (0..n).map(|i| {
+            let (client, payload) = (&client, &payload);
+            async move {
+                let at = t0 + pacing * i;
+                if at >= deadline {
+                    return None;
+                }
+                sleep_until(at).await;
+                let mut pinger = client.pinger(ip, ident).await;
+                pinger.timeout(deadline.saturating_duration_since(Instant::now()));
+                let seq = PingSequence(seq_base.wrapping_add(i as u16));
+                Some(
+                    match timeout_at(deadline, pinger.ping(seq, payload)).await {
+                        Err(_) | Ok(Err(SurgeError::Timeout { .. })) => Ok(None),
+                        Ok(Ok((packet, rtt))) => classify_reply(&packet, rtt),
+                        Ok(Err(SurgeError::IOError(e))) => Err((
+                            Reason::Connect,
+                            format!("sending ICMP echo to {ip} failed: {e}"),
+                        )),
+                        Ok(Err(e)) => {
+                            Err((Reason::Connect, format!("ICMP echo to {ip} failed: {e}")))
+                        }
+                    },
+                )
+            }
+        });
+        let results = futures::future::join_all(pings).await;
+
+        let mut round = Round {
+            sent: 0,
+            rtts: Vec::with_capacity(results.len()),
+            error: None,
+        };
+        for r in results.into_iter().flatten() {
+            round.sent += 1;
+            match r {
+                Ok(rtt) => round.rtts.push(rtt),
+                Err(e) => {
+                    round.rtts.push(None);
+                    round.error.get_or_insert(e);
+                }
+            }
+        }
+        Ok(round)
+    }
+
+    async fn udp_round(
+        &self,
+        target: SocketAddr,
+        deadline: Instant,
+        d: &mut IcmpDetails,
+    ) -> Result<Round, (Reason, String)> {
+        let setup = Instant::now();
+        let bind: SocketAddr = match target {
+            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        let fail = |what: &str, e: std::io::Error| {
+            (
+                Reason::from_connect_error(&e),
+                format!("UDP echo to {target}: {what}: {e}"),
+            )
+        };
+        let sock = UdpSocket::bind(bind).await.map_err(|e| fail("bind", e))?;
+        // Connected: the kernel drops datagrams from other peers and reports port-unreachable.
+        sock.connect(target).await.map_err(|e| fail("connect", e))?;
+        d.setup = Some(setup.elapsed().as_secs_f64());
+
+        let n = self.shape.packets as usize;
+        let len = usize::from(self.spec.payload_bytes).max(UDP_HEADER);
+        let round_id: u64 = rand::random();
+        let mut sent_at: Vec<Option<Instant>> = vec![None; n];
+        let mut rtts: Vec<Option<Duration>> = vec![None; n];
+        let mut error = None;
+        let (mut next, mut received) = (0usize, 0usize);
+        // One byte more than expected, so an over-long (garbled) datagram is recognisable.
+        let mut buf = vec![0u8; len + 1];
+        let t0 = Instant::now();
+        let pacing = effective_pacing(
+            n as u32,
+            self.shape.pacing,
+            deadline.saturating_duration_since(t0),
+        );
+
+        while !(next == n && received == n) {
+            let send_at = t0 + pacing * next as u32;
+            tokio::select! {
+                biased;
+                r = sock.recv(&mut buf) => match r {
+                    Ok(k) => {
+                        // Foreign, garbled, duplicate or never-sent: ignored.
+                        let Some(seq) = match_echo(&buf[..k], round_id, len) else { continue };
+                        if let (Some(Some(at)), Some(slot @ None)) = (sent_at.get(seq), rtts.get_mut(seq)) {
+                            *slot = Some(at.elapsed());
+                            received += 1;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        let msg = format!("{target} refused UDP echo (ICMP port unreachable)");
+                        error.get_or_insert((Reason::ConnectRefused, msg));
+                    }
+                    Err(e) => {
+                        error.get_or_insert(fail("receive", e));
+                    }
+                },
+                _ = sleep_until(deadline) => break,
+                _ = sleep_until(send_at), if next < n => {
+                    sent_at[next] = Some(Instant::now());
+                    if let Err(e) = sock.send(&echo_datagram(round_id, next as u32, len)).await {
+                        error.get_or_insert((Reason::from_connect_error(&e), format!("UDP echo to {target}: send: {e}")));
+                    }
+                    next += 1;
+                }
+            }
+        }
+        Ok(Round {
+            sent: next as u32,
+            rtts: rtts.into_iter().take(next).collect(),
+            error,
+        })
+    }
+}
+
+/// An echo reply counts; an ICMP error (unreachable, time exceeded) is a loss with a reason.
+fn classify_reply(
+    packet: &IcmpPacket,
+    rtt: Duration,
+) -> Result<Option<Duration>, (Reason, String)> {
+    let (ty, code, from, is_reply) = match packet {
+        IcmpPacket::V4(p) => {
+            let ty = p.get_icmp_type().0;
+            (ty, p.get_icmp_code().0, IpAddr::V4(p.get_source()), ty == 0)
+        }
+        IcmpPacket::V6(p) => {
+            let ty = p.get_icmpv6_type().0;
+            (
+                ty,
+                p.get_icmpv6_code().0,
+                IpAddr::V6(p.get_source()),
+                ty == 129,
+            )
+        }
+    };
+    if is_reply {
+        return Ok(Some(rtt));
+    }
+    Err((Reason::Connect, format!("ICMP error type {ty} code {code} from {from} (destination unreachable or TTL exceeded)")))
+}
+
+/// The UDP echo datagram for `seq`: round id, sequence, then a fixed padding pattern.
+fn echo_datagram(round_id: u64, seq: u32, len: usize) -> Vec<u8> {
+    let mut b = Vec::with_capacity(len);
+    b.extend_from_slice(&round_id.to_be_bytes());
+    b.extend_from_slice(&seq.to_be_bytes());
+    b.resize(len, 0x5a);
+    b
+}
+
+/// The sequence number of an intact echo of one of this round's datagrams.
+fn match_echo(got: &[u8], round_id: u64, len: usize) -> Option<usize> {
+    if got.len() != len {
+        return None;
+    }
+    let seq = u32::from_be_bytes(got.get(8..UDP_HEADER)?.try_into().ok()?);
+    (got == echo_datagram(round_id, seq, len).as_slice()).then_some(seq as usize)
 }

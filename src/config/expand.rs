@@ -1,0 +1,563 @@
+//! Validation and expansion: templates × sites → one [`CheckDef`] per check, every problem
+//! collected with its location.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::file::*;
+use super::{ConfigProblem, HumanDuration, Locator};
+use crate::probe::{BuildContext, ProbeSpec, RoundShape};
+
+/// The stable identity of a check: `site/<slug>/<name>` or `service/<slug>/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct CheckId {
+    pub site: Option<Arc<str>>,
+    pub service: Option<Arc<str>>,
+    pub name: Arc<str>,
+}
+
+impl CheckId {
+    pub fn site(site: &str, name: &str) -> Self {
+        CheckId {
+            site: Some(site.into()),
+            service: None,
+            name: name.into(),
+        }
+    }
+
+    pub fn service(service: &str, name: &str) -> Self {
+        CheckId {
+            site: None,
+            service: Some(service.into()),
+            name: name.into(),
+        }
+    }
+
+    /// The owner's slug (site or service).
+    pub fn owner(&self) -> &str {
+        self.site.as_deref().or(self.service.as_deref()).unwrap_or("")
+    }
+
+    pub fn key(&self) -> String {
+        match (&self.site, &self.service) {
+            (Some(s), _) => format!("site/{s}/{}", self.name),
+            (None, Some(s)) => format!("service/{s}/{}", self.name),
+            (None, None) => format!("check/{}", self.name),
+        }
+    }
+}
+
+impl std::fmt::Display for CheckId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.key())
+    }
+}
+
+/// What a check proves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckRole {
+    Link,
+    Endpoint,
+    Video,
+    Other,
+    /// A check of the city's shared software.
+    Service,
+}
+
+impl CheckRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckRole::Link => "link",
+            CheckRole::Endpoint => "endpoint",
+            CheckRole::Video => "video",
+            CheckRole::Other => "other",
+            CheckRole::Service => "service",
+        }
+    }
+}
+
+impl From<CheckRoleSpec> for CheckRole {
+    fn from(r: CheckRoleSpec) -> Self {
+        match r {
+            CheckRoleSpec::Link => CheckRole::Link,
+            CheckRoleSpec::Endpoint => CheckRole::Endpoint,
+            CheckRoleSpec::Video => CheckRole::Video,
+            CheckRoleSpec::Other => CheckRole::Other,
+        }
+    }
+}
+
+/// Reference data of one site, as the rest of the program sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteInfo {
+    pub code: String,
+    pub slug: String,
+    pub name: String,
+    pub kind: SiteKind,
+    pub former_province: String,
+    pub former_district: String,
+    pub island: bool,
+    pub lat: f64,
+    pub lon: f64,
+    pub link_class: String,
+}
+
+/// One shared service.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceInfo {
+    pub slug: String,
+    pub name: String,
+    pub name_en: Option<String>,
+}
+
+/// Thresholds of the class that make a passing check "degraded".
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Degraded {
+    pub loss: f64,
+    pub rtt: Duration,
+    pub jitter: Duration,
+    pub latency: Duration,
+}
+
+/// One fully expanded check: what to probe, how often, and under which thresholds.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckDef {
+    pub id: CheckId,
+    pub role: CheckRole,
+    pub title: String,
+    pub title_en: Option<String>,
+    pub link_class: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    #[serde(skip)]
+    pub round: RoundShape,
+    pub degraded: Degraded,
+    pub probe: ProbeSpec,
+}
+
+impl CheckDef {
+    pub fn build_context(&self) -> BuildContext {
+        BuildContext { round: self.round }
+    }
+}
+
+/// Sites, services and checks after expansion.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    pub sites: Vec<SiteInfo>,
+    pub services: Vec<ServiceInfo>,
+    pub checks: Vec<CheckDef>,
+    pub scheduler: SchedulerSection,
+}
+
+impl Inventory {
+    pub fn site(&self, slug: &str) -> Option<&SiteInfo> {
+        self.sites.iter().find(|s| s.slug == slug)
+    }
+}
+
+struct Ctx<'a> {
+    loc: &'a Locator<'a>,
+    problems: Vec<ConfigProblem>,
+}
+
+impl Ctx<'_> {
+    fn push(&mut self, span: std::ops::Range<usize>, msg: impl Into<String>, hint: &str) {
+        let hint = (!hint.is_empty()).then(|| hint.to_string());
+        self.problems.push(self.loc.problem(span, msg, hint));
+    }
+}
+
+pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<ConfigProblem>> {
+    let mut cx = Ctx {
+        loc,
+        problems: Vec::new(),
+    };
+    check_classes(file, &mut cx);
+    if file.scheduler.max_concurrency == 0 || file.scheduler.per_site_concurrency == 0 {
+        cx.push(0..0, "scheduler concurrency limits must be at least 1", "set [scheduler] max_concurrency and per_site_concurrency to 1 or more");
+    }
+
+    let mut inv = Inventory {
+        scheduler: file.scheduler.clone(),
+        ..Default::default()
+    };
+    let mut slugs = HashSet::new();
+    let mut codes = HashSet::new();
+    for site in &file.inventory.sites {
+        let s = site.get_ref();
+        if !slugs.insert(s.slug.clone()) {
+            cx.push(site.span(), format!("duplicate site slug `{}`", s.slug), "every site needs its own slug");
+        }
+        if !codes.insert(s.code.clone()) {
+            cx.push(site.span(), format!("duplicate site code `{}`", s.code), "every site needs its own official code");
+        }
+        let class = s.link_class.clone().unwrap_or_else(|| default_class(s).into());
+        if !file.link_class.contains_key(&class) {
+            cx.push(site.span(), format!("site `{}` uses unknown link class `{class}`", s.slug), &known_classes(file));
+        }
+        inv.sites.push(SiteInfo {
+            code: s.code.clone(),
+            slug: s.slug.clone(),
+            name: s.name.clone(),
+            kind: s.kind,
+            former_province: s.former_province.clone(),
+            former_district: s.former_district.clone(),
+            island: s.island,
+            lat: s.lat,
+            lon: s.lon,
+            link_class: class,
+        });
+    }
+
+    let mut template_names = HashSet::new();
+    for t in &file.templates {
+        if !template_names.insert(t.get_ref().name.clone()) {
+            cx.push(t.span(), format!("duplicate template name `{}`", t.get_ref().name), "template names must be unique");
+        }
+    }
+    for o in &file.site_overrides {
+        let ov = o.get_ref();
+        if !slugs.contains(&ov.site) {
+            cx.push(o.span(), format!("site_override names unknown site `{}`", ov.site), "use a slug from the site list");
+        }
+        if !template_names.contains(&ov.check) {
+            cx.push(o.span(), format!("site_override names unknown template `{}`", ov.check), "use the name of a [[template]]");
+        }
+    }
+
+    // A placeholder no site defines is one mistake in the template, not 168 in the sites.
+    let mut broken_templates = HashSet::new();
+    for t in &file.templates {
+        let mut missing = Vec::new();
+        if let Ok(mut v) = toml::Value::try_from(&t.get_ref().probe) {
+            walk_strings(&mut v, &mut |s| {
+                for key in placeholders(s) {
+                    let known = match key.strip_prefix("addr.") {
+                        Some(k) => file.inventory.sites.iter().any(|site| site.get_ref().addr.contains_key(k)),
+                        None => key == "slug" || key == "code",
+                    };
+                    if !known {
+                        missing.push(format!("{{{key}}}"));
+                    }
+                }
+            });
+        }
+        if !missing.is_empty() {
+            broken_templates.insert(t.get_ref().name.clone());
+            cx.push(t.span(), format!("template `{}` uses {} but no site defines it", t.get_ref().name, missing.join(", ")), "use {addr.KEY} with a KEY of the sites' addr tables, {slug} or {code}");
+        }
+    }
+
+    // Templates × sites, with overrides.
+    for (site, spanned_site) in inv.sites.iter().zip(&file.inventory.sites) {
+        for t in &file.templates {
+            let t_ref = t.get_ref();
+            if broken_templates.contains(&t_ref.name) {
+                continue;
+            }
+            let ov = file
+                .site_overrides
+                .iter()
+                .map(|o| o.get_ref())
+                .find(|o| o.site == site.slug && o.check == t_ref.name);
+            if ov.and_then(|o| o.enabled) == Some(false) {
+                continue;
+            }
+            let probe = ov.and_then(|o| o.probe.clone()).unwrap_or_else(|| t_ref.probe.clone());
+            let interval = ov.and_then(|o| o.interval).or(t_ref.interval);
+            let timeout = ov.and_then(|o| o.timeout).or(t_ref.timeout);
+            let span = t.span();
+            let Some(probe) = fill(&probe, spanned_site.get_ref(), &t_ref.name, spanned_site.span(), &mut cx) else {
+                continue;
+            };
+            let def = CheckSource {
+                id: CheckId::site(&site.slug, &t_ref.name),
+                role: t_ref.role.into(),
+                title: t_ref.title.clone(),
+                title_en: t_ref.title_en.clone(),
+                class: &site.link_class,
+                interval,
+                timeout,
+                probe,
+            };
+            if let Some(c) = def.finish(file, span, &mut cx) {
+                inv.checks.push(c);
+            }
+        }
+    }
+    for sc in &file.site_checks {
+        let c = sc.get_ref();
+        let Some((site, raw)) = inv.sites.iter().zip(&file.inventory.sites).find(|(s, _)| s.slug == c.site) else {
+            cx.push(sc.span(), format!("site_check names unknown site `{}`", c.site), "use a slug from the site list");
+            continue;
+        };
+        if template_names.contains(&c.name) {
+            cx.push(sc.span(), format!("site_check `{}` has the name of a template", c.name), "use [[site_override]] to change a templated check, or pick another name");
+            continue;
+        }
+        let Some(probe) = fill(&c.probe, raw.get_ref(), &c.name, sc.span(), &mut cx) else {
+            continue;
+        };
+        let def = CheckSource {
+            id: CheckId::site(&site.slug, &c.name),
+            role: c.role.into(),
+            title: c.title.clone(),
+            title_en: None,
+            class: &site.link_class,
+            interval: c.interval,
+            timeout: c.timeout,
+            probe,
+        };
+        if let Some(c) = def.finish(file, sc.span(), &mut cx) {
+            inv.checks.push(c);
+        }
+    }
+
+    let mut service_slugs = HashSet::new();
+    for svc in &file.services {
+        let s = svc.get_ref();
+        if !service_slugs.insert(s.slug.clone()) {
+            cx.push(svc.span(), format!("duplicate service slug `{}`", s.slug), "every service needs its own slug");
+        }
+        if !file.link_class.contains_key(&s.link_class) {
+            cx.push(svc.span(), format!("service `{}` uses unknown link class `{}`", s.slug, s.link_class), &known_classes(file));
+            continue;
+        }
+        let mut names = HashSet::new();
+        for chk in &s.checks {
+            let c = chk.get_ref();
+            if !names.insert(c.name.clone()) {
+                cx.push(chk.span(), format!("duplicate check `{}` in service `{}`", c.name, s.slug), "check names must be unique within a service");
+            }
+            let def = CheckSource {
+                id: CheckId::service(&s.slug, &c.name),
+                role: CheckRole::Service,
+                title: c.title.clone().unwrap_or_else(|| s.name.clone()),
+                title_en: s.name_en.clone(),
+                class: &s.link_class,
+                interval: c.interval,
+                timeout: c.timeout,
+                probe: c.probe.clone(),
+            };
+            if let Some(c) = def.finish(file, chk.span(), &mut cx) {
+                inv.checks.push(c);
+            }
+        }
+        inv.services.push(ServiceInfo {
+            slug: s.slug.clone(),
+            name: s.name.clone(),
+            name_en: s.name_en.clone(),
+        });
+    }
+
+    if cx.problems.is_empty() {
+        Ok(inv)
+    } else {
+        Err(collapse(cx.problems))
+    }
+}
+
+/// One problem per location: a template expanded at 168 sites reports once, with a count.
+fn collapse(mut problems: Vec<ConfigProblem>) -> Vec<ConfigProblem> {
+    problems.sort_by_key(|p| (p.line, p.column));
+    let mut out: Vec<(ConfigProblem, usize)> = Vec::new();
+    for p in problems {
+        match out.last_mut() {
+            Some((last, n)) if last.line == p.line && last.column == p.column && last.hint == p.hint => *n += 1,
+            _ => out.push((p, 0)),
+        }
+    }
+    out.into_iter()
+        .map(|(mut p, n)| {
+            if n > 0 {
+                p.message.push_str(&format!(" (and {n} more like it from the same entry)"));
+            }
+            p
+        })
+        .collect()
+}
+
+fn default_class(s: &Site) -> &'static str {
+    if s.island {
+        "island"
+    } else if s.kind == SiteKind::Xa {
+        "rural"
+    } else {
+        "mainland"
+    }
+}
+
+fn known_classes(file: &ConfigFile) -> String {
+    let names: Vec<&str> = file.link_class.keys().map(String::as_str).collect();
+    format!("define [link_class.NAME] or use one of: {}", names.join(", "))
+}
+
+fn check_classes(file: &ConfigFile, cx: &mut Ctx) {
+    for (name, class) in &file.link_class {
+        let c = class.get_ref();
+        if c.timeout.get_ref().0 >= c.interval.get_ref().0 {
+            cx.push(c.timeout.span(), format!("link class `{name}`: timeout must be shorter than interval"), "lower timeout or raise interval");
+        }
+        if c.interval.get_ref().0 < Duration::from_secs(1) {
+            cx.push(c.interval.span(), format!("link class `{name}`: interval below 1s"), "probe at most once a second");
+        }
+        if c.packets == 0 || c.packets > 100 {
+            cx.push(class.span(), format!("link class `{name}`: packets must be between 1 and 100"), "");
+        }
+        if c.pacing.0 * c.packets.max(1) >= c.timeout.get_ref().0 {
+            cx.push(class.span(), format!("link class `{name}`: packets × pacing must fit within timeout"), "lower packets or pacing, or raise timeout");
+        }
+        for (field, v) in [("max_loss", c.max_loss), ("degraded_loss", c.degraded_loss)] {
+            if !(0.0..=1.0).contains(&v) {
+                cx.push(class.span(), format!("link class `{name}`: {field} must be a ratio between 0 and 1"), "write 0.05 for 5 %");
+            }
+        }
+    }
+}
+
+/// A check before class defaults are applied.
+struct CheckSource<'a> {
+    id: CheckId,
+    role: CheckRole,
+    title: String,
+    title_en: Option<String>,
+    class: &'a str,
+    interval: Option<HumanDuration>,
+    timeout: Option<HumanDuration>,
+    probe: ProbeSpec,
+}
+
+impl CheckSource<'_> {
+    fn finish(self, file: &ConfigFile, span: std::ops::Range<usize>, cx: &mut Ctx) -> Option<CheckDef> {
+        let class = file.link_class.get(self.class)?.get_ref();
+        let interval = self.interval.map(|d| d.0).unwrap_or(class.interval.get_ref().0);
+        let timeout = self.timeout.map(|d| d.0).unwrap_or(class.timeout.get_ref().0);
+        let class_ok = class.timeout.get_ref().0 < class.interval.get_ref().0;
+        if timeout >= interval {
+            // A class-level mistake is reported once at the class, not at every check.
+            if class_ok || self.interval.is_some() || self.timeout.is_some() {
+                cx.push(span.clone(), format!("check `{}`: timeout ({}) must be shorter than interval ({})", self.id, humantime::format_duration(timeout), humantime::format_duration(interval)), "lower timeout or raise interval");
+            }
+            return None;
+        }
+        let round = RoundShape {
+            packets: class.packets,
+            pacing: class.pacing.0,
+            max_loss: class.max_loss,
+        };
+        if let Err(e) = self.probe.build(&BuildContext { round }) {
+            cx.push(span, format!("check `{}`: {e}", self.id), build_hint(&e));
+            return None;
+        }
+        Some(CheckDef {
+            id: self.id,
+            role: self.role,
+            title: self.title,
+            title_en: self.title_en,
+            link_class: self.class.to_string(),
+            interval,
+            timeout,
+            round,
+            degraded: Degraded {
+                loss: class.degraded_loss,
+                rtt: class.degraded_rtt.0,
+                jitter: class.degraded_jitter.0,
+                latency: class.degraded_latency.0,
+            },
+            probe: self.probe,
+        })
+    }
+}
+
+fn build_hint(e: &crate::probe::BuildError) -> &'static str {
+    match e {
+        crate::probe::BuildError::MissingEnv(_) => "export the variable before starting lienthong (secrets never go in the file)",
+        crate::probe::BuildError::Io { .. } => "check the path and permissions",
+        crate::probe::BuildError::Invalid { .. } => "fix the value named in the message",
+    }
+}
+
+/// Fills `{addr.KEY}`, `{slug}` and `{code}` in every string of a probe spec.
+fn fill(probe: &ProbeSpec, site: &Site, check: &str, span: std::ops::Range<usize>, cx: &mut Ctx) -> Option<ProbeSpec> {
+    let mut value = match toml::Value::try_from(probe) {
+        Ok(v) => v,
+        Err(e) => {
+            cx.push(span, format!("check `{check}` at site `{}`: {e}", site.slug), "");
+            return None;
+        }
+    };
+    let mut missing = Vec::new();
+    walk_strings(&mut value, &mut |s| {
+        if s.contains('{') {
+            *s = substitute(s, site, &mut missing);
+        }
+    });
+    if !missing.is_empty() {
+        missing.sort();
+        missing.dedup();
+        cx.push(span, format!("site `{}` has no address for {} (used by check `{check}`)", site.slug, missing.join(", ")), "add it to the site's address plan: addr = { link = \"…\", endpoint = \"…\", video = \"…\" }");
+        return None;
+    }
+    match value.try_into::<ProbeSpec>() {
+        Ok(p) => Some(p),
+        Err(e) => {
+            cx.push(span, format!("check `{check}` at site `{}`: {}", site.slug, e.message()), "");
+            None
+        }
+    }
+}
+
+/// The `{...}` placeholders in a string.
+fn placeholders(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(start) = rest.find('{') {
+        let Some(len) = rest[start..].find('}') else { break };
+        out.push(&rest[start + 1..start + len]);
+        rest = &rest[start + len + 1..];
+    }
+    out
+}
+
+fn walk_strings(v: &mut toml::Value, f: &mut impl FnMut(&mut String)) {
+    match v {
+        toml::Value::String(s) => f(s),
+        toml::Value::Array(a) => a.iter_mut().for_each(|x| walk_strings(x, f)),
+        toml::Value::Table(t) => t.iter_mut().for_each(|(_, x)| walk_strings(x, f)),
+        _ => {}
+    }
+}
+
+fn substitute(s: &str, site: &Site, missing: &mut Vec<String>) -> String {
+    let vars: BTreeMap<String, &str> = site
+        .addr
+        .iter()
+        .map(|(k, v)| (format!("addr.{k}"), v.as_str()))
+        .chain([("slug".to_string(), site.slug.as_str()), ("code".to_string(), site.code.as_str())])
+        .collect();
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let Some(len) = rest[start..].find('}') else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let key = &rest[start + 1..start + len];
+        match vars.get(key) {
+            Some(v) => out.push_str(v),
+            None => {
+                missing.push(format!("{{{key}}}"));
+                out.push_str(&rest[start..=start + len]);
+            }
+        }
+        rest = &rest[start + len + 1..];
+    }
+    out.push_str(rest);
+    out
+}

@@ -1,0 +1,152 @@
+//! Runs every check at its interval with its timeout.
+//!
+//! One task per check. First runs are spread over the interval by a hash of the check id, so
+//! 168 × N checks never fire as one burst. A global semaphore and one per site cap concurrency;
+//! a hung target only holds its own task (every run is bounded by its timeout). The engine may
+//! ask for an early re-run (confirm-fast) through the returned delay.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{CheckDef, Inventory};
+use crate::metrics::Metrics;
+use crate::probe::{Outcome, Probe};
+
+/// Where results go. Returns the delay until the check's next run when it should differ from the
+/// interval (e.g. a short confirm interval after a first failure).
+pub trait ResultSink: Send + Sync + 'static {
+    fn record(&self, check: &CheckDef, outcome: Outcome, finished: SystemTime) -> Option<Duration>;
+}
+
+/// A running set of check tasks; dropping it does not stop them, [`Scheduler::stop`] does.
+pub struct Scheduler {
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+/// Slack added to a probe's own timeout before the scheduler abandons it: a safety net only.
+const HARD_TIMEOUT_SLACK: Duration = Duration::from_secs(1);
+
+impl Scheduler {
+    /// Builds every probe and starts one task per check. Fails only if a probe cannot be built
+    /// (the config was validated, so this means the environment changed, e.g. a CA file vanished).
+    pub fn start(
+        inv: &Inventory,
+        sink: Arc<dyn ResultSink>,
+        metrics: Arc<Metrics>,
+        parent: &CancellationToken,
+    ) -> Result<Scheduler, crate::probe::BuildError> {
+        let cancel = parent.child_token();
+        let global = Arc::new(Semaphore::new(inv.scheduler.max_concurrency));
+        let mut per_site: HashMap<String, Arc<Semaphore>> = HashMap::new();
+        let mut built = Vec::with_capacity(inv.checks.len());
+        for c in &inv.checks {
+            built.push((c.clone(), Arc::new(c.probe.build(&c.build_context())?)));
+        }
+        let mut tasks = JoinSet::new();
+        let start = Instant::now();
+        for (check, probe) in built {
+            let site_sem = per_site
+                .entry(check.id.owner().to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(inv.scheduler.per_site_concurrency)))
+                .clone();
+            let first = start + stagger(&check);
+            tasks.spawn(run_check(
+                check,
+                probe,
+                first,
+                Limits { global: global.clone(), site: site_sem },
+                sink.clone(),
+                metrics.clone(),
+                cancel.clone(),
+            ));
+        }
+        Ok(Scheduler { cancel, tasks })
+    }
+
+    /// Stops every task and waits for in-flight probes to end (each is bounded by its timeout).
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Deterministic offset in [0, interval) from a hash of the check id.
+pub fn stagger(c: &CheckDef) -> Duration {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    c.id.key().hash(&mut h);
+    let interval_ms = c.interval.as_millis().max(1) as u64;
+    Duration::from_millis(h.finish() % interval_ms)
+}
+
+struct Limits {
+    global: Arc<Semaphore>,
+    site: Arc<Semaphore>,
+}
+
+async fn run_check(
+    check: CheckDef,
+    probe: Arc<Probe>,
+    first: Instant,
+    limits: Limits,
+    sink: Arc<dyn ResultSink>,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+) {
+    let mut planned = first;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(planned) => {}
+            _ = cancel.cancelled() => return,
+        }
+        let permits = tokio::select! {
+            p = acquire(&limits) => p,
+            _ = cancel.cancelled() => return,
+        };
+        let Some(_permits) = permits else { return };
+        let started = Instant::now();
+        metrics.lag.observe(started.saturating_duration_since(planned).as_secs_f64());
+        metrics.in_flight.inc();
+        let run = tokio::time::timeout(check.timeout + HARD_TIMEOUT_SLACK, probe.run(check.timeout));
+        let outcome = tokio::select! {
+            r = run => r.unwrap_or_else(|_| Outcome::fail(
+                crate::probe::Reason::Timeout,
+                format!("run abandoned after {:?}", check.timeout + HARD_TIMEOUT_SLACK),
+                Default::default(),
+            )),
+            _ = cancel.cancelled() => { metrics.in_flight.dec(); return; }
+        };
+        metrics.in_flight.dec();
+        drop(_permits);
+        tracing::debug!(check = %check.id, success = outcome.success, reason = ?outcome.reason(), "probe finished");
+        let early = sink.record(&check, outcome, SystemTime::now());
+        let now = Instant::now();
+        planned = match early {
+            Some(d) => now + d,
+            None => {
+                let mut next = planned + check.interval;
+                // After a long stall, skip missed runs instead of firing them back to back.
+                while next <= now {
+                    next += check.interval;
+                }
+                next
+            }
+        };
+    }
+}
+
+async fn acquire(
+    l: &Limits,
+) -> Option<(tokio::sync::OwnedSemaphorePermit, tokio::sync::OwnedSemaphorePermit)> {
+    // Site first: a slow site must not hold global permits while it waits for itself.
+    let site = l.site.clone().acquire_owned().await.ok()?;
+    let global = l.global.clone().acquire_owned().await.ok()?;
+    Some((site, global))
+}

@@ -1,0 +1,63 @@
+//! The HTTP layer: a function of read handles. It never writes state, runs probes or touches
+//! the scheduler.
+
+mod api;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+
+use crate::metrics::Metrics;
+use crate::state::LiveState;
+
+/// What handlers may read.
+#[derive(Clone)]
+pub struct AppState {
+    pub metrics: Arc<Metrics>,
+    pub state: Arc<LiveState>,
+}
+
+pub fn router(app: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(api::routes())
+        .fallback(not_found)
+        .layer(tower::limit::ConcurrencyLimitLayer::new(256))
+        .with_state(app)
+}
+
+async fn metrics(State(app): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(app): State<AppState>) -> Response {
+    let inv = app.state.inventory();
+    if app.state.is_running() && !inv.checks.is_empty() {
+        (StatusCode::OK, format!("ready: {} checks scheduled\n", inv.checks.len())).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready: config not loaded or scheduler stopped\n").into_response()
+    }
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+/// A JSON error body: `{"error": "..."}`.
+pub fn error(status: StatusCode, reason: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": reason }))).into_response()
+}

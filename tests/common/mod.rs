@@ -1,0 +1,59 @@
+//! Test servers on 127.0.0.1:0, started by each test and dropped with its runtime.
+#![allow(dead_code)] // each test crate uses a different subset
+
+pub mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::{TcpListener, TcpStream};
+
+/// Serves `router` over plain HTTP.
+pub async fn serve(router: Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    addr
+}
+
+/// Runs `handler` on every accepted connection, each in its own task.
+pub async fn serve_raw<F, Fut>(handler: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(handler(stream));
+        }
+    });
+    addr
+}
+
+/// Accepts connections and never writes a byte (holds them open for a minute).
+pub async fn silent_server() -> SocketAddr {
+    serve_raw(|stream| async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(stream);
+    })
+    .await
+}
+
+/// An address on which nothing listens: bind, note the port, drop the listener.
+pub async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    listener.local_addr().expect("local addr")
+}
+
+/// Sets an environment variable for this test process. Each test uses its own variable name,
+/// so concurrent tests do not race on the same key.
+pub fn set_env(key: &str, value: &str) {
+    // Safe in edition 2021; tests use distinct keys.
+    std::env::set_var(key, value);
+}
