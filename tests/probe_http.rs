@@ -37,7 +37,6 @@ async fn run(spec: &HttpSpec, timeout: Duration) -> (Outcome, HttpDetails) {
 }
 
 fn assert_reason(outcome: &Outcome, reason: Reason) {
-    eprintln!("MSG {:?}: {}", reason, outcome.failure.as_ref().map(|f| f.message.as_str()).unwrap_or(""));
     assert_eq!(outcome.reason(), Some(reason), "outcome: {outcome:?}");
 }
 
@@ -77,7 +76,8 @@ fn app() -> Router {
             "/endless",
             get(|| async {
                 let chunk = Bytes::from(vec![b'x'; 16 * 1024]);
-                let stream = futures::stream::repeat_with(move || Ok::<_, Infallible>(chunk.clone()));
+                let stream =
+                    futures::stream::repeat_with(move || Ok::<_, Infallible>(chunk.clone()));
                 Body::from_stream(stream)
             }),
         )
@@ -103,7 +103,10 @@ async fn hostname_url_resolves_and_sets_host_header() {
     let router = Router::new().route(
         "/",
         get(|headers: HeaderMap| async move {
-            let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let host = headers
+                .get("host")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             host.to_owned()
         }),
     );
@@ -129,12 +132,19 @@ async fn silent_server_times_out_during_processing() {
     let timeout = Duration::from_secs(1);
     let started = Instant::now();
     let (outcome, d) = run(&spec(&format!("http://{addr}/")), timeout).await;
-    assert!(started.elapsed() < timeout + SLACK, "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < timeout + SLACK,
+        "took {:?}",
+        started.elapsed()
+    );
     assert_reason(&outcome, Reason::Timeout);
     let msg = &outcome.failure.as_ref().expect("failure").message;
     assert!(msg.contains("processing"), "{msg}");
     assert!(d.phases.connect.is_some());
-    assert!(d.phases.processing.is_some(), "in-progress phase is counted");
+    assert!(
+        d.phases.processing.is_some(),
+        "in-progress phase is counted"
+    );
 }
 
 #[tokio::test]
@@ -143,7 +153,11 @@ async fn drip_fed_body_times_out_during_transfer() {
     let timeout = Duration::from_secs(1);
     let started = Instant::now();
     let (outcome, d) = run(&spec(&format!("http://{addr}/drip")), timeout).await;
-    assert!(started.elapsed() < timeout + SLACK, "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < timeout + SLACK,
+        "took {:?}",
+        started.elapsed()
+    );
     assert_reason(&outcome, Reason::Timeout);
     let msg = &outcome.failure.as_ref().expect("failure").message;
     assert!(msg.contains("transfer"), "{msg}");
@@ -161,11 +175,19 @@ async fn endless_body_stops_at_the_cap() {
     s.body_contains = Some("never there".into());
     let started = Instant::now();
     let (outcome, d) = run(&s, Duration::from_secs(5)).await;
-    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
     assert_reason(&outcome, Reason::BodyTooLarge);
     // Read stops within one chunk of the cap; nothing more was ever buffered.
     assert!(d.body_bytes > s.body_max_bytes, "{}", d.body_bytes);
-    assert!(d.body_bytes <= s.body_max_bytes + 512 * 1024, "{}", d.body_bytes);
+    assert!(
+        d.body_bytes <= s.body_max_bytes + 512 * 1024,
+        "{}",
+        d.body_bytes
+    );
 }
 
 #[tokio::test]
@@ -181,7 +203,11 @@ async fn declared_length_over_cap_fails_without_reading() {
 #[tokio::test]
 async fn unexpected_status_is_http_status() {
     let addr = common::serve(app()).await;
-    let (outcome, d) = run(&spec(&format!("http://{addr}/missing")), Duration::from_secs(2)).await;
+    let (outcome, d) = run(
+        &spec(&format!("http://{addr}/missing")),
+        Duration::from_secs(2),
+    )
+    .await;
     assert_reason(&outcome, Reason::HttpStatus);
     assert_eq!(d.status, Some(404));
 
@@ -208,11 +234,17 @@ async fn body_substring_and_regex() {
 
     let mut s = spec(&url);
     s.body_contains = Some("goodbye".into());
-    assert_reason(&run(&s, Duration::from_secs(2)).await.0, Reason::BodyMismatch);
+    assert_reason(
+        &run(&s, Duration::from_secs(2)).await.0,
+        Reason::BodyMismatch,
+    );
 
     let mut s = spec(&url);
     s.body_regex = Some(r"^\d+$".into());
-    assert_reason(&run(&s, Duration::from_secs(2)).await.0, Reason::BodyMismatch);
+    assert_reason(
+        &run(&s, Duration::from_secs(2)).await.0,
+        Reason::BodyMismatch,
+    );
 }
 
 #[tokio::test]
@@ -228,7 +260,10 @@ async fn json_field_comparison() {
         ("/absent", "x", false),
     ] {
         let mut s = spec(&url);
-        s.expect_json = Some(serde_json::from_value(json!({"pointer": pointer, "equals": equals})).expect("json spec"));
+        s.expect_json = Some(
+            serde_json::from_value(json!({"pointer": pointer, "equals": equals}))
+                .expect("json spec"),
+        );
         let (outcome, _) = run(&s, Duration::from_secs(2)).await;
         if ok {
             assert!(outcome.success, "{pointer}={equals}: {outcome:?}");
@@ -238,8 +273,12 @@ async fn json_field_comparison() {
     }
     // Not JSON at all.
     let mut s = spec(&format!("http://{addr}/"));
-    s.expect_json = Some(serde_json::from_value(json!({"pointer": "/a", "equals": "1"})).expect("json spec"));
-    assert_reason(&run(&s, Duration::from_secs(2)).await.0, Reason::BodyMismatch);
+    s.expect_json =
+        Some(serde_json::from_value(json!({"pointer": "/a", "equals": "1"})).expect("json spec"));
+    assert_reason(
+        &run(&s, Duration::from_secs(2)).await.0,
+        Reason::BodyMismatch,
+    );
 }
 
 #[tokio::test]
@@ -333,15 +372,28 @@ async fn basic_auth_password_from_env() {
     common::set_env("LIENTHONG_TEST_BASIC_OK", "s3cret-pw");
     common::set_env("LIENTHONG_TEST_BASIC_BAD", "wrong-pw");
     let mut s = spec(&format!("http://{addr}/"));
-    s.basic_auth = Some(serde_json::from_value(json!({"username": "probe", "password_env": "LIENTHONG_TEST_BASIC_OK"})).expect("auth"));
+    s.basic_auth = Some(
+        serde_json::from_value(
+            json!({"username": "probe", "password_env": "LIENTHONG_TEST_BASIC_OK"}),
+        )
+        .expect("auth"),
+    );
     let (outcome, _) = run(&s, Duration::from_secs(2)).await;
     assert!(outcome.success, "{outcome:?}");
 
-    s.basic_auth = Some(serde_json::from_value(json!({"username": "probe", "password_env": "LIENTHONG_TEST_BASIC_BAD"})).expect("auth"));
+    s.basic_auth = Some(
+        serde_json::from_value(
+            json!({"username": "probe", "password_env": "LIENTHONG_TEST_BASIC_BAD"}),
+        )
+        .expect("auth"),
+    );
     let (outcome, _) = run(&s, Duration::from_secs(2)).await;
     assert_reason(&outcome, Reason::HttpStatus);
     let text = format!("{outcome:?} {:?}", build(&s).expect("build"));
-    assert!(!text.contains("wrong-pw") && !text.contains("cHJvYmU6d3JvbmctcHc"), "{text}");
+    assert!(
+        !text.contains("wrong-pw") && !text.contains("cHJvYmU6d3JvbmctcHc"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -357,14 +409,28 @@ async fn bearer_token_from_env() {
 fn build_errors() {
     let mut s = spec("http://127.0.0.1:1/");
     s.bearer_token_env = Some("LIENTHONG_TEST_DEFINITELY_UNSET".into());
-    assert!(matches!(build(&s), Err(BuildError::MissingEnv(v)) if v == "LIENTHONG_TEST_DEFINITELY_UNSET"));
+    assert!(
+        matches!(build(&s), Err(BuildError::MissingEnv(v)) if v == "LIENTHONG_TEST_DEFINITELY_UNSET")
+    );
 
     let mut s = spec("http://127.0.0.1:1/");
     s.body_regex = Some("(unclosed".into());
-    assert!(matches!(build(&s), Err(BuildError::Invalid { field: "body_regex", .. })));
+    assert!(matches!(
+        build(&s),
+        Err(BuildError::Invalid {
+            field: "body_regex",
+            ..
+        })
+    ));
 
-    assert!(matches!(build(&spec("ftp://example/")), Err(BuildError::Invalid { field: "url", .. })));
-    assert!(matches!(build(&spec("not a url")), Err(BuildError::Invalid { field: "url", .. })));
+    assert!(matches!(
+        build(&spec("ftp://example/")),
+        Err(BuildError::Invalid { field: "url", .. })
+    ));
+    assert!(matches!(
+        build(&spec("not a url")),
+        Err(BuildError::Invalid { field: "url", .. })
+    ));
 
     let mut s = spec("https://127.0.0.1:1/");
     s.ca_file = Some("/nonexistent/ca.pem".into());
@@ -401,7 +467,10 @@ async fn https_unknown_ca_fails_but_reports_expiry() {
     let (outcome, d) = run(&spec(&format!("https://{addr}/")), Duration::from_secs(2)).await;
     assert_reason(&outcome, Reason::Tls);
     let msg = &outcome.failure.as_ref().expect("failure").message;
-    assert!(msg.contains("UnknownIssuer") || msg.contains("unknown"), "{msg}");
+    assert!(
+        msg.contains("UnknownIssuer") || msg.contains("unknown"),
+        "{msg}"
+    );
     assert_eq!(d.cert_earliest_expiry, Some(unix(FAR)));
     assert_eq!(d.status, None);
 }

@@ -43,7 +43,7 @@ async fn echo_server(mode: Server) -> (u16, Arc<AtomicUsize>) {
                     let _ = sock.send_to(&data, peer).await;
                 }
                 Server::DropEveryOther => {
-                    if k % 2 == 0 {
+                    if k.is_multiple_of(2) {
                         let _ = sock.send_to(&data, peer).await;
                     }
                 }

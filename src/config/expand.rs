@@ -163,6 +163,8 @@ impl Inventory {
 struct Ctx<'a> {
     loc: &'a Locator<'a>,
     problems: Vec<ConfigProblem>,
+    /// A class is wrong: its checks are not validated further (one report, not 168).
+    bad_classes: bool,
 }
 
 impl Ctx<'_> {
@@ -176,6 +178,7 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
     let mut cx = Ctx {
         loc,
         problems: Vec::new(),
+        bad_classes: false,
     };
     check_classes(file, &mut cx);
     if file.scheduler.max_concurrency == 0 || file.scheduler.per_site_concurrency == 0 {
@@ -398,6 +401,12 @@ fn known_classes(file: &ConfigFile) -> String {
 }
 
 fn check_classes(file: &ConfigFile, cx: &mut Ctx) {
+    let before = cx.problems.len();
+    check_classes_inner(file, cx);
+    cx.bad_classes = cx.problems.len() > before;
+}
+
+fn check_classes_inner(file: &ConfigFile, cx: &mut Ctx) {
     for (name, class) in &file.link_class {
         let c = class.get_ref();
         if c.timeout.get_ref().0 >= c.interval.get_ref().0 {
@@ -406,15 +415,16 @@ fn check_classes(file: &ConfigFile, cx: &mut Ctx) {
         if c.interval.get_ref().0 < Duration::from_secs(1) {
             cx.push(c.interval.span(), format!("link class `{name}`: interval below 1s"), "probe at most once a second");
         }
-        if c.packets == 0 || c.packets > 100 {
-            cx.push(class.span(), format!("link class `{name}`: packets must be between 1 and 100"), "");
+        let packets = *c.packets.get_ref();
+        if packets == 0 || packets > 100 {
+            cx.push(c.packets.span(), format!("link class `{name}`: packets must be between 1 and 100"), "");
         }
-        if c.pacing.0 * c.packets.max(1) >= c.timeout.get_ref().0 {
-            cx.push(class.span(), format!("link class `{name}`: packets × pacing must fit within timeout"), "lower packets or pacing, or raise timeout");
+        if c.pacing.0 * packets.max(1) >= c.timeout.get_ref().0 {
+            cx.push(c.packets.span(), format!("link class `{name}`: packets × pacing must fit within timeout"), "lower packets or pacing, or raise timeout");
         }
-        for (field, v) in [("max_loss", c.max_loss), ("degraded_loss", c.degraded_loss)] {
-            if !(0.0..=1.0).contains(&v) {
-                cx.push(class.span(), format!("link class `{name}`: {field} must be a ratio between 0 and 1"), "write 0.05 for 5 %");
+        for (field, v) in [("max_loss", &c.max_loss), ("degraded_loss", &c.degraded_loss)] {
+            if !(0.0..=1.0).contains(v.get_ref()) {
+                cx.push(v.span(), format!("link class `{name}`: {field} must be a ratio between 0 and 1"), "write 0.05 for 5 %");
             }
         }
     }
@@ -435,6 +445,9 @@ struct CheckSource<'a> {
 impl CheckSource<'_> {
     fn finish(self, file: &ConfigFile, span: std::ops::Range<usize>, cx: &mut Ctx) -> Option<CheckDef> {
         let class = file.link_class.get(self.class)?.get_ref();
+        if cx.bad_classes {
+            return None;
+        }
         let interval = self.interval.map(|d| d.0).unwrap_or(class.interval.get_ref().0);
         let timeout = self.timeout.map(|d| d.0).unwrap_or(class.timeout.get_ref().0);
         let class_ok = class.timeout.get_ref().0 < class.interval.get_ref().0;
@@ -446,9 +459,9 @@ impl CheckSource<'_> {
             return None;
         }
         let round = RoundShape {
-            packets: class.packets,
+            packets: *class.packets.get_ref(),
             pacing: class.pacing.0,
-            max_loss: class.max_loss,
+            max_loss: *class.max_loss.get_ref(),
         };
         if let Err(e) = self.probe.build(&BuildContext { round }) {
             cx.push(span, format!("check `{}`: {e}", self.id), build_hint(&e));
@@ -464,7 +477,7 @@ impl CheckSource<'_> {
             timeout,
             round,
             degraded: Degraded {
-                loss: class.degraded_loss,
+                loss: *class.degraded_loss.get_ref(),
                 rtt: class.degraded_rtt.0,
                 jitter: class.degraded_jitter.0,
                 latency: class.degraded_latency.0,

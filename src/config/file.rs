@@ -92,13 +92,13 @@ pub struct LinkClass {
     pub interval: Spanned<HumanDuration>,
     pub timeout: Spanned<HumanDuration>,
     /// Echo requests per link round.
-    pub packets: u32,
+    pub packets: Spanned<u32>,
     /// Gap between echo requests.
     pub pacing: HumanDuration,
     /// A round losing more than this ratio counts as failed.
-    pub max_loss: f64,
+    pub max_loss: Spanned<f64>,
     /// Loss ratio (averaged over recent rounds) from which the link is degraded.
-    pub degraded_loss: f64,
+    pub degraded_loss: Spanned<f64>,
     /// Average RTT from which the link is degraded.
     pub degraded_rtt: HumanDuration,
     /// Jitter (RTT standard deviation) from which the link is degraded.

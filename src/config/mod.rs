@@ -174,7 +174,17 @@ fn parse_hint(message: &str) -> Option<String> {
     }
 }
 
-/// A duration as written in the config (`"15s"`), with a serde impl via humantime.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, serde::Serialize)]
+/// A duration as written in the config (`"15s"`), parsed by humantime so a missing unit gets
+/// humantime's own explanation ("time unit needed, for example 15sec or 15ms").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(transparent)]
 pub struct HumanDuration(#[serde(with = "humantime_serde")] pub Duration);
+
+impl<'de> serde::Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(HumanDuration)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration \"{text}\": {e}")))
+    }
+}

@@ -110,7 +110,7 @@ pub struct HttpDetails {
 /// A built HTTP probe.
 #[derive(Debug)]
 pub struct HttpProbe {
-    spec: HttpSpec,
+    spec: Box<HttpSpec>,
     url: Url,
     method: Method,
     headers: HeaderMap,
@@ -150,9 +150,13 @@ fn env_secret(name: &str) -> Result<String, BuildError> {
 
 impl HttpProbe {
     pub fn build(spec: &HttpSpec) -> Result<Self, BuildError> {
-        let url = Url::parse(&spec.url).map_err(|e| invalid("url", format!("{}: {e}", spec.url)))?;
+        let url =
+            Url::parse(&spec.url).map_err(|e| invalid("url", format!("{}: {e}", spec.url)))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(invalid("url", format!("{} is not an http(s) URL", spec.url)));
+            return Err(invalid(
+                "url",
+                format!("{} is not an http(s) URL", spec.url),
+            ));
         }
         let method = Method::from_bytes(spec.method.to_ascii_uppercase().as_bytes())
             .map_err(|e| invalid("method", e))?;
@@ -184,8 +188,15 @@ impl HttpProbe {
                 Ok::<_, BuildError>(v)
             })
             .transpose()?;
-        if let Some(code) = spec.expect_status.iter().find(|c| !(100..=599).contains(*c)) {
-            return Err(invalid("expect_status", format!("{code} is not an HTTP status")));
+        if let Some(code) = spec
+            .expect_status
+            .iter()
+            .find(|c| !(100..=599).contains(*c))
+        {
+            return Err(invalid(
+                "expect_status",
+                format!("{code} is not an HTTP status"),
+            ));
         }
         let body_regex = spec
             .body_regex
@@ -202,7 +213,7 @@ impl HttpProbe {
         Ok(HttpProbe {
             tls: TlsClient::build(spec.tls_verify, spec.ca_file.as_deref())?,
             body: Bytes::from(spec.body.clone().unwrap_or_default()),
-            spec: spec.clone(),
+            spec: Box::new(spec.clone()),
             url,
             method,
             headers,
@@ -220,7 +231,7 @@ impl HttpProbe {
             Err(_) => {
                 let mut msg = st.clock.timeout_message(timeout);
                 if st.clock.current() == Some(Phase::Transfer) {
-                    msg += &format!(" ({} body bytes received)", st.details.body_bytes);
+                    msg += &format!("; {} body bytes received", st.details.body_bytes);
                 }
                 Some((Reason::Timeout, msg))
             }
@@ -285,7 +296,12 @@ impl HttpProbe {
             .method(method.clone())
             .uri(&url[Position::BeforePath..Position::AfterQuery])
             .body(Full::new(body))
-            .map_err(|e| (Reason::Protocol, format!("cannot build request for {url}: {e}")))?;
+            .map_err(|e| {
+                (
+                    Reason::Protocol,
+                    format!("cannot build request for {url}: {e}"),
+                )
+            })?;
         let headers = req.headers_mut();
         let host = HeaderValue::try_from(host).map_err(|e| (Reason::Protocol, e.to_string()))?;
         headers.insert(HOST, host);
@@ -324,7 +340,12 @@ impl HttpProbe {
     }
 
     /// One request/response on `io`, driving hyper's connection in the same future.
-    async fn http1<S>(&self, io: S, req: Request<Full<Bytes>>, st: &mut RunState) -> Result<Hop, Fail>
+    async fn http1<S>(
+        &self,
+        io: S,
+        req: Request<Full<Bytes>>,
+        st: &mut RunState,
+    ) -> Result<Hop, Fail>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -393,15 +414,19 @@ impl HttpProbe {
     }
 
     /// Reads frames until the end or the cap; never holds more than the cap plus one frame.
-    async fn read_body(&self, mut body: Incoming, details: &mut HttpDetails) -> Result<Vec<u8>, Fail> {
+    async fn read_body(
+        &self,
+        mut body: Incoming,
+        details: &mut HttpDetails,
+    ) -> Result<Vec<u8>, Fail> {
         let cap = self.spec.body_max_bytes;
-        let too_large = |n: u64| {
-            let msg = format!("body exceeds body_max_bytes = {cap} (at least {n} bytes)");
+        let too_large = |what: String| {
+            let msg = format!("body exceeds body_max_bytes = {cap} ({what})");
             (Reason::BodyTooLarge, msg)
         };
         // A declared Content-Length over the cap fails without reading anything.
         if let Some(n) = body.size_hint().exact().filter(|n| *n > cap) {
-            return Err(too_large(n));
+            return Err(too_large(format!("Content-Length: {n}")));
         }
         let keep = self.needs_body();
         let mut buf = Vec::new();
@@ -410,7 +435,7 @@ impl HttpProbe {
             if let Ok(data) = frame.into_data() {
                 details.body_bytes += data.len() as u64;
                 if details.body_bytes > cap {
-                    return Err(too_large(details.body_bytes));
+                    return Err(too_large(format!("{} bytes read", details.body_bytes)));
                 }
                 if keep {
                     buf.extend_from_slice(&data);
@@ -449,7 +474,10 @@ impl HttpProbe {
                 other => other.to_string(),
             };
             if got != spec.equals {
-                let msg = format!("JSON {} is {got:?}, expected {:?}", spec.pointer, spec.equals);
+                let msg = format!(
+                    "JSON {} is {got:?}, expected {:?}",
+                    spec.pointer, spec.equals
+                );
                 return mismatch(msg);
             }
         }
@@ -482,7 +510,11 @@ fn base64(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

@@ -446,82 +446,6 @@ impl IcmpProbe {
         }
         Ok(round)
     }
-
-    async fn udp_round(
-        &self,
-        target: SocketAddr,
-        deadline: Instant,
-        d: &mut IcmpDetails,
-    ) -> Result<Round, (Reason, String)> {
-        let setup = Instant::now();
-        let bind: SocketAddr = match target {
-            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-        };
-        let fail = |what: &str, e: std::io::Error| {
-            (
-                Reason::from_connect_error(&e),
-                format!("UDP echo to {target}: {what}: {e}"),
-            )
-        };
-        let sock = UdpSocket::bind(bind).await.map_err(|e| fail("bind", e))?;
-        // Connected: the kernel drops datagrams from other peers and reports port-unreachable.
-        sock.connect(target).await.map_err(|e| fail("connect", e))?;
-        d.setup = Some(setup.elapsed().as_secs_f64());
-
-        let n = self.shape.packets as usize;
-        let len = usize::from(self.spec.payload_bytes).max(UDP_HEADER);
-        let round_id: u64 = rand::random();
-        let mut sent_at: Vec<Option<Instant>> = vec![None; n];
-        let mut rtts: Vec<Option<Duration>> = vec![None; n];
-        let mut error = None;
-        let (mut next, mut received) = (0usize, 0usize);
-        // One byte more than expected, so an over-long (garbled) datagram is recognisable.
-        let mut buf = vec![0u8; len + 1];
-        let t0 = Instant::now();
-        let pacing = effective_pacing(
-            n as u32,
-            self.shape.pacing,
-            deadline.saturating_duration_since(t0),
-        );
-
-        while !(next == n && received == n) {
-            let send_at = t0 + pacing * next as u32;
-            tokio::select! {
-                biased;
-                r = sock.recv(&mut buf) => match r {
-                    Ok(k) => {
-                        // Foreign, garbled, duplicate or never-sent: ignored.
-                        let Some(seq) = match_echo(&buf[..k], round_id, len) else { continue };
-                        if let (Some(Some(at)), Some(slot @ None)) = (sent_at.get(seq), rtts.get_mut(seq)) {
-                            *slot = Some(at.elapsed());
-                            received += 1;
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                        let msg = format!("{target} refused UDP echo (ICMP port unreachable)");
-                        error.get_or_insert((Reason::ConnectRefused, msg));
-                    }
-                    Err(e) => {
-                        error.get_or_insert(fail("receive", e));
-                    }
-                },
-                _ = sleep_until(deadline) => break,
-                _ = sleep_until(send_at), if next < n => {
-                    sent_at[next] = Some(Instant::now());
-                    if let Err(e) = sock.send(&echo_datagram(round_id, next as u32, len)).await {
-                        error.get_or_insert((Reason::from_connect_error(&e), format!("UDP echo to {target}: send: {e}")));
-                    }
-                    next += 1;
-                }
-            }
-        }
-        Ok(Round {
-            sent: next as u32,
-            rtts: rtts.into_iter().take(next).collect(),
-            error,
-        })
-    }
 }
 
 /// An echo reply counts; an ICMP error (unreachable, time exceeded) is a loss with a reason.
@@ -548,22 +472,4 @@ fn classify_reply(
         return Ok(Some(rtt));
     }
     Err((Reason::Connect, format!("ICMP error type {ty} code {code} from {from} (destination unreachable or TTL exceeded)")))
-}
-
-/// The UDP echo datagram for `seq`: round id, sequence, then a fixed padding pattern.
-fn echo_datagram(round_id: u64, seq: u32, len: usize) -> Vec<u8> {
-    let mut b = Vec::with_capacity(len);
-    b.extend_from_slice(&round_id.to_be_bytes());
-    b.extend_from_slice(&seq.to_be_bytes());
-    b.resize(len, 0x5a);
-    b
-}
-
-/// The sequence number of an intact echo of one of this round's datagrams.
-fn match_echo(got: &[u8], round_id: u64, len: usize) -> Option<usize> {
-    if got.len() != len {
-        return None;
-    }
-    let seq = u32::from_be_bytes(got.get(8..UDP_HEADER)?.try_into().ok()?);
-    (got == echo_datagram(round_id, seq, len).as_slice()).then_some(seq as usize)
 }

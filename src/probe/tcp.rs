@@ -111,7 +111,7 @@ impl TcpProbe {
             Err(_) => {
                 let extra = match (st.clock.current(), &self.spec.expect) {
                     (Some(Phase::Processing), Some(re)) => {
-                        format!(" (waiting for /{re}/, {} bytes received)", st.received)
+                        format!("; waiting for /{re}/, {} bytes received", st.received)
                     }
                     _ => String::new(),
                 };
@@ -193,7 +193,9 @@ impl TcpProbe {
 }
 
 fn mismatch(re: &regex::bytes::Regex, buf: &[u8], why: &str) -> String {
-    let head = String::from_utf8_lossy(&buf[..buf.len().min(120)]).escape_debug().to_string();
+    let head = String::from_utf8_lossy(&buf[..buf.len().min(120)])
+        .escape_debug()
+        .to_string();
     format!(
         "{why} after {} bytes without matching /{re}/; received: \"{head}\"",
         buf.len()

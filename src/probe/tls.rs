@@ -106,7 +106,10 @@ fn add_pem_roots(roots: &mut RootCertStore, path: &str) -> Result<(), BuildError
         added += 1;
     }
     if added == 0 {
-        return Err(invalid("ca_file", format!("{path} holds no PEM certificate")));
+        return Err(invalid(
+            "ca_file",
+            format!("{path} holds no PEM certificate"),
+        ));
     }
     Ok(())
 }

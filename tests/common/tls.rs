@@ -81,7 +81,9 @@ impl Ca {
         params.distinguished_name.push(DnType::CommonName, names[0]);
         params.use_authority_key_identifier_extension = true;
         params.key_usages.push(KeyUsagePurpose::DigitalSignature);
-        params.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth);
+        params
+            .extended_key_usages
+            .push(ExtendedKeyUsagePurpose::ServerAuth);
         params.not_before = date_time_ymd(from.0, from.1, from.2);
         params.not_after = date_time_ymd(until.0, until.1, until.2);
         let cert = params.signed_by(&key, &self.issuer).expect("sign");
