@@ -406,6 +406,13 @@ async fn bearer_token_from_env() {
 }
 
 #[test]
+fn run_future_is_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let probe = build(&spec("http://127.0.0.1:1/")).expect("build");
+    assert_send(&probe.run(Duration::from_secs(1)));
+}
+
+#[test]
 fn build_errors() {
     let mut s = spec("http://127.0.0.1:1/");
     s.bearer_token_env = Some("LIENTHONG_TEST_DEFINITELY_UNSET".into());

@@ -134,6 +134,28 @@ async fn silent_server_with_expect_times_out() {
     assert!(d.phases.connect.is_some() && d.phases.processing.is_some());
 }
 
+#[tokio::test]
+async fn tls_handshake_with_silent_server_times_out() {
+    let addr = common::silent_server().await;
+    let mut s = spec(&addr.to_string());
+    s.tls = true;
+    let timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let (outcome, d) = run(&s, timeout).await;
+    assert!(
+        started.elapsed() < timeout + SLACK,
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_reason(&outcome, Reason::Timeout);
+    let msg = &outcome.failure.as_ref().expect("failure").message;
+    assert!(msg.contains("TLS handshake"), "{msg}");
+    assert!(
+        d.phases.tls.is_some() && d.cert_earliest_expiry.is_none(),
+        "{d:?}"
+    );
+}
+
 async fn banner_tls_server(leaf: &common::tls::Leaf) -> std::net::SocketAddr {
     serve_tls_raw(leaf, |mut tls| async move {
         let _ = tls.write_all(b"220 ready\r\n").await;

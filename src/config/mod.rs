@@ -78,8 +78,11 @@ impl<'a> Locator<'a> {
     }
 
     pub(crate) fn at(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..self.text.floor_char_boundary(offset)];
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
         (line, before[line_start..].chars().count() + 1)

@@ -12,12 +12,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, HOST, LOCATION, USER_AGENT};
 use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Body, Incoming};
+use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 use url::{Position, Url};
+
+mod check;
+
+use check::Checks;
 
 use super::tcp::{connect_host, Fail, Phase, PhaseClock};
 use super::tls::{ExpirySink, TlsClient};
@@ -110,14 +113,14 @@ pub struct HttpDetails {
 /// A built HTTP probe.
 #[derive(Debug)]
 pub struct HttpProbe {
-    spec: Box<HttpSpec>,
+    /// Boxed: keeps the `Probe` enum's variants close in size.
+    checks: Box<Checks>,
     url: Url,
     method: Method,
     headers: HeaderMap,
     /// Marked sensitive, so `Debug` never prints it.
     auth: Option<HeaderValue>,
     body: Bytes,
-    body_regex: Option<regex::Regex>,
     /// Always built: a plain-http check may be redirected to https.
     tls: TlsClient,
 }
@@ -188,37 +191,14 @@ impl HttpProbe {
                 Ok::<_, BuildError>(v)
             })
             .transpose()?;
-        if let Some(code) = spec
-            .expect_status
-            .iter()
-            .find(|c| !(100..=599).contains(*c))
-        {
-            return Err(invalid(
-                "expect_status",
-                format!("{code} is not an HTTP status"),
-            ));
-        }
-        let body_regex = spec
-            .body_regex
-            .as_deref()
-            .map(regex::Regex::new)
-            .transpose()
-            .map_err(|e| invalid("body_regex", e))?;
-        if let Some(j) = &spec.expect_json {
-            if !(j.pointer.is_empty() || j.pointer.starts_with('/')) {
-                let msg = format!("{:?} is not a JSON pointer (must start with /)", j.pointer);
-                return Err(invalid("expect_json.pointer", msg));
-            }
-        }
         Ok(HttpProbe {
             tls: TlsClient::build(spec.tls_verify, spec.ca_file.as_deref())?,
             body: Bytes::from(spec.body.clone().unwrap_or_default()),
-            spec: Box::new(spec.clone()),
+            checks: Box::new(Checks::build(spec)?),
             url,
             method,
             headers,
             auth,
-            body_regex,
         })
     }
 
@@ -255,7 +235,7 @@ impl HttpProbe {
             let same_origin = url.origin() == self.url.origin();
             let req = self.request(&url, &method, body.clone(), same_origin)?;
             match self.hop(&url, req, st).await? {
-                Hop::Done(body) => return self.check_body(&body),
+                Hop::Done(body) => return self.checks.body(&body),
                 Hop::Redirect(status, location) => {
                     let next = url.join(&location).map_err(|e| {
                         let msg = format!("redirect to unusable Location {location:?}: {e}");
@@ -362,7 +342,7 @@ impl HttpProbe {
             st.clock.end();
             let status = resp.status();
             st.details.status = Some(status.as_u16());
-            if status.is_redirection() && st.details.redirects < self.spec.max_redirects {
+            if status.is_redirection() && self.checks.may_follow(st.details.redirects) {
                 if let Some(location) = resp.headers().get(LOCATION) {
                     let location = location.to_str().map_err(|_| {
                         (Reason::Protocol, "Location header is not ASCII".to_owned())
@@ -370,9 +350,12 @@ impl HttpProbe {
                     return Ok(Hop::Redirect(status, location.to_owned()));
                 }
             }
-            self.check_status(status, st.details.redirects)?;
+            self.checks.status(status, st.details.redirects)?;
             st.clock.begin(Phase::Transfer);
-            let body = self.read_body(resp.into_body(), &mut st.details).await?;
+            let body = self
+                .checks
+                .read_body(resp.into_body(), &mut st.details)
+                .await?;
             st.clock.end();
             Ok(Hop::Done(body))
         });
@@ -386,102 +369,6 @@ impl HttpProbe {
                 _ = &mut conn, if !conn_done => conn_done = true,
             }
         }
-    }
-
-    fn check_status(&self, status: StatusCode, redirects: u32) -> Result<(), Fail> {
-        let expected = &self.spec.expect_status;
-        let ok = match expected.is_empty() {
-            true => status.is_success(),
-            false => expected.contains(&status.as_u16()),
-        };
-        if ok {
-            return Ok(());
-        }
-        let want = match expected.is_empty() {
-            true => "2xx".to_owned(),
-            false => format!("{expected:?}"),
-        };
-        let mut msg = format!("status {status} not in expected set {want}");
-        if status.is_redirection() && self.spec.max_redirects > 0 {
-            msg += &format!(" (after {redirects} redirects, limit max_redirects reached)");
-        }
-        Err((Reason::HttpStatus, msg))
-    }
-
-    fn needs_body(&self) -> bool {
-        let s = &self.spec;
-        s.body_contains.is_some() || s.body_regex.is_some() || s.expect_json.is_some()
-    }
-
-    /// Reads frames until the end or the cap; never holds more than the cap plus one frame.
-    async fn read_body(
-        &self,
-        mut body: Incoming,
-        details: &mut HttpDetails,
-    ) -> Result<Vec<u8>, Fail> {
-        let cap = self.spec.body_max_bytes;
-        let too_large = |what: String| {
-            let msg = format!("body exceeds body_max_bytes = {cap} ({what})");
-            (Reason::BodyTooLarge, msg)
-        };
-        // A declared Content-Length over the cap fails without reading anything.
-        if let Some(n) = body.size_hint().exact().filter(|n| *n > cap) {
-            return Err(too_large(format!("Content-Length: {n}")));
-        }
-        let keep = self.needs_body();
-        let mut buf = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| hyper_fail("reading body", &e))?;
-            if let Ok(data) = frame.into_data() {
-                details.body_bytes += data.len() as u64;
-                if details.body_bytes > cap {
-                    return Err(too_large(format!("{} bytes read", details.body_bytes)));
-                }
-                if keep {
-                    buf.extend_from_slice(&data);
-                }
-            }
-        }
-        Ok(buf)
-    }
-
-    fn check_body(&self, body: &[u8]) -> Result<(), Fail> {
-        if !self.needs_body() {
-            return Ok(());
-        }
-        let mismatch = |msg: String| Err((Reason::BodyMismatch, msg));
-        let text = String::from_utf8_lossy(body);
-        if let Some(needle) = &self.spec.body_contains {
-            if !text.contains(needle.as_str()) {
-                return mismatch(format!("body does not contain {needle:?}"));
-            }
-        }
-        if let Some(re) = &self.body_regex {
-            if !re.is_match(&text) {
-                return mismatch(format!("body does not match /{re}/"));
-            }
-        }
-        if let Some(spec) = &self.spec.expect_json {
-            let json: serde_json::Value = match serde_json::from_slice(body) {
-                Ok(v) => v,
-                Err(e) => return mismatch(format!("body is not JSON: {e}")),
-            };
-            let Some(field) = json.pointer(&spec.pointer) else {
-                return mismatch(format!("JSON has no field at {}", spec.pointer));
-            };
-            let got = match field {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            if got != spec.equals {
-                let msg = format!(
-                    "JSON {} is {got:?}, expected {:?}",
-                    spec.pointer, spec.equals
-                );
-                return mismatch(msg);
-            }
-        }
-        Ok(())
     }
 }
 

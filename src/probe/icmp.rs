@@ -10,17 +10,18 @@
 //! does not fit in what is left of the budget, pacing shrinks to `budget / packets`, so the last
 //! packet still gets one pacing interval to be answered and the round never exceeds `timeout`.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use surge_ping::{Client, Config, IcmpPacket, PingIdentifier, PingSequence, SurgeError, ICMP};
-use tokio::net::UdpSocket;
 use tokio::time::{sleep_until, timeout_at, Instant};
 
 use super::{BuildContext, BuildError, Details, Outcome, Reason};
+
+mod udp_echo;
 
 /// `probe.icmp = { … }` in `probes.toml`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -52,8 +53,6 @@ fn default_payload() -> u16 {
 const MAX_PAYLOAD: u16 = 1472;
 /// More packets than this per round is a flood, not a probe.
 const MAX_PACKETS: u32 = 1000;
-/// UDP echo header: 8-byte round id + 4-byte sequence number.
-const UDP_HEADER: usize = 12;
 
 const PERMISSION_HINT: &str = "ICMP needs an unprivileged datagram socket (allow the process's \
 group with `sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"`) or a raw socket (run as root \
@@ -102,7 +101,7 @@ pub struct RttStats {
     pub min: f64,
     pub avg: f64,
     pub max: f64,
-    /// Population standard deviation (divides by n, not n − 1): the round is the whole population.
+    /// Population standard deviation (divides by n, not n − 1): the round is the population.
     pub stddev: f64,
 }
 
@@ -231,13 +230,6 @@ struct Round {
     error: Option<(Reason, String)>,
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> BuildError {
-    BuildError::Invalid {
-        field,
-        message: message.into(),
-    }
-}
-
 impl IcmpProbe {
     pub fn build(spec: &IcmpSpec, ctx: &BuildContext) -> Result<Self, BuildError> {
         let shape = RoundShape {
@@ -245,26 +237,23 @@ impl IcmpProbe {
             pacing: spec.pacing.unwrap_or(ctx.round.pacing),
             max_loss: spec.max_loss.unwrap_or(ctx.round.max_loss),
         };
-        if spec.host.trim().is_empty() {
-            return Err(invalid("host", "must not be empty"));
-        }
-        if !(1..=MAX_PACKETS).contains(&shape.packets) {
-            return Err(invalid(
-                "packets",
-                format!("must be between 1 and {MAX_PACKETS}, got {}", shape.packets),
-            ));
-        }
-        if !(0.0..=1.0).contains(&shape.max_loss) {
-            return Err(invalid(
-                "max_loss",
-                format!("must be between 0 and 1, got {}", shape.max_loss),
-            ));
-        }
-        if spec.payload_bytes > MAX_PAYLOAD {
-            return Err(invalid(
+        let (n, loss, payload) = (shape.packets, shape.max_loss, spec.payload_bytes);
+        let problem = if spec.host.trim().is_empty() {
+            Some(("host", "must not be empty".to_string()))
+        } else if !(1..=MAX_PACKETS).contains(&n) {
+            Some(("packets", format!("must be 1 to {MAX_PACKETS}, got {n}")))
+        } else if !(0.0..=1.0).contains(&loss) {
+            Some(("max_loss", format!("must be 0 to 1, got {loss}")))
+        } else if payload > MAX_PAYLOAD {
+            Some((
                 "payload_bytes",
-                format!("must be at most {MAX_PAYLOAD}, got {}", spec.payload_bytes),
-            ));
+                format!("must be at most {MAX_PAYLOAD}, got {payload}"),
+            ))
+        } else {
+            None
+        };
+        if let Some((field, message)) = problem {
+            return Err(BuildError::Invalid { field, message });
         }
         Ok(IcmpProbe {
             spec: spec.clone(),
@@ -312,7 +301,8 @@ impl IcmpProbe {
         d.resolve = Some(started.elapsed().as_secs_f64());
 
         let round = if self.spec.udp_echo_port.is_some() {
-            self.udp_round(target, deadline, &mut d).await
+            let payload = self.spec.payload_bytes;
+            udp_echo::round(target, self.shape, payload, deadline, &mut d).await
         } else {
             self.icmp_round(target.ip(), deadline, &mut d).await
         };
@@ -471,5 +461,6 @@ fn classify_reply(
     if is_reply {
         return Ok(Some(rtt));
     }
-    Err((Reason::Connect, format!("ICMP error type {ty} code {code} from {from} (destination unreachable or TTL exceeded)")))
+    let msg = format!("ICMP error type {ty} code {code} from {from} (unreachable, TTL …)");
+    Err((Reason::Connect, msg))
 }
