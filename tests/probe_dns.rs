@@ -198,7 +198,7 @@ async fn silent_server_times_out() {
     assert_eq!(o.reason(), Some(Reason::Timeout), "{o:?}");
     let elapsed = started.elapsed();
     assert!(
-        elapsed >= timeout && elapsed < timeout + Duration::from_millis(100),
+        elapsed >= timeout && elapsed < timeout + Duration::from_millis(300),
         "{elapsed:?}"
     );
     assert!(details(&o).rcode.is_none());

@@ -1,7 +1,6 @@
 //! ICMP round: UDP echo transport against in-test echo servers on 127.0.0.1, live ICMP to
 //! 127.0.0.1 when a socket can be opened, and the stats arithmetic.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -224,7 +223,7 @@ async fn pacing_shrinks_to_fit_the_timeout() {
         .await;
     assert_eq!(details(&o).sent, 10);
     assert_eq!(seen.load(Ordering::SeqCst), 10);
-    assert!(o.duration < Duration::from_millis(600), "{:?}", o.duration);
+    assert!(o.duration < Duration::from_millis(800), "{:?}", o.duration);
 }
 
 #[test]
@@ -314,8 +313,7 @@ async fn live_icmp_loopback_second_runtime() {
         eprintln!("SKIP live_icmp_loopback_second_runtime: no ICMP socket");
         return;
     }
-    let target: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let o = probe(&target.ip().to_string(), None, 2, 10, 0.0)
+    let o = probe("127.0.0.1", None, 2, 10, 0.0)
         .run(Duration::from_secs(2))
         .await;
     assert!(o.success, "{o:?}");

@@ -246,8 +246,8 @@ impl DnsProbe {
         let response = match response {
             Err(_) if unusable > 0 => {
                 let msg = format!(
-                    "no valid response from {server} within {timeout:?}: {unusable} datagram(s) \
-                     with a wrong id or too short to be DNS"
+                    "no valid response from {server} within {timeout:?}, only {unusable} \
+                     datagram(s) with a wrong id, too short, or not a response"
                 );
                 return Outcome::fail(Reason::Protocol, msg, Details::Dns(d));
             }
