@@ -53,7 +53,14 @@ where
     let source = Source::pick(config);
     let inv = source.load()?;
     let scenario = match scenario {
-        Some(p) => Scenario::load(p).with_context(|| format!("scenario {}", p.display()))?,
+        Some(p) => {
+            let sc = Scenario::load(p).with_context(|| format!("scenario {}", p.display()))?;
+            let unknown = sc.unknown_targets(&inv);
+            if !unknown.is_empty() {
+                anyhow::bail!("scenario {}: unknown targets {:?} (use site or service slugs of the config)", p.display(), unknown);
+            }
+            sc
+        }
         None => Scenario::default_demo(),
     };
     let state_dir = std::env::current_dir()?;

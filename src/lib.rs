@@ -3,15 +3,17 @@
 
 pub mod config;
 pub mod engine;
+pub mod health;
 pub mod metrics;
 pub mod probe;
 pub mod report;
 pub mod scheduler;
 pub mod service;
+pub mod simulator;
 pub mod state;
 pub mod web;
 
-// pub mod demo; (wired once the simulator lands)
+pub mod demo;
 
 /// Logs once, at start-up, whether ICMP link rounds can run, and what to do when they cannot.
 pub fn icmp_startup_notice(inv: &config::Inventory) {

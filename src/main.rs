@@ -85,7 +85,12 @@ fn init_tracing() {
         // rustls-platform-verifier logs an ERROR on every failed verification: that is probe data.
         tracing_subscriber::EnvFilter::new("info,rustls=off,rustls_platform_verifier=off")
     });
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
@@ -151,8 +156,7 @@ async fn serve(config: PathBuf, listen: Option<String>) -> anyhow::Result<ExitCo
 }
 
 async fn demo(listen: String, scenario: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let _ = (listen, scenario, config, signals);
-    anyhow::bail!("demo: not wired yet");
+    lienthong::demo::run(&listen, scenario.as_deref(), config.as_deref(), signals).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -49,7 +49,9 @@ pub(crate) fn make(
     ca.not_before = back.into();
     ca.not_after = (now + 365 * DAY).into();
     let ca_key = KeyPair::generate().map_err(cert_err("CA key"))?;
-    let ca_cert = ca.self_signed(&ca_key).map_err(cert_err("CA certificate"))?;
+    let ca_cert = ca
+        .self_signed(&ca_key)
+        .map_err(cert_err("CA certificate"))?;
     let issuer = Issuer::new(ca, ca_key);
 
     let mut leaf = CertificateParams::new(Vec::<String>::new()).map_err(cert_err("leaf params"))?;
@@ -76,8 +78,7 @@ pub(crate) fn make(
         .signed_by(&leaf_key, &issuer)
         .map_err(cert_err("leaf certificate"))?;
 
-    let chain: Vec<CertificateDer<'static>> =
-        vec![leaf_cert.der().clone(), ca_cert.der().clone()];
+    let chain: Vec<CertificateDer<'static>> = vec![leaf_cert.der().clone(), ca_cert.der().clone()];
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut server = rustls::ServerConfig::builder_with_provider(provider)

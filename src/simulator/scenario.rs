@@ -57,7 +57,7 @@ pub struct Fault {
     /// `link_loss`: loss ratio that replaces the link's normal loss (0.15 = 15 %).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<f64>,
-    /// `link_latency`: extra one-way echo delay; `slow`: delay before each HTTP response.
+    /// `link_latency`: extra echo delay (adds to the round-trip time); `slow`: delay before each HTTP response.
     #[serde(
         default,
         with = "humantime_serde",
@@ -243,8 +243,7 @@ impl Scenario {
             f.site = Some(slug.into());
             f
         };
-        let mut down = site(Fault::new(20, 120, FaultKind::LinkDown), "phuong-ben-thanh");
-        down.check = None;
+        let down = site(Fault::new(20, 120, FaultKind::LinkDown), "phuong-ben-thanh");
         let mut status = Fault::new(60, 90, FaultKind::HttpStatus);
         status.service = Some("thu-tuc-hanh-chinh".into());
         status.status = Some(503);
@@ -416,7 +415,13 @@ mod tests {
             status = 503
         "#;
         let err = Scenario::parse(text).unwrap_err().to_string();
-        for m in ["exactly one target", "`at`", "`duration`", "needs `loss`", "`status` does not apply"] {
+        for m in [
+            "exactly one target",
+            "`at`",
+            "`duration`",
+            "needs `loss`",
+            "`status` does not apply",
+        ] {
             assert!(err.contains(m), "{m} missing in {err}");
         }
         let err = Scenario::parse("[[fault]]\nat = \"1s\"\nbogus = 1\n").unwrap_err();
