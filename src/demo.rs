@@ -34,7 +34,9 @@ impl Source {
     fn load(&self) -> Result<Inventory, ConfigError> {
         let cfg = match self {
             Source::File(p) => Config::load(p)?,
-            Source::Builtin => Config::from_str(Path::new("probes.toml (built in)"), BUILTIN_CONFIG)?,
+            Source::Builtin => {
+                Config::from_str(Path::new("probes.toml (built in)"), BUILTIN_CONFIG)?
+            }
         };
         Ok((*cfg.inventory).clone())
     }
@@ -57,7 +59,11 @@ where
             let sc = Scenario::load(p).with_context(|| format!("scenario {}", p.display()))?;
             let unknown = sc.unknown_targets(&inv);
             if !unknown.is_empty() {
-                anyhow::bail!("scenario {}: unknown targets {:?} (use site or service slugs of the config)", p.display(), unknown);
+                anyhow::bail!(
+                    "scenario {}: unknown targets {:?} (use site or service slugs of the config)",
+                    p.display(),
+                    unknown
+                );
             }
             sc
         }
@@ -77,7 +83,10 @@ where
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!("demo: open http://{}/ (metrics on /metrics)", listener.local_addr()?);
+    tracing::info!(
+        "demo: open http://{}/ (metrics on /metrics)",
+        listener.local_addr()?
+    );
     let shutdown = CancellationToken::new();
     let reload = signals(shutdown.clone())?;
     let sim_for_loader = sim.clone();

@@ -17,9 +17,10 @@ pub mod demo;
 
 /// Logs once, at start-up, whether ICMP link rounds can run, and what to do when they cannot.
 pub fn icmp_startup_notice(inv: &config::Inventory) {
-    let uses_icmp = inv.checks.iter().any(|c| {
-        matches!(&c.probe, probe::ProbeSpec::Icmp(s) if s.udp_echo_port.is_none())
-    });
+    let uses_icmp = inv
+        .checks
+        .iter()
+        .any(|c| matches!(&c.probe, probe::ProbeSpec::Icmp(s) if s.udp_echo_port.is_none()));
     if !uses_icmp {
         return;
     }
@@ -27,6 +28,9 @@ pub fn icmp_startup_notice(inv: &config::Inventory) {
     if cap.socket().is_some() {
         tracing::info!("{}", cap.summary());
     } else {
-        tracing::error!("{} — every ICMP link check will fail with reason `permission`", cap.summary());
+        tracing::error!(
+            "{} — every ICMP link check will fail with reason `permission`",
+            cap.summary()
+        );
     }
 }

@@ -12,7 +12,11 @@ use lienthong::config::Config;
 use lienthong::service::{self, Handles, Loader};
 
 #[derive(Parser)]
-#[command(name = "lienthong", version, about = "Async prober for the 168 commune-level sites of Ho Chi Minh City")]
+#[command(
+    name = "lienthong",
+    version,
+    about = "Async prober for the 168 commune-level sites of Ho Chi Minh City"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -56,7 +60,10 @@ fn main() -> ExitCode {
     init_tracing();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -67,8 +74,16 @@ fn main() -> ExitCode {
         match cli.command {
             Command::CheckConfig { config } => check_config(&config),
             Command::Serve { config, listen } => serve(config, listen).await,
-            Command::Demo { listen, scenario, config } => demo(listen, scenario, config).await,
-            Command::Probe { config, target, check } => probe_once(&config, &target, check.as_deref()).await,
+            Command::Demo {
+                listen,
+                scenario,
+                config,
+            } => demo(listen, scenario, config).await,
+            Command::Probe {
+                config,
+                target,
+                check,
+            } => probe_once(&config, &target, check.as_deref()).await,
         }
     });
     match result {
@@ -81,10 +96,11 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LIENTHONG_LOG").unwrap_or_else(|_| {
-        // rustls-platform-verifier logs an ERROR on every failed verification: that is probe data.
-        tracing_subscriber::EnvFilter::new("info,rustls=off,rustls_platform_verifier=off")
-    });
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("LIENTHONG_LOG").unwrap_or_else(|_| {
+            // rustls-platform-verifier logs an ERROR on every failed verification: that is probe data.
+            tracing_subscriber::EnvFilter::new("info,rustls=off,rustls_platform_verifier=off")
+        });
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -155,7 +171,11 @@ async fn serve(config: PathBuf, listen: Option<String>) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-async fn demo(listen: String, scenario: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+async fn demo(
+    listen: String,
+    scenario: Option<PathBuf>,
+    config: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     lienthong::demo::run(&listen, scenario.as_deref(), config.as_deref(), signals).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -169,7 +189,11 @@ async fn probe_once(config: &Path, target: &str, check: Option<&str>) -> anyhow:
         .filter(|c| c.id.owner() == target && check.is_none_or(|n| &*c.id.name == n))
         .collect();
     if checks.is_empty() {
-        anyhow::bail!("no check matches `{target}`{} in {}", check.map(|c| format!(" / `{c}`")).unwrap_or_default(), config.display());
+        anyhow::bail!(
+            "no check matches `{target}`{} in {}",
+            check.map(|c| format!(" / `{c}`")).unwrap_or_default(),
+            config.display()
+        );
     }
     let mut all_ok = true;
     for c in checks {
@@ -178,5 +202,9 @@ async fn probe_once(config: &Path, target: &str, check: Option<&str>) -> anyhow:
         all_ok &= outcome.success;
         print!("{}", lienthong::report::breakdown(c, &outcome));
     }
-    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }

@@ -62,8 +62,11 @@ fn gauge(r: &Registry, name: &str, help: &str, extra: &[&str]) -> GaugeVec {
 }
 
 fn hist(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> HistogramVec {
-    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), &CHECK_LABELS)
-        .expect("valid metric");
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(buckets),
+        &CHECK_LABELS,
+    )
+    .expect("valid metric");
     r.register(Box::new(h.clone())).expect("unique metric");
     h
 }
@@ -85,72 +88,234 @@ impl Metrics {
             g
         };
         let m = Metrics {
-            success: gauge(&r, "probe_success", "Whether the last run of the check succeeded (1) or not (0)", &[]),
-            duration: gauge(&r, "probe_duration_seconds", "How long the last run of the check took", &[]),
-            http_phase: gauge(&r, "probe_http_duration_seconds", "Duration of the last HTTP request by phase, summed over redirects", &["phase"]),
-            http_status: gauge(&r, "probe_http_status_code", "Response HTTP status code of the last run (0 when none)", &[]),
-            http_content_length: gauge(&r, "probe_http_uncompressed_body_length", "Length of the last response body in bytes", &[]),
-            ssl_expiry: gauge(&r, "probe_ssl_earliest_cert_expiry", "Earliest notAfter over the presented certificate chain, Unix seconds", &[]),
-            icmp_phase: gauge(&r, "probe_icmp_duration_seconds", "Duration of the last ICMP round by phase (rtt = mean RTT)", &["phase"]),
-            icmp_rtt_min: gauge(&r, "probe_icmp_duration_rtt_min_seconds", "Minimum RTT of the last echo round", &[]),
-            icmp_rtt_max: gauge(&r, "probe_icmp_duration_rtt_max_seconds", "Maximum RTT of the last echo round", &[]),
-            icmp_rtt_stddev: gauge(&r, "probe_icmp_duration_rtt_stddev_seconds", "Jitter: population standard deviation of the RTTs of the last echo round", &[]),
-            icmp_loss: gauge(&r, "probe_icmp_loss_ratio", "Share of echo requests of the last round that got no reply (0..1)", &[]),
-            icmp_sent: gauge(&r, "probe_icmp_packets_sent_count", "Echo requests sent in the last round", &[]),
-            icmp_received: gauge(&r, "probe_icmp_packets_received_count", "Echo replies received in the last round", &[]),
-            icmp_rtt_hist: hist(&r, "lienthong_icmp_rtt_seconds", "Distribution of every echo RTT (Smokeping-style spread)", latency_buckets()),
-            dns_phase: gauge(&r, "probe_dns_duration_seconds", "Duration of the last DNS request by phase", &["phase"]),
-            dns_answer_rrs: gauge(&r, "probe_dns_answer_rrs", "Number of answer records in the last response", &[]),
-            dns_authority_rrs: gauge(&r, "probe_dns_authority_rrs", "Number of authority records in the last response", &[]),
-            dns_additional_rrs: gauge(&r, "probe_dns_additional_rrs", "Number of additional records in the last response", &[]),
-            dns_query_succeeded: gauge(&r, "probe_dns_query_succeeded", "Whether the last DNS query got a response (1) or not (0)", &[]),
-            duration_hist: hist(&r, "lienthong_probe_duration_seconds", "Distribution of run durations per check", latency_buckets()),
+            success: gauge(
+                &r,
+                "probe_success",
+                "Whether the last run of the check succeeded (1) or not (0)",
+                &[],
+            ),
+            duration: gauge(
+                &r,
+                "probe_duration_seconds",
+                "How long the last run of the check took",
+                &[],
+            ),
+            http_phase: gauge(
+                &r,
+                "probe_http_duration_seconds",
+                "Duration of the last HTTP request by phase, summed over redirects",
+                &["phase"],
+            ),
+            http_status: gauge(
+                &r,
+                "probe_http_status_code",
+                "Response HTTP status code of the last run (0 when none)",
+                &[],
+            ),
+            http_content_length: gauge(
+                &r,
+                "probe_http_uncompressed_body_length",
+                "Length of the last response body in bytes",
+                &[],
+            ),
+            ssl_expiry: gauge(
+                &r,
+                "probe_ssl_earliest_cert_expiry",
+                "Earliest notAfter over the presented certificate chain, Unix seconds",
+                &[],
+            ),
+            icmp_phase: gauge(
+                &r,
+                "probe_icmp_duration_seconds",
+                "Duration of the last ICMP round by phase (rtt = mean RTT)",
+                &["phase"],
+            ),
+            icmp_rtt_min: gauge(
+                &r,
+                "probe_icmp_duration_rtt_min_seconds",
+                "Minimum RTT of the last echo round",
+                &[],
+            ),
+            icmp_rtt_max: gauge(
+                &r,
+                "probe_icmp_duration_rtt_max_seconds",
+                "Maximum RTT of the last echo round",
+                &[],
+            ),
+            icmp_rtt_stddev: gauge(
+                &r,
+                "probe_icmp_duration_rtt_stddev_seconds",
+                "Jitter: population standard deviation of the RTTs of the last echo round",
+                &[],
+            ),
+            icmp_loss: gauge(
+                &r,
+                "probe_icmp_loss_ratio",
+                "Share of echo requests of the last round that got no reply (0..1)",
+                &[],
+            ),
+            icmp_sent: gauge(
+                &r,
+                "probe_icmp_packets_sent_count",
+                "Echo requests sent in the last round",
+                &[],
+            ),
+            icmp_received: gauge(
+                &r,
+                "probe_icmp_packets_received_count",
+                "Echo replies received in the last round",
+                &[],
+            ),
+            icmp_rtt_hist: hist(
+                &r,
+                "lienthong_icmp_rtt_seconds",
+                "Distribution of every echo RTT (Smokeping-style spread)",
+                latency_buckets(),
+            ),
+            dns_phase: gauge(
+                &r,
+                "probe_dns_duration_seconds",
+                "Duration of the last DNS request by phase",
+                &["phase"],
+            ),
+            dns_answer_rrs: gauge(
+                &r,
+                "probe_dns_answer_rrs",
+                "Number of answer records in the last response",
+                &[],
+            ),
+            dns_authority_rrs: gauge(
+                &r,
+                "probe_dns_authority_rrs",
+                "Number of authority records in the last response",
+                &[],
+            ),
+            dns_additional_rrs: gauge(
+                &r,
+                "probe_dns_additional_rrs",
+                "Number of additional records in the last response",
+                &[],
+            ),
+            dns_query_succeeded: gauge(
+                &r,
+                "probe_dns_query_succeeded",
+                "Whether the last DNS query got a response (1) or not (0)",
+                &[],
+            ),
+            duration_hist: hist(
+                &r,
+                "lienthong_probe_duration_seconds",
+                "Distribution of run durations per check",
+                latency_buckets(),
+            ),
             attempts: {
-                let c = IntCounterVec::new(Opts::new("lienthong_probe_attempts_total", "Runs of the check"), &CHECK_LABELS).expect("valid metric");
+                let c = IntCounterVec::new(
+                    Opts::new("lienthong_probe_attempts_total", "Runs of the check"),
+                    &CHECK_LABELS,
+                )
+                .expect("valid metric");
                 r.register(Box::new(c.clone())).expect("unique metric");
                 c
             },
             failures: {
                 let labels: Vec<&str> = CHECK_LABELS.iter().chain(&["reason"]).copied().collect();
-                let c = IntCounterVec::new(Opts::new("lienthong_probe_failures_total", "Failed runs of the check by reason"), &labels).expect("valid metric");
+                let c = IntCounterVec::new(
+                    Opts::new(
+                        "lienthong_probe_failures_total",
+                        "Failed runs of the check by reason",
+                    ),
+                    &labels,
+                )
+                .expect("valid metric");
                 r.register(Box::new(c.clone())).expect("unique metric");
                 c
             },
-            last_run: gauge(&r, "lienthong_probe_last_run_timestamp_seconds", "When the check last finished, Unix seconds", &[]),
-            site_info: int_gauge_vec("lienthong_site_info", "Reference data of a site (value 1), for joins", &["site", "code", "name", "kind", "former_province", "former_district", "island", "link_class"]),
-            service_info: int_gauge_vec("lienthong_service_info", "A shared service of the city (value 1), for joins", &["service", "name"]),
-            check_info: int_gauge_vec("lienthong_check_info", "A configured check (value 1): its role and link class", &["site", "service", "check", "kind", "role", "link_class"]),
-            build_info: int_gauge_vec("lienthong_build_info", "Build information (value 1)", &["version", "revision"]),
+            last_run: gauge(
+                &r,
+                "lienthong_probe_last_run_timestamp_seconds",
+                "When the check last finished, Unix seconds",
+                &[],
+            ),
+            site_info: int_gauge_vec(
+                "lienthong_site_info",
+                "Reference data of a site (value 1), for joins",
+                &[
+                    "site",
+                    "code",
+                    "name",
+                    "kind",
+                    "former_province",
+                    "former_district",
+                    "island",
+                    "link_class",
+                ],
+            ),
+            service_info: int_gauge_vec(
+                "lienthong_service_info",
+                "A shared service of the city (value 1), for joins",
+                &["service", "name"],
+            ),
+            check_info: int_gauge_vec(
+                "lienthong_check_info",
+                "A configured check (value 1): its role and link class",
+                &["site", "service", "check", "kind", "role", "link_class"],
+            ),
+            build_info: int_gauge_vec(
+                "lienthong_build_info",
+                "Build information (value 1)",
+                &["version", "revision"],
+            ),
             reload_ok: {
-                let g = IntGauge::new("lienthong_config_last_reload_successful", "Whether the last config (re)load succeeded").expect("valid metric");
+                let g = IntGauge::new(
+                    "lienthong_config_last_reload_successful",
+                    "Whether the last config (re)load succeeded",
+                )
+                .expect("valid metric");
                 r.register(Box::new(g.clone())).expect("unique metric");
                 g
             },
             reload_ts: {
-                let g = Gauge::new("lienthong_config_last_reload_success_timestamp_seconds", "When the config was last loaded successfully, Unix seconds").expect("valid metric");
+                let g = Gauge::new(
+                    "lienthong_config_last_reload_success_timestamp_seconds",
+                    "When the config was last loaded successfully, Unix seconds",
+                )
+                .expect("valid metric");
                 r.register(Box::new(g.clone())).expect("unique metric");
                 g
             },
-            reloads: int_counter_vec(&r, "lienthong_config_reloads_total", "Config reload attempts by result", &["result"]),
+            reloads: int_counter_vec(
+                &r,
+                "lienthong_config_reloads_total",
+                "Config reload attempts by result",
+                &["result"],
+            ),
             lag: {
                 let h = Histogram::with_opts(HistogramOpts::new("lienthong_scheduler_lag_seconds", "Delay between a run's planned start and its real start (queueing included)").buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0])).expect("valid metric");
                 r.register(Box::new(h.clone())).expect("unique metric");
                 h
             },
             in_flight: {
-                let g = IntGauge::new("lienthong_probes_in_flight", "Probes running now").expect("valid metric");
+                let g = IntGauge::new("lienthong_probes_in_flight", "Probes running now")
+                    .expect("valid metric");
                 r.register(Box::new(g.clone())).expect("unique metric");
                 g
             },
             checks_configured: {
-                let g = IntGauge::new("lienthong_checks_configured", "Checks in the running config").expect("valid metric");
+                let g = IntGauge::new(
+                    "lienthong_checks_configured",
+                    "Checks in the running config",
+                )
+                .expect("valid metric");
                 r.register(Box::new(g.clone())).expect("unique metric");
                 g
             },
             registry: r,
         };
         m.build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION"), option_env!("LIENTHONG_REVISION").unwrap_or("unknown")])
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                option_env!("LIENTHONG_REVISION").unwrap_or("unknown"),
+            ])
             .set(1);
         m
     }
@@ -163,7 +328,11 @@ impl Metrics {
     pub fn set_inventory(&self, inv: &Inventory, previous: Option<&Inventory>) {
         if let Some(prev) = previous {
             for c in &prev.checks {
-                if !inv.checks.iter().any(|n| n.id == c.id && n.probe.kind() == c.probe.kind()) {
+                if !inv
+                    .checks
+                    .iter()
+                    .any(|n| n.id == c.id && n.probe.kind() == c.probe.kind())
+                {
                     self.forget(c);
                 }
             }
@@ -186,7 +355,9 @@ impl Metrics {
                 .set(1);
         }
         for s in &inv.services {
-            self.service_info.with_label_values(&[s.slug.as_str(), &s.name]).set(1);
+            self.service_info
+                .with_label_values(&[s.slug.as_str(), &s.name])
+                .set(1);
         }
         for c in &inv.checks {
             let [site, service, check, kind] = labels(c);
@@ -201,10 +372,21 @@ impl Metrics {
     fn forget(&self, c: &CheckDef) {
         let l = labels(c);
         for g in [
-            &self.success, &self.duration, &self.http_status, &self.http_content_length,
-            &self.ssl_expiry, &self.icmp_rtt_min, &self.icmp_rtt_max, &self.icmp_rtt_stddev,
-            &self.icmp_loss, &self.icmp_sent, &self.icmp_received, &self.dns_answer_rrs,
-            &self.dns_authority_rrs, &self.dns_additional_rrs, &self.dns_query_succeeded,
+            &self.success,
+            &self.duration,
+            &self.http_status,
+            &self.http_content_length,
+            &self.ssl_expiry,
+            &self.icmp_rtt_min,
+            &self.icmp_rtt_max,
+            &self.icmp_rtt_stddev,
+            &self.icmp_loss,
+            &self.icmp_sent,
+            &self.icmp_received,
+            &self.dns_answer_rrs,
+            &self.dns_authority_rrs,
+            &self.dns_additional_rrs,
+            &self.dns_query_succeeded,
             &self.last_run,
         ] {
             let _ = g.remove_label_values(&l);
@@ -214,7 +396,10 @@ impl Metrics {
         }
         let _ = self.attempts.remove_label_values(&l);
         for (g, phases) in [
-            (&self.http_phase, &["resolve", "connect", "tls", "processing", "transfer"][..]),
+            (
+                &self.http_phase,
+                &["resolve", "connect", "tls", "processing", "transfer"][..],
+            ),
             (&self.icmp_phase, &["resolve", "setup", "rtt"][..]),
             (&self.dns_phase, &["resolve", "connect", "request"][..]),
         ] {
@@ -223,29 +408,42 @@ impl Metrics {
             }
         }
         for r in Reason::ALL {
-            let _ = self.failures.remove_label_values(&[l[0], l[1], l[2], l[3], r.as_str()]);
+            let _ = self
+                .failures
+                .remove_label_values(&[l[0], l[1], l[2], l[3], r.as_str()]);
         }
     }
 
     /// Records one run of a check.
     pub fn record(&self, c: &CheckDef, o: &Outcome, finished: SystemTime) {
         let l = labels(c);
-        self.success.with_label_values(&l).set(if o.success { 1.0 } else { 0.0 });
+        self.success
+            .with_label_values(&l)
+            .set(if o.success { 1.0 } else { 0.0 });
         let secs = o.duration.as_secs_f64();
         self.duration.with_label_values(&l).set(secs);
         self.duration_hist.with_label_values(&l).observe(secs);
         self.attempts.with_label_values(&l).inc();
         if let Some(r) = o.reason() {
-            self.failures.with_label_values(&[l[0], l[1], l[2], l[3], r.as_str()]).inc();
+            self.failures
+                .with_label_values(&[l[0], l[1], l[2], l[3], r.as_str()])
+                .inc();
         }
-        self.last_run
-            .with_label_values(&l)
-            .set(finished.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64());
+        self.last_run.with_label_values(&l).set(
+            finished
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64(),
+        );
         match &o.details {
             Details::Http(d) => {
                 self.phases(&self.http_phase, &l, &d.phases);
-                self.http_status.with_label_values(&l).set(d.status.unwrap_or(0) as f64);
-                self.http_content_length.with_label_values(&l).set(d.body_bytes as f64);
+                self.http_status
+                    .with_label_values(&l)
+                    .set(d.status.unwrap_or(0) as f64);
+                self.http_content_length
+                    .with_label_values(&l)
+                    .set(d.body_bytes as f64);
                 if let Some(e) = d.cert_earliest_expiry {
                     self.ssl_expiry.with_label_values(&l).set(e as f64);
                 }
@@ -257,31 +455,50 @@ impl Metrics {
             }
             Details::Icmp(d) => {
                 let set = |g: &GaugeVec, phase: &str, v: Option<f64>| {
-                    g.with_label_values(&[l[0], l[1], l[2], l[3], phase]).set(v.unwrap_or(0.0));
+                    g.with_label_values(&[l[0], l[1], l[2], l[3], phase])
+                        .set(v.unwrap_or(0.0));
                 };
                 set(&self.icmp_phase, "resolve", d.resolve);
                 set(&self.icmp_phase, "setup", d.setup);
                 set(&self.icmp_phase, "rtt", d.rtt_avg);
-                self.icmp_rtt_min.with_label_values(&l).set(d.rtt_min.unwrap_or(0.0));
-                self.icmp_rtt_max.with_label_values(&l).set(d.rtt_max.unwrap_or(0.0));
-                self.icmp_rtt_stddev.with_label_values(&l).set(d.jitter.unwrap_or(0.0));
+                self.icmp_rtt_min
+                    .with_label_values(&l)
+                    .set(d.rtt_min.unwrap_or(0.0));
+                self.icmp_rtt_max
+                    .with_label_values(&l)
+                    .set(d.rtt_max.unwrap_or(0.0));
+                self.icmp_rtt_stddev
+                    .with_label_values(&l)
+                    .set(d.jitter.unwrap_or(0.0));
                 self.icmp_loss.with_label_values(&l).set(d.loss_ratio);
                 self.icmp_sent.with_label_values(&l).set(d.sent as f64);
-                self.icmp_received.with_label_values(&l).set(d.received as f64);
+                self.icmp_received
+                    .with_label_values(&l)
+                    .set(d.received as f64);
                 let h = self.icmp_rtt_hist.with_label_values(&l);
                 d.rtts.iter().for_each(|r| h.observe(*r));
             }
             Details::Dns(d) => {
                 let set = |phase: &str, v: Option<f64>| {
-                    self.dns_phase.with_label_values(&[l[0], l[1], l[2], l[3], phase]).set(v.unwrap_or(0.0));
+                    self.dns_phase
+                        .with_label_values(&[l[0], l[1], l[2], l[3], phase])
+                        .set(v.unwrap_or(0.0));
                 };
                 set("resolve", Some(0.0));
                 set("connect", d.connect);
                 set("request", d.request);
-                self.dns_answer_rrs.with_label_values(&l).set(d.answer_rrs as f64);
-                self.dns_authority_rrs.with_label_values(&l).set(d.authority_rrs as f64);
-                self.dns_additional_rrs.with_label_values(&l).set(d.additional_rrs as f64);
-                self.dns_query_succeeded.with_label_values(&l).set(if d.rcode.is_some() { 1.0 } else { 0.0 });
+                self.dns_answer_rrs
+                    .with_label_values(&l)
+                    .set(d.answer_rrs as f64);
+                self.dns_authority_rrs
+                    .with_label_values(&l)
+                    .set(d.authority_rrs as f64);
+                self.dns_additional_rrs
+                    .with_label_values(&l)
+                    .set(d.additional_rrs as f64);
+                self.dns_query_succeeded
+                    .with_label_values(&l)
+                    .set(if d.rcode.is_some() { 1.0 } else { 0.0 });
             }
             Details::None => {}
         }
@@ -303,10 +520,15 @@ impl Metrics {
     /// Marks a config (re)load; `ok` false keeps the old config running.
     pub fn config_loaded(&self, ok: bool) {
         self.reload_ok.set(ok as i64);
-        self.reloads.with_label_values(&[if ok { "success" } else { "failure" }]).inc();
+        self.reloads
+            .with_label_values(&[if ok { "success" } else { "failure" }])
+            .inc();
         if ok {
             self.reload_ts.set(
-                SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64(),
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs_f64(),
             );
         }
     }

@@ -7,11 +7,13 @@ use crate::config::CheckDef;
 use crate::probe::{Details, Outcome, Phases};
 
 fn ms(d: Option<Duration>) -> String {
-    d.map(|d| format!("{:.2} ms", d.as_secs_f64() * 1000.0)).unwrap_or_else(|| "-".into())
+    d.map(|d| format!("{:.2} ms", d.as_secs_f64() * 1000.0))
+        .unwrap_or_else(|| "-".into())
 }
 
 fn ms_f(v: Option<f64>) -> String {
-    v.map(|v| format!("{:.2} ms", v * 1000.0)).unwrap_or_else(|| "-".into())
+    v.map(|v| format!("{:.2} ms", v * 1000.0))
+        .unwrap_or_else(|| "-".into())
 }
 
 fn phases(out: &mut String, p: &Phases) {
@@ -33,7 +35,10 @@ fn expiry(out: &mut String, e: Option<i64>) {
             .unwrap_or_default()
             .as_secs() as i64;
         let days = (e - now) as f64 / 86400.0;
-        let _ = writeln!(out, "  certificate expires in {days:.1} days (earliest in chain)");
+        let _ = writeln!(
+            out,
+            "  certificate expires in {days:.1} days (earliest in chain)"
+        );
     }
 }
 
@@ -57,7 +62,9 @@ pub fn breakdown(c: &CheckDef, o: &Outcome) -> String {
             let _ = writeln!(
                 out,
                 "  status: {}  body: {} bytes  redirects: {}  tls: {}",
-                d.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                d.status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 d.body_bytes,
                 d.redirects,
                 d.tls
@@ -86,7 +93,11 @@ pub fn breakdown(c: &CheckDef, o: &Outcome) -> String {
                 ms_f(d.rtt_max),
                 ms_f(d.jitter)
             );
-            let rtts: Vec<String> = d.rtts.iter().map(|r| format!("{:.2}", r * 1000.0)).collect();
+            let rtts: Vec<String> = d
+                .rtts
+                .iter()
+                .map(|r| format!("{:.2}", r * 1000.0))
+                .collect();
             let _ = writeln!(out, "  rtts (ms): [{}]", rtts.join(", "));
         }
         Details::Dns(d) => {

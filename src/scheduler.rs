@@ -62,7 +62,10 @@ impl Scheduler {
                 check,
                 probe,
                 first,
-                Limits { global: global.clone(), site: site_sem },
+                Limits {
+                    global: global.clone(),
+                    site: site_sem,
+                },
                 sink.clone(),
                 metrics.clone(),
                 cancel.clone(),
@@ -112,9 +115,12 @@ async fn run_check(
         };
         let Some(_permits) = permits else { return };
         let started = Instant::now();
-        metrics.lag.observe(started.saturating_duration_since(planned).as_secs_f64());
+        metrics
+            .lag
+            .observe(started.saturating_duration_since(planned).as_secs_f64());
         metrics.in_flight.inc();
-        let run = tokio::time::timeout(check.timeout + HARD_TIMEOUT_SLACK, probe.run(check.timeout));
+        let run =
+            tokio::time::timeout(check.timeout + HARD_TIMEOUT_SLACK, probe.run(check.timeout));
         let outcome = tokio::select! {
             r = run => r.unwrap_or_else(|_| Outcome::fail(
                 crate::probe::Reason::Timeout,
@@ -144,7 +150,10 @@ async fn run_check(
 
 async fn acquire(
     l: &Limits,
-) -> Option<(tokio::sync::OwnedSemaphorePermit, tokio::sync::OwnedSemaphorePermit)> {
+) -> Option<(
+    tokio::sync::OwnedSemaphorePermit,
+    tokio::sync::OwnedSemaphorePermit,
+)> {
     // Site first: a slow site must not hold global permits while it waits for itself.
     let site = l.site.clone().acquire_owned().await.ok()?;
     let global = l.global.clone().acquire_owned().await.ok()?;

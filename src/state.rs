@@ -53,7 +53,9 @@ impl LiveState {
             .checks
             .iter()
             .map(|c| {
-                let prev = old.remove(&c.id).filter(|p| p.check.probe.kind() == c.probe.kind());
+                let prev = old
+                    .remove(&c.id)
+                    .filter(|p| p.check.probe.kind() == c.probe.kind());
                 let status = CheckStatus {
                     check: c.clone(),
                     last: prev.as_ref().and_then(|p| p.last.clone()),
@@ -67,7 +69,10 @@ impl LiveState {
     }
 
     pub fn set_running(&self, running: bool) {
-        self.inner.write().unwrap_or_else(|e| e.into_inner()).running = running;
+        self.inner
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .running = running;
     }
 
     pub fn is_running(&self) -> bool {
@@ -78,7 +83,11 @@ impl LiveState {
         let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = g.checks.get_mut(id) {
             s.runs += 1;
-            s.consecutive_failures = if o.success { 0 } else { s.consecutive_failures + 1 };
+            s.consecutive_failures = if o.success {
+                0
+            } else {
+                s.consecutive_failures + 1
+            };
             s.last = Some(LastRun {
                 at,
                 success: o.success,
@@ -91,7 +100,11 @@ impl LiveState {
     }
 
     pub fn inventory(&self) -> Arc<Inventory> {
-        self.inner.read().unwrap_or_else(|e| e.into_inner()).inventory.clone()
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .inventory
+            .clone()
     }
 
     /// A copy of every check's status, in inventory order.
@@ -105,6 +118,11 @@ impl LiveState {
     }
 
     pub fn check(&self, id: &CheckId) -> Option<CheckStatus> {
-        self.inner.read().unwrap_or_else(|e| e.into_inner()).checks.get(id).cloned()
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .checks
+            .get(id)
+            .cloned()
     }
 }

@@ -91,7 +91,8 @@ async fn get(url: &str) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_probes_exports_metrics_and_reloads() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (http_port, tcp_port, closed) = (http_server().await, tcp_server().await, closed_port().await);
+    let (http_port, tcp_port, closed) =
+        (http_server().await, tcp_server().await, closed_port().await);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("probes.toml");
     std::fs::write(&path, config_text(http_port, tcp_port, closed, "2s")).unwrap();
@@ -103,7 +104,13 @@ async fn service_probes_exports_metrics_and_reloads() {
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
     let shutdown = CancellationToken::new();
     let handles = Handles::new();
-    let task = tokio::spawn(service::run(loader, listener, reload_rx, shutdown.clone(), handles.clone()));
+    let task = tokio::spawn(service::run(
+        loader,
+        listener,
+        reload_rx,
+        shutdown.clone(),
+        handles.clone(),
+    ));
 
     // Every check runs within one interval (first runs are staggered over it).
     tokio::time::sleep(Duration::from_millis(3500)).await;
@@ -113,22 +120,44 @@ async fn service_probes_exports_metrics_and_reloads() {
 
     let (_, metrics) = get(&format!("{base}/metrics")).await;
     for name in [
-        "probe_success", "probe_duration_seconds", "probe_http_duration_seconds",
-        "probe_http_status_code", "lienthong_probe_attempts_total", "lienthong_probe_failures_total",
-        "lienthong_site_info", "lienthong_check_info", "lienthong_build_info",
-        "lienthong_config_last_reload_successful", "lienthong_config_last_reload_success_timestamp_seconds",
-        "lienthong_scheduler_lag_seconds_bucket", "lienthong_probes_in_flight", "lienthong_probe_duration_seconds_bucket",
+        "probe_success",
+        "probe_duration_seconds",
+        "probe_http_duration_seconds",
+        "probe_http_status_code",
+        "lienthong_probe_attempts_total",
+        "lienthong_probe_failures_total",
+        "lienthong_site_info",
+        "lienthong_check_info",
+        "lienthong_build_info",
+        "lienthong_config_last_reload_successful",
+        "lienthong_config_last_reload_success_timestamp_seconds",
+        "lienthong_scheduler_lag_seconds_bucket",
+        "lienthong_probes_in_flight",
+        "lienthong_probe_duration_seconds_bucket",
     ] {
-        assert!(metrics.contains(&format!("\n{name}")), "missing {name} in /metrics");
+        assert!(
+            metrics.contains(&format!("\n{name}")),
+            "missing {name} in /metrics"
+        );
     }
-    assert!(metrics.contains(r#"probe_success{check="endpoint",kind="http",service="",site="phuong-a"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"probe_success{check="video",kind="tcp",service="",site="phuong-a"} 1"#));
+    assert!(
+        metrics.contains(
+            r#"probe_success{check="endpoint",kind="http",service="",site="phuong-a"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"probe_success{check="video",kind="tcp",service="",site="phuong-a"} 1"#)
+    );
     assert!(metrics.contains(r#"probe_success{check="video",kind="tcp",service="",site="xa-b"} 0"#));
     assert!(metrics.contains(r#"lienthong_probe_failures_total{check="video",kind="tcp",reason="connect_refused",service="",site="xa-b"}"#));
     assert!(metrics.contains(r#"lienthong_probe_failures_total{check="api",kind="http",reason="connect_refused",service="lgsp",site=""}"#));
     assert!(metrics.contains(r#"lienthong_site_info{code="1",former_district="Quận 1",former_province="tphcm",island="false",kind="phuong",link_class="mainland",name="Phường A",site="phuong-a"} 1"#));
     // Bounded cardinality: no URL or address leaks into labels.
-    assert!(!metrics.contains("127.0.0.1"), "an address leaked into a label");
+    assert!(
+        !metrics.contains("127.0.0.1"),
+        "an address leaked into a label"
+    );
 
     // promtool's linter, when installed (CI installs it).
     if let Ok(mut child) = std::process::Command::new("promtool")
@@ -139,10 +168,22 @@ async fn service_probes_exports_metrics_and_reloads() {
         .spawn()
     {
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(metrics.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success() && text.trim().is_empty(), "promtool check metrics: {text}");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.trim().is_empty(),
+            "promtool check metrics: {text}"
+        );
     } else {
         eprintln!("SKIPPED promtool lint: promtool not installed (apt-get install prometheus)");
     }
@@ -165,17 +206,28 @@ async fn service_probes_exports_metrics_and_reloads() {
 
     // A good new config (one site fewer) replaces it and drops the removed series.
     let text = config_text(http_port, tcp_port, closed, "2s");
-    let one_site: String = text.lines().filter(|l| !l.contains("xa-b")).collect::<Vec<_>>().join("\n");
+    let one_site: String = text
+        .lines()
+        .filter(|l| !l.contains("xa-b"))
+        .collect::<Vec<_>>()
+        .join("\n");
     std::fs::write(&path, one_site).unwrap();
     reload_tx.send(()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_, metrics) = get(&format!("{base}/metrics")).await;
     assert!(metrics.contains("lienthong_config_last_reload_successful 1"));
     assert!(metrics.contains("lienthong_checks_configured 3"));
-    assert!(!metrics.contains(r#"site="xa-b""#), "series of the removed site remain");
+    assert!(
+        !metrics.contains(r#"site="xa-b""#),
+        "series of the removed site remain"
+    );
 
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), task).await.expect("graceful stop").unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("graceful stop")
+        .unwrap()
+        .unwrap();
     assert!(!handles.state.is_running());
     let _ = Path::new(".");
 }

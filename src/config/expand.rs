@@ -38,7 +38,10 @@ impl CheckId {
 
     /// The owner's slug (site or service).
     pub fn owner(&self) -> &str {
-        self.site.as_deref().or(self.service.as_deref()).unwrap_or("")
+        self.site
+            .as_deref()
+            .or(self.service.as_deref())
+            .unwrap_or("")
     }
 
     pub fn key(&self) -> String {
@@ -182,7 +185,11 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
     };
     check_classes(file, &mut cx);
     if file.scheduler.max_concurrency == 0 || file.scheduler.per_site_concurrency == 0 {
-        cx.push(0..0, "scheduler concurrency limits must be at least 1", "set [scheduler] max_concurrency and per_site_concurrency to 1 or more");
+        cx.push(
+            0..0,
+            "scheduler concurrency limits must be at least 1",
+            "set [scheduler] max_concurrency and per_site_concurrency to 1 or more",
+        );
     }
 
     let mut inv = Inventory {
@@ -194,14 +201,29 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
     for site in &file.inventory.sites {
         let s = site.get_ref();
         if !slugs.insert(s.slug.clone()) {
-            cx.push(site.span(), format!("duplicate site slug `{}`", s.slug), "every site needs its own slug");
+            cx.push(
+                site.span(),
+                format!("duplicate site slug `{}`", s.slug),
+                "every site needs its own slug",
+            );
         }
         if !codes.insert(s.code.clone()) {
-            cx.push(site.span(), format!("duplicate site code `{}`", s.code), "every site needs its own official code");
+            cx.push(
+                site.span(),
+                format!("duplicate site code `{}`", s.code),
+                "every site needs its own official code",
+            );
         }
-        let class = s.link_class.clone().unwrap_or_else(|| default_class(s).into());
+        let class = s
+            .link_class
+            .clone()
+            .unwrap_or_else(|| default_class(s).into());
         if !file.link_class.contains_key(&class) {
-            cx.push(site.span(), format!("site `{}` uses unknown link class `{class}`", s.slug), &known_classes(file));
+            cx.push(
+                site.span(),
+                format!("site `{}` uses unknown link class `{class}`", s.slug),
+                &known_classes(file),
+            );
         }
         inv.sites.push(SiteInfo {
             code: s.code.clone(),
@@ -220,16 +242,28 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
     let mut template_names = HashSet::new();
     for t in &file.templates {
         if !template_names.insert(t.get_ref().name.clone()) {
-            cx.push(t.span(), format!("duplicate template name `{}`", t.get_ref().name), "template names must be unique");
+            cx.push(
+                t.span(),
+                format!("duplicate template name `{}`", t.get_ref().name),
+                "template names must be unique",
+            );
         }
     }
     for o in &file.site_overrides {
         let ov = o.get_ref();
         if !slugs.contains(&ov.site) {
-            cx.push(o.span(), format!("site_override names unknown site `{}`", ov.site), "use a slug from the site list");
+            cx.push(
+                o.span(),
+                format!("site_override names unknown site `{}`", ov.site),
+                "use a slug from the site list",
+            );
         }
         if !template_names.contains(&ov.check) {
-            cx.push(o.span(), format!("site_override names unknown template `{}`", ov.check), "use the name of a [[template]]");
+            cx.push(
+                o.span(),
+                format!("site_override names unknown template `{}`", ov.check),
+                "use the name of a [[template]]",
+            );
         }
     }
 
@@ -241,7 +275,11 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
             walk_strings(&mut v, &mut |s| {
                 for key in placeholders(s) {
                     let known = match key.strip_prefix("addr.") {
-                        Some(k) => file.inventory.sites.iter().any(|site| site.get_ref().addr.contains_key(k)),
+                        Some(k) => file
+                            .inventory
+                            .sites
+                            .iter()
+                            .any(|site| site.get_ref().addr.contains_key(k)),
                         None => key == "slug" || key == "code",
                     };
                     if !known {
@@ -252,7 +290,15 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
         }
         if !missing.is_empty() {
             broken_templates.insert(t.get_ref().name.clone());
-            cx.push(t.span(), format!("template `{}` uses {} but no site defines it", t.get_ref().name, missing.join(", ")), "use {addr.KEY} with a KEY of the sites' addr tables, {slug} or {code}");
+            cx.push(
+                t.span(),
+                format!(
+                    "template `{}` uses {} but no site defines it",
+                    t.get_ref().name,
+                    missing.join(", ")
+                ),
+                "use {addr.KEY} with a KEY of the sites' addr tables, {slug} or {code}",
+            );
         }
     }
 
@@ -271,11 +317,19 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
             if ov.and_then(|o| o.enabled) == Some(false) {
                 continue;
             }
-            let probe = ov.and_then(|o| o.probe.clone()).unwrap_or_else(|| t_ref.probe.clone());
+            let probe = ov
+                .and_then(|o| o.probe.clone())
+                .unwrap_or_else(|| t_ref.probe.clone());
             let interval = ov.and_then(|o| o.interval).or(t_ref.interval);
             let timeout = ov.and_then(|o| o.timeout).or(t_ref.timeout);
             let span = t.span();
-            let Some(probe) = fill(&probe, spanned_site.get_ref(), &t_ref.name, spanned_site.span(), &mut cx) else {
+            let Some(probe) = fill(
+                &probe,
+                spanned_site.get_ref(),
+                &t_ref.name,
+                spanned_site.span(),
+                &mut cx,
+            ) else {
                 continue;
             };
             let def = CheckSource {
@@ -295,12 +349,25 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
     }
     for sc in &file.site_checks {
         let c = sc.get_ref();
-        let Some((site, raw)) = inv.sites.iter().zip(&file.inventory.sites).find(|(s, _)| s.slug == c.site) else {
-            cx.push(sc.span(), format!("site_check names unknown site `{}`", c.site), "use a slug from the site list");
+        let Some((site, raw)) = inv
+            .sites
+            .iter()
+            .zip(&file.inventory.sites)
+            .find(|(s, _)| s.slug == c.site)
+        else {
+            cx.push(
+                sc.span(),
+                format!("site_check names unknown site `{}`", c.site),
+                "use a slug from the site list",
+            );
             continue;
         };
         if template_names.contains(&c.name) {
-            cx.push(sc.span(), format!("site_check `{}` has the name of a template", c.name), "use [[site_override]] to change a templated check, or pick another name");
+            cx.push(
+                sc.span(),
+                format!("site_check `{}` has the name of a template", c.name),
+                "use [[site_override]] to change a templated check, or pick another name",
+            );
             continue;
         }
         let Some(probe) = fill(&c.probe, raw.get_ref(), &c.name, sc.span(), &mut cx) else {
@@ -325,17 +392,32 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
     for svc in &file.services {
         let s = svc.get_ref();
         if !service_slugs.insert(s.slug.clone()) {
-            cx.push(svc.span(), format!("duplicate service slug `{}`", s.slug), "every service needs its own slug");
+            cx.push(
+                svc.span(),
+                format!("duplicate service slug `{}`", s.slug),
+                "every service needs its own slug",
+            );
         }
         if !file.link_class.contains_key(&s.link_class) {
-            cx.push(svc.span(), format!("service `{}` uses unknown link class `{}`", s.slug, s.link_class), &known_classes(file));
+            cx.push(
+                svc.span(),
+                format!(
+                    "service `{}` uses unknown link class `{}`",
+                    s.slug, s.link_class
+                ),
+                &known_classes(file),
+            );
             continue;
         }
         let mut names = HashSet::new();
         for chk in &s.checks {
             let c = chk.get_ref();
             if !names.insert(c.name.clone()) {
-                cx.push(chk.span(), format!("duplicate check `{}` in service `{}`", c.name, s.slug), "check names must be unique within a service");
+                cx.push(
+                    chk.span(),
+                    format!("duplicate check `{}` in service `{}`", c.name, s.slug),
+                    "check names must be unique within a service",
+                );
             }
             let def = CheckSource {
                 id: CheckId::service(&s.slug, &c.name),
@@ -371,14 +453,19 @@ fn collapse(mut problems: Vec<ConfigProblem>) -> Vec<ConfigProblem> {
     let mut out: Vec<(ConfigProblem, usize)> = Vec::new();
     for p in problems {
         match out.last_mut() {
-            Some((last, n)) if last.line == p.line && last.column == p.column && last.hint == p.hint => *n += 1,
+            Some((last, n))
+                if last.line == p.line && last.column == p.column && last.hint == p.hint =>
+            {
+                *n += 1
+            }
             _ => out.push((p, 0)),
         }
     }
     out.into_iter()
         .map(|(mut p, n)| {
             if n > 0 {
-                p.message.push_str(&format!(" (and {n} more like it from the same entry)"));
+                p.message
+                    .push_str(&format!(" (and {n} more like it from the same entry)"));
             }
             p
         })
@@ -397,7 +484,10 @@ fn default_class(s: &Site) -> &'static str {
 
 fn known_classes(file: &ConfigFile) -> String {
     let names: Vec<&str> = file.link_class.keys().map(String::as_str).collect();
-    format!("define [link_class.NAME] or use one of: {}", names.join(", "))
+    format!(
+        "define [link_class.NAME] or use one of: {}",
+        names.join(", ")
+    )
 }
 
 fn check_classes(file: &ConfigFile, cx: &mut Ctx) {
@@ -410,21 +500,44 @@ fn check_classes_inner(file: &ConfigFile, cx: &mut Ctx) {
     for (name, class) in &file.link_class {
         let c = class.get_ref();
         if c.timeout.get_ref().0 >= c.interval.get_ref().0 {
-            cx.push(c.timeout.span(), format!("link class `{name}`: timeout must be shorter than interval"), "lower timeout or raise interval");
+            cx.push(
+                c.timeout.span(),
+                format!("link class `{name}`: timeout must be shorter than interval"),
+                "lower timeout or raise interval",
+            );
         }
         if c.interval.get_ref().0 < Duration::from_secs(1) {
-            cx.push(c.interval.span(), format!("link class `{name}`: interval below 1s"), "probe at most once a second");
+            cx.push(
+                c.interval.span(),
+                format!("link class `{name}`: interval below 1s"),
+                "probe at most once a second",
+            );
         }
         let packets = *c.packets.get_ref();
         if packets == 0 || packets > 100 {
-            cx.push(c.packets.span(), format!("link class `{name}`: packets must be between 1 and 100"), "");
+            cx.push(
+                c.packets.span(),
+                format!("link class `{name}`: packets must be between 1 and 100"),
+                "",
+            );
         }
         if c.pacing.0 * packets.max(1) >= c.timeout.get_ref().0 {
-            cx.push(c.packets.span(), format!("link class `{name}`: packets × pacing must fit within timeout"), "lower packets or pacing, or raise timeout");
+            cx.push(
+                c.packets.span(),
+                format!("link class `{name}`: packets × pacing must fit within timeout"),
+                "lower packets or pacing, or raise timeout",
+            );
         }
-        for (field, v) in [("max_loss", &c.max_loss), ("degraded_loss", &c.degraded_loss)] {
+        for (field, v) in [
+            ("max_loss", &c.max_loss),
+            ("degraded_loss", &c.degraded_loss),
+        ] {
             if !(0.0..=1.0).contains(v.get_ref()) {
-                cx.push(v.span(), format!("link class `{name}`: {field} must be a ratio between 0 and 1"), "write 0.05 for 5 %");
+                cx.push(
+                    v.span(),
+                    format!("link class `{name}`: {field} must be a ratio between 0 and 1"),
+                    "write 0.05 for 5 %",
+                );
             }
         }
     }
@@ -443,18 +556,38 @@ struct CheckSource<'a> {
 }
 
 impl CheckSource<'_> {
-    fn finish(self, file: &ConfigFile, span: std::ops::Range<usize>, cx: &mut Ctx) -> Option<CheckDef> {
+    fn finish(
+        self,
+        file: &ConfigFile,
+        span: std::ops::Range<usize>,
+        cx: &mut Ctx,
+    ) -> Option<CheckDef> {
         let class = file.link_class.get(self.class)?.get_ref();
         if cx.bad_classes {
             return None;
         }
-        let interval = self.interval.map(|d| d.0).unwrap_or(class.interval.get_ref().0);
-        let timeout = self.timeout.map(|d| d.0).unwrap_or(class.timeout.get_ref().0);
+        let interval = self
+            .interval
+            .map(|d| d.0)
+            .unwrap_or(class.interval.get_ref().0);
+        let timeout = self
+            .timeout
+            .map(|d| d.0)
+            .unwrap_or(class.timeout.get_ref().0);
         let class_ok = class.timeout.get_ref().0 < class.interval.get_ref().0;
         if timeout >= interval {
             // A class-level mistake is reported once at the class, not at every check.
             if class_ok || self.interval.is_some() || self.timeout.is_some() {
-                cx.push(span.clone(), format!("check `{}`: timeout ({}) must be shorter than interval ({})", self.id, humantime::format_duration(timeout), humantime::format_duration(interval)), "lower timeout or raise interval");
+                cx.push(
+                    span.clone(),
+                    format!(
+                        "check `{}`: timeout ({}) must be shorter than interval ({})",
+                        self.id,
+                        humantime::format_duration(timeout),
+                        humantime::format_duration(interval)
+                    ),
+                    "lower timeout or raise interval",
+                );
             }
             return None;
         }
@@ -489,18 +622,30 @@ impl CheckSource<'_> {
 
 fn build_hint(e: &crate::probe::BuildError) -> &'static str {
     match e {
-        crate::probe::BuildError::MissingEnv(_) => "export the variable before starting lienthong (secrets never go in the file)",
+        crate::probe::BuildError::MissingEnv(_) => {
+            "export the variable before starting lienthong (secrets never go in the file)"
+        }
         crate::probe::BuildError::Io { .. } => "check the path and permissions",
         crate::probe::BuildError::Invalid { .. } => "fix the value named in the message",
     }
 }
 
 /// Fills `{addr.KEY}`, `{slug}` and `{code}` in every string of a probe spec.
-fn fill(probe: &ProbeSpec, site: &Site, check: &str, span: std::ops::Range<usize>, cx: &mut Ctx) -> Option<ProbeSpec> {
+fn fill(
+    probe: &ProbeSpec,
+    site: &Site,
+    check: &str,
+    span: std::ops::Range<usize>,
+    cx: &mut Ctx,
+) -> Option<ProbeSpec> {
     let mut value = match toml::Value::try_from(probe) {
         Ok(v) => v,
         Err(e) => {
-            cx.push(span, format!("check `{check}` at site `{}`: {e}", site.slug), "");
+            cx.push(
+                span,
+                format!("check `{check}` at site `{}`: {e}", site.slug),
+                "",
+            );
             return None;
         }
     };
@@ -519,7 +664,11 @@ fn fill(probe: &ProbeSpec, site: &Site, check: &str, span: std::ops::Range<usize
     match value.try_into::<ProbeSpec>() {
         Ok(p) => Some(p),
         Err(e) => {
-            cx.push(span, format!("check `{check}` at site `{}`: {}", site.slug, e.message()), "");
+            cx.push(
+                span,
+                format!("check `{check}` at site `{}`: {}", site.slug, e.message()),
+                "",
+            );
             None
         }
     }
@@ -530,7 +679,9 @@ fn placeholders(s: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut rest = s;
     while let Some(start) = rest.find('{') {
-        let Some(len) = rest[start..].find('}') else { break };
+        let Some(len) = rest[start..].find('}') else {
+            break;
+        };
         out.push(&rest[start + 1..start + len]);
         rest = &rest[start + len + 1..];
     }
@@ -551,7 +702,10 @@ fn substitute(s: &str, site: &Site, missing: &mut Vec<String>) -> String {
         .addr
         .iter()
         .map(|(k, v)| (format!("addr.{k}"), v.as_str()))
-        .chain([("slug".to_string(), site.slug.as_str()), ("code".to_string(), site.code.as_str())])
+        .chain([
+            ("slug".to_string(), site.slug.as_str()),
+            ("code".to_string(), site.code.as_str()),
+        ])
         .collect();
     let mut out = String::with_capacity(s.len());
     let mut rest = s;

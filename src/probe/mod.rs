@@ -64,7 +64,10 @@ pub struct BuildContext {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("invalid {field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("environment variable {0} is not set (it holds a secret named in the config)")]
     MissingEnv(String),
     #[error("cannot read {path}: {source}")]

@@ -55,7 +55,13 @@ impl From<CheckStatus> for CheckView {
 }
 
 async fn checks(State(app): State<AppState>) -> Json<Vec<CheckView>> {
-    Json(app.state.snapshot().into_iter().map(CheckView::from).collect())
+    Json(
+        app.state
+            .snapshot()
+            .into_iter()
+            .map(CheckView::from)
+            .collect(),
+    )
 }
 
 async fn sites(State(app): State<AppState>) -> Json<Vec<SiteInfo>> {
@@ -71,7 +77,10 @@ struct SiteView {
 async fn site(State(app): State<AppState>, Path(slug): Path<String>) -> Response {
     let inv = app.state.inventory();
     let Some(site) = inv.site(&slug).cloned() else {
-        return error(StatusCode::NOT_FOUND, &format!("no site with slug `{slug}`"));
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("no site with slug `{slug}`"),
+        );
     };
     let checks = app
         .state

@@ -34,7 +34,10 @@ pub fn router(app: AppState) -> Router {
 
 async fn metrics(State(app): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         app.metrics.render(),
     )
         .into_response()
@@ -47,9 +50,17 @@ async fn healthz() -> &'static str {
 async fn readyz(State(app): State<AppState>) -> Response {
     let inv = app.state.inventory();
     if app.state.is_running() && !inv.checks.is_empty() {
-        (StatusCode::OK, format!("ready: {} checks scheduled\n", inv.checks.len())).into_response()
+        (
+            StatusCode::OK,
+            format!("ready: {} checks scheduled\n", inv.checks.len()),
+        )
+            .into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: config not loaded or scheduler stopped\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: config not loaded or scheduler stopped\n",
+        )
+            .into_response()
     }
 }
 
