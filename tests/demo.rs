@@ -1,0 +1,137 @@
+//! `lienthong demo` as a newcomer runs it (the real binary): all 168 sites appear in /metrics
+//! within one interval, the scripted faults show up with the right reasons, SIGTERM stops it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SCENARIO: &str = r#"
+cycle = "10m"
+udp_echo_port = 17107
+[[fault]]
+at = "0s"
+duration = "5m"
+kind = "link_down"
+site = "phuong-ben-thanh"
+[[fault]]
+at = "0s"
+duration = "5m"
+kind = "http_status"
+status = 503
+service = "thu-tuc-hanh-chinh"
+[[fault]]
+at = "0s"
+duration = "5m"
+kind = "slow"
+delay = "3s"
+site = "phuong-sai-gon"
+"#;
+
+fn scrape(base: &str) -> String {
+    let out = Command::new("curl").args(["-sf", &format!("{base}/metrics")]).output();
+    match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        _ => String::new(),
+    }
+}
+
+fn value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn demo_shows_all_sites_and_scripted_faults() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("scenario.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lienthong"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--scenario"])
+        .arg(&scenario)
+        .arg("--config")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("probes.toml"))
+        .current_dir(dir.path())
+        .env("LIENTHONG_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start demo");
+    // The demo prints its address; read it, then keep draining stderr.
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut base = None;
+    let mut early = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        early.push(line.clone());
+        if let Some(i) = line.find("open http://") {
+            let rest = &line[i + "open ".len()..];
+            base = Some(rest.split('/').take(3).collect::<Vec<_>>().join("/"));
+            break;
+        }
+    }
+    let base = base.expect("demo printed its address");
+    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+
+    // Within one interval (island class: 20 s) every check has run once.
+    let started = Instant::now();
+    let mut metrics = String::new();
+    while started.elapsed() < Duration::from_secs(40) {
+        std::thread::sleep(Duration::from_secs(2));
+        metrics = scrape(&base);
+        let ran = metrics.lines().filter(|l| l.starts_with("probe_success{")).count();
+        if ran == 512 && started.elapsed() > Duration::from_secs(21) {
+            break;
+        }
+    }
+    let sites: std::collections::BTreeSet<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("probe_success{") && !l.contains("site=\"\""))
+        .filter_map(|l| l.split("site=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(sites.len(), 168, "every site has results");
+    assert_eq!(metrics.lines().filter(|l| l.starts_with("lienthong_site_info{")).count(), 168);
+
+    let ok = |site: &str, check: &str, kind: &str| {
+        value(&metrics, &format!("probe_success{{check=\"{check}\",kind=\"{kind}\",service=\"\",site=\"{site}\"}}"))
+    };
+    // The link outage: all three checks of the ward fail, with their reasons.
+    assert_eq!(ok("phuong-ben-thanh", "link", "icmp"), Some(0.0));
+    assert_eq!(ok("phuong-ben-thanh", "endpoint", "http"), Some(0.0));
+    assert!(metrics.contains(r#"lienthong_probe_failures_total{check="link",kind="icmp",reason="packet_loss",service="",site="phuong-ben-thanh"}"#));
+    assert!(metrics.contains(r#"lienthong_probe_failures_total{check="endpoint",kind="http",reason="connect_refused",service="",site="phuong-ben-thanh"}"#));
+    // The shared service answering 503.
+    assert!(metrics.contains(r#"lienthong_probe_failures_total{check="portal",kind="http",reason="http_status",service="thu-tuc-hanh-chinh",site=""}"#));
+    assert_eq!(value(&metrics, r#"probe_http_status_code{check="portal",kind="http",service="thu-tuc-hanh-chinh",site=""}"#), Some(503.0));
+    // The slow endpoint still answers, slowly.
+    assert_eq!(ok("phuong-sai-gon", "endpoint", "http"), Some(1.0));
+    let slow = value(&metrics, r#"probe_duration_seconds{check="endpoint",kind="http",service="",site="phuong-sai-gon"}"#).unwrap();
+    assert!(slow >= 3.0, "slow endpoint took {slow}s");
+    // Healthy sites are healthy, islands have their emulated latency.
+    assert_eq!(ok("phuong-tan-dinh", "link", "icmp"), Some(1.0));
+    assert_eq!(ok("phuong-tan-dinh", "endpoint", "http"), Some(1.0));
+    assert_eq!(ok("phuong-tan-dinh", "video", "tcp"), Some(1.0));
+    let island_rtt = value(&metrics, r#"probe_icmp_duration_rtt_min_seconds{check="link",kind="icmp",service="",site="dac-khu-con-dao"}"#).unwrap();
+    assert!(island_rtt >= 0.03, "Côn Đảo min RTT {island_rtt}");
+    // The certificate near expiry is measured.
+    let expiry = value(&metrics, r#"probe_ssl_earliest_cert_expiry{check="web",kind="http",service="hoi-nghi-truyen-hinh",site=""}"#).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!(expiry > now && expiry < now + 11.0 * 86400.0, "expiry {expiry}");
+
+    // SIGTERM: graceful stop.
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "demo did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log = format!("{}\n{}", early.join("\n"), log.join().unwrap());
+    assert!(status.success(), "exit {status:?}\n{log}");
+    assert!(log.contains("lienthong stopped"), "{log}");
+    assert!(log.contains("The demo's link rounds use UDP echo"), "ICMP notice printed once");
+}
