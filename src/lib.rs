@@ -4,6 +4,7 @@
 pub mod config;
 pub mod engine;
 pub mod health;
+pub mod incidents;
 pub mod metrics;
 pub mod probe;
 pub mod report;

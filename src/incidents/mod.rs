@@ -1,0 +1,7 @@
+//! Incidents: one per real cause, persisted, served and notified.
+
+pub mod model;
+pub mod store;
+
+pub use model::*;
+pub use store::{Page, Store, StoreError};
