@@ -5,6 +5,7 @@ pub mod config;
 pub mod engine;
 pub mod health;
 pub mod incidents;
+pub mod maintenance;
 pub mod metrics;
 pub mod probe;
 pub mod report;

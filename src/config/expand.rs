@@ -148,18 +148,45 @@ impl CheckDef {
     }
 }
 
-/// Sites, services and checks after expansion.
+/// Sites, services and checks after expansion, plus the settings the runtime needs.
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
     pub sites: Vec<SiteInfo>,
     pub services: Vec<ServiceInfo>,
     pub checks: Vec<CheckDef>,
     pub scheduler: SchedulerSection,
+    pub incidents: IncidentsSection,
+    pub api: ApiSection,
+    pub teams: Vec<Team>,
+    pub notify: Vec<NotifyTarget>,
+    pub maintenance: Vec<crate::maintenance::Window>,
 }
 
 impl Inventory {
     pub fn site(&self, slug: &str) -> Option<&SiteInfo> {
         self.sites.iter().find(|s| s.slug == slug)
+    }
+
+    /// Names of the teams covering a site.
+    pub fn teams_of_site(&self, site: &SiteInfo) -> Vec<String> {
+        self.teams
+            .iter()
+            .filter(|t| {
+                t.sites.contains(&site.slug)
+                    || t.former_districts.contains(&site.former_district)
+                    || t.former_provinces.contains(&site.former_province)
+            })
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
+    /// Names of the teams covering a shared service.
+    pub fn teams_of_service(&self, service: &str) -> Vec<String> {
+        self.teams
+            .iter()
+            .filter(|t| t.services.iter().any(|s| s == service || s == "*"))
+            .map(|t| t.name.clone())
+            .collect()
     }
 }
 
@@ -194,6 +221,10 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
 
     let mut inv = Inventory {
         scheduler: file.scheduler.clone(),
+        incidents: file.incidents.clone(),
+        api: file.api.clone(),
+        teams: file.teams.iter().map(|t| t.get_ref().clone()).collect(),
+        notify: file.notify.iter().map(|t| t.get_ref().clone()).collect(),
         ..Default::default()
     };
     let mut slugs = HashSet::new();
@@ -440,10 +471,73 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
         });
     }
 
+    check_runtime_sections(file, &inv, &mut cx);
+    for m in &file.maintenance {
+        match crate::maintenance::Window::compile(m.get_ref()) {
+            Ok(w) => inv.maintenance.push(w),
+            Err(e) => cx.push(m.span(), format!("maintenance window: {e}"), "see the [[maintenance]] comment in probes.toml for both forms"),
+        }
+        let spec = m.get_ref();
+        if let Some(site) = &spec.site {
+            if inv.site(site).is_none() {
+                cx.push(m.span(), format!("maintenance names unknown site `{site}`"), "use a slug from the site list");
+            }
+        }
+        if let Some(svc) = &spec.service {
+            if !inv.services.iter().any(|s| &s.slug == svc) {
+                cx.push(m.span(), format!("maintenance names unknown service `{svc}`"), "use a [[service]] slug");
+            }
+        }
+    }
+
     if cx.problems.is_empty() {
         Ok(inv)
     } else {
         Err(collapse(cx.problems))
+    }
+}
+
+fn check_runtime_sections(file: &ConfigFile, inv: &Inventory, cx: &mut Ctx) {
+    let keys: HashSet<String> = inv.checks.iter().map(|c| c.id.key()).collect();
+    for r in &file.incidents.reference_checks {
+        if !keys.contains(r) {
+            cx.push(0..0, format!("[incidents] reference_checks names unknown check `{r}`"), "use a check key such as service/<slug>/<check>");
+        }
+    }
+    let share = file.incidents.prober_share;
+    if !(share > 0.0 && share <= 1.0) {
+        cx.push(0..0, "[incidents] prober_share must be in (0, 1]", "0.5 = half of the sites at once");
+    }
+    let mut names = HashSet::new();
+    for t in &file.teams {
+        if !names.insert(t.get_ref().name.clone()) {
+            cx.push(t.span(), format!("duplicate team `{}`", t.get_ref().name), "team names must be unique");
+        }
+        for s in &t.get_ref().sites {
+            if inv.site(s).is_none() {
+                cx.push(t.span(), format!("team `{}` lists unknown site `{s}`", t.get_ref().name), "use a slug from the site list");
+            }
+        }
+    }
+    let mut names = HashSet::new();
+    for n in &file.notify {
+        let t = n.get_ref();
+        if !names.insert(t.name.clone()) {
+            cx.push(n.span(), format!("duplicate notify target `{}`", t.name), "notify names must be unique");
+        }
+        if !(t.url.starts_with("http://") || t.url.starts_with("https://")) {
+            cx.push(n.span(), format!("notify `{}`: url must start with http:// or https://", t.name), "");
+        }
+        if let Some(env) = &t.bearer_token_env {
+            if std::env::var_os(env).is_none() {
+                cx.push(n.span(), format!("notify `{}`: environment variable {env} is not set", t.name), "export the variable before starting lienthong (secrets never go in the file)");
+            }
+        }
+        for sev in &t.severities {
+            if sev != "critical" && sev != "warning" {
+                cx.push(n.span(), format!("notify `{}`: unknown severity `{sev}`", t.name), "use \"critical\" or \"warning\"");
+            }
+        }
     }
 }
 

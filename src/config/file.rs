@@ -32,6 +32,161 @@ pub struct ConfigFile {
     /// Extra checks at one site.
     #[serde(default, rename = "site_check")]
     pub site_checks: Vec<Spanned<SiteCheck>>,
+    /// Incident engine settings.
+    #[serde(default)]
+    pub incidents: IncidentsSection,
+    /// Write API settings.
+    #[serde(default)]
+    pub api: ApiSection,
+    /// Specialist teams and the sites/services they cover.
+    #[serde(default, rename = "team")]
+    pub teams: Vec<Spanned<Team>>,
+    /// Notification targets.
+    #[serde(default, rename = "notify")]
+    pub notify: Vec<Spanned<NotifyTarget>>,
+    /// Planned maintenance windows.
+    #[serde(default, rename = "maintenance")]
+    pub maintenance: Vec<Spanned<MaintenanceSpec>>,
+}
+
+/// `[incidents]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentsSection {
+    /// SQLite file of incidents, timelines and the notification outbox.
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// Resolved incidents older than this are deleted.
+    #[serde(default = "default_retention")]
+    pub retention: HumanDuration,
+    /// Re-probe interval after a first failure, until the thresholds decide.
+    #[serde(default = "default_confirm")]
+    pub confirm_interval: HumanDuration,
+    /// Checks (keys like `service/mang-loi/core`) that prove the prober itself is connected.
+    #[serde(default)]
+    pub reference_checks: Vec<String>,
+    /// Share of sites whose link is down at once (0..1) from which the prober's own uplink is
+    /// suspected: one prober incident, per-site incidents held.
+    #[serde(default = "default_prober_share")]
+    pub prober_share: f64,
+}
+
+impl Default for IncidentsSection {
+    fn default() -> Self {
+        IncidentsSection {
+            database: default_database(),
+            retention: default_retention(),
+            confirm_interval: default_confirm(),
+            reference_checks: Vec::new(),
+            prober_share: default_prober_share(),
+        }
+    }
+}
+
+fn default_database() -> String {
+    "lienthong.db".into()
+}
+fn default_retention() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(180 * 86400))
+}
+fn default_confirm() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(2))
+}
+fn default_prober_share() -> f64 {
+    0.5
+}
+
+/// `[api]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    /// Environment variable holding the bearer token of the write endpoints. Unset variable =
+    /// write endpoints answer 403 (disabled).
+    #[serde(default = "default_token_env")]
+    pub token_env: String,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection {
+            token_env: default_token_env(),
+        }
+    }
+}
+
+fn default_token_env() -> String {
+    "LIENTHONG_API_TOKEN".into()
+}
+
+/// `[[team]]`: a specialist team (tổ chuyên trách). A site belongs to every team that lists its
+/// slug, its former district or its former province; a service to every team listing it (or "*").
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Team {
+    pub name: String,
+    pub title: String,
+    #[serde(default)]
+    pub former_provinces: Vec<String>,
+    #[serde(default)]
+    pub former_districts: Vec<String>,
+    #[serde(default)]
+    pub sites: Vec<String>,
+    #[serde(default)]
+    pub services: Vec<String>,
+}
+
+/// `[[notify]]`: where incident events are sent.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyTarget {
+    pub name: String,
+    pub kind: NotifyKind,
+    /// Webhook URL, or the Alertmanager base URL (`/api/v2/alerts` is appended).
+    pub url: String,
+    #[serde(default)]
+    pub bearer_token_env: Option<String>,
+    /// Only incidents of these severities (default: all).
+    #[serde(default)]
+    pub severities: Vec<String>,
+    /// Only incidents of these teams (default: all).
+    #[serde(default)]
+    pub teams: Vec<String>,
+    #[serde(default = "default_notify_timeout")]
+    pub timeout: HumanDuration,
+}
+
+fn default_notify_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(5))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyKind {
+    Webhook,
+    Alertmanager,
+}
+
+/// `[[maintenance]]`: a planned window, in Asia/Ho_Chi_Minh time (UTC+7, no DST). Either one-off
+/// (`start`, `end` as "YYYY-MM-DD HH:MM") or recurring (`every` = "day" or a weekday "mon".."sun",
+/// `at` = "HH:MM", `duration`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceSpec {
+    #[serde(default)]
+    pub site: Option<String>,
+    #[serde(default)]
+    pub service: Option<String>,
+    pub reason: String,
+    #[serde(default)]
+    pub start: Option<String>,
+    #[serde(default)]
+    pub end: Option<String>,
+    #[serde(default)]
+    pub every: Option<String>,
+    #[serde(default)]
+    pub at: Option<String>,
+    #[serde(default)]
+    pub duration: Option<HumanDuration>,
 }
 
 /// `[server]`

@@ -1,0 +1,213 @@
+//! Maintenance windows and Asia/Ho_Chi_Minh local time (UTC+7 all year: Vietnam has no DST).
+//! Pure functions; no clock reads.
+
+use serde::Serialize;
+
+use crate::config::MaintenanceSpec;
+
+/// Offset of Asia/Ho_Chi_Minh from UTC.
+pub const OFFSET_MS: i64 = 7 * 3600 * 1000;
+const DAY_MS: i64 = 86_400_000;
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Civil date of days since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Parses "HH:MM" into minutes of the day.
+pub fn parse_hhmm(s: &str) -> Option<i64> {
+    let (h, m) = s.trim().split_once(':')?;
+    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+    ((0..24).contains(&h) && (0..60).contains(&m)).then_some(h * 60 + m)
+}
+
+/// Parses local "YYYY-MM-DD HH:MM" (or with a `T`) into Unix milliseconds.
+pub fn parse_local(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (date, time) = s.split_once([' ', 'T'])?;
+    let mut parts = date.splitn(3, '-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let mo: i64 = parts.next()?.parse().ok()?;
+    let d: i64 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let minutes = parse_hhmm(time)?;
+    Some(days_from_civil(y, mo, d) * DAY_MS + minutes * 60_000 - OFFSET_MS)
+}
+
+/// "2026-11-26 13:05" in Asia/Ho_Chi_Minh.
+pub fn format_local(ms: i64) -> String {
+    let local = ms + OFFSET_MS;
+    let (y, m, d) = civil_from_days(local.div_euclid(DAY_MS));
+    let minutes = local.rem_euclid(DAY_MS) / 60_000;
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", minutes / 60, minutes % 60)
+}
+
+/// RFC 3339 in UTC with seconds, for feeds and APIs.
+pub fn format_rfc3339(ms: i64) -> String {
+    let (y, m, d) = civil_from_days(ms.div_euclid(DAY_MS));
+    let secs = ms.rem_euclid(DAY_MS) / 1000;
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// 0 = Monday … 6 = Sunday, local time.
+fn local_weekday(ms: i64) -> i64 {
+    // 1970-01-01 was a Thursday (3).
+    ((ms + OFFSET_MS).div_euclid(DAY_MS) + 3).rem_euclid(7)
+}
+
+const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// When a window applies.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum When {
+    Once { start: i64, end: i64 },
+    /// `days`: bit 0 = Monday … bit 6 = Sunday.
+    Recurring { days: u8, start_minute: i64, duration_ms: i64 },
+}
+
+/// A compiled window from the config (or the API).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Window {
+    pub site: Option<String>,
+    pub service: Option<String>,
+    pub reason: String,
+    pub when: When,
+}
+
+impl Window {
+    /// Compiles a config entry; the error says what to fix.
+    pub fn compile(spec: &MaintenanceSpec) -> Result<Window, String> {
+        let when = match (&spec.start, &spec.end, &spec.every) {
+            (Some(s), Some(e), None) => {
+                let start = parse_local(s).ok_or_else(|| format!("start `{s}` is not \"YYYY-MM-DD HH:MM\""))?;
+                let end = parse_local(e).ok_or_else(|| format!("end `{e}` is not \"YYYY-MM-DD HH:MM\""))?;
+                if end <= start {
+                    return Err("end must be after start".into());
+                }
+                When::Once { start, end }
+            }
+            (None, None, Some(every)) => {
+                let days = match every.as_str() {
+                    "day" => 0x7f,
+                    d => 1u8 << WEEKDAYS.iter().position(|w| *w == d).ok_or_else(|| format!("every = `{d}`: use \"day\" or one of {}", WEEKDAYS.join(", ")))?,
+                };
+                let at = spec.at.as_deref().ok_or("a recurring window needs at = \"HH:MM\"")?;
+                let start_minute = parse_hhmm(at).ok_or_else(|| format!("at = `{at}` is not \"HH:MM\""))?;
+                let duration = spec.duration.ok_or("a recurring window needs a duration, e.g. \"2h\"")?.0;
+                if duration.is_zero() || duration.as_millis() as i64 > DAY_MS {
+                    return Err("duration must be between 1s and 24h".into());
+                }
+                When::Recurring { days, start_minute, duration_ms: duration.as_millis() as i64 }
+            }
+            _ => return Err("give either start and end, or every + at + duration".into()),
+        };
+        Ok(Window {
+            site: spec.site.clone(),
+            service: spec.service.clone(),
+            reason: spec.reason.clone(),
+            when,
+        })
+    }
+
+    /// Whether the window is in force at `at` (Unix ms).
+    pub fn active_at(&self, at: i64) -> bool {
+        match self.when {
+            When::Once { start, end } => (start..end).contains(&at),
+            When::Recurring { days, start_minute, duration_ms } => {
+                // The window may have started today or yesterday (crossing midnight).
+                (0..2).any(|back| {
+                    let day_start = (at + OFFSET_MS).div_euclid(DAY_MS) * DAY_MS - OFFSET_MS - back * DAY_MS;
+                    let start = day_start + start_minute * 60_000;
+                    days & (1 << local_weekday(day_start)) != 0 && (start..start + duration_ms).contains(&at)
+                })
+            }
+        }
+    }
+
+    /// Whether the window covers a site (city-wide windows cover everything).
+    pub fn covers(&self, site: Option<&str>, service: Option<&str>) -> bool {
+        match (&self.site, &self.service) {
+            (None, None) => true,
+            (Some(s), _) => site == Some(s.as_str()),
+            (None, Some(s)) => service == Some(s.as_str()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(start: Option<&str>, end: Option<&str>, every: Option<&str>, at: Option<&str>, dur: Option<u64>) -> MaintenanceSpec {
+        MaintenanceSpec {
+            site: Some("a".into()),
+            service: None,
+            reason: "r".into(),
+            start: start.map(Into::into),
+            end: end.map(Into::into),
+            every: every.map(Into::into),
+            at: at.map(Into::into),
+            duration: dur.map(|s| crate::config::HumanDuration(std::time::Duration::from_secs(s))),
+        }
+    }
+
+    #[test]
+    fn local_time_round_trip() {
+        let ms = parse_local("2026-11-26 13:05").unwrap();
+        assert_eq!(format_local(ms), "2026-11-26 13:05");
+        assert_eq!(format_rfc3339(ms), "2026-11-26T06:05:00Z");
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
+        assert!(parse_local("2026-13-01 10:00").is_none());
+        assert!(parse_local("2026-12-01 24:00").is_none());
+    }
+
+    #[test]
+    fn one_off_window() {
+        let w = Window::compile(&spec(Some("2026-12-01 22:00"), Some("2026-12-02 01:00"), None, None, None)).unwrap();
+        assert!(!w.active_at(parse_local("2026-12-01 21:59").unwrap()));
+        assert!(w.active_at(parse_local("2026-12-01 22:00").unwrap()));
+        assert!(w.active_at(parse_local("2026-12-02 00:30").unwrap()));
+        assert!(!w.active_at(parse_local("2026-12-02 01:00").unwrap()));
+        assert!(w.covers(Some("a"), None) && !w.covers(Some("b"), None));
+    }
+
+    #[test]
+    fn weekly_window_crossing_midnight() {
+        // 2026-11-29 is a Sunday.
+        let w = Window::compile(&spec(None, None, Some("sun"), Some("23:00"), Some(7200))).unwrap();
+        assert!(w.active_at(parse_local("2026-11-29 23:30").unwrap()));
+        assert!(w.active_at(parse_local("2026-11-30 00:59").unwrap()), "runs past midnight into Monday");
+        assert!(!w.active_at(parse_local("2026-11-30 01:00").unwrap()));
+        assert!(!w.active_at(parse_local("2026-11-28 23:30").unwrap()), "not on Saturday");
+    }
+
+    #[test]
+    fn bad_windows_say_what_to_fix() {
+        assert!(Window::compile(&spec(Some("tomorrow"), Some("2026-12-01 01:00"), None, None, None)).unwrap_err().contains("YYYY-MM-DD"));
+        assert!(Window::compile(&spec(None, None, Some("sunday"), Some("23:00"), Some(60))).unwrap_err().contains("mon"));
+        assert!(Window::compile(&spec(None, None, Some("day"), None, Some(60))).unwrap_err().contains("at ="));
+        assert!(Window::compile(&spec(None, None, None, None, None)).unwrap_err().contains("either"));
+    }
+}
