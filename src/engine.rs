@@ -1,10 +1,12 @@
 //! The single writer of run results: every finished probe goes through [`Engine::record`], which
-//! updates metrics and the live state and logs state changes.
+//! updates metrics and the live state, feeds the health state machines and the incident engine,
+//! and returns the confirm-fast delay to the scheduler.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::config::CheckDef;
+use crate::config::{CheckDef, Inventory};
+use crate::incidents::engine::IncidentEngine;
 use crate::metrics::Metrics;
 use crate::probe::Outcome;
 use crate::scheduler::ResultSink;
@@ -13,26 +15,66 @@ use crate::state::LiveState;
 pub struct Engine {
     pub metrics: Arc<Metrics>,
     pub state: Arc<LiveState>,
+    pub incidents: Mutex<IncidentEngine>,
+    /// Poked whenever incident events were written (the notifier delivers them).
+    pub outbox_poke: Arc<tokio::sync::Notify>,
+}
+
+impl Engine {
+    fn lock(&self) -> std::sync::MutexGuard<'_, IncidentEngine> {
+        self.incidents.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Periodic work: holds expire, maintenance windows begin and end; refresh every site.
+    pub fn tick(&self, now: SystemTime) {
+        let mut inc = self.lock();
+        inc.tick(now);
+        for (site, st) in inc.site_statuses(now) {
+            self.state.set_site_status(&site, st);
+            self.metrics.set_site_status(&site, st);
+        }
+        self.publish_counts(&mut inc);
+    }
+
+    pub fn refresh_maintenance(&self, now: SystemTime) {
+        self.lock().refresh_maintenance(now);
+        self.tick(now);
+    }
+
+    pub fn set_inventory(&self, inv: Arc<Inventory>) {
+        self.lock().set_inventory(inv);
+    }
+
+    fn publish_counts(&self, inc: &mut IncidentEngine) {
+        let opened = std::mem::take(&mut inc.opened);
+        if !opened.is_empty() {
+            self.outbox_poke.notify_one();
+        }
+        for (sev, scope) in opened {
+            self.metrics.incident_opened(sev, scope);
+        }
+        self.metrics.set_open_incidents(&inc.open_counts());
+    }
 }
 
 impl ResultSink for Engine {
     fn record(&self, check: &CheckDef, outcome: Outcome, finished: SystemTime) -> Option<Duration> {
         self.metrics.record(check, &outcome, finished);
-        let was_failing = self
-            .state
-            .check(&check.id)
-            .and_then(|s| s.last)
-            .map(|l| !l.success);
         if let Some(f) = &outcome.failure {
-            if was_failing != Some(true) {
-                tracing::info!(check = %check.id, reason = %f.reason, error = %f.message, "check failing");
-            } else {
-                tracing::debug!(check = %check.id, reason = %f.reason, error = %f.message, "check still failing");
-            }
-        } else if was_failing == Some(true) {
-            tracing::info!(check = %check.id, "check recovered");
+            tracing::debug!(check = %check.id, reason = %f.reason, error = %f.message, "check failed");
         }
         self.state.record(&check.id, &outcome, finished);
-        None
+        let mut inc = self.lock();
+        let next = inc.observe(check, &outcome, finished);
+        let health = inc.state_of(&check.id);
+        self.state.set_health(&check.id, health);
+        self.metrics.set_check_state(check, health);
+        if let Some(site) = check.id.site.as_deref() {
+            let st = inc.site_status_of(site, finished);
+            self.state.set_site_status(site, st);
+            self.metrics.set_site_status(site, st);
+        }
+        self.publish_counts(&mut inc);
+        next
     }
 }

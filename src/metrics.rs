@@ -52,6 +52,34 @@ pub struct Metrics {
     pub lag: Histogram,
     pub in_flight: IntGauge,
     pub checks_configured: IntGauge,
+    check_state: GaugeVec,
+    site_status: IntGaugeVec,
+    incidents_open: IntGaugeVec,
+    incidents_total: IntCounterVec,
+}
+
+/// Numeric codes of `lienthong_check_state` and `lienthong_site_status` (documented in the
+/// README; Grafana value mappings use them).
+pub fn state_code(s: crate::health::State) -> f64 {
+    use crate::health::State::*;
+    match s {
+        Unknown => 0.0,
+        Up => 1.0,
+        Degraded => 2.0,
+        Failing => 3.0,
+        Down => 4.0,
+    }
+}
+
+pub fn site_status_code(s: crate::health::SiteStatus) -> i64 {
+    use crate::health::SiteStatus::*;
+    match s {
+        Unknown => 0,
+        Up => 1,
+        Degraded => 2,
+        Down => 4,
+        Maintenance => 5,
+    }
 }
 
 fn gauge(r: &Registry, name: &str, help: &str, extra: &[&str]) -> GaugeVec {
@@ -309,6 +337,10 @@ impl Metrics {
                 r.register(Box::new(g.clone())).expect("unique metric");
                 g
             },
+            check_state: gauge(&r, "lienthong_check_state", "Health of the check: 0 unknown, 1 up, 2 degraded, 3 failing (unconfirmed), 4 down", &[]),
+            site_status: int_gauge_vec("lienthong_site_status", "Rolled-up status of a site: 0 unknown, 1 up, 2 degraded, 4 down, 5 maintenance", &["site"]),
+            incidents_open: int_gauge_vec("lienthong_incidents_open", "Unresolved incidents", &["severity", "scope", "team"]),
+            incidents_total: int_counter_vec(&r, "lienthong_incidents_total", "Incidents opened since the process started", &["severity", "scope"]),
             registry: r,
         };
         m.build_info
@@ -387,7 +419,7 @@ impl Metrics {
             &self.dns_authority_rrs,
             &self.dns_additional_rrs,
             &self.dns_query_succeeded,
-            &self.last_run,
+            &self.last_run, &self.check_state,
         ] {
             let _ = g.remove_label_values(&l);
         }
@@ -515,6 +547,35 @@ impl Metrics {
             g.with_label_values(&[l[0], l[1], l[2], l[3], name])
                 .set(v.map(|d: Duration| d.as_secs_f64()).unwrap_or(0.0));
         }
+    }
+
+    pub fn set_check_state(&self, c: &CheckDef, s: crate::health::State) {
+        self.check_state.with_label_values(&labels(c)).set(state_code(s));
+    }
+
+    pub fn set_site_status(&self, site: &str, s: crate::health::SiteStatus) {
+        self.site_status.with_label_values(&[site]).set(site_status_code(s));
+    }
+
+    /// Replaces the open-incident gauges with `counts`.
+    pub fn set_open_incidents(&self, counts: &crate::incidents::engine::OpenCounts) {
+        self.incidents_open.reset();
+        for ((sev, scope, team), n) in counts {
+            let sev = serde_json::to_value(sev).ok();
+            let scope = serde_json::to_value(scope).ok();
+            let (Some(sev), Some(scope)) = (sev, scope) else { continue };
+            self.incidents_open
+                .with_label_values(&[sev.as_str().unwrap_or(""), scope.as_str().unwrap_or(""), team])
+                .set(*n);
+        }
+    }
+
+    pub fn incident_opened(&self, sev: crate::incidents::Severity, scope: crate::incidents::Scope) {
+        let sev = serde_json::to_value(sev).unwrap_or_default();
+        let scope = serde_json::to_value(scope).unwrap_or_default();
+        self.incidents_total
+            .with_label_values(&[sev.as_str().unwrap_or(""), scope.as_str().unwrap_or("")])
+            .inc();
     }
 
     /// Marks a config (re)load; `ok` false keeps the old config running.

@@ -3,12 +3,17 @@
 
 use std::sync::Arc;
 
+use std::time::SystemTime;
+
+use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, Inventory};
 use crate::engine::Engine;
+use crate::incidents::engine::IncidentEngine;
+use crate::incidents::{IncidentEvent, Store};
 use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
 use crate::state::LiveState;
@@ -22,6 +27,8 @@ pub type Loader = Arc<dyn Fn() -> Result<Inventory, ConfigError> + Send + Sync>;
 pub struct Handles {
     pub metrics: Arc<Metrics>,
     pub state: Arc<LiveState>,
+    /// Live incident timeline events (SSE subscribers and tests listen here).
+    pub events: broadcast::Sender<IncidentEvent>,
 }
 
 impl Handles {
@@ -29,6 +36,45 @@ impl Handles {
         Handles {
             metrics: Arc::new(Metrics::new()),
             state: Arc::new(LiveState::default()),
+            events: broadcast::channel(1024).0,
+        }
+    }
+}
+
+/// Every second: correlation holds, maintenance windows; every hour: retention.
+async fn tick_loop(
+    engine: Arc<Engine>,
+    store: Arc<Store>,
+    retention: std::time::Duration,
+    maintenance_changed: Arc<tokio::sync::Notify>,
+    shutdown: CancellationToken,
+) {
+    let mut every_second = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut last_prune: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every_second.tick() => {}
+            _ = maintenance_changed.notified() => {
+                let e = engine.clone();
+                let _ = tokio::task::spawn_blocking(move || e.refresh_maintenance(SystemTime::now())).await;
+            }
+        }
+        let e = engine.clone();
+        let _ = tokio::task::spawn_blocking(move || e.tick(SystemTime::now())).await;
+        if last_prune.is_none_or(|t| t.elapsed() > std::time::Duration::from_secs(3600)) {
+            last_prune = Some(tokio::time::Instant::now());
+            let cutoff = SystemTime::now()
+                .checked_sub(retention)
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            let s = store.clone();
+            match tokio::task::spawn_blocking(move || s.prune_resolved(cutoff)).await {
+                Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "old resolved incidents pruned"),
+                Ok(Err(e)) => tracing::error!(error = %e, "retention"),
+                _ => {}
+            }
         }
     }
 }
@@ -49,14 +95,30 @@ pub async fn run(
     handles: Handles,
 ) -> anyhow::Result<()> {
     let inv = Arc::new(load()?);
-    let Handles { metrics, state } = handles;
+    let Handles { metrics, state, events } = handles;
     metrics.set_inventory(&inv, None);
     metrics.config_loaded(true);
     state.set_inventory(inv.clone());
+    let db = &inv.incidents.database;
+    let store = Arc::new(
+        Store::open(std::path::Path::new(db))
+            .with_context(|| format!("cannot open the incident database {db}"))?,
+    );
+    let incidents = IncidentEngine::new(inv.clone(), store.clone(), events.clone(), SystemTime::now())?;
     let engine = Arc::new(Engine {
         metrics: metrics.clone(),
         state: state.clone(),
+        incidents: std::sync::Mutex::new(incidents),
+        outbox_poke: Arc::new(tokio::sync::Notify::new()),
     });
+    let maintenance_changed = Arc::new(tokio::sync::Notify::new());
+    let ticker = tokio::spawn(tick_loop(
+        engine.clone(),
+        store.clone(),
+        inv.incidents.retention.0,
+        maintenance_changed.clone(),
+        shutdown.clone(),
+    ));
     let mut scheduler = Scheduler::start(&inv, engine.clone(), metrics.clone(), &shutdown)?;
     state.set_running(true);
     tracing::info!(
@@ -94,6 +156,7 @@ pub async fn run(
                         match Scheduler::start(&new, engine.clone(), metrics.clone(), &shutdown) {
                             Ok(next) => {
                                 std::mem::replace(&mut scheduler, next).stop().await;
+                                engine.set_inventory(new.clone());
                                 metrics.set_inventory(&new, Some(&current));
                                 state.set_inventory(new.clone());
                                 metrics.config_loaded(true);
@@ -116,6 +179,7 @@ pub async fn run(
     }
     state.set_running(false);
     scheduler.stop().await;
+    let _ = ticker.await;
     server.await??;
     tracing::info!("lienthong stopped");
     Ok(())

@@ -29,6 +29,8 @@ pub struct CheckStatus {
     pub last: Option<LastRun>,
     pub consecutive_failures: u32,
     pub runs: u64,
+    /// Health from the incident engine's state machine.
+    pub health: crate::health::State,
 }
 
 /// Shared, cheap-to-read view of every check.
@@ -41,6 +43,7 @@ pub struct LiveState {
 struct Inner {
     inventory: Arc<Inventory>,
     checks: HashMap<CheckId, CheckStatus>,
+    sites: HashMap<String, crate::health::SiteStatus>,
     running: bool,
 }
 
@@ -61,6 +64,7 @@ impl LiveState {
                     last: prev.as_ref().and_then(|p| p.last.clone()),
                     consecutive_failures: prev.as_ref().map_or(0, |p| p.consecutive_failures),
                     runs: prev.as_ref().map_or(0, |p| p.runs),
+                    health: prev.as_ref().map_or_else(Default::default, |p| p.health),
                 };
                 (c.id.clone(), status)
             })
@@ -97,6 +101,24 @@ impl LiveState {
                 details: o.details.clone(),
             });
         }
+    }
+
+    pub fn set_health(&self, id: &CheckId, h: crate::health::State) {
+        let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = g.checks.get_mut(id) {
+            s.health = h;
+        }
+    }
+
+    pub fn set_site_status(&self, site: &str, st: crate::health::SiteStatus) {
+        let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        g.sites.insert(site.to_string(), st);
+    }
+
+    /// A site's rolled-up status (Unknown before any result).
+    pub fn site_status(&self, site: &str) -> crate::health::SiteStatus {
+        let g = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        g.sites.get(site).copied().unwrap_or(crate::health::SiteStatus::Unknown)
     }
 
     pub fn inventory(&self) -> Arc<Inventory> {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 /// Milliseconds since the Unix epoch (UTC). Stored as INTEGER, served as RFC 3339 by the API.
 pub type UnixMillis = i64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Critical,
@@ -13,7 +13,7 @@ pub enum Severity {
 }
 
 /// What an incident is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// One site (its link, endpoint, video point).

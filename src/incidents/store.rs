@@ -1,7 +1,41 @@
 //! SQLite persistence of incidents, timelines, notes, the notification outbox and API-created
 //! maintenance windows. One file, WAL, schema versioned with `PRAGMA user_version`.
+//!
+//! # Durability
+//!
+//! The file runs in WAL mode with `synchronous=NORMAL`. A transaction is committed once its
+//! frames are written to the WAL with `write(2)`: the data is then in the kernel's page cache, so
+//! a crash of the process — including `kill -9` — loses no committed transaction, and the next
+//! open replays the WAL. Only a power loss or kernel crash may lose the last transactions
+//! committed since the previous checkpoint's `fsync`; the file stays consistent either way
+//! (never corrupt, never half a transaction). `FULL` would `fsync` on every commit for nothing
+//! the engine needs: after a power loss it re-probes and re-derives the state anyway.
+//!
+//! # Concurrency
+//!
+//! [`Store`] is `Send + Sync` and meant to be shared as `Arc<Store>`. Writes go through one
+//! connection behind a mutex, each in one `BEGIN IMMEDIATE` transaction. Reads (API, feed,
+//! metrics) use a small pool of read-only connections: in WAL mode a long read never blocks a
+//! write, and a write never blocks a read. Every call is blocking; call from
+//! `tokio::task::spawn_blocking` in async code.
+//!
+//! # Invariants kept by the schema
+//!
+//! - At most one unresolved incident per key (partial unique index).
+//! - Incident, event and outbox ids are `AUTOINCREMENT`: never reused after pruning, so an SSE
+//!   `Last-Event-ID` and an outbox idempotency key (`"{event_id}:{target}"`) never point to a
+//!   different event than the one they were issued for.
+//! - Deleting an incident deletes its sites, teams, events, notes and outbox rows (cascade).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::Duration;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use super::model::*;
 
@@ -17,6 +51,9 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("database schema version {found} is newer than this build knows ({known})")]
     TooNew { found: i64, known: i64 },
+    /// `append_event` / `set_sites` on an id that does not exist.
+    #[error("no incident with id {0}")]
+    NoSuchIncident(i64),
 }
 
 /// One page of a listing, newest first.
@@ -27,91 +64,989 @@ pub struct Page {
     pub next_cursor: Option<i64>,
 }
 
+/// Largest page `list` returns.
+pub const MAX_PAGE: u32 = 500;
+
+/// `outbox.last_error` is cut to this many characters.
+pub const MAX_ERROR_CHARS: usize = 500;
+
+/// Ordered schema migrations: `MIGRATIONS[n]` takes `user_version` from `n` to `n + 1`, each in
+/// its own transaction. Append only; never edit a migration that has shipped.
+const MIGRATIONS: &[&str] = &[
+    // 1: initial schema.
+    r#"
+CREATE TABLE incidents (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    key             TEXT NOT NULL,
+    title           TEXT NOT NULL,
+    title_en        TEXT NOT NULL,
+    severity        TEXT NOT NULL,
+    scope           TEXT NOT NULL,
+    service         TEXT,
+    started_at      INTEGER NOT NULL,
+    acknowledged_at INTEGER,
+    acknowledged_by TEXT,
+    resolved_at     INTEGER
+);
+-- At most one unresolved incident per cause.
+CREATE UNIQUE INDEX incidents_open_key ON incidents(key) WHERE resolved_at IS NULL;
+CREATE INDEX incidents_started_at ON incidents(started_at);
+CREATE INDEX incidents_resolved_at ON incidents(resolved_at);
+CREATE INDEX incidents_severity ON incidents(severity);
+
+-- `pos` keeps the order the engine gave.
+CREATE TABLE incident_sites (
+    incident_id INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+    site        TEXT NOT NULL,
+    pos         INTEGER NOT NULL,
+    PRIMARY KEY (incident_id, site)
+) WITHOUT ROWID;
+CREATE INDEX incident_sites_site ON incident_sites(site, incident_id);
+
+CREATE TABLE incident_teams (
+    incident_id INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+    team        TEXT NOT NULL,
+    pos         INTEGER NOT NULL,
+    PRIMARY KEY (incident_id, team)
+) WITHOUT ROWID;
+CREATE INDEX incident_teams_team ON incident_teams(team, incident_id);
+
+CREATE TABLE events (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident_id INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+    at          INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    check_key   TEXT,
+    state       TEXT,
+    message     TEXT NOT NULL,
+    evidence    TEXT  -- JSON
+);
+CREATE INDEX events_incident ON events(incident_id, id);
+
+CREATE TABLE notes (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident_id INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+    at          INTEGER NOT NULL,
+    author      TEXT NOT NULL,
+    text        TEXT NOT NULL
+);
+CREATE INDEX notes_incident ON notes(incident_id, id);
+
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    target          TEXT NOT NULL,
+    incident_id     INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+    event_id        INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    delivered_at    INTEGER
+);
+CREATE INDEX outbox_due ON outbox(next_attempt_at) WHERE delivered_at IS NULL;
+CREATE INDEX outbox_incident ON outbox(incident_id);
+CREATE INDEX outbox_event ON outbox(event_id);
+
+CREATE TABLE maintenance (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    site       TEXT,
+    service    TEXT,
+    starts_at  INTEGER NOT NULL,
+    ends_at    INTEGER NOT NULL,
+    reason     TEXT NOT NULL,
+    created_by TEXT NOT NULL
+);
+CREATE INDEX maintenance_ends_at ON maintenance(ends_at);
+"#,
+];
+
+/// The schema version this build creates and understands.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Read connections in the pool.
+const READERS: usize = 2;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// `list` with `since`: when at most this many incidents started since then, the listing is
+/// driven by the `started_at` index (then sorted); otherwise by id, newest first.
+const SINCE_SELECTIVE: i64 = 1000;
+/// Incidents deleted per transaction by `prune_resolved`, so the writer is never held long.
+const PRUNE_BATCH: i64 = 1000;
+
+/// Columns of an incident row, sites and teams as JSON arrays in their stored order.
+const INCIDENT_COLS: &str = "i.id, i.key, i.title, i.title_en, i.severity, i.scope, i.service, \
+     i.started_at, i.acknowledged_at, i.acknowledged_by, i.resolved_at, \
+     (SELECT json_group_array(site ORDER BY pos) FROM incident_sites WHERE incident_id = i.id), \
+     (SELECT json_group_array(team ORDER BY pos) FROM incident_teams WHERE incident_id = i.id)";
+
+const EVENT_COLS: &str = "id, incident_id, at, kind, check_key, state, message, evidence";
+
+const OUTBOX_COLS: &str =
+    "id, target, incident_id, event_id, idempotency_key, attempts, next_attempt_at, last_error";
+
+const MAINTENANCE_COLS: &str = "id, site, service, starts_at, ends_at, reason, created_by";
+
 pub struct Store {
-    // implementation detail of the store helper
+    path: PathBuf,
+    // Declared before `writer` so they close first: the writer, closing last, checkpoints the
+    // WAL back into the file.
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    writer: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
+    }
 }
 
 impl Store {
-    pub fn open(_path: &Path) -> Result<Store, StoreError> {
-        unimplemented!()
+    /// Opens (creating if needed) the database file, applies pending migrations and opens the
+    /// read pool. Fails with [`StoreError::TooNew`] on a file written by a newer build.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut writer = Connection::open(path).map_err(open_err)?;
+        writer.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        let found: i64 = writer
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(open_err)?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %path.display(), mode, "SQLite WAL mode unavailable");
+        }
+        writer
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        writer
+            .pragma_update(None, "foreign_keys", true)
+            .map_err(open_err)?;
+        writer.set_prepared_statement_cache_capacity(64);
+        migrate(&mut writer)?;
+
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
+            )
+            .map_err(open_err)?;
+            r.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+            // `list` builds a few dozen statement shapes from its filters.
+            r.set_prepared_statement_cache_capacity(128);
+            readers.push(Mutex::new(r));
+        }
+        Ok(Store {
+            path: path.to_path_buf(),
+            readers,
+            next_reader: AtomicUsize::new(0),
+            writer: Mutex::new(writer),
+        })
     }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Opens an incident unless an unresolved one with the same key exists. Returns
     /// `(incident id, created)`. When created, writes `first` (an `Opened` event) and one outbox
     /// row per `notify` target in the same transaction.
+    ///
+    /// `started_at` is `first.at`. Duplicate sites/teams are kept once.
     pub fn open_incident(
         &self,
-        _new: &NewIncident,
-        _first: &NewEvent,
-        _notify: &[String],
+        new: &NewIncident,
+        first: &NewEvent,
+        notify: &[String],
     ) -> Result<(i64, bool), StoreError> {
-        unimplemented!()
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let existing: Option<i64> = tx
+            .prepare_cached("SELECT id FROM incidents WHERE key = ?1 AND resolved_at IS NULL")?
+            .query_row([&new.key], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = existing {
+            return Ok((id, false));
+        }
+        tx.prepare_cached(
+            "INSERT INTO incidents (key, title, title_en, severity, scope, service, started_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            new.key,
+            new.title,
+            new.title_en,
+            to_text(new.severity),
+            to_text(new.scope),
+            new.service,
+            first.at,
+        ])?;
+        let id = tx.last_insert_rowid();
+        insert_sites(&tx, id, &new.sites)?;
+        insert_teams(&tx, id, &new.teams)?;
+        insert_event(&tx, id, first, notify)?;
+        tx.commit()?;
+        Ok((id, true))
     }
+
     /// Appends a timeline event (and outbox rows) to an incident. Returns the event id.
-    pub fn append_event(&self, _incident_id: i64, _ev: &NewEvent, _notify: &[String]) -> Result<i64, StoreError> {
-        unimplemented!()
+    pub fn append_event(
+        &self,
+        incident_id: i64,
+        ev: &NewEvent,
+        notify: &[String],
+    ) -> Result<i64, StoreError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if !exists(&tx, incident_id)? {
+            return Err(StoreError::NoSuchIncident(incident_id));
+        }
+        let event_id = insert_event(&tx, incident_id, ev, notify)?;
+        tx.commit()?;
+        Ok(event_id)
     }
+
     /// Replaces the affected sites of an incident.
-    pub fn set_sites(&self, _incident_id: i64, _sites: &[String]) -> Result<(), StoreError> {
-        unimplemented!()
+    pub fn set_sites(&self, incident_id: i64, sites: &[String]) -> Result<(), StoreError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if !exists(&tx, incident_id)? {
+            return Err(StoreError::NoSuchIncident(incident_id));
+        }
+        tx.prepare_cached("DELETE FROM incident_sites WHERE incident_id = ?1")?
+            .execute([incident_id])?;
+        insert_sites(&tx, incident_id, sites)?;
+        tx.commit()?;
+        Ok(())
     }
+
     /// Resolves an unresolved incident at `ev.at`, appending `ev` (a `Resolved` event) and outbox
     /// rows. Returns false when it was already resolved or does not exist.
-    pub fn resolve(&self, _incident_id: i64, _ev: &NewEvent, _notify: &[String]) -> Result<bool, StoreError> {
-        unimplemented!()
+    pub fn resolve(
+        &self,
+        incident_id: i64,
+        ev: &NewEvent,
+        notify: &[String],
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let changed = tx
+            .prepare_cached(
+                "UPDATE incidents SET resolved_at = ?2 WHERE id = ?1 AND resolved_at IS NULL",
+            )?
+            .execute(params![incident_id, ev.at])?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        insert_event(&tx, incident_id, ev, notify)?;
+        tx.commit()?;
+        Ok(true)
     }
+
     /// Acknowledges an incident (idempotent). None when there is no such incident.
-    pub fn acknowledge(&self, _id: i64, _at: UnixMillis, _by: &str) -> Result<Option<(Incident, IncidentEvent)>, StoreError> {
-        unimplemented!()
+    ///
+    /// The first call sets `acknowledged_at`/`acknowledged_by` and appends one `Acknowledged`
+    /// event; later calls change nothing and return the incident with that first event.
+    /// Returns the full incident (events and notes).
+    pub fn acknowledge(
+        &self,
+        id: i64,
+        at: UnixMillis,
+        by: &str,
+    ) -> Result<Option<(Incident, IncidentEvent)>, StoreError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let acked: Option<Option<i64>> = tx
+            .prepare_cached("SELECT acknowledged_at FROM incidents WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        let Some(acked) = acked else {
+            return Ok(None);
+        };
+        let ack_kind = to_text(EventKind::Acknowledged);
+        let first_ack: Option<i64> = if acked.is_some() {
+            tx.prepare_cached(
+                "SELECT id FROM events WHERE incident_id = ?1 AND kind = ?2 ORDER BY id LIMIT 1",
+            )?
+            .query_row(params![id, ack_kind], |r| r.get(0))
+            .optional()?
+        } else {
+            tx.prepare_cached(
+                "UPDATE incidents SET acknowledged_at = ?2, acknowledged_by = ?3 WHERE id = ?1",
+            )?
+            .execute(params![id, at, by])?;
+            None
+        };
+        let event_id = match first_ack {
+            Some(event_id) => event_id,
+            // First acknowledgement (or one imported without its event): record it.
+            None => {
+                let ev = NewEvent {
+                    at: acked.unwrap_or(at),
+                    kind: EventKind::Acknowledged,
+                    check: None,
+                    state: None,
+                    message: format!("Đã tiếp nhận: {by} (acknowledged by {by})"),
+                    evidence: Some(serde_json::json!({ "by": by })),
+                };
+                insert_event(&tx, id, &ev, &[])?
+            }
+        };
+        let incident = load_incident(&tx, id)?.ok_or(StoreError::NoSuchIncident(id))?;
+        let event = load_event(&tx, event_id)?;
+        tx.commit()?;
+        Ok(Some((incident, event)))
     }
+
     /// Adds a technician's note (also a `Note` timeline event). None when there is no such incident.
-    pub fn add_note(&self, _id: i64, _at: UnixMillis, _author: &str, _text: &str) -> Result<Option<(Note, IncidentEvent)>, StoreError> {
-        unimplemented!()
+    ///
+    /// The event's message is `"{author}: {text}"`, its evidence `{"note_id", "author"}`.
+    pub fn add_note(
+        &self,
+        id: i64,
+        at: UnixMillis,
+        author: &str,
+        text: &str,
+    ) -> Result<Option<(Note, IncidentEvent)>, StoreError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if !exists(&tx, id)? {
+            return Ok(None);
+        }
+        tx.prepare_cached(
+            "INSERT INTO notes (incident_id, at, author, text) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![id, at, author, text])?;
+        let note = Note {
+            id: tx.last_insert_rowid(),
+            at,
+            author: author.to_string(),
+            text: text.to_string(),
+        };
+        let ev = NewEvent {
+            at,
+            kind: EventKind::Note,
+            check: None,
+            state: None,
+            message: format!("{author}: {text}"),
+            evidence: Some(serde_json::json!({ "note_id": note.id, "author": author })),
+        };
+        let event_id = insert_event(&tx, id, &ev, &[])?;
+        let event = load_event(&tx, event_id)?;
+        tx.commit()?;
+        Ok(Some((note, event)))
     }
+
     /// One incident with its events and notes.
-    pub fn get(&self, _id: i64) -> Result<Option<Incident>, StoreError> {
-        unimplemented!()
+    pub fn get(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+        let mut conn = self.reader();
+        // One read transaction: incident, events and notes from the same snapshot.
+        let tx = conn.transaction()?;
+        let incident = load_incident(&tx, id)?;
+        tx.commit()?;
+        Ok(incident)
     }
+
     /// Every unresolved incident (without events), for the engine at start-up and for metrics.
+    /// Oldest first.
     pub fn unresolved(&self) -> Result<Vec<Incident>, StoreError> {
-        unimplemented!()
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {INCIDENT_COLS} FROM incidents i WHERE i.resolved_at IS NULL ORDER BY i.id"
+        ))?;
+        let rows = stmt.query_map([], incident_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
+
     /// Filtered listing, newest first, `limit` ≤ 500; `cursor` = the `next_cursor` of the
     /// previous page.
-    pub fn list(&self, _f: &IncidentFilter, _cursor: Option<i64>, _limit: u32) -> Result<Page, StoreError> {
-        unimplemented!()
+    ///
+    /// `limit` is clamped to `1..=500`. Items carry sites and teams, not events or notes.
+    pub fn list(
+        &self,
+        f: &IncidentFilter,
+        cursor: Option<i64>,
+        limit: u32,
+    ) -> Result<Page, StoreError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let conn = self.reader();
+        let since_selective = match f.since {
+            Some(since) if !matches!(f.state, Some(IncidentState::Open | IncidentState::Acknowledged)) => {
+                started_since_at_most(&conn, since, cursor, SINCE_SELECTIVE)?
+            }
+            _ => false,
+        };
+        let (sql, args) = list_query(f, cursor, limit, since_selective);
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), incident_from_row)?;
+        let mut items: Vec<Incident> = rows.collect::<Result<_, _>>()?;
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|i| i.id)
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
     }
+
     /// Timeline events with id > `after`, oldest first (SSE catch-up via Last-Event-ID).
-    pub fn events_after(&self, _after: i64, _limit: u32) -> Result<Vec<IncidentEvent>, StoreError> {
-        unimplemented!()
+    pub fn events_after(&self, after: i64, limit: u32) -> Result<Vec<IncidentEvent>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {EVENT_COLS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![after, limit], event_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
+
     /// The newest `limit` timeline events, newest first (Atom feed).
-    pub fn recent_events(&self, _limit: u32) -> Result<Vec<IncidentEvent>, StoreError> {
-        unimplemented!()
+    pub fn recent_events(&self, limit: u32) -> Result<Vec<IncidentEvent>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {EVENT_COLS} FROM events ORDER BY id DESC LIMIT ?1"
+        ))?;
+        let rows = stmt.query_map([limit], event_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
+
     /// Outbox rows due at `now`, oldest first.
-    pub fn due_outbox(&self, _now: UnixMillis, _limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
-        unimplemented!()
+    pub fn due_outbox(&self, now: UnixMillis, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {OUTBOX_COLS} FROM outbox \
+             WHERE delivered_at IS NULL AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![now, limit], outbox_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
-    pub fn outbox_delivered(&self, _id: i64, _at: UnixMillis) -> Result<(), StoreError> {
-        unimplemented!()
+
+    /// Marks a row delivered (the first delivery time is kept).
+    pub fn outbox_delivered(&self, id: i64, at: UnixMillis) -> Result<(), StoreError> {
+        let conn = self.writer();
+        conn.prepare_cached(
+            "UPDATE outbox SET delivered_at = ?2 WHERE id = ?1 AND delivered_at IS NULL",
+        )?
+        .execute(params![id, at])?;
+        Ok(())
     }
-    pub fn outbox_failed(&self, _id: i64, _next_attempt_at: UnixMillis, _error: &str) -> Result<(), StoreError> {
-        unimplemented!()
+
+    /// Records a failed attempt: `attempts + 1`, retry at `next_attempt_at`, `last_error` cut
+    /// to 500 characters. No effect on a delivered row.
+    pub fn outbox_failed(
+        &self,
+        id: i64,
+        next_attempt_at: UnixMillis,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
+        let conn = self.writer();
+        conn.prepare_cached(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 \
+             WHERE id = ?1 AND delivered_at IS NULL",
+        )?
+        .execute(params![id, next_attempt_at, error])?;
+        Ok(())
     }
+
     /// Rows not yet delivered.
     pub fn outbox_pending(&self) -> Result<u64, StoreError> {
-        unimplemented!()
+        let conn = self.reader();
+        let n: i64 = conn
+            .prepare_cached("SELECT count(*) FROM outbox WHERE delivered_at IS NULL")?
+            .query_row([], |r| r.get(0))?;
+        Ok(n as u64)
     }
-    pub fn add_maintenance(&self, _w: &MaintenanceWindow) -> Result<i64, StoreError> {
-        unimplemented!()
+
+    /// Stores a window (its `id` is ignored) and returns the new id.
+    pub fn add_maintenance(&self, w: &MaintenanceWindow) -> Result<i64, StoreError> {
+        let conn = self.writer();
+        conn.prepare_cached(
+            "INSERT INTO maintenance (site, service, starts_at, ends_at, reason, created_by) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            w.site,
+            w.service,
+            w.starts_at,
+            w.ends_at,
+            w.reason,
+            w.created_by
+        ])?;
+        Ok(conn.last_insert_rowid())
     }
-    /// Windows that have not ended at `now`.
-    pub fn maintenance_windows(&self, _now: UnixMillis) -> Result<Vec<MaintenanceWindow>, StoreError> {
-        unimplemented!()
+
+    /// Windows that have not ended at `now` (`ends_at > now`), by start time.
+    pub fn maintenance_windows(
+        &self,
+        now: UnixMillis,
+    ) -> Result<Vec<MaintenanceWindow>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {MAINTENANCE_COLS} FROM maintenance WHERE ends_at > ?1 ORDER BY starts_at, id"
+        ))?;
+        let rows = stmt.query_map([now], |r| {
+            Ok(MaintenanceWindow {
+                id: r.get(0)?,
+                site: r.get(1)?,
+                service: r.get(2)?,
+                starts_at: r.get(3)?,
+                ends_at: r.get(4)?,
+                reason: r.get(5)?,
+                created_by: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
+
     /// Deletes incidents resolved before `before` (with their events, notes and delivered
     /// outbox rows). Returns how many incidents were removed.
-    pub fn prune_resolved(&self, _before: UnixMillis) -> Result<u64, StoreError> {
-        unimplemented!()
+    ///
+    /// An incident that still has undelivered outbox rows is kept until they are delivered
+    /// (its notification payload is rendered from it). Works in batches of 1,000 incidents per
+    /// transaction so the writer is never held for long.
+    pub fn prune_resolved(&self, before: UnixMillis) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        loop {
+            let mut conn = self.writer();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx
+                .prepare_cached(
+                    "DELETE FROM incidents WHERE id IN ( \
+                       SELECT i.id FROM incidents i \
+                       WHERE i.resolved_at < ?1 AND NOT EXISTS ( \
+                         SELECT 1 FROM outbox o \
+                         WHERE o.incident_id = i.id AND o.delivered_at IS NULL) \
+                       LIMIT ?2)",
+                )?
+                .execute(params![before, PRUNE_BATCH])?;
+            tx.commit()?;
+            total += n as u64;
+            if (n as i64) < PRUNE_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Inserts complete incidents as given — timestamps, sites, teams, events and notes; their
+    /// ids are ignored and fresh ones assigned — in one transaction, without outbox rows.
+    /// Returns the new ids in order. For seeding history in benchmarks, tests and imports; the
+    /// one-unresolved-per-key rule still holds (the whole batch fails otherwise).
+    pub fn insert_history(&self, incidents: &[Incident]) -> Result<Vec<i64>, StoreError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut ids = Vec::with_capacity(incidents.len());
+        for inc in incidents {
+            tx.prepare_cached(
+                "INSERT INTO incidents (key, title, title_en, severity, scope, service, \
+                 started_at, acknowledged_at, acknowledged_by, resolved_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                inc.key,
+                inc.title,
+                inc.title_en,
+                to_text(inc.severity),
+                to_text(inc.scope),
+                inc.service,
+                inc.started_at,
+                inc.acknowledged_at,
+                inc.acknowledged_by,
+                inc.resolved_at,
+            ])?;
+            let id = tx.last_insert_rowid();
+            insert_sites(&tx, id, &inc.sites)?;
+            insert_teams(&tx, id, &inc.teams)?;
+            for ev in &inc.events {
+                let ev = NewEvent {
+                    at: ev.at,
+                    kind: ev.kind,
+                    check: ev.check.clone(),
+                    state: ev.state.clone(),
+                    message: ev.message.clone(),
+                    evidence: ev.evidence.clone(),
+                };
+                insert_event(&tx, id, &ev, &[])?;
+            }
+            for note in &inc.notes {
+                tx.prepare_cached(
+                    "INSERT INTO notes (incident_id, at, author, text) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![id, note.at, note.author, note.text])?;
+            }
+            ids.push(id);
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        // A panic while the lock was held unwinds through `Transaction::drop`, which rolls
+        // back; make sure no transaction is left open anyway.
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        conn
+    }
+
+    /// A free read connection, else wait for one (round robin).
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        for r in &self.readers {
+            match r.try_lock() {
+                Ok(g) => return g,
+                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        self.readers[i]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    loop {
+        // Re-read the version inside the write lock: another process may be migrating too.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if version == SCHEMA_VERSION {
+            tx.commit()?;
+            return Ok(());
+        }
+        tx.execute_batch(MIGRATIONS[version as usize])?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+    }
+}
+
+/// The serde (snake_case) name of a unit enum variant, e.g. `Severity::Critical` → `critical`.
+fn to_text<T: Serialize>(v: T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => unreachable!("unit enum variant serializes to a string, got {other:?}"),
+    }
+}
+
+fn from_text<T: DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
+    let s: String = row.get(idx)?;
+    serde_json::from_value(serde_json::Value::String(s)).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn json_col<T: DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<T>> {
+    let s: Option<String> = row.get(idx)?;
+    s.map(|s| {
+        serde_json::from_str(&s).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+        })
+    })
+    .transpose()
+}
+
+fn state_of(acknowledged_at: Option<i64>, resolved_at: Option<i64>) -> IncidentState {
+    if resolved_at.is_some() {
+        IncidentState::Resolved
+    } else if acknowledged_at.is_some() {
+        IncidentState::Acknowledged
+    } else {
+        IncidentState::Open
+    }
+}
+
+/// A row of [`INCIDENT_COLS`], without events and notes.
+fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
+    let acknowledged_at: Option<i64> = r.get(8)?;
+    let resolved_at: Option<i64> = r.get(10)?;
+    Ok(Incident {
+        id: r.get(0)?,
+        key: r.get(1)?,
+        title: r.get(2)?,
+        title_en: r.get(3)?,
+        severity: from_text(r, 4)?,
+        scope: from_text(r, 5)?,
+        state: state_of(acknowledged_at, resolved_at),
+        sites: json_col(r, 11)?.unwrap_or_default(),
+        service: r.get(6)?,
+        teams: json_col(r, 12)?.unwrap_or_default(),
+        started_at: r.get(7)?,
+        acknowledged_at,
+        acknowledged_by: r.get(9)?,
+        resolved_at,
+        events: Vec::new(),
+        notes: Vec::new(),
+    })
+}
+
+fn event_from_row(r: &Row<'_>) -> rusqlite::Result<IncidentEvent> {
+    Ok(IncidentEvent {
+        id: r.get(0)?,
+        incident_id: r.get(1)?,
+        at: r.get(2)?,
+        kind: from_text(r, 3)?,
+        check: r.get(4)?,
+        state: r.get(5)?,
+        message: r.get(6)?,
+        evidence: json_col(r, 7)?,
+    })
+}
+
+fn outbox_from_row(r: &Row<'_>) -> rusqlite::Result<OutboxItem> {
+    Ok(OutboxItem {
+        id: r.get(0)?,
+        target: r.get(1)?,
+        incident_id: r.get(2)?,
+        event_id: r.get(3)?,
+        idempotency_key: r.get(4)?,
+        attempts: r.get(5)?,
+        next_attempt_at: r.get(6)?,
+        last_error: r.get(7)?,
+    })
+}
+
+fn exists(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM incidents WHERE id = ?1")?
+        .query_row([id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+fn insert_sites(conn: &Connection, incident_id: i64, sites: &[String]) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR IGNORE INTO incident_sites (incident_id, site, pos) VALUES (?1, ?2, ?3)",
+    )?;
+    for (pos, site) in sites.iter().enumerate() {
+        stmt.execute(params![incident_id, site, pos as i64])?;
+    }
+    Ok(())
+}
+
+fn insert_teams(conn: &Connection, incident_id: i64, teams: &[String]) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR IGNORE INTO incident_teams (incident_id, team, pos) VALUES (?1, ?2, ?3)",
+    )?;
+    for (pos, team) in teams.iter().enumerate() {
+        stmt.execute(params![incident_id, team, pos as i64])?;
+    }
+    Ok(())
+}
+
+/// Inserts an event and one outbox row per target (due at `ev.at`). Returns the event id.
+fn insert_event(
+    conn: &Connection,
+    incident_id: i64,
+    ev: &NewEvent,
+    notify: &[String],
+) -> rusqlite::Result<i64> {
+    let evidence = ev.evidence.as_ref().map(|v| v.to_string());
+    conn.prepare_cached(
+        "INSERT INTO events (incident_id, at, kind, check_key, state, message, evidence) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        incident_id,
+        ev.at,
+        to_text(ev.kind),
+        ev.check,
+        ev.state,
+        ev.message,
+        evidence
+    ])?;
+    let event_id = conn.last_insert_rowid();
+    let mut outbox = conn.prepare_cached(
+        "INSERT INTO outbox (target, incident_id, event_id, idempotency_key, next_attempt_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (idempotency_key) DO NOTHING",
+    )?;
+    for target in notify {
+        outbox.execute(params![
+            target,
+            incident_id,
+            event_id,
+            format!("{event_id}:{target}"),
+            ev.at
+        ])?;
+    }
+    Ok(event_id)
+}
+
+fn load_event(conn: &Connection, event_id: i64) -> rusqlite::Result<IncidentEvent> {
+    conn.prepare_cached(&format!("SELECT {EVENT_COLS} FROM events WHERE id = ?1"))?
+        .query_row([event_id], event_from_row)
+}
+
+/// The incident with events and notes; call inside a transaction for one snapshot.
+fn load_incident(conn: &Connection, id: i64) -> rusqlite::Result<Option<Incident>> {
+    let Some(mut inc) = conn
+        .prepare_cached(&format!("SELECT {INCIDENT_COLS} FROM incidents i WHERE i.id = ?1"))?
+        .query_row([id], incident_from_row)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    inc.events = conn
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLS} FROM events WHERE incident_id = ?1 ORDER BY id"
+        ))?
+        .query_map([id], event_from_row)?
+        .collect::<Result<_, _>>()?;
+    inc.notes = conn
+        .prepare_cached("SELECT id, at, author, text FROM notes WHERE incident_id = ?1 ORDER BY id")?
+        .query_map([id], |r| {
+            Ok(Note {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                author: r.get(2)?,
+                text: r.get(3)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(Some(inc))
+}
+
+/// Whether at most `n` incidents (below `cursor`) started at or after `since`; reads at most
+/// `n + 1` entries of the `started_at` index.
+fn started_since_at_most(
+    conn: &Connection,
+    since: UnixMillis,
+    cursor: Option<i64>,
+    n: i64,
+) -> rusqlite::Result<bool> {
+    let count: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM (SELECT 1 FROM incidents INDEXED BY incidents_started_at \
+             WHERE started_at >= ?1 AND id < ?2 LIMIT ?3)",
+        )?
+        .query_row(params![since, cursor.unwrap_or(i64::MAX), n + 1], |r| {
+            r.get(0)
+        })?;
+    Ok(count <= n)
+}
+
+/// SQL and arguments of a `list` page (`limit + 1` rows, to know whether more follow).
+///
+/// The access path is chosen here rather than left to the planner (which has no statistics
+/// about how incidents are spread), so every filter stays an index walk that stops after one
+/// page:
+/// - state open/acknowledged: the unresolved entries of `incidents_resolved_at` (always few);
+/// - `since` selecting ≤ 1,000 incidents: the `started_at` index, then a small sort;
+/// - site (else team): that site's entries of `incident_sites_site`, newest first;
+/// - severity: `incidents_severity`, newest first; otherwise the table, newest first.
+///
+/// Other filters are checked on each candidate (joins by primary key). The id-only inner query
+/// picks the page; sites and teams are read for the page's rows only.
+fn list_query(
+    f: &IncidentFilter,
+    cursor: Option<i64>,
+    limit: u32,
+    since_selective: bool,
+) -> (String, Vec<SqlValue>) {
+    let mut args: Vec<SqlValue> = Vec::new();
+    let mut conds: Vec<String> = Vec::new();
+    let mut arg = |v: SqlValue, args: &mut Vec<SqlValue>| {
+        args.push(v);
+        format!("?{}", args.len())
+    };
+    let unresolved = matches!(
+        f.state,
+        Some(IncidentState::Open | IncidentState::Acknowledged)
+    );
+    let (from, id_col, site_driven, team_driven) = if unresolved {
+        ("incidents i INDEXED BY incidents_resolved_at", "i.id", false, false)
+    } else if since_selective {
+        ("incidents i INDEXED BY incidents_started_at", "i.id", false, false)
+    } else if f.site.is_some() {
+        (
+            "incident_sites d CROSS JOIN incidents i ON i.id = d.incident_id",
+            "d.incident_id",
+            true,
+            false,
+        )
+    } else if f.team.is_some() {
+        (
+            "incident_teams d CROSS JOIN incidents i ON i.id = d.incident_id",
+            "d.incident_id",
+            false,
+            true,
+        )
+    } else if f.severity.is_some() {
+        ("incidents i INDEXED BY incidents_severity", "i.id", false, false)
+    } else {
+        ("incidents i NOT INDEXED", "i.id", false, false)
+    };
+    if let Some(c) = cursor {
+        let p = arg(SqlValue::Integer(c), &mut args);
+        conds.push(format!("{id_col} < {p}"));
+    }
+    if let Some(site) = &f.site {
+        let p = arg(SqlValue::Text(site.clone()), &mut args);
+        conds.push(if site_driven {
+            format!("d.site = {p}")
+        } else {
+            format!(
+                "EXISTS (SELECT 1 FROM incident_sites s WHERE s.incident_id = i.id AND s.site = {p})"
+            )
+        });
+    }
+    if let Some(team) = &f.team {
+        let p = arg(SqlValue::Text(team.clone()), &mut args);
+        conds.push(if team_driven {
+            format!("d.team = {p}")
+        } else {
+            format!(
+                "EXISTS (SELECT 1 FROM incident_teams t WHERE t.incident_id = i.id AND t.team = {p})"
+            )
+        });
+    }
+    if let Some(sev) = f.severity {
+        let p = arg(SqlValue::Text(to_text(sev)), &mut args);
+        conds.push(format!("i.severity = {p}"));
+    }
+    match f.state {
+        None => {}
+        Some(IncidentState::Open) => {
+            conds.push("i.resolved_at IS NULL AND i.acknowledged_at IS NULL".into())
+        }
+        Some(IncidentState::Acknowledged) => {
+            conds.push("i.resolved_at IS NULL AND i.acknowledged_at IS NOT NULL".into())
+        }
+        Some(IncidentState::Resolved) => conds.push("i.resolved_at IS NOT NULL".into()),
+    }
+    if let Some(since) = f.since {
+        let p = arg(SqlValue::Integer(since), &mut args);
+        conds.push(format!("i.started_at >= {p}"));
+    }
+    let p = arg(SqlValue::Integer(i64::from(limit) + 1), &mut args);
+    let where_ = if conds.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conds.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {INCIDENT_COLS} FROM incidents i WHERE i.id IN \
+         (SELECT {id_col} FROM {from} {where_} ORDER BY {id_col} DESC LIMIT {p}) \
+         ORDER BY i.id DESC"
+    );
+    (sql, args)
+}
+

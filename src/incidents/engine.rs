@@ -1,0 +1,627 @@
+//! Correlation: turns check health into one incident per real cause.
+//!
+//! After every state change (and on a 1 s tick) the engine computes which incidents the current
+//! health calls for, then opens the missing ones and resolves those whose cause has clearly
+//! recovered. Rules (see README "Incident model"):
+//!
+//! - a site's **link** is the parent of its other checks: link Down → one critical incident
+//!   "Mất kết nối"; endpoint/video failures at that site are attached to it as evidence;
+//! - an endpoint / video / other check Down while the link is not → its own incident;
+//! - Degraded link or slow endpoint → a warning incident;
+//! - any check of a **shared service** Down → one city-wide incident listing every site;
+//! - **prober isolation**: a reference check Down, or `prober_share` of all sites' links down at
+//!   once → one prober incident, and per-site incidents are held while it lasts. While several
+//!   links start failing within [`MASS_WINDOW`], new site incidents wait for the window to tell
+//!   a mass outage from independent ones;
+//! - in a maintenance window nothing is opened (checks still run and are recorded);
+//! - an incident resolves only when its cause is positively healthy again (Up/Degraded), never
+//!   because a check is Unknown after a restart — so a restart neither loses nor duplicates.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use super::model::*;
+use super::store::{Store, StoreError};
+use crate::config::{CheckDef, CheckId, CheckRole, Inventory, SiteInfo};
+use crate::health::{site_status, CheckHealth, Evidence, HealthPolicy, SiteStatus, State, Transition};
+use crate::probe::Outcome;
+
+/// Links starting to fail within this window are suspected of one common cause.
+pub const MASS_WINDOW: Duration = Duration::from_secs(20);
+/// How many recent link failures make the engine wait before opening site incidents.
+const MASS_MIN: usize = 3;
+
+fn ms(t: SystemTime) -> UnixMillis {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+struct Tracked {
+    def: CheckDef,
+    policy: HealthPolicy,
+    health: CheckHealth,
+    /// Evidence of the last transition (shown when an incident opens).
+    evidence: Option<Evidence>,
+}
+
+/// What an open incident is, in memory (the store has the rest).
+#[derive(Debug, Clone)]
+struct OpenIncident {
+    id: i64,
+    severity: Severity,
+    scope: Scope,
+    teams: Vec<String>,
+    sites: Vec<String>,
+}
+
+/// An incident the current health calls for.
+#[derive(Debug, Clone)]
+struct Want {
+    new: NewIncident,
+    /// The check whose state change caused it (its evidence opens the timeline).
+    cause: Option<CheckId>,
+}
+
+/// Counts for `lienthong_incidents_open{severity,scope,team}`.
+pub type OpenCounts = BTreeMap<(Severity, Scope, String), i64>;
+
+pub struct IncidentEngine {
+    inv: Arc<Inventory>,
+    store: Arc<Store>,
+    events: broadcast::Sender<IncidentEvent>,
+    checks: HashMap<CheckId, Tracked>,
+    /// `site/<slug>` or `service/<slug>` → its checks, in config order.
+    by_owner: HashMap<String, Vec<CheckId>>,
+    open: HashMap<String, OpenIncident>,
+    api_windows: Vec<MaintenanceWindow>,
+    /// Incidents opened since start, by (severity, scope), for the `_total` counter.
+    pub opened: Vec<(Severity, Scope)>,
+}
+
+impl IncidentEngine {
+    /// Loads unresolved incidents from the store and marks them resumed.
+    pub fn new(
+        inv: Arc<Inventory>,
+        store: Arc<Store>,
+        events: broadcast::Sender<IncidentEvent>,
+        now: SystemTime,
+    ) -> Result<IncidentEngine, StoreError> {
+        let mut open = HashMap::new();
+        for inc in store.unresolved()? {
+            let ev = NewEvent {
+                at: ms(now),
+                kind: EventKind::Resumed,
+                check: None,
+                state: None,
+                message: "Tiếp tục theo dõi sau khi lienthong khởi động lại / monitoring resumed after a restart".into(),
+                evidence: None,
+            };
+            store.append_event(inc.id, &ev, &[])?;
+            open.insert(
+                inc.key.clone(),
+                OpenIncident {
+                    id: inc.id,
+                    severity: inc.severity,
+                    scope: inc.scope,
+                    teams: inc.teams.clone(),
+                    sites: inc.sites.clone(),
+                },
+            );
+        }
+        let api_windows = store.maintenance_windows(ms(now))?;
+        let mut engine = IncidentEngine {
+            inv: inv.clone(),
+            store,
+            events,
+            checks: HashMap::new(),
+            by_owner: HashMap::new(),
+            open,
+            api_windows,
+            opened: Vec::new(),
+        };
+        engine.set_inventory(inv);
+        Ok(engine)
+    }
+
+    /// Installs a new inventory, keeping the health memory of checks that still exist.
+    pub fn set_inventory(&mut self, inv: Arc<Inventory>) {
+        let mut old = std::mem::take(&mut self.checks);
+        self.by_owner.clear();
+        for def in &inv.checks {
+            let owner = match (&def.id.site, &def.id.service) {
+                (Some(s), _) => format!("site/{s}"),
+                (None, Some(s)) => format!("service/{s}"),
+                _ => String::new(),
+            };
+            self.by_owner.entry(owner).or_default().push(def.id.clone());
+            let prev = old.remove(&def.id).filter(|t| t.def.probe.kind() == def.probe.kind());
+            let mut policy = HealthPolicy::for_check(def);
+            policy.confirm_interval = inv.incidents.confirm_interval.0.min(def.interval);
+            let (health, evidence) = prev.map(|t| (t.health, t.evidence)).unwrap_or_default();
+            self.checks.insert(def.id.clone(), Tracked { def: def.clone(), policy, health, evidence });
+        }
+        self.inv = inv;
+    }
+
+    /// Feeds one run; returns the delay to the next run when it should be sooner than usual.
+    pub fn observe(&mut self, def: &CheckDef, outcome: &Outcome, now: SystemTime) -> Option<Duration> {
+        let tracked = self.checks.get_mut(&def.id)?;
+        let obs = tracked.health.observe(outcome, now, &tracked.policy);
+        if let Some(t) = obs.transition {
+            tracked.evidence = Some(t.evidence.clone());
+            tracing::info!(check = %def.id, from = t.from.as_str(), to = t.to.as_str(), "health changed");
+            if let Err(e) = self.on_transition(&def.id, &t, now) {
+                tracing::error!(error = %e, "incident store");
+            }
+        }
+        obs.next_run_in
+    }
+
+    /// Periodic reconciliation: holds expire, maintenance windows start and end.
+    pub fn tick(&mut self, now: SystemTime) {
+        if let Err(e) = self.reconcile(now) {
+            tracing::error!(error = %e, "incident store");
+        }
+    }
+
+    /// Re-reads API-created maintenance windows.
+    pub fn refresh_maintenance(&mut self, now: SystemTime) {
+        match self.store.maintenance_windows(ms(now)) {
+            Ok(w) => self.api_windows = w,
+            Err(e) => tracing::error!(error = %e, "incident store"),
+        }
+    }
+
+    pub fn state_of(&self, id: &CheckId) -> State {
+        self.checks.get(id).map(|t| t.health.state()).unwrap_or_default()
+    }
+
+    /// Whether a maintenance window covers the site/service at `now`.
+    pub fn in_maintenance(&self, site: Option<&str>, service: Option<&str>, now: SystemTime) -> bool {
+        let at = ms(now);
+        self.inv.maintenance.iter().any(|w| w.active_at(at) && w.covers(site, service))
+            || self.api_windows.iter().any(|w| {
+                (w.starts_at..w.ends_at).contains(&at)
+                    && match (&w.site, &w.service) {
+                        (None, None) => true,
+                        (Some(s), _) => site == Some(s.as_str()),
+                        (None, Some(s)) => service == Some(s.as_str()),
+                    }
+            })
+    }
+
+    /// Every site's rolled-up status.
+    pub fn site_statuses(&self, now: SystemTime) -> Vec<(String, SiteStatus)> {
+        self.inv
+            .sites
+            .iter()
+            .map(|s| (s.slug.clone(), self.site_status(s, now)))
+            .collect()
+    }
+
+    /// The rolled-up status of one site.
+    pub fn site_status_of(&self, slug: &str, now: SystemTime) -> SiteStatus {
+        match self.inv.site(slug) {
+            Some(site) => self.site_status(site, now),
+            None => SiteStatus::Unknown,
+        }
+    }
+
+    fn site_status(&self, site: &SiteInfo, now: SystemTime) -> SiteStatus {
+        let mut link = None;
+        let mut others = Vec::new();
+        for t in self.site_checks(&site.slug) {
+            match t.def.role {
+                CheckRole::Link => link = Some(t.health.state()),
+                role => others.push((role, t.health.state())),
+            }
+        }
+        site_status(link, &others, self.in_maintenance(Some(&site.slug), None, now))
+    }
+
+    /// Open incidents by (severity, scope, team); an incident without team counts under "".
+    pub fn open_counts(&self) -> OpenCounts {
+        let mut out = OpenCounts::new();
+        for o in self.open.values() {
+            if o.teams.is_empty() {
+                *out.entry((o.severity, o.scope, String::new())).or_default() += 1;
+            }
+            for t in &o.teams {
+                *out.entry((o.severity, o.scope, t.clone())).or_default() += 1;
+            }
+        }
+        out
+    }
+
+    fn site_checks<'a>(&'a self, slug: &str) -> impl Iterator<Item = &'a Tracked> + 'a {
+        self.by_owner
+            .get(&format!("site/{slug}"))
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.checks.get(id))
+    }
+
+    fn link_of<'a>(&'a self, slug: &str) -> Option<&'a Tracked> {
+        self.site_checks(slug).find(|t| t.def.role == CheckRole::Link)
+    }
+
+    fn on_transition(&mut self, id: &CheckId, t: &Transition, now: SystemTime) -> Result<(), StoreError> {
+        // The timeline of every open incident this check belongs to gets the change.
+        let keys: Vec<String> = self.open.keys().filter(|k| self.belongs(k, id)).cloned().collect();
+        for key in keys {
+            let attached = matches!(self.open.get(&key), Some(o) if o.scope == Scope::Site)
+                && key.ends_with("/link")
+                && !key.ends_with(&format!("/{}", id.name));
+            let kind = if attached { EventKind::Attached } else { EventKind::StateChange };
+            let ev = self.event(kind, id, t.to, t.evidence.clone(), now);
+            self.append(&key, &ev)?;
+        }
+        self.reconcile(now)
+    }
+
+    /// Whether a check's changes belong on the timeline of incident `key`.
+    fn belongs(&self, key: &str, id: &CheckId) -> bool {
+        if key == "prober" {
+            return self.is_reference(id);
+        }
+        match (&id.site, &id.service) {
+            (Some(site), _) => key.starts_with(&format!("site/{site}/")),
+            (None, Some(svc)) => key == format!("service/{svc}") || key == format!("service/{svc}/slow"),
+            _ => false,
+        }
+    }
+
+    fn is_reference(&self, id: &CheckId) -> bool {
+        self.inv.incidents.reference_checks.iter().any(|r| *r == id.key())
+    }
+
+    /// Opens what is wanted and resolves what has recovered.
+    fn reconcile(&mut self, now: SystemTime) -> Result<(), StoreError> {
+        let wants = self.wanted(now);
+        let prober_open = wants.contains_key("prober") || self.open.contains_key("prober");
+        let held_since = self.mass_failure(now);
+        for (key, want) in &wants {
+            if self.open.contains_key(key) {
+                if key == "prober" {
+                    self.update_sites(key, &want.new.sites, now)?;
+                }
+                continue;
+            }
+            let scope = want.new.scope;
+            let (site, service) = (want.new.sites.first().map(String::as_str), want.new.service.as_deref());
+            if scope == Scope::Site && self.in_maintenance(site, None, now) {
+                continue;
+            }
+            if scope == Scope::Service && self.in_maintenance(None, service, now) {
+                continue;
+            }
+            if scope == Scope::Site && (prober_open || self.held(want, held_since)) {
+                continue;
+            }
+            self.open_incident(key, want, now)?;
+        }
+        let stale: Vec<String> = self
+            .open
+            .keys()
+            .filter(|k| !wants.contains_key(*k) && self.recovered(k))
+            .cloned()
+            .collect();
+        for key in stale {
+            self.resolve(&key, now)?;
+        }
+        Ok(())
+    }
+
+    /// When several links started failing within [`MASS_WINDOW`], the earliest such start.
+    fn mass_failure(&self, now: SystemTime) -> Option<SystemTime> {
+        let recent: Vec<SystemTime> = self
+            .inv
+            .sites
+            .iter()
+            .filter_map(|s| self.link_of(&s.slug))
+            .filter(|t| matches!(t.health.state(), State::Failing | State::Down))
+            .filter_map(|t| t.health.since())
+            .filter(|since| now.duration_since(*since).map(|d| d < MASS_WINDOW).unwrap_or(true))
+            .collect();
+        (recent.len() >= MASS_MIN).then(|| recent.into_iter().min()).flatten()
+    }
+
+    /// A site incident waits while a mass failure that began before its cause is under way.
+    fn held(&self, want: &Want, mass_since: Option<SystemTime>) -> bool {
+        let Some(mass) = mass_since else { return false };
+        let Some(site) = want.new.sites.first() else { return false };
+        self.link_of(site)
+            .and_then(|t| t.health.since())
+            .map(|since| since >= mass || want.new.key.ends_with("/link"))
+            .unwrap_or(false)
+    }
+
+    /// Whether the cause of open incident `key` is positively healthy again. A Down incident
+    /// ends when its check is Up or Degraded; a degraded/slow one when its check is Up, or Down
+    /// (then the Down incident takes over). Unknown and Failing never resolve anything.
+    fn recovered(&self, key: &str) -> bool {
+        let ended = |id: &CheckId, quality: bool| match self.state_of(id) {
+            State::Up => true,
+            State::Degraded => !quality,
+            State::Down => quality,
+            State::Unknown | State::Failing => false,
+        };
+        let parts: Vec<&str> = key.split('/').collect();
+        match parts.as_slice() {
+            ["site", site, check] => {
+                let (name, quality) = match check.strip_suffix("-slow").or_else(|| check.strip_suffix("-degraded")) {
+                    Some(n) => (n, true),
+                    None => (*check, false),
+                };
+                let id = CheckId::site(site, name);
+                // A check removed from the config cannot recover: close its incident.
+                !self.checks.contains_key(&id) || ended(&id, quality)
+            }
+            ["service", svc, rest @ ..] => {
+                let quality = !rest.is_empty();
+                self.by_owner
+                    .get(&format!("service/{svc}"))
+                    .map(|ids| ids.iter().all(|id| ended(id, quality)))
+                    .unwrap_or(true)
+            }
+            // "prober": not wanted any more; wanted() already applied the hysteresis.
+            _ => true,
+        }
+    }
+
+    /// The incidents the current health calls for, by key.
+    fn wanted(&self, _now: SystemTime) -> BTreeMap<String, Want> {
+        let mut out = BTreeMap::new();
+        let mut links_down = Vec::new();
+        for site in &self.inv.sites {
+            let teams = self.inv.teams_of_site(site);
+            let link_state = self.link_of(&site.slug).map(|t| t.health.state());
+            if link_state == Some(State::Down) {
+                links_down.push(site.slug.clone());
+            }
+            for t in self.site_checks(&site.slug) {
+                let state = t.health.state();
+                let d = &t.def;
+                let (suffix, severity, vi, en) = match (d.role, state) {
+                    (CheckRole::Link, State::Down) => ("", Severity::Critical, format!("Mất kết nối: {}", site.name), format!("Link down: {}", site.name)),
+                    (CheckRole::Link, State::Degraded) => ("-degraded", Severity::Warning, format!("Đường truyền suy giảm: {}", site.name), format!("Link degraded: {}", site.name)),
+                    // Children of a down link are evidence on the link's incident, not incidents.
+                    (_, _) if link_state == Some(State::Down) => continue,
+                    (role, State::Down) => (
+                        "",
+                        if role == CheckRole::Endpoint { Severity::Critical } else { Severity::Warning },
+                        format!("{} không hoạt động: {}", d.title, site.name),
+                        format!("{} down: {}", d.title_en.as_deref().unwrap_or(&d.id.name), site.name),
+                    ),
+                    (_, State::Degraded) => ("-slow", Severity::Warning, format!("{} phản hồi chậm: {}", d.title, site.name), format!("{} slow: {}", d.title_en.as_deref().unwrap_or(&d.id.name), site.name)),
+                    _ => continue,
+                };
+                let key = format!("site/{}/{}{suffix}", site.slug, d.id.name);
+                out.insert(
+                    key.clone(),
+                    Want {
+                        new: NewIncident { key, title: vi, title_en: en, severity, scope: Scope::Site, sites: vec![site.slug.clone()], service: None, teams: teams.clone() },
+                        cause: Some(d.id.clone()),
+                    },
+                );
+            }
+        }
+        let all_sites: Vec<String> = self.inv.sites.iter().map(|s| s.slug.clone()).collect();
+        for svc in &self.inv.services {
+            let checks: Vec<&Tracked> = self
+                .by_owner
+                .get(&format!("service/{}", svc.slug))
+                .into_iter()
+                .flatten()
+                .filter(|id| !self.is_reference(id))
+                .filter_map(|id| self.checks.get(id))
+                .collect();
+            let down = checks.iter().find(|t| t.health.state() == State::Down);
+            let slow = checks.iter().find(|t| t.health.state() == State::Degraded);
+            let en_name = svc.name_en.clone().unwrap_or_else(|| svc.slug.clone());
+            let (key, severity, vi, en, cause) = if let Some(t) = down {
+                (format!("service/{}", svc.slug), Severity::Critical, format!("Sự cố phần mềm dùng chung: {} — ảnh hưởng {} đơn vị", svc.name, all_sites.len()), format!("Shared service down: {en_name} — affects {} sites", all_sites.len()), t.def.id.clone())
+            } else if let Some(t) = slow {
+                (format!("service/{}/slow", svc.slug), Severity::Warning, format!("{} phản hồi chậm", svc.name), format!("{en_name} slow"), t.def.id.clone())
+            } else {
+                continue;
+            };
+            out.insert(
+                key.clone(),
+                Want {
+                    new: NewIncident { key, title: vi, title_en: en, severity, scope: Scope::Service, sites: all_sites.clone(), service: Some(svc.slug.clone()), teams: self.inv.teams_of_service(&svc.slug) },
+                    cause: Some(cause),
+                },
+            );
+        }
+        // Prober isolation, with hysteresis: open at `share`, keep until below half of it.
+        let share = self.inv.incidents.prober_share;
+        let n = self.inv.sites.len().max(1) as f64;
+        let frac = links_down.len() as f64 / n;
+        let reference_down = self
+            .inv
+            .incidents
+            .reference_checks
+            .iter()
+            .find(|r| self.checks.iter().any(|(id, t)| id.key() == **r && t.health.state() == State::Down));
+        let threshold = if self.open.contains_key("prober") { share / 2.0 } else { share };
+        if reference_down.is_some() || (links_down.len() >= MASS_MIN && frac >= threshold) {
+            let why_vi = match reference_down {
+                Some(r) => format!("điểm tham chiếu {r} không phản hồi"),
+                None => format!("{} / {} đơn vị mất kết nối cùng lúc", links_down.len(), self.inv.sites.len()),
+            };
+            out.insert(
+                "prober".into(),
+                Want {
+                    new: NewIncident {
+                        key: "prober".into(),
+                        title: format!("Bộ dò lienthong mất đường lên ({why_vi}) — tạm giữ cảnh báo từng đơn vị"),
+                        title_en: format!("Prober uplink lost ({} sites unreachable at once) — per-site alerts held", links_down.len()),
+                        severity: Severity::Critical,
+                        scope: Scope::Prober,
+                        sites: links_down,
+                        service: None,
+                        teams: self.inv.teams_of_service("*"),
+                    },
+                    cause: None,
+                },
+            );
+        }
+        out
+    }
+
+    fn event(&self, kind: EventKind, id: &CheckId, state: State, ev: Evidence, now: SystemTime) -> NewEvent {
+        let title = self.checks.get(id).map(|t| t.def.title.clone()).unwrap_or_default();
+        let reason = ev.reason.map(|r| format!(" ({r})")).unwrap_or_default();
+        let vi_state = match state {
+            State::Down => "không hoạt động",
+            State::Failing => "lỗi, đang xác nhận",
+            State::Degraded => "suy giảm",
+            State::Up => "hoạt động bình thường",
+            State::Unknown => "chưa rõ",
+        };
+        NewEvent {
+            at: ms(now),
+            kind,
+            check: Some(id.key()),
+            state: Some(state.as_str().into()),
+            message: format!("{title} [{}]: {vi_state}{reason}", id.key()),
+            evidence: Some(evidence_json(&ev)),
+        }
+    }
+
+    fn targets(&self, o: &OpenIncident) -> Vec<String> {
+        // TODO(lead): switch to crate::notify::targets_for once it lands.
+        let sev = match o.severity {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+        };
+        self.inv
+            .notify
+            .iter()
+            .filter(|t| t.severities.is_empty() || t.severities.iter().any(|s| s == sev))
+            .filter(|t| t.teams.is_empty() || t.teams.iter().any(|x| o.teams.contains(x)))
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
+    fn append(&mut self, key: &str, ev: &NewEvent) -> Result<(), StoreError> {
+        let Some(o) = self.open.get(key).cloned() else { return Ok(()) };
+        let id = self.store.append_event(o.id, ev, &self.targets(&o))?;
+        self.publish(o.id, id, ev);
+        Ok(())
+    }
+
+    fn publish(&self, incident_id: i64, event_id: i64, ev: &NewEvent) {
+        let _ = self.events.send(IncidentEvent {
+            id: event_id,
+            incident_id,
+            at: ev.at,
+            kind: ev.kind,
+            check: ev.check.clone(),
+            state: ev.state.clone(),
+            message: ev.message.clone(),
+            evidence: ev.evidence.clone(),
+        });
+    }
+
+    fn open_incident(&mut self, key: &str, want: &Want, now: SystemTime) -> Result<(), StoreError> {
+        let first = match &want.cause {
+            Some(id) => {
+                let ev = self.checks.get(id).and_then(|t| t.evidence.clone());
+                let mut e = self.event(EventKind::Opened, id, self.state_of(id), ev.unwrap_or_else(empty_evidence), now);
+                e.message = format!("{} — {}", want.new.title, e.message);
+                e
+            }
+            None => NewEvent { at: ms(now), kind: EventKind::Opened, check: None, state: None, message: want.new.title.clone(), evidence: Some(json!({ "sites": want.new.sites })) },
+        };
+        let o = OpenIncident { id: 0, severity: want.new.severity, scope: want.new.scope, teams: want.new.teams.clone(), sites: want.new.sites.clone() };
+        let (id, created) = self.store.open_incident(&want.new, &first, &self.targets(&o))?;
+        self.open.insert(key.to_string(), OpenIncident { id, ..o });
+        if created {
+            tracing::info!(incident = id, key, title = %want.new.title, "incident opened");
+            self.opened.push((want.new.severity, want.new.scope));
+            // The store returns the event id only through the timeline; publish the open.
+            if let Ok(Some(inc)) = self.store.get(id) {
+                if let Some(ev) = inc.events.first() {
+                    let _ = self.events.send(ev.clone());
+                }
+            }
+            // A link incident collects the current failures of the site's other checks.
+            if key.ends_with("/link") {
+                let site = want.new.sites[0].clone();
+                let children: Vec<(CheckId, State, Option<Evidence>)> = self
+                    .site_checks(&site)
+                    .filter(|t| t.def.role != CheckRole::Link && matches!(t.health.state(), State::Down | State::Failing | State::Degraded))
+                    .map(|t| (t.def.id.clone(), t.health.state(), t.evidence.clone()))
+                    .collect();
+                for (cid, state, ev) in children {
+                    let e = self.event(EventKind::Attached, &cid, state, ev.unwrap_or_else(empty_evidence), now);
+                    self.append(key, &e)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn update_sites(&mut self, key: &str, sites: &[String], now: SystemTime) -> Result<(), StoreError> {
+        let Some(o) = self.open.get_mut(key) else { return Ok(()) };
+        if o.sites == sites {
+            return Ok(());
+        }
+        o.sites = sites.to_vec();
+        let id = o.id;
+        self.store.set_sites(id, sites)?;
+        let ev = NewEvent { at: ms(now), kind: EventKind::SitesChanged, check: None, state: None, message: format!("{} đơn vị bị ảnh hưởng / {} sites affected", sites.len(), sites.len()), evidence: Some(json!({ "sites": sites })) };
+        self.append(key, &ev)
+    }
+
+    fn resolve(&mut self, key: &str, now: SystemTime) -> Result<(), StoreError> {
+        let Some(o) = self.open.remove(key) else { return Ok(()) };
+        let ev = NewEvent { at: ms(now), kind: EventKind::Resolved, check: None, state: Some("up".into()), message: "Đã khắc phục / resolved".into(), evidence: None };
+        if self.store.resolve(o.id, &ev, &self.targets(&o))? {
+            tracing::info!(incident = o.id, key, "incident resolved");
+            if let Ok(Some(inc)) = self.store.get(o.id) {
+                if let Some(ev) = inc.events.last() {
+                    let _ = self.events.send(ev.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn empty_evidence() -> Evidence {
+    Evidence {
+        reason: None,
+        message: None,
+        status: None,
+        duration: Duration::ZERO,
+        rtt_avg: None,
+        jitter: None,
+        loss: None,
+        loss_recent: None,
+        breaches: Vec::new(),
+        consecutive_failures: 0,
+        failures_in_window: 0,
+    }
+}
+
+/// Evidence as JSON with durations in seconds.
+fn evidence_json(e: &Evidence) -> serde_json::Value {
+    json!({
+        "reason": e.reason.map(|r| r.as_str()),
+        "message": e.message,
+        "status_code": e.status,
+        "duration_seconds": e.duration.as_secs_f64(),
+        "rtt_seconds": e.rtt_avg.map(|d| d.as_secs_f64()),
+        "jitter_seconds": e.jitter.map(|d| d.as_secs_f64()),
+        "loss_ratio": e.loss,
+        "loss_ratio_recent": e.loss_recent,
+        "breaches": e.breaches,
+        "consecutive_failures": e.consecutive_failures,
+    })
+}

@@ -1,0 +1,653 @@
+//! Delivery of incident events to webhooks and Alertmanager from the durable outbox.
+//!
+//! The engine writes one outbox row per (timeline event, target) in the same transaction as the
+//! event (targets chosen by [`targets_for`]). The [`Notifier`] task takes due rows, renders the
+//! payload from the stored incident at delivery time, POSTs it and records the outcome:
+//! delivered at least once, retried with exponential backoff, surviving restarts.
+//!
+//! Secrets: bearer tokens are read from the environment once, at construction, and never logged;
+//! error texts stored in the outbox never contain the target URL (webhook URLs often embed a
+//! secret) nor request headers.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus::{GaugeVec, IntCounterVec, IntGauge, Opts, Registry};
+use rand::Rng;
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{NotifyKind, NotifyTarget};
+use crate::incidents::{
+    Incident, IncidentEvent, IncidentState, OutboxItem, Scope, Severity, Store, StoreError,
+    UnixMillis,
+};
+use crate::maintenance::format_rfc3339;
+
+/// How often due outbox rows are looked for, besides pokes.
+pub const TICK: Duration = Duration::from_millis(500);
+/// Rows taken per tick.
+const BATCH: u32 = 100;
+/// First retry delay; doubles per failed attempt.
+const BACKOFF_BASE_MS: i64 = 1_000;
+/// Retry delay cap.
+const BACKOFF_MAX_MS: i64 = 5 * 60 * 1_000;
+/// Rows that cannot be delivered by retrying (target removed from the config, incident gone)
+/// are looked at again after this long.
+const PARKED_MS: i64 = 60 * 60 * 1_000;
+/// Open incidents are re-sent to Alertmanager this often so they don't expire there.
+pub const ALERTMANAGER_REFRESH: Duration = Duration::from_secs(60);
+/// `endsAt` of a firing alert: now + this. Alertmanager resolves an alert that is not re-sent
+/// before then (lienthong down), like Prometheus does.
+const ALERT_TTL_MS: i64 = 5 * 60 * 1_000;
+/// Names listed in the `sites` annotation before "… và N nơi khác".
+const SITES_IN_SUMMARY: usize = 50;
+/// Bytes of a failed response body kept in the error text.
+const ERROR_BODY_BYTES: usize = 200;
+
+/// Names of the targets whose filters match an incident: `severities` empty = all, `teams`
+/// empty = all, otherwise the incident must have one of the listed teams.
+pub fn targets_for(
+    incident_teams: &[String],
+    severity: Severity,
+    targets: &[NotifyTarget],
+) -> Vec<String> {
+    let sev = severity_str(severity);
+    targets
+        .iter()
+        .filter(|t| {
+            t.severities.is_empty()
+                || t.severities.iter().any(|s| s.trim().eq_ignore_ascii_case(sev))
+        })
+        .filter(|t| t.teams.is_empty() || t.teams.iter().any(|team| incident_teams.contains(team)))
+        .map(|t| t.name.clone())
+        .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifierError {
+    #[error("notification metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("notification HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// A bearer token; `Debug` never shows it.
+struct Secret(String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+struct Target {
+    cfg: NotifyTarget,
+    token: Option<Secret>,
+}
+
+impl Target {
+    fn endpoint(&self) -> String {
+        match self.cfg.kind {
+            NotifyKind::Webhook => self.cfg.url.clone(),
+            NotifyKind::Alertmanager => alertmanager_url(&self.cfg.url),
+        }
+    }
+}
+
+struct NotifyMetrics {
+    total: IntCounterVec,
+    pending: IntGauge,
+    last_success: GaugeVec,
+}
+
+impl NotifyMetrics {
+    fn new(r: &Registry, targets: &[NotifyTarget]) -> Result<Self, prometheus::Error> {
+        let total = IntCounterVec::new(
+            Opts::new(
+                "lienthong_notifications_total",
+                "Notification deliveries by target and result (delivered, failed).",
+            ),
+            &["target", "result"],
+        )?;
+        let pending = IntGauge::new(
+            "lienthong_notifications_pending",
+            "Outbox rows not yet delivered.",
+        )?;
+        let last_success = GaugeVec::new(
+            Opts::new(
+                "lienthong_notification_last_success_timestamp_seconds",
+                "Unix time of the last successful delivery to a target.",
+            ),
+            &["target"],
+        )?;
+        r.register(Box::new(total.clone()))?;
+        r.register(Box::new(pending.clone()))?;
+        r.register(Box::new(last_success.clone()))?;
+        for t in targets {
+            for result in ["delivered", "failed"] {
+                total.with_label_values(&[t.name.as_str(), result]);
+            }
+        }
+        Ok(NotifyMetrics {
+            total,
+            pending,
+            last_success,
+        })
+    }
+
+    fn delivered(&self, target: &str, at: UnixMillis) {
+        self.total.with_label_values(&[target, "delivered"]).inc();
+        self.success(target, at);
+    }
+
+    fn success(&self, target: &str, at: UnixMillis) {
+        self.last_success
+            .with_label_values(&[target])
+            .set(at as f64 / 1000.0);
+    }
+
+    fn failed(&self, target: &str) {
+        self.total.with_label_values(&[target, "failed"]).inc();
+    }
+}
+
+/// The delivery task. Build it, keep [`Notifier::poke_handle`] for the engine, then spawn
+/// [`Notifier::run`].
+pub struct Notifier {
+    store: Arc<Store>,
+    targets: HashMap<String, Target>,
+    client: reqwest::Client,
+    poke: Arc<Notify>,
+    metrics: NotifyMetrics,
+    tick: Duration,
+    refresh: Duration,
+    /// Targets whose last attempt failed: no attempts (deliveries or refreshes) before this.
+    backing_off: HashMap<String, UnixMillis>,
+    last_refresh: Option<tokio::time::Instant>,
+}
+
+impl Notifier {
+    /// Reads the bearer tokens from their environment variables (a missing variable is logged by
+    /// name and the target is used without a token) and registers the metrics on `registry`.
+    /// Installs the ring crypto provider as the process default if none is installed yet.
+    pub fn new(
+        store: Arc<Store>,
+        targets: Vec<NotifyTarget>,
+        registry: &Registry,
+    ) -> Result<Notifier, NotifierError> {
+        let metrics = NotifyMetrics::new(registry, &targets)?;
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("lienthong/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let targets = targets
+            .into_iter()
+            .map(|cfg| {
+                let token = cfg.bearer_token_env.as_deref().and_then(|var| {
+                    match std::env::var(var) {
+                        Ok(v) if !v.trim().is_empty() => Some(Secret(v.trim().to_string())),
+                        _ => {
+                            tracing::warn!(
+                                target_name = %cfg.name,
+                                "notify: environment variable {var} is not set; sending without a bearer token"
+                            );
+                            None
+                        }
+                    }
+                });
+                (cfg.name.clone(), Target { cfg, token })
+            })
+            .collect();
+        Ok(Notifier {
+            store,
+            targets,
+            client,
+            poke: Arc::new(Notify::new()),
+            metrics,
+            tick: TICK,
+            refresh: ALERTMANAGER_REFRESH,
+            backing_off: HashMap::new(),
+            last_refresh: None,
+        })
+    }
+
+    /// Changes how often open incidents are re-sent to Alertmanager targets (default 60 s).
+    pub fn with_alertmanager_refresh(mut self, every: Duration) -> Self {
+        self.refresh = every;
+        self
+    }
+
+    /// The engine calls `notify_one()` on it after writing outbox rows: the next delivery round
+    /// starts at once (a poke during a round is kept and starts another round right after).
+    pub fn poke_handle(&self) -> Arc<Notify> {
+        self.poke.clone()
+    }
+
+    /// Delivers until `cancel` fires. An in-flight request is abandoned on cancel; its row stays
+    /// due and is sent again after the restart (receivers dedup by `Idempotency-Key`).
+    pub async fn run(mut self, cancel: CancellationToken) {
+        tracing::info!(targets = self.targets.len(), "notifier started");
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = self.round() => {}
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = self.poke.notified() => {}
+                _ = tokio::time::sleep(self.tick) => {}
+            }
+        }
+        tracing::info!("notifier stopped");
+    }
+
+    async fn db<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || f(&store)).await {
+            Ok(r) => r,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
+    /// One delivery round: due rows in creation order, one at a time.
+    async fn round(&mut self) {
+        match self.db(|s| s.outbox_pending()).await {
+            Ok(n) => self.metrics.pending.set(n.min(i64::MAX as u64) as i64),
+            Err(e) => tracing::warn!("notify: outbox_pending: {e}"),
+        }
+        let now = now_ms();
+        let mut due = match self.db(move |s| s.due_outbox(now, BATCH)).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!("notify: due_outbox: {e}");
+                return;
+            }
+        };
+        due.sort_by_key(|i| i.id);
+        let mut incidents: HashMap<i64, Option<Incident>> = HashMap::new();
+        for item in due {
+            if let Err(e) = self.deliver_one(&item, &mut incidents).await {
+                tracing::warn!(outbox_id = item.id, "notify: {e}");
+            }
+        }
+        self.refresh_alertmanager().await;
+        if let Err(e) = self.db(|s| s.outbox_pending()).await.map(|n| {
+            self.metrics.pending.set(n.min(i64::MAX as u64) as i64);
+        }) {
+            tracing::warn!("notify: outbox_pending: {e}");
+        }
+    }
+
+    async fn deliver_one(
+        &mut self,
+        item: &OutboxItem,
+        incidents: &mut HashMap<i64, Option<Incident>>,
+    ) -> Result<(), StoreError> {
+        let id = item.id;
+        let Some(target) = self.targets.get(&item.target) else {
+            let err = format!(
+                "notify target `{}` is not configured any more; kept in the outbox",
+                item.target
+            );
+            let next = now_ms() + PARKED_MS;
+            return self.db(move |s| s.outbox_failed(id, next, &err)).await;
+        };
+        // An earlier row of this target failed in this round or is still backing off: keep the
+        // order and don't hammer a receiver that is down.
+        if let Some(&until) = self.backing_off.get(&item.target) {
+            if until > now_ms() {
+                let err = format!(
+                    "deferred: an earlier delivery to `{}` failed; retrying in order",
+                    item.target
+                );
+                return self.db(move |s| s.outbox_failed(id, until, &err)).await;
+            }
+        }
+        if !incidents.contains_key(&item.incident_id) {
+            let iid = item.incident_id;
+            let inc = self.db(move |s| s.get(iid)).await?;
+            incidents.insert(iid, inc);
+        }
+        let incident = incidents.get(&item.incident_id).and_then(Option::as_ref);
+        let Some(incident) = incident else {
+            let err = format!("incident {} no longer exists", item.incident_id);
+            let next = now_ms() + PARKED_MS;
+            return self.db(move |s| s.outbox_failed(id, next, &err)).await;
+        };
+        let Some(event) = incident.events.iter().find(|e| e.id == item.event_id) else {
+            let err = format!(
+                "event {} is not in the timeline of incident {}",
+                item.event_id, item.incident_id
+            );
+            let next = now_ms() + PARKED_MS;
+            return self.db(move |s| s.outbox_failed(id, next, &err)).await;
+        };
+        let body = match target.cfg.kind {
+            NotifyKind::Webhook => webhook_payload(item, incident, event),
+            NotifyKind::Alertmanager => {
+                Value::Array(vec![alertmanager_alert(incident, &event.message, now_ms())])
+            }
+        };
+        let name = target.cfg.name.clone();
+        match self.post(target, Some(&item.idempotency_key), &body).await {
+            Ok(()) => {
+                let at = now_ms();
+                self.backing_off.remove(&name);
+                self.metrics.delivered(&name, at);
+                tracing::debug!(target_name = %name, key = %item.idempotency_key, "notification delivered");
+                self.db(move |s| s.outbox_delivered(id, at)).await
+            }
+            Err(err) => {
+                let next = now_ms() + backoff_ms(item.attempts);
+                self.backing_off.insert(name.clone(), next);
+                self.metrics.failed(&name);
+                tracing::warn!(
+                    target_name = %name,
+                    key = %item.idempotency_key,
+                    attempt = item.attempts + 1,
+                    "notification failed: {err}"
+                );
+                self.db(move |s| s.outbox_failed(id, next, &err)).await
+            }
+        }
+    }
+
+    /// POSTs `body`; Err is a secret-free error text.
+    async fn post(
+        &self,
+        target: &Target,
+        idempotency_key: Option<&str>,
+        body: &Value,
+    ) -> Result<(), String> {
+        let mut req = self
+            .client
+            .post(target.endpoint())
+            .timeout(target.cfg.timeout.0)
+            .json(body);
+        if let Some(key) = idempotency_key {
+            req = req.header("Idempotency-Key", header_safe(key));
+        }
+        if let Some(token) = &target.token {
+            req = req.bearer_auth(&token.0);
+        }
+        let mut resp = req.send().await.map_err(error_text)?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let mut snippet = Vec::new();
+        while snippet.len() < ERROR_BODY_BYTES {
+            match resp.chunk().await {
+                Ok(Some(c)) => snippet.extend_from_slice(&c),
+                _ => break,
+            }
+        }
+        snippet.truncate(ERROR_BODY_BYTES);
+        let text: String = String::from_utf8_lossy(&snippet)
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let text = text.trim();
+        Err(if text.is_empty() {
+            format!("HTTP {status}")
+        } else {
+            format!("HTTP {status}: {text}")
+        })
+    }
+
+    /// Re-sends every open incident to each Alertmanager target so it does not expire there.
+    async fn refresh_alertmanager(&mut self) {
+        let due = self
+            .last_refresh
+            .is_none_or(|t| t.elapsed() >= self.refresh);
+        let am: Vec<String> = self
+            .targets
+            .values()
+            .filter(|t| t.cfg.kind == NotifyKind::Alertmanager)
+            .map(|t| t.cfg.name.clone())
+            .collect();
+        if !due || am.is_empty() {
+            return;
+        }
+        self.last_refresh = Some(tokio::time::Instant::now());
+        let open = match self.db(|s| s.unresolved()).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!("notify: unresolved incidents: {e}");
+                return;
+            }
+        };
+        let mut full = Vec::with_capacity(open.len());
+        for inc in open {
+            let id = inc.id;
+            match self.db(move |s| s.get(id)).await {
+                Ok(Some(i)) => full.push(i),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("notify: incident {id}: {e}"),
+            }
+        }
+        for name in am {
+            if self.backing_off.get(&name).is_some_and(|&u| u > now_ms()) {
+                continue;
+            }
+            let target = &self.targets[&name];
+            let now = now_ms();
+            let alerts: Vec<Value> = full
+                .iter()
+                .filter(|i| i.state != IncidentState::Resolved)
+                .filter(|i| {
+                    !targets_for(&i.teams, i.severity, std::slice::from_ref(&target.cfg))
+                        .is_empty()
+                })
+                .map(|i| {
+                    let msg = i.events.last().map(|e| e.message.as_str()).unwrap_or("");
+                    alertmanager_alert(i, msg, now)
+                })
+                .collect();
+            if alerts.is_empty() {
+                continue;
+            }
+            match self.post(target, None, &Value::Array(alerts)).await {
+                Ok(()) => self.metrics.success(&name, now_ms()),
+                Err(e) => tracing::warn!(target_name = %name, "alertmanager refresh failed: {e}"),
+            }
+        }
+    }
+}
+
+/// `{url}/api/v2/alerts`, without a doubled slash.
+pub fn alertmanager_url(base: &str) -> String {
+    format!("{}/api/v2/alerts", base.trim_end_matches('/'))
+}
+
+/// Retry delay after a row's `attempts`-th failure so far (0 = the first attempt failed):
+/// 1 s, 2 s, 4 s … capped at 5 min, plus up to 10 % jitter.
+pub fn backoff_ms(attempts: u32) -> i64 {
+    let base = (BACKOFF_BASE_MS << attempts.min(20)).min(BACKOFF_MAX_MS);
+    base + rand::rng().random_range(0..=base / 10)
+}
+
+/// The generic webhook body.
+pub fn webhook_payload(item: &OutboxItem, incident: &Incident, event: &IncidentEvent) -> Value {
+    json!({
+        "idempotency_key": item.idempotency_key,
+        "event": {
+            "id": event.id,
+            "kind": event.kind,
+            "at": format_rfc3339(event.at),
+            "check": event.check,
+            "state": event.state,
+            "message": event.message,
+            "evidence": event.evidence,
+        },
+        "incident": {
+            "id": incident.id,
+            "key": incident.key,
+            "title": incident.title,
+            "title_en": incident.title_en,
+            "severity": incident.severity,
+            "scope": incident.scope,
+            "state": incident.state,
+            "sites": incident.sites,
+            "service": incident.service,
+            "teams": incident.teams,
+            "started_at": format_rfc3339(incident.started_at),
+            "acknowledged_at": incident.acknowledged_at.map(format_rfc3339),
+            "resolved_at": incident.resolved_at.map(format_rfc3339),
+        },
+    })
+}
+
+/// One Alertmanager v2 alert for an incident. `endsAt` is the resolution time once resolved,
+/// otherwise `now` + 5 min (the alert is re-sent before then while the incident is open).
+pub fn alertmanager_alert(incident: &Incident, description: &str, now: UnixMillis) -> Value {
+    let mut labels = serde_json::Map::new();
+    labels.insert("alertname".into(), "LienthongIncident".into());
+    labels.insert("incident_key".into(), incident.key.clone().into());
+    labels.insert("severity".into(), severity_str(incident.severity).into());
+    labels.insert("scope".into(), scope_str(incident.scope).into());
+    if !incident.teams.is_empty() {
+        labels.insert("team".into(), incident.teams.join(",").into());
+    }
+    // Only for site incidents: the label set must not change while the incident lives, or
+    // Alertmanager would see a second alert.
+    if let (Scope::Site, [site]) = (incident.scope, incident.sites.as_slice()) {
+        labels.insert("site".into(), site.clone().into());
+    }
+    if let Some(service) = &incident.service {
+        labels.insert("service".into(), service.clone().into());
+    }
+    let ends_at = match incident.resolved_at {
+        Some(r) => r,
+        None => now + ALERT_TTL_MS,
+    };
+    json!({
+        "labels": labels,
+        "annotations": {
+            "summary": incident.title,
+            "summary_en": incident.title_en,
+            "description": description,
+            "sites": sites_summary(&incident.sites),
+        },
+        "startsAt": format_rfc3339(incident.started_at),
+        "endsAt": format_rfc3339(ends_at),
+    })
+}
+
+/// "a, b, c" — at most 50 names, then "… và N nơi khác".
+pub fn sites_summary(sites: &[String]) -> String {
+    let mut s = sites
+        .iter()
+        .take(SITES_IN_SUMMARY)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if sites.len() > SITES_IN_SUMMARY {
+        s.push_str(&format!(
+            ", … và {} nơi khác",
+            sites.len() - SITES_IN_SUMMARY
+        ));
+    }
+    s
+}
+
+fn severity_str(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "critical",
+        Severity::Warning => "warning",
+    }
+}
+
+fn scope_str(s: Scope) -> &'static str {
+    match s {
+        Scope::Site => "site",
+        Scope::Service => "service",
+        Scope::City => "city",
+        Scope::Prober => "prober",
+    }
+}
+
+/// Header values must be visible ASCII: percent-encode anything else (non-ASCII target names).
+fn header_safe(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if (0x21..0x7f).contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The error and its causes, without the URL.
+fn error_text(e: reqwest::Error) -> String {
+    let timeout = e.is_timeout();
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    if timeout && !text.contains("timed out") {
+        text.push_str(" (timed out)");
+    }
+    text
+}
+
+fn now_ms() -> UnixMillis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        for (attempts, base) in [(0, 1_000), (1, 2_000), (2, 4_000), (8, 256_000), (9, 300_000), (40, 300_000)] {
+            let b = backoff_ms(attempts);
+            assert!(b >= base && b <= base + base / 10, "{attempts}: {b}");
+        }
+    }
+
+    #[test]
+    fn sites_summary_caps_at_fifty() {
+        let sites: Vec<String> = (0..168).map(|i| format!("s{i}")).collect();
+        let s = sites_summary(&sites);
+        assert!(s.starts_with("s0, s1, "));
+        assert!(s.ends_with("s49, … và 118 nơi khác"), "{s}");
+        assert_eq!(sites_summary(&sites[..2]), "s0, s1");
+    }
+
+    #[test]
+    fn header_safe_encodes_non_ascii() {
+        assert_eq!(header_safe("12:hook"), "12:hook");
+        assert_eq!(header_safe("1:tổ"), "1:t%E1%BB%95");
+    }
+
+    #[test]
+    fn alertmanager_url_trims_slash() {
+        assert_eq!(alertmanager_url("http://am:9093/"), "http://am:9093/api/v2/alerts");
+        assert_eq!(alertmanager_url("http://am:9093"), "http://am:9093/api/v2/alerts");
+    }
+}

@@ -1,0 +1,145 @@
+//! Bearer-token check of the write endpoints.
+//!
+//! - no token configured (the variable named by `[api] token_env` unset or empty) → 403, whatever
+//!   the request carries: no credential can succeed;
+//! - no `Authorization` header, or not `Bearer <token>` → 401 with `WWW-Authenticate: Bearer`;
+//! - a token that does not match → 403.
+//!
+//! The comparison takes the same time whatever the presented token is (it depends only on the
+//! configured token's length and on the length of the presented one, which the client knows).
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use subtle::ConstantTimeEq;
+
+use super::{error, AppState};
+
+/// Proof that the request carried the configured bearer token. Put it first among a handler's
+/// extractors so that authentication is decided before the body is read.
+#[derive(Debug, Clone, Copy)]
+pub struct Writer;
+
+impl FromRequestParts<AppState> for Writer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Response> {
+        authorize(&parts.headers, app.api_token.as_deref())
+    }
+}
+
+pub const DISABLED: &str =
+    "write API disabled: set the environment variable named by [api] token_env";
+
+/// Decides whether `headers` carry `token`.
+pub fn authorize(headers: &HeaderMap, token: Option<&str>) -> Result<Writer, Response> {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Err(error(StatusCode::FORBIDDEN, DISABLED));
+    };
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(unauthorized(
+            "Bearer realm=\"lienthong\"",
+            "missing Authorization header: send `Authorization: Bearer <token>`",
+        ));
+    };
+    let Some(presented) = bearer(value) else {
+        return Err(unauthorized(
+            "Bearer realm=\"lienthong\", error=\"invalid_request\"",
+            "malformed Authorization header: expected `Bearer <token>`",
+        ));
+    };
+    if equal(presented.as_bytes(), token.as_bytes()) {
+        Ok(Writer)
+    } else {
+        Err(error(StatusCode::FORBIDDEN, "invalid bearer token"))
+    }
+}
+
+/// The token of `Bearer <token>` (scheme case-insensitive, RFC 7235).
+fn bearer(value: &HeaderValue) -> Option<&str> {
+    let s = value.to_str().ok()?.trim();
+    let (scheme, rest) = s.split_once(' ')?;
+    let rest = rest.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() && !rest.contains(' '))
+        .then_some(rest)
+}
+
+/// Constant-time equality that does not stop early on a length mismatch.
+fn equal(presented: &[u8], expected: &[u8]) -> bool {
+    let mut padded = vec![0u8; expected.len()];
+    let n = presented.len().min(expected.len());
+    padded[..n].copy_from_slice(&presented[..n]);
+    let same_bytes = padded.ct_eq(expected);
+    let same_len = (presented.len() as u64).ct_eq(&(expected.len() as u64));
+    (same_bytes & same_len).into()
+}
+
+fn unauthorized(challenge: &'static str, reason: &str) -> Response {
+    let mut r = error(StatusCode::UNAUTHORIZED, reason);
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(auth: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(a) = auth {
+            h.insert(header::AUTHORIZATION, HeaderValue::from_str(a).unwrap());
+        }
+        h
+    }
+
+    fn status(r: Result<Writer, Response>) -> StatusCode {
+        r.map_or_else(|e| e.status(), |_| StatusCode::OK)
+    }
+
+    #[test]
+    fn decisions() {
+        let t = Some("s3cret");
+        assert_eq!(status(authorize(&headers(None), t)), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            status(authorize(&headers(Some("Basic abc")), t)),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            status(authorize(&headers(Some("Bearer")), t)),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            status(authorize(&headers(Some("Bearer s3cre")), t)),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status(authorize(&headers(Some("Bearer s3cret2")), t)),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status(authorize(&headers(Some("bearer s3cret")), t)),
+            StatusCode::OK
+        );
+        assert_eq!(
+            status(authorize(&headers(Some("Bearer s3cret")), None)),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status(authorize(&headers(Some("Bearer ")), Some(""))),
+            StatusCode::FORBIDDEN
+        );
+    }
+
+    #[test]
+    fn equality() {
+        assert!(equal(b"abc", b"abc"));
+        assert!(!equal(b"ab", b"abc"));
+        assert!(!equal(b"abcd", b"abc"));
+        assert!(!equal(b"abd", b"abc"));
+        assert!(!equal(b"", b"abc"));
+    }
+}
