@@ -108,11 +108,10 @@ impl HealthPolicy {
     /// Defaults for the check's link class, thresholds from the class (or the check's override).
     ///
     /// Island links (microwave / satellite) have short fades and ~3 % loss as a matter of course,
-    /// so they need one more failed run to go Down and much more loss evidence: about 9
-    /// nats, which a sustained 15 % loss gathers in ~7 rounds of 10 packets (~90 s with
-    /// confirm-fast rounds) while the normal 3 % stays quiet (simulated: ~1 false Degraded per
-    /// site per week). Every other class: 2 failures, so an outage is confirmed one confirm
-    /// interval after the first failed run.
+    /// so they need one more failed run to go Down and much more loss evidence: 10 nats, which
+    /// a sustained 15 % loss gathers in ~80 packets (2–3 island rounds of 40 packets) while the
+    /// normal 3 % stays quiet (see the 1,000-round tests). Every other class: 2 failures, so an
+    /// outage is confirmed one confirm interval after the first failed run.
     pub fn for_check(def: &CheckDef) -> HealthPolicy {
         let d = &def.degraded;
         let degraded = Thresholds {
@@ -130,7 +129,7 @@ impl HealthPolicy {
             recover_after: if island { 4 } else { 3 },
             confirm_interval,
             degraded_after: if island { 3 } else { 2 },
-            loss_evidence: if island { 9.0 } else { 5.0 },
+            loss_evidence: if island { 10.0 } else { 5.0 },
             degraded,
         }
     }
@@ -555,7 +554,7 @@ mod tests {
             recover_after: 4,
             confirm_interval: CONFIRM_INTERVAL,
             degraded_after: 3,
-            loss_evidence: 9.0,
+            loss_evidence: 10.0,
             degraded: thresholds(0.10, 400, 120, 5000),
         }
     }

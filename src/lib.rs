@@ -7,6 +7,7 @@ pub mod health;
 pub mod incidents;
 pub mod maintenance;
 pub mod metrics;
+pub mod notify;
 pub mod probe;
 pub mod report;
 pub mod scheduler;

@@ -60,7 +60,9 @@ pub fn targets_for(
         .iter()
         .filter(|t| {
             t.severities.is_empty()
-                || t.severities.iter().any(|s| s.trim().eq_ignore_ascii_case(sev))
+                || t.severities
+                    .iter()
+                    .any(|s| s.trim().eq_ignore_ascii_case(sev))
         })
         .filter(|t| t.teams.is_empty() || t.teams.iter().any(|team| incident_teams.contains(team)))
         .map(|t| t.name.clone())
@@ -262,10 +264,7 @@ impl Notifier {
 
     /// One delivery round: due rows in creation order, one at a time.
     async fn round(&mut self) {
-        match self.db(|s| s.outbox_pending()).await {
-            Ok(n) => self.metrics.pending.set(n.min(i64::MAX as u64) as i64),
-            Err(e) => tracing::warn!("notify: outbox_pending: {e}"),
-        }
+        self.update_pending().await;
         let now = now_ms();
         let mut due = match self.db(move |s| s.due_outbox(now, BATCH)).await {
             Ok(d) => d,
@@ -282,10 +281,16 @@ impl Notifier {
             }
         }
         self.refresh_alertmanager().await;
-        if let Err(e) = self.db(|s| s.outbox_pending()).await.map(|n| {
-            self.metrics.pending.set(n.min(i64::MAX as u64) as i64);
-        }) {
-            tracing::warn!("notify: outbox_pending: {e}");
+        self.update_pending().await;
+    }
+
+    async fn update_pending(&self) {
+        match self.db(|s| s.outbox_pending()).await {
+            Ok(n) => self
+                .metrics
+                .pending
+                .set(i64::try_from(n).unwrap_or(i64::MAX)),
+            Err(e) => tracing::warn!("notify: outbox_pending: {e}"),
         }
     }
 
@@ -447,8 +452,7 @@ impl Notifier {
                 .iter()
                 .filter(|i| i.state != IncidentState::Resolved)
                 .filter(|i| {
-                    !targets_for(&i.teams, i.severity, std::slice::from_ref(&target.cfg))
-                        .is_empty()
+                    !targets_for(&i.teams, i.severity, std::slice::from_ref(&target.cfg)).is_empty()
                 })
                 .map(|i| {
                     let msg = i.events.last().map(|e| e.message.as_str()).unwrap_or("");
@@ -624,7 +628,14 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps() {
-        for (attempts, base) in [(0, 1_000), (1, 2_000), (2, 4_000), (8, 256_000), (9, 300_000), (40, 300_000)] {
+        for (attempts, base) in [
+            (0, 1_000),
+            (1, 2_000),
+            (2, 4_000),
+            (8, 256_000),
+            (9, 300_000),
+            (40, 300_000),
+        ] {
             let b = backoff_ms(attempts);
             assert!(b >= base && b <= base + base / 10, "{attempts}: {b}");
         }
@@ -647,7 +658,13 @@ mod tests {
 
     #[test]
     fn alertmanager_url_trims_slash() {
-        assert_eq!(alertmanager_url("http://am:9093/"), "http://am:9093/api/v2/alerts");
-        assert_eq!(alertmanager_url("http://am:9093"), "http://am:9093/api/v2/alerts");
+        assert_eq!(
+            alertmanager_url("http://am:9093/"),
+            "http://am:9093/api/v2/alerts"
+        );
+        assert_eq!(
+            alertmanager_url("http://am:9093"),
+            "http://am:9093/api/v2/alerts"
+        );
     }
 }

@@ -129,9 +129,24 @@ pub async fn run(
         "lienthong running"
     );
 
+    // The token is read once; it is never logged or served.
+    let api_token = std::env::var(&inv.api.token_env)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| Arc::<str>::from(t.trim()));
+    if api_token.is_none() {
+        tracing::warn!(
+            "write API disabled: set the environment variable {} to a bearer token to enable ack, notes and maintenance",
+            inv.api.token_env
+        );
+    }
     let app = router(AppState {
         metrics: metrics.clone(),
         state: state.clone(),
+        store: store.clone(),
+        events: events.clone(),
+        api_token,
+        maintenance_changed: maintenance_changed.clone(),
     });
     let web_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {

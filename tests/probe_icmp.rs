@@ -89,6 +89,7 @@ fn probe(host: &str, port: Option<u16>, packets: u32, pacing_ms: u64, max_loss: 
         pacing: None,
         max_loss: None,
         udp_echo_port: port,
+        reply_timeout: None,
         payload_bytes: 56,
     };
     let ctx = BuildContext {
@@ -96,6 +97,7 @@ fn probe(host: &str, port: Option<u16>, packets: u32, pacing_ms: u64, max_loss: 
             packets,
             pacing: Duration::from_millis(pacing_ms),
             max_loss,
+            reply_timeout: Duration::from_secs(5),
         },
     };
     Probe::Icmp(IcmpProbe::build(&spec, &ctx).expect("valid spec"))
@@ -191,6 +193,28 @@ async fn udp_echo_silent_server_is_total_loss_within_timeout() {
 }
 
 #[tokio::test]
+async fn dead_link_round_ends_after_the_reply_wait_not_the_timeout() {
+    let (port, _) = echo_server(Server::Silent).await;
+    let spec = IcmpSpec {
+        host: "127.0.0.1".into(),
+        packets: Some(4),
+        pacing: Some(Duration::from_millis(50)),
+        max_loss: Some(0.5),
+        udp_echo_port: Some(port),
+        reply_timeout: Some(Duration::from_millis(300)),
+        payload_bytes: 56,
+    };
+    let p = Probe::Icmp(IcmpProbe::build(&spec, &BuildContext::default()).unwrap());
+    let started = Instant::now();
+    let o = p.run(Duration::from_secs(5)).await;
+    let elapsed = started.elapsed();
+    assert_eq!(o.reason(), Some(Reason::PacketLoss), "{o:?}");
+    // 3 gaps of 50 ms + 300 ms wait for the last request: far below the 5 s timeout.
+    assert!(elapsed >= Duration::from_millis(440), "{elapsed:?}");
+    assert!(elapsed < Duration::from_millis(1200), "{elapsed:?}");
+}
+
+#[tokio::test]
 async fn udp_echo_ignores_garbage_and_duplicates() {
     let (port, _) = echo_server(Server::GarbageAround).await;
     let o = probe("127.0.0.1", Some(port), 4, 10, 0.0)
@@ -233,6 +257,7 @@ fn build_rejects_bad_shapes() {
         packets: Some(packets),
         pacing: None,
         max_loss: Some(max_loss),
+        reply_timeout: None,
         udp_echo_port: None,
         payload_bytes,
     };

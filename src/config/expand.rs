@@ -689,6 +689,7 @@ impl CheckSource<'_> {
             packets: *class.packets.get_ref(),
             pacing: class.pacing.0,
             max_loss: *class.max_loss.get_ref(),
+            reply_timeout: class.reply_timeout.0,
         };
         if let Err(e) = self.probe.build(&BuildContext { round }) {
             cx.push(span, format!("check `{}`: {e}", self.id), build_hint(&e));

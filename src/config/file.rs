@@ -250,6 +250,9 @@ pub struct LinkClass {
     pub packets: Spanned<u32>,
     /// Gap between echo requests.
     pub pacing: HumanDuration,
+    /// How long each echo request waits for its reply (default 2s).
+    #[serde(default = "default_reply_timeout")]
+    pub reply_timeout: HumanDuration,
     /// A round losing more than this ratio counts as failed.
     pub max_loss: Spanned<f64>,
     /// Loss ratio (averaged over recent rounds) from which the link is degraded.
@@ -260,6 +263,10 @@ pub struct LinkClass {
     pub degraded_jitter: HumanDuration,
     /// Response time from which an HTTP/TCP check of the site is degraded.
     pub degraded_latency: HumanDuration,
+}
+
+fn default_reply_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(2))
 }
 
 /// `[[template]]`: a check applied to every site, with `{addr.KEY}`, `{slug}`, `{code}`

@@ -196,7 +196,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -484,7 +486,12 @@ impl Store {
         let limit = limit.clamp(1, MAX_PAGE);
         let conn = self.reader();
         let since_selective = match f.since {
-            Some(since) if !matches!(f.state, Some(IncidentState::Open | IncidentState::Acknowledged)) => {
+            Some(since)
+                if !matches!(
+                    f.state,
+                    Some(IncidentState::Open | IncidentState::Acknowledged)
+                ) =>
+            {
                 started_since_at_most(&conn, since, cursor, SINCE_SELECTIVE)?
             }
             _ => false,
@@ -898,7 +905,9 @@ fn load_event(conn: &Connection, event_id: i64) -> rusqlite::Result<IncidentEven
 /// The incident with events and notes; call inside a transaction for one snapshot.
 fn load_incident(conn: &Connection, id: i64) -> rusqlite::Result<Option<Incident>> {
     let Some(mut inc) = conn
-        .prepare_cached(&format!("SELECT {INCIDENT_COLS} FROM incidents i WHERE i.id = ?1"))?
+        .prepare_cached(&format!(
+            "SELECT {INCIDENT_COLS} FROM incidents i WHERE i.id = ?1"
+        ))?
         .query_row([id], incident_from_row)
         .optional()?
     else {
@@ -911,7 +920,9 @@ fn load_incident(conn: &Connection, id: i64) -> rusqlite::Result<Option<Incident
         .query_map([id], event_from_row)?
         .collect::<Result<_, _>>()?;
     inc.notes = conn
-        .prepare_cached("SELECT id, at, author, text FROM notes WHERE incident_id = ?1 ORDER BY id")?
+        .prepare_cached(
+            "SELECT id, at, author, text FROM notes WHERE incident_id = ?1 ORDER BY id",
+        )?
         .query_map([id], |r| {
             Ok(Note {
                 id: r.get(0)?,
@@ -963,18 +974,28 @@ fn list_query(
 ) -> (String, Vec<SqlValue>) {
     let mut args: Vec<SqlValue> = Vec::new();
     let mut conds: Vec<String> = Vec::new();
-    let mut arg = |v: SqlValue, args: &mut Vec<SqlValue>| {
+    fn arg(v: SqlValue, args: &mut Vec<SqlValue>) -> String {
         args.push(v);
         format!("?{}", args.len())
-    };
+    }
     let unresolved = matches!(
         f.state,
         Some(IncidentState::Open | IncidentState::Acknowledged)
     );
     let (from, id_col, site_driven, team_driven) = if unresolved {
-        ("incidents i INDEXED BY incidents_resolved_at", "i.id", false, false)
+        (
+            "incidents i INDEXED BY incidents_resolved_at",
+            "i.id",
+            false,
+            false,
+        )
     } else if since_selective {
-        ("incidents i INDEXED BY incidents_started_at", "i.id", false, false)
+        (
+            "incidents i INDEXED BY incidents_started_at",
+            "i.id",
+            false,
+            false,
+        )
     } else if f.site.is_some() {
         (
             "incident_sites d CROSS JOIN incidents i ON i.id = d.incident_id",
@@ -990,7 +1011,12 @@ fn list_query(
             true,
         )
     } else if f.severity.is_some() {
-        ("incidents i INDEXED BY incidents_severity", "i.id", false, false)
+        (
+            "incidents i INDEXED BY incidents_severity",
+            "i.id",
+            false,
+            false,
+        )
     } else {
         ("incidents i NOT INDEXED", "i.id", false, false)
     };
@@ -1049,4 +1075,3 @@ fn list_query(
     );
     (sql, args)
 }
-

@@ -37,6 +37,9 @@ pub struct IcmpSpec {
     /// Loss ratio above which the round fails; default from the link class.
     #[serde(default)]
     pub max_loss: Option<f64>,
+    /// How long each request waits for its reply; default from the link class.
+    #[serde(default, with = "humantime_serde")]
+    pub reply_timeout: Option<Duration>,
     /// Send the round as UDP echo to this port instead of ICMP.
     #[serde(default)]
     pub udp_echo_port: Option<u16>,
@@ -65,6 +68,10 @@ pub struct RoundShape {
     pub packets: u32,
     pub pacing: Duration,
     pub max_loss: f64,
+    /// How long each echo request waits for its reply. A round ends when every reply is in or
+    /// the last request's wait is over, so a dead link is known in `packets × pacing +
+    /// reply_timeout`, not only at the check's timeout.
+    pub reply_timeout: Duration,
 }
 
 impl Default for RoundShape {
@@ -73,6 +80,7 @@ impl Default for RoundShape {
             packets: 5,
             pacing: Duration::from_millis(200),
             max_loss: 0.5,
+            reply_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -236,6 +244,7 @@ impl IcmpProbe {
             packets: spec.packets.unwrap_or(ctx.round.packets),
             pacing: spec.pacing.unwrap_or(ctx.round.pacing),
             max_loss: spec.max_loss.unwrap_or(ctx.round.max_loss),
+            reply_timeout: spec.reply_timeout.unwrap_or(ctx.round.reply_timeout),
         };
         let (n, loss, payload) = (shape.packets, shape.max_loss, spec.payload_bytes);
         let problem = if spec.host.trim().is_empty() {
@@ -391,6 +400,7 @@ impl IcmpProbe {
         let t0 = Instant::now();
         let pacing = effective_pacing(n, self.shape.pacing, deadline.saturating_duration_since(t0));
 
+        let reply_timeout = self.shape.reply_timeout;
         let pings = (0..n).map(|i| {
             let (client, payload) = (&client, &payload);
             async move {
@@ -400,10 +410,11 @@ impl IcmpProbe {
                 }
                 sleep_until(at).await;
                 let mut pinger = client.pinger(ip, ident).await;
-                pinger.timeout(deadline.saturating_duration_since(Instant::now()));
+                let wait_until = deadline.min(Instant::now() + reply_timeout);
+                pinger.timeout(wait_until.saturating_duration_since(Instant::now()));
                 let seq = PingSequence(seq_base.wrapping_add(i as u16));
                 Some(
-                    match timeout_at(deadline, pinger.ping(seq, payload)).await {
+                    match timeout_at(wait_until, pinger.ping(seq, payload)).await {
                         Err(_) | Ok(Err(SurgeError::Timeout { .. })) => Ok(None),
                         Ok(Ok((packet, rtt))) => classify_reply(&packet, rtt),
                         Ok(Err(SurgeError::IOError(e))) => Err((

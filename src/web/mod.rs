@@ -1,7 +1,12 @@
-//! The HTTP layer: a function of read handles. It never writes state, runs probes or touches
-//! the scheduler.
+//! The HTTP layer: a function of read handles. It never runs probes or touches the scheduler;
+//! its only writes are acknowledgements, notes and maintenance windows through the incident
+//! store (token-protected).
 
 mod api;
+pub mod auth;
+pub mod feed;
+pub mod incidents;
+pub mod openapi;
 
 use std::sync::Arc;
 
@@ -14,11 +19,18 @@ use axum::{Json, Router};
 use crate::metrics::Metrics;
 use crate::state::LiveState;
 
-/// What handlers may read.
+/// What handlers may read (and the incident store they may write acks, notes and windows to).
 #[derive(Clone)]
 pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub state: Arc<LiveState>,
+    pub store: Arc<crate::incidents::Store>,
+    /// Live timeline events (the engine publishes; the API publishes acks and notes).
+    pub events: tokio::sync::broadcast::Sender<crate::incidents::IncidentEvent>,
+    /// Bearer token of the write endpoints; None = write endpoints disabled (403).
+    pub api_token: Option<Arc<str>>,
+    /// Poked after `POST /api/v1/maintenance` so the engine reloads the windows.
+    pub maintenance_changed: Arc<tokio::sync::Notify>,
 }
 
 pub fn router(app: AppState) -> Router {
@@ -27,6 +39,7 @@ pub fn router(app: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(api::routes())
+        .merge(incidents::routes())
         .fallback(not_found)
         .layer(tower::limit::ConcurrencyLimitLayer::new(256))
         .with_state(app)

@@ -50,6 +50,11 @@ pub(super) async fn round(
 
     while !(next == n && received == n) {
         let send_at = t0 + pacing * next as u32;
+        // Once everything is sent, the round ends when the last request's wait is over.
+        let round_end = match sent_at.get(n.wrapping_sub(1)).copied().flatten() {
+            Some(last) if next == n => deadline.min(last + shape.reply_timeout),
+            _ => deadline,
+        };
         tokio::select! {
             biased;
             r = sock.recv(&mut buf) => match r {
@@ -58,8 +63,11 @@ pub(super) async fn round(
                     let Some(seq) = match_echo(&buf[..k], round_id, len) else { continue };
                     let (at, slot) = (sent_at.get(seq), rtts.get_mut(seq));
                     if let (Some(Some(at)), Some(slot @ None)) = (at, slot) {
-                        *slot = Some(at.elapsed());
-                        received += 1;
+                        // A reply later than its own wait counts as lost, as with ICMP.
+                        if at.elapsed() <= shape.reply_timeout {
+                            *slot = Some(at.elapsed());
+                            received += 1;
+                        }
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
@@ -70,7 +78,7 @@ pub(super) async fn round(
                     error.get_or_insert(fail("receive", e));
                 }
             },
-            _ = sleep_until(deadline) => break,
+            _ = sleep_until(round_end) => break,
             _ = sleep_until(send_at), if next < n => {
                 sent_at[next] = Some(Instant::now());
                 // A send error (e.g. a pending port-unreachable) makes this packet a loss.

@@ -1,0 +1,912 @@
+//! Incident API: listing and detail, acknowledgements and notes (bearer token), maintenance
+//! windows, and the live Server-Sent Events stream.
+//!
+//! Times are served as RFC 3339 strings in UTC (`2026-11-26T06:05:00Z`); inputs accept RFC 3339
+//! with any offset, or local Asia/Ho_Chi_Minh time as `"YYYY-MM-DD HH:MM"`.
+//!
+//! The store is synchronous (SQLite): every call runs on the blocking pool.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, RawQuery, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use super::auth::Writer;
+use super::{error, AppState};
+use crate::incidents::{
+    EventKind, Incident, IncidentEvent, IncidentFilter, IncidentState, MaintenanceWindow, Note,
+    Severity, Store, StoreError, UnixMillis,
+};
+use crate::maintenance::{format_rfc3339, parse_local};
+
+/// Largest request body accepted by the write endpoints; larger → 413.
+pub const BODY_LIMIT: usize = 16 * 1024;
+/// Default and largest `limit` of a listing page.
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 500;
+pub const MAX_NOTE_CHARS: usize = 4000;
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_REASON_CHARS: usize = 500;
+/// Events read from the store per query when an SSE client catches up.
+const REPLAY_BATCH: u32 = 1000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/incidents", get(list))
+        .route("/api/v1/incidents/stream", get(stream))
+        .route("/api/v1/incidents/{id}", get(one))
+        .route("/api/v1/incidents/{id}/ack", post(ack))
+        .route("/api/v1/incidents/{id}/notes", post(add_note))
+        .route(
+            "/api/v1/maintenance",
+            get(list_maintenance).post(add_maintenance),
+        )
+        .route("/incidents.atom", get(super::feed::atom))
+        .route("/api/v1/openapi.json", get(super::openapi::document))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Time
+
+pub(crate) fn now_ms() -> UnixMillis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        4 | 6 | 9 | 11 => 30,
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
+/// Parses RFC 3339 (`2026-11-26T00:00:00Z`, `2026-11-26T07:00:00.5+07:00`) into Unix ms.
+pub fn parse_rfc3339(s: &str) -> Option<UnixMillis> {
+    let s = s.trim();
+    let b = s.as_bytes();
+    let num = |from: usize, to: usize| -> Option<i64> {
+        let t = s.get(from..to)?;
+        if t.bytes().all(|c| c.is_ascii_digit()) {
+            t.parse().ok()
+        } else {
+            None
+        }
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60
+    {
+        return None;
+    }
+    let mut i = 19;
+    let mut millis = 0;
+    if b[i] == b'.' {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        let digits = &s[start..i.min(start + 3)];
+        millis = digits.parse::<i64>().ok()? * 10_i64.pow(3 - digits.len() as u32);
+    }
+    let offset_min = match &s[i..] {
+        "Z" | "z" => 0,
+        zone => {
+            let zb = zone.as_bytes();
+            if zb.len() != 6 || !matches!(zb[0], b'+' | b'-') || zb[3] != b':' {
+                return None;
+            }
+            let (oh, om) = (num(i + 1, i + 3)?, num(i + 4, i + 6)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let m = oh * 60 + om;
+            if zb[0] == b'-' {
+                -m
+            } else {
+                m
+            }
+        }
+    };
+    let secs = h * 3600 + mi * 60 + sec.min(59);
+    Some(days_from_civil(y, mo, d) * DAY_MS + secs * 1000 + millis - offset_min * 60_000)
+}
+
+/// RFC 3339, or local Asia/Ho_Chi_Minh `"YYYY-MM-DD HH:MM"`.
+pub fn parse_time(s: &str) -> Option<UnixMillis> {
+    parse_rfc3339(s).or_else(|| parse_local(s))
+}
+
+fn time_error(name: &str, value: &str) -> String {
+    format!(
+        "{name}: `{value}` is neither RFC 3339 (e.g. 2026-11-26T00:00:00Z) nor local \
+         Asia/Ho_Chi_Minh time \"YYYY-MM-DD HH:MM\" (e.g. 2026-11-26 07:00)"
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views: the model with times as RFC 3339.
+
+pub(crate) fn severity_name(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "critical",
+        Severity::Warning => "warning",
+    }
+}
+
+pub(crate) fn kind_name(k: EventKind) -> &'static str {
+    match k {
+        EventKind::Opened => "opened",
+        EventKind::StateChange => "state_change",
+        EventKind::Attached => "attached",
+        EventKind::SitesChanged => "sites_changed",
+        EventKind::Acknowledged => "acknowledged",
+        EventKind::Note => "note",
+        EventKind::Resolved => "resolved",
+        EventKind::Resumed => "resumed",
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct IncidentView {
+    id: i64,
+    key: String,
+    title: String,
+    title_en: String,
+    severity: Severity,
+    scope: crate::incidents::Scope,
+    state: IncidentState,
+    sites: Vec<String>,
+    service: Option<String>,
+    teams: Vec<String>,
+    started_at: String,
+    acknowledged_at: Option<String>,
+    acknowledged_by: Option<String>,
+    resolved_at: Option<String>,
+    /// Only in the detail view.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events: Option<Vec<EventView>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notes: Option<Vec<NoteView>>,
+}
+
+impl IncidentView {
+    fn new(i: Incident, detail: bool) -> Self {
+        IncidentView {
+            id: i.id,
+            key: i.key,
+            title: i.title,
+            title_en: i.title_en,
+            severity: i.severity,
+            scope: i.scope,
+            state: i.state,
+            sites: i.sites,
+            service: i.service,
+            teams: i.teams,
+            started_at: format_rfc3339(i.started_at),
+            acknowledged_at: i.acknowledged_at.map(format_rfc3339),
+            acknowledged_by: i.acknowledged_by,
+            resolved_at: i.resolved_at.map(format_rfc3339),
+            events: detail.then(|| i.events.into_iter().map(EventView::from).collect()),
+            notes: detail.then(|| i.notes.into_iter().map(NoteView::from).collect()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct EventView {
+    id: i64,
+    incident_id: i64,
+    at: String,
+    kind: EventKind,
+    check: Option<String>,
+    state: Option<String>,
+    message: String,
+    evidence: Option<serde_json::Value>,
+}
+
+impl From<IncidentEvent> for EventView {
+    fn from(e: IncidentEvent) -> Self {
+        EventView {
+            id: e.id,
+            incident_id: e.incident_id,
+            at: format_rfc3339(e.at),
+            kind: e.kind,
+            check: e.check,
+            state: e.state,
+            message: e.message,
+            evidence: e.evidence,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct NoteView {
+    id: i64,
+    at: String,
+    author: String,
+    text: String,
+}
+
+impl From<Note> for NoteView {
+    fn from(n: Note) -> Self {
+        NoteView {
+            id: n.id,
+            at: format_rfc3339(n.at),
+            author: n.author,
+            text: n.text,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct WindowView {
+    id: i64,
+    site: Option<String>,
+    service: Option<String>,
+    starts_at: String,
+    ends_at: String,
+    reason: String,
+    created_by: String,
+}
+
+impl From<MaintenanceWindow> for WindowView {
+    fn from(w: MaintenanceWindow) -> Self {
+        WindowView {
+            id: w.id,
+            site: w.site,
+            service: w.service,
+            starts_at: format_rfc3339(w.starts_at),
+            ends_at: format_rfc3339(w.ends_at),
+            reason: w.reason,
+            created_by: w.created_by,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plumbing: store calls, ids, JSON bodies.
+
+/// Runs a store call on the blocking pool; a store failure becomes a 500 JSON error.
+pub(crate) async fn db<T, F>(app: &AppState, f: F) -> Result<T, Response>
+where
+    T: Send + 'static,
+    F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+{
+    let store = app.store.clone();
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "incident store");
+            Err(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "incident store error (see the server log)",
+            ))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "incident store task");
+            Err(error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))
+        }
+    }
+}
+
+/// `{id}` of an incident path: a positive integer, else 400.
+pub struct IncidentId(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for IncidentId {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("id: {}", e.body_text())))?;
+        match raw.parse::<i64>() {
+            Ok(id) if id > 0 => Ok(IncidentId(id)),
+            _ => Err(error(
+                StatusCode::BAD_REQUEST,
+                &format!("id: `{raw}` is not an incident id (a positive integer)"),
+            )),
+        }
+    }
+}
+
+/// A JSON request body whatever its Content-Type (so `curl -d` works). Unreadable, oversized
+/// (→ 413) or invalid bodies are answered with a JSON reason.
+pub struct JsonBody<T>(pub T);
+
+/// Like [`JsonBody`], but an empty body means `T::default()`.
+pub struct OptionalJsonBody<T>(pub T);
+
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Response> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            error(
+                status,
+                &format!("request body larger than {} KiB", BODY_LIMIT / 1024),
+            )
+        } else {
+            error(status, &format!("request body: {}", e.body_text()))
+        }
+    })
+}
+
+fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Response> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "request body: expected a JSON object, got an empty body",
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            &format!("request body: invalid JSON: {e}"),
+        )
+    })
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let bytes = body_bytes(req, state).await?;
+        parse_body(&bytes).map(JsonBody)
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        parse_body(&bytes).map(OptionalJsonBody)
+    }
+}
+
+/// Checks a free-text field: not blank, at most `max` characters.
+fn text_field(name: &str, value: &str, max: usize) -> Result<(), Response> {
+    let n = value.chars().count();
+    if value.trim().is_empty() || n > max {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            &format!("{name}: must be 1 to {max} characters, not blank (got {n})"),
+        ));
+    }
+    Ok(())
+}
+
+fn publish(app: &AppState, ev: IncidentEvent) {
+    // No subscriber is not an error.
+    let _ = app.events.send(ev);
+}
+
+// ---------------------------------------------------------------------------------------------
+// GET /api/v1/incidents
+
+pub const LIST_PARAMS: &str = "state, site, team, severity, since, cursor, limit";
+
+/// A parsed listing query.
+#[derive(Debug, PartialEq)]
+pub struct ListQuery {
+    pub filter: IncidentFilter,
+    pub cursor: Option<i64>,
+    pub limit: u32,
+}
+
+/// Parses the query string of `GET /api/v1/incidents`; the error names the parameter and what
+/// it accepts. Empty values count as absent.
+pub fn parse_list_query(query: Option<&str>) -> Result<ListQuery, String> {
+    let mut q = ListQuery {
+        filter: IncidentFilter::default(),
+        cursor: None,
+        limit: DEFAULT_LIMIT,
+    };
+    let mut seen = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if seen.contains(&k) {
+            return Err(format!("{k}: given more than once"));
+        }
+        seen.push(k.clone());
+        let v = v.trim();
+        if v.is_empty() {
+            continue;
+        }
+        match k.as_ref() {
+            "state" => {
+                q.filter.state = Some(match v {
+                    "open" => IncidentState::Open,
+                    "acknowledged" => IncidentState::Acknowledged,
+                    "resolved" => IncidentState::Resolved,
+                    _ => {
+                        return Err(format!(
+                            "state: `{v}` is not one of open, acknowledged, resolved"
+                        ))
+                    }
+                })
+            }
+            "severity" => {
+                q.filter.severity = Some(match v {
+                    "critical" => Severity::Critical,
+                    "warning" => Severity::Warning,
+                    _ => return Err(format!("severity: `{v}` is not one of critical, warning")),
+                })
+            }
+            "site" => q.filter.site = Some(v.to_string()),
+            "team" => q.filter.team = Some(v.to_string()),
+            "since" => q.filter.since = Some(parse_time(v).ok_or_else(|| time_error("since", v))?),
+            "cursor" => {
+                q.cursor = Some(
+                    v.parse::<i64>()
+                        .ok()
+                        .filter(|c| *c >= 0)
+                        .ok_or_else(|| {
+                            format!(
+                                "cursor: `{v}` is not an integer (pass the next_cursor of the \
+                                 previous page)"
+                            )
+                        })?,
+                )
+            }
+            "limit" => {
+                q.limit = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|l| (1..=MAX_LIMIT).contains(l))
+                    .ok_or_else(|| {
+                        format!("limit: `{v}` is not an integer from 1 to {MAX_LIMIT}")
+                    })?
+            }
+            other => {
+                return Err(format!(
+                    "unknown parameter `{other}`: use {LIST_PARAMS}"
+                ))
+            }
+        }
+    }
+    Ok(q)
+}
+
+#[derive(Serialize)]
+struct PageView {
+    items: Vec<IncidentView>,
+    next_cursor: Option<i64>,
+}
+
+async fn list(State(app): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let q = match parse_list_query(query.as_deref()) {
+        Ok(q) => q,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, &reason),
+    };
+    match db(&app, move |s| s.list(&q.filter, q.cursor, q.limit)).await {
+        Ok(page) => Json(PageView {
+            items: page
+                .items
+                .into_iter()
+                .map(|i| IncidentView::new(i, false))
+                .collect(),
+            next_cursor: page.next_cursor,
+        })
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GET /api/v1/incidents/{id}
+
+fn no_incident(id: i64) -> Response {
+    error(StatusCode::NOT_FOUND, &format!("no incident with id {id}"))
+}
+
+async fn one(IncidentId(id): IncidentId, State(app): State<AppState>) -> Response {
+    match db(&app, move |s| s.get(id)).await {
+        Ok(Some(i)) => Json(IncidentView::new(i, true)).into_response(),
+        Ok(None) => no_incident(id),
+        Err(r) => r,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// POST /api/v1/incidents/{id}/ack and /notes
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    by: Option<String>,
+}
+
+async fn ack(
+    _: Writer,
+    IncidentId(id): IncidentId,
+    State(app): State<AppState>,
+    OptionalJsonBody(body): OptionalJsonBody<AckBody>,
+) -> Response {
+    let by = body.by.unwrap_or_else(|| "api".to_string());
+    if let Err(r) = text_field("by", &by, MAX_NAME_CHARS) {
+        return r;
+    }
+    let by = by.trim().to_string();
+    let at = now_ms();
+    match db(&app, move |s| s.acknowledge(id, at, &by)).await {
+        Ok(Some((incident, ev))) => {
+            // An acknowledgement repeated is idempotent: only a new timeline event goes live.
+            if ev.at == at {
+                publish(&app, ev);
+            }
+            Json(IncidentView::new(incident, true)).into_response()
+        }
+        Ok(None) => no_incident(id),
+        Err(r) => r,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoteBody {
+    author: String,
+    text: String,
+}
+
+async fn add_note(
+    _: Writer,
+    IncidentId(id): IncidentId,
+    State(app): State<AppState>,
+    JsonBody(body): JsonBody<NoteBody>,
+) -> Response {
+    if let Err(r) = text_field("author", &body.author, MAX_NAME_CHARS)
+        .and_then(|_| text_field("text", &body.text, MAX_NOTE_CHARS))
+    {
+        return r;
+    }
+    let at = now_ms();
+    let author = body.author.trim().to_string();
+    match db(&app, move |s| s.add_note(id, at, &author, &body.text)).await {
+        Ok(Some((note, ev))) => {
+            publish(&app, ev);
+            (StatusCode::CREATED, Json(NoteView::from(note))).into_response()
+        }
+        Ok(None) => no_incident(id),
+        Err(r) => r,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// /api/v1/maintenance
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WindowBody {
+    site: Option<String>,
+    service: Option<String>,
+    starts_at: String,
+    ends_at: String,
+    reason: String,
+    created_by: Option<String>,
+}
+
+fn valid_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 100
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
+}
+
+/// Checks a window request against the clock and the loaded inventory.
+fn window_from(
+    body: WindowBody,
+    now: UnixMillis,
+    inv: &crate::config::Inventory,
+) -> Result<MaintenanceWindow, String> {
+    let WindowBody {
+        site,
+        service,
+        starts_at,
+        ends_at,
+        reason,
+        created_by,
+    } = body;
+    let site = site.filter(|s| !s.is_empty());
+    let service = service.filter(|s| !s.is_empty());
+    if site.is_some() && service.is_some() {
+        return Err(
+            "give site or service, not both (neither = the whole city)".to_string(),
+        );
+    }
+    if let Some(s) = &site {
+        if !valid_slug(s) || (!inv.sites.is_empty() && inv.site(s).is_none()) {
+            return Err(format!("site: no site with slug `{s}`"));
+        }
+    }
+    if let Some(s) = &service {
+        if !valid_slug(s) || (!inv.services.is_empty() && !inv.services.iter().any(|x| x.slug == *s))
+        {
+            return Err(format!("service: no shared service with slug `{s}`"));
+        }
+    }
+    let start = parse_time(&starts_at).ok_or_else(|| time_error("starts_at", &starts_at))?;
+    let end = parse_time(&ends_at).ok_or_else(|| time_error("ends_at", &ends_at))?;
+    if end <= start {
+        return Err("ends_at must be after starts_at".to_string());
+    }
+    if end <= now {
+        return Err(format!(
+            "ends_at {} is in the past: the window would never apply",
+            format_rfc3339(end)
+        ));
+    }
+    let n = reason.chars().count();
+    if reason.trim().is_empty() || n > MAX_REASON_CHARS {
+        return Err(format!(
+            "reason: must be 1 to {MAX_REASON_CHARS} characters, not blank (got {n})"
+        ));
+    }
+    let created_by = created_by.unwrap_or_else(|| "api".to_string());
+    let m = created_by.chars().count();
+    if created_by.trim().is_empty() || m > MAX_NAME_CHARS {
+        return Err(format!(
+            "created_by: must be 1 to {MAX_NAME_CHARS} characters, not blank (got {m})"
+        ));
+    }
+    Ok(MaintenanceWindow {
+        id: 0,
+        site,
+        service,
+        starts_at: start,
+        ends_at: end,
+        reason: reason.trim().to_string(),
+        created_by: created_by.trim().to_string(),
+    })
+}
+
+async fn add_maintenance(
+    _: Writer,
+    State(app): State<AppState>,
+    JsonBody(body): JsonBody<WindowBody>,
+) -> Response {
+    let inv = app.state.inventory();
+    let mut w = match window_from(body, now_ms(), &inv) {
+        Ok(w) => w,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, &reason),
+    };
+    let stored = w.clone();
+    match db(&app, move |s| s.add_maintenance(&stored)).await {
+        Ok(id) => {
+            w.id = id;
+            app.maintenance_changed.notify_one();
+            (StatusCode::CREATED, Json(WindowView::from(w))).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+#[derive(Serialize)]
+struct WindowsView {
+    items: Vec<WindowView>,
+}
+
+async fn list_maintenance(State(app): State<AppState>) -> Response {
+    let now = now_ms();
+    match db(&app, move |s| s.maintenance_windows(now)).await {
+        Ok(ws) => Json(WindowsView {
+            items: ws.into_iter().map(WindowView::from).collect(),
+        })
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GET /api/v1/incidents/stream
+
+/// One SSE client: replays from the store, then follows the live channel.
+///
+/// The store is the authority: a live event whose id is the next one is sent as is; otherwise
+/// (a gap, events published out of order, or a lagged receiver) the missing events are read
+/// from the store. So a lagged client is told (`event: lagged`) and then loses nothing.
+struct Tail {
+    app: AppState,
+    rx: broadcast::Receiver<IncidentEvent>,
+    /// Highest event id sent (or the starting point).
+    last_id: i64,
+    pending: VecDeque<IncidentEvent>,
+    /// Read the store after `last_id` before waiting on the channel.
+    catch_up: bool,
+}
+
+impl Tail {
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(ev) = self.pending.pop_front() {
+                if ev.id <= self.last_id {
+                    continue;
+                }
+                self.last_id = ev.id;
+                return Some(sse_event(ev));
+            }
+            if self.catch_up {
+                let after = self.last_id;
+                let evs = db(&self.app, move |s| s.events_after(after, REPLAY_BATCH))
+                    .await
+                    .ok()?;
+                self.catch_up = evs.len() as u32 >= REPLAY_BATCH;
+                self.pending.extend(evs);
+                continue;
+            }
+            match self.rx.recv().await {
+                Ok(ev) if ev.id <= self.last_id => {}
+                Ok(ev) if ev.id == self.last_id + 1 => self.pending.push_back(ev),
+                Ok(ev) => {
+                    let after = self.last_id;
+                    let mut evs = db(&self.app, move |s| s.events_after(after, REPLAY_BATCH))
+                        .await
+                        .ok()?;
+                    self.catch_up = evs.len() as u32 >= REPLAY_BATCH;
+                    if !evs.iter().any(|e| e.id == ev.id) && !self.catch_up {
+                        // Published but not (yet) readable: send what we were given.
+                        evs.push(ev);
+                        evs.sort_by_key(|e| e.id);
+                    }
+                    self.pending.extend(evs);
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    self.catch_up = true;
+                    return Some(
+                        Event::default()
+                            .event("lagged")
+                            .data(serde_json::json!({ "skipped": n }).to_string()),
+                    );
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+fn sse_event(ev: IncidentEvent) -> Event {
+    let kind = kind_name(ev.kind);
+    let id = ev.id.to_string();
+    let data = serde_json::to_string(&EventView::from(ev)).unwrap_or_else(|_| "{}".into());
+    Event::default().id(id).event(kind).data(data)
+}
+
+async fn stream(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let last = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => match v.to_str().ok().and_then(|s| s.trim().parse::<i64>().ok()) {
+            Some(n) if n >= 0 => Some(n),
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "Last-Event-ID: must be the integer id of an event",
+                )
+            }
+        },
+    };
+    // Subscribe before reading the store, so nothing falls between the two.
+    let rx = app.events.subscribe();
+    let (last_id, catch_up) = match last {
+        Some(n) => (n, true),
+        None => match db(&app, |s| s.recent_events(1)).await {
+            Ok(evs) => (evs.first().map_or(0, |e| e.id), false),
+            Err(r) => return r,
+        },
+    };
+    let tail = Tail {
+        app,
+        rx,
+        last_id,
+        pending: VecDeque::new(),
+        catch_up,
+    };
+    let events = futures::stream::unfold(tail, |mut t| async move {
+        let ev = t.next().await?;
+        Some((Ok::<_, Infallible>(ev), t))
+    });
+    let mut r = Sse::new(events)
+        .keep_alive(
+            KeepAlive::new()
+                .interval(Duration::from_secs(15))
+                .text("keep-alive"),
+        )
+        .into_response();
+    // Tell buffering reverse proxies (nginx) to pass events through at once.
+    r.headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("1970-01-01T07:00:00+07:00"), Some(0));
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:01.5Z"), Some(1500));
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:01.123456z"), Some(1123));
+        let t = parse_rfc3339("2026-11-26T00:00:00Z").unwrap();
+        assert_eq!(format_rfc3339(t), "2026-11-26T00:00:00Z");
+        assert_eq!(parse_time("2026-11-26 07:00"), Some(t));
+        assert_eq!(parse_rfc3339("2026-02-29T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2028-02-29T00:00:00Z").is_some(), true);
+        assert_eq!(parse_rfc3339("2026-11-26T24:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2026-11-26T00:00:00"), None);
+        assert_eq!(parse_rfc3339("2026-11-26T00:00:00+7:00"), None);
+        assert_eq!(parse_rfc3339("2026-11-26T00:00:00.Z"), None);
+        assert_eq!(parse_time("yesterday"), None);
+    }
+
+    #[test]
+    fn list_query() {
+        let q = parse_list_query(Some("state=open&severity=critical&site=phuong-a&limit=10&cursor=5"))
+            .unwrap();
+        assert_eq!(q.filter.state, Some(IncidentState::Open));
+        assert_eq!(q.filter.severity, Some(Severity::Critical));
+        assert_eq!(q.filter.site.as_deref(), Some("phuong-a"));
+        assert_eq!((q.cursor, q.limit), (Some(5), 10));
+        let q = parse_list_query(None).unwrap();
+        assert_eq!(q.limit, DEFAULT_LIMIT);
+        let q = parse_list_query(Some("since=2026-11-26+07%3A00&state=")).unwrap();
+        assert_eq!(q.filter.since, parse_rfc3339("2026-11-26T00:00:00Z"));
+        assert_eq!(q.filter.state, None);
+        for (bad, names) in [
+            ("state=closed", "state"),
+            ("severity=info", "severity"),
+            ("limit=0", "limit"),
+            ("limit=501", "limit"),
+            ("cursor=x", "cursor"),
+            ("since=tomorrow", "since"),
+            ("status=open", "status"),
+            ("state=open&state=resolved", "state"),
+        ] {
+            let e = parse_list_query(Some(bad)).unwrap_err();
+            assert!(e.contains(names), "{bad}: {e}");
+        }
+        assert!(parse_list_query(Some("state=closed"))
+            .unwrap_err()
+            .contains("open, acknowledged, resolved"));
+    }
+}

@@ -1,0 +1,537 @@
+//! `GET /api/v1/openapi.json`: an OpenAPI 3.0 document of what the server answers.
+//!
+//! [`ROUTES`] is the list of (method, path) the router serves; the document has exactly one
+//! operation per entry (built from it), and `tests/api.rs` checks both that every entry answers
+//! and that no other route is served.
+
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::incidents::{
+    BODY_LIMIT, DEFAULT_LIMIT, MAX_LIMIT, MAX_NAME_CHARS, MAX_NOTE_CHARS, MAX_REASON_CHARS,
+};
+
+/// Every route of the HTTP server, in document order. Paths use the router's `{param}` syntax,
+/// which is also OpenAPI's.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/v1/incidents"),
+    ("GET", "/api/v1/incidents/{id}"),
+    ("POST", "/api/v1/incidents/{id}/ack"),
+    ("POST", "/api/v1/incidents/{id}/notes"),
+    ("GET", "/api/v1/incidents/stream"),
+    ("GET", "/api/v1/maintenance"),
+    ("POST", "/api/v1/maintenance"),
+    ("GET", "/api/v1/checks"),
+    ("GET", "/api/v1/sites"),
+    ("GET", "/api/v1/sites/{slug}"),
+    ("GET", "/api/v1/openapi.json"),
+    ("GET", "/incidents.atom"),
+    ("GET", "/metrics"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+];
+
+pub async fn document() -> Json<Value> {
+    Json(spec())
+}
+
+fn r(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/responses/{name}") })
+}
+
+fn s(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn json_body(schema: Value) -> Value {
+    json!({ "application/json": { "schema": schema } })
+}
+
+fn text(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "text/plain": { "schema": { "type": "string" } } }
+    })
+}
+
+fn id_param() -> Value {
+    json!({
+        "name": "id", "in": "path", "required": true,
+        "description": "Incident id (a positive integer); anything else → 400.",
+        "schema": { "type": "integer", "format": "int64", "minimum": 1 }
+    })
+}
+
+fn query(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
+}
+
+/// Responses every token-protected endpoint can give.
+fn write_errors(mut responses: Value) -> Value {
+    let m = responses.as_object_mut().expect("responses object");
+    m.insert("400".into(), r("BadRequest"));
+    m.insert("401".into(), r("Unauthorized"));
+    m.insert("403".into(), r("Forbidden"));
+    m.insert("413".into(), r("PayloadTooLarge"));
+    m.insert("500".into(), r("InternalError"));
+    responses
+}
+
+/// The operation of one route of [`ROUTES`]; None for a route this function does not know (a
+/// test makes sure there is none).
+pub fn operation(method: &str, path: &str) -> Option<Value> {
+    let time_note = "RFC 3339 (2026-11-26T00:00:00Z, any offset) or local Asia/Ho_Chi_Minh time \
+                     \"YYYY-MM-DD HH:MM\"";
+    let op = match (method, path) {
+        ("GET", "/api/v1/incidents") => json!({
+            "tags": ["incidents"],
+            "operationId": "listIncidents",
+            "summary": "List incidents, newest first",
+            "description": "Filters combine with AND. Unknown parameters, or a parameter given \
+                            twice, → 400. Empty values count as absent.",
+            "parameters": [
+                query("state", "Derived state: resolved > acknowledged > open.",
+                      json!({ "type": "string", "enum": ["open", "acknowledged", "resolved"] })),
+                query("site", "Slug of an affected site.", json!({ "type": "string" })),
+                query("team", "Name of a specialist team ([[team]] in the config).", json!({ "type": "string" })),
+                query("severity", "Severity.", json!({ "type": "string", "enum": ["critical", "warning"] })),
+                query("since", &format!("Incidents started at or after this time: {time_note}."),
+                      json!({ "type": "string", "example": "2026-11-26T00:00:00Z" })),
+                query("cursor", "The next_cursor of the previous page.",
+                      json!({ "type": "integer", "format": "int64", "minimum": 0 })),
+                query("limit", "Page size.",
+                      json!({ "type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT })),
+            ],
+            "responses": {
+                "200": { "description": "One page.", "content": json_body(s("IncidentPage")) },
+                "400": r("BadRequest"),
+                "500": r("InternalError")
+            }
+        }),
+        ("GET", "/api/v1/incidents/{id}") => json!({
+            "tags": ["incidents"],
+            "operationId": "getIncident",
+            "summary": "One incident with its timeline and notes",
+            "parameters": [id_param()],
+            "responses": {
+                "200": { "description": "The incident.", "content": json_body(s("Incident")) },
+                "400": r("BadRequest"),
+                "404": r("NotFound"),
+                "500": r("InternalError")
+            }
+        }),
+        ("POST", "/api/v1/incidents/{id}/ack") => json!({
+            "tags": ["incidents"],
+            "operationId": "acknowledgeIncident",
+            "summary": "Acknowledge an incident (idempotent)",
+            "description": "The body is optional; `by` defaults to \"api\". The new timeline \
+                            event is published on the SSE stream.",
+            "security": [{ "bearerAuth": [] }],
+            "parameters": [id_param()],
+            "requestBody": { "required": false, "content": json_body(s("AckRequest")) },
+            "responses": write_errors(json!({
+                "200": { "description": "The acknowledged incident with its timeline.", "content": json_body(s("Incident")) },
+                "404": r("NotFound")
+            }))
+        }),
+        ("POST", "/api/v1/incidents/{id}/notes") => json!({
+            "tags": ["incidents"],
+            "operationId": "addNote",
+            "summary": "Add a technician's note",
+            "description": "Also a `note` event of the timeline, published on the SSE stream.",
+            "security": [{ "bearerAuth": [] }],
+            "parameters": [id_param()],
+            "requestBody": { "required": true, "content": json_body(s("NoteRequest")) },
+            "responses": write_errors(json!({
+                "201": { "description": "The stored note.", "content": json_body(s("Note")) },
+                "404": r("NotFound")
+            }))
+        }),
+        ("GET", "/api/v1/incidents/stream") => json!({
+            "tags": ["incidents"],
+            "operationId": "streamEvents",
+            "summary": "Live timeline events (Server-Sent Events)",
+            "description": "Each message: `id:` = event id, `event:` = event kind (opened, \
+                            state_change, attached, sites_changed, acknowledged, note, resolved, \
+                            resumed), `data:` = the Event as JSON. With `Last-Event-ID` the \
+                            events after that id are replayed from the store first. A client \
+                            that falls behind receives `event: lagged` (data \
+                            `{\"skipped\": n}`) and then the missed events from the store. \
+                            A `:keep-alive` comment is sent every 15 s.",
+            "parameters": [{
+                "name": "Last-Event-ID", "in": "header", "required": false,
+                "description": "Resume after this event id (browsers send it on reconnect).",
+                "schema": { "type": "integer", "format": "int64", "minimum": 0 }
+            }],
+            "responses": {
+                "200": {
+                    "description": "An endless event stream.",
+                    "content": { "text/event-stream": { "schema": { "type": "string" } } }
+                },
+                "400": r("BadRequest"),
+                "500": r("InternalError")
+            }
+        }),
+        ("GET", "/api/v1/maintenance") => json!({
+            "tags": ["maintenance"],
+            "operationId": "listMaintenance",
+            "summary": "Maintenance windows created through the API that have not ended",
+            "description": "Windows from probes.toml are not listed here.",
+            "responses": {
+                "200": { "description": "The windows.", "content": json_body(s("MaintenanceList")) },
+                "500": r("InternalError")
+            }
+        }),
+        ("POST", "/api/v1/maintenance") => json!({
+            "tags": ["maintenance"],
+            "operationId": "addMaintenance",
+            "summary": "Create a maintenance window",
+            "description": "During the window checks still run and are recorded, but no \
+                            incident is opened for what it covers. The engine picks it up at \
+                            once.",
+            "security": [{ "bearerAuth": [] }],
+            "requestBody": { "required": true, "content": json_body(s("MaintenanceRequest")) },
+            "responses": write_errors(json!({
+                "201": { "description": "The stored window.", "content": json_body(s("MaintenanceWindow")) }
+            }))
+        }),
+        ("GET", "/api/v1/checks") => json!({
+            "tags": ["status"],
+            "operationId": "listChecks",
+            "summary": "Every scheduled check with its last result",
+            "responses": {
+                "200": { "description": "The checks.", "content": json_body(json!({ "type": "array", "items": s("Check") })) }
+            }
+        }),
+        ("GET", "/api/v1/sites") => json!({
+            "tags": ["status"],
+            "operationId": "listSites",
+            "summary": "The sites of the inventory",
+            "responses": {
+                "200": { "description": "The sites.", "content": json_body(json!({ "type": "array", "items": s("Site") })) }
+            }
+        }),
+        ("GET", "/api/v1/sites/{slug}") => json!({
+            "tags": ["status"],
+            "operationId": "getSite",
+            "summary": "One site with its checks",
+            "parameters": [{
+                "name": "slug", "in": "path", "required": true,
+                "schema": { "type": "string", "example": "phuong-ben-thanh" }
+            }],
+            "responses": {
+                "200": {
+                    "description": "The site.",
+                    "content": json_body(json!({
+                        "type": "object",
+                        "required": ["site", "checks"],
+                        "properties": { "site": s("Site"), "checks": { "type": "array", "items": s("Check") } }
+                    }))
+                },
+                "404": r("NotFound")
+            }
+        }),
+        ("GET", "/api/v1/openapi.json") => json!({
+            "tags": ["meta"],
+            "operationId": "openapi",
+            "summary": "This document",
+            "responses": {
+                "200": { "description": "OpenAPI 3.0 document.", "content": json_body(json!({ "type": "object" })) }
+            }
+        }),
+        ("GET", "/incidents.atom") => json!({
+            "tags": ["incidents"],
+            "operationId": "atomFeed",
+            "summary": "Atom 1.0 feed of the newest 100 timeline events",
+            "description": "One entry per timeline event, newest first; entry id \
+                            `urn:lienthong:event:N`, title = the event kind in Vietnamese and \
+                            the incident title.",
+            "responses": {
+                "200": {
+                    "description": "The feed.",
+                    "content": { "application/atom+xml": { "schema": { "type": "string" } } }
+                },
+                "500": r("InternalError")
+            }
+        }),
+        ("GET", "/metrics") => json!({
+            "tags": ["meta"],
+            "operationId": "metrics",
+            "summary": "Prometheus metrics (text exposition format 0.0.4)",
+            "responses": { "200": text("Metrics.") }
+        }),
+        ("GET", "/healthz") => json!({
+            "tags": ["meta"],
+            "operationId": "healthz",
+            "summary": "Liveness: the process answers",
+            "responses": { "200": text("`ok`.") }
+        }),
+        ("GET", "/readyz") => json!({
+            "tags": ["meta"],
+            "operationId": "readyz",
+            "summary": "Readiness: config loaded and checks scheduled",
+            "responses": { "200": text("Ready."), "503": text("Not ready.") }
+        }),
+        _ => return None,
+    };
+    Some(op)
+}
+
+fn schemas() -> Value {
+    let time = |d: &str| json!({ "type": "string", "format": "date-time", "description": d });
+    let opt_time = |d: &str| json!({ "type": "string", "format": "date-time", "nullable": true, "description": d });
+    let strings = json!({ "type": "array", "items": { "type": "string" } });
+    let incident_props = json!({
+        "id": { "type": "integer", "format": "int64" },
+        "key": { "type": "string", "description": "Stable key of the cause, e.g. site/phuong-ben-thanh/link." },
+        "title": { "type": "string", "description": "Vietnamese title." },
+        "title_en": { "type": "string" },
+        "severity": { "type": "string", "enum": ["critical", "warning"] },
+        "scope": { "type": "string", "enum": ["site", "service", "city", "prober"] },
+        "state": { "type": "string", "enum": ["open", "acknowledged", "resolved"] },
+        "sites": strings.clone(),
+        "service": { "type": "string", "nullable": true },
+        "teams": strings,
+        "started_at": time("UTC"),
+        "acknowledged_at": opt_time("UTC"),
+        "acknowledged_by": { "type": "string", "nullable": true },
+        "resolved_at": opt_time("UTC")
+    });
+    let incident_required = json!([
+        "id", "key", "title", "title_en", "severity", "scope", "state", "sites", "service",
+        "teams", "started_at", "acknowledged_at", "acknowledged_by", "resolved_at"
+    ]);
+    let mut detail_props = incident_props.clone();
+    detail_props["events"] = json!({ "type": "array", "items": s("Event"), "description": "Timeline, oldest first." });
+    detail_props["notes"] = json!({ "type": "array", "items": s("Note"), "description": "Oldest first." });
+    let mut detail_required = incident_required.clone();
+    if let Some(a) = detail_required.as_array_mut() {
+        a.push(json!("events"));
+        a.push(json!("notes"));
+    }
+    let maint_props = json!({
+        "site": { "type": "string", "nullable": true, "description": "Site slug; neither site nor service = the whole city." },
+        "service": { "type": "string", "nullable": true, "description": "Shared-service slug (not with site)." }
+    });
+    json!({
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": { "error": { "type": "string", "description": "What is wrong, naming the parameter or field." } }
+        },
+        "IncidentSummary": {
+            "type": "object",
+            "description": "An incident in a listing (without timeline and notes).",
+            "required": incident_required,
+            "properties": incident_props
+        },
+        "Incident": {
+            "type": "object",
+            "required": detail_required,
+            "properties": detail_props
+        },
+        "IncidentPage": {
+            "type": "object",
+            "required": ["items", "next_cursor"],
+            "properties": {
+                "items": { "type": "array", "items": s("IncidentSummary") },
+                "next_cursor": { "type": "integer", "format": "int64", "nullable": true, "description": "Pass as cursor for the next page; null on the last page." }
+            }
+        },
+        "Event": {
+            "type": "object",
+            "required": ["id", "incident_id", "at", "kind", "check", "state", "message", "evidence"],
+            "properties": {
+                "id": { "type": "integer", "format": "int64" },
+                "incident_id": { "type": "integer", "format": "int64" },
+                "at": time("UTC"),
+                "kind": { "type": "string", "enum": ["opened", "state_change", "attached", "sites_changed", "acknowledged", "note", "resolved", "resumed"] },
+                "check": { "type": "string", "nullable": true, "description": "Check key, e.g. site/phuong-ben-thanh/endpoint." },
+                "state": { "type": "string", "nullable": true, "description": "Health state the check moved to (down, degraded, up …)." },
+                "message": { "type": "string" },
+                "evidence": { "type": "object", "nullable": true, "additionalProperties": true, "description": "Measured evidence: reason, status code, rtt, loss, jitter …" }
+            }
+        },
+        "Note": {
+            "type": "object",
+            "required": ["id", "at", "author", "text"],
+            "properties": {
+                "id": { "type": "integer", "format": "int64" },
+                "at": time("UTC"),
+                "author": { "type": "string" },
+                "text": { "type": "string" }
+            }
+        },
+        "AckRequest": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": { "by": { "type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "default": "api" } }
+        },
+        "NoteRequest": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["author", "text"],
+            "properties": {
+                "author": { "type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS },
+                "text": { "type": "string", "minLength": 1, "maxLength": MAX_NOTE_CHARS }
+            }
+        },
+        "MaintenanceRequest": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["starts_at", "ends_at", "reason"],
+            "properties": {
+                "site": maint_props["site"],
+                "service": maint_props["service"],
+                "starts_at": { "type": "string", "description": "RFC 3339 or local Asia/Ho_Chi_Minh \"YYYY-MM-DD HH:MM\".", "example": "2026-11-28 22:00" },
+                "ends_at": { "type": "string", "description": "After starts_at and not in the past; same formats.", "example": "2026-11-29 02:00" },
+                "reason": { "type": "string", "minLength": 1, "maxLength": MAX_REASON_CHARS },
+                "created_by": { "type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "default": "api" }
+            }
+        },
+        "MaintenanceWindow": {
+            "type": "object",
+            "required": ["id", "site", "service", "starts_at", "ends_at", "reason", "created_by"],
+            "properties": {
+                "id": { "type": "integer", "format": "int64" },
+                "site": maint_props["site"],
+                "service": maint_props["service"],
+                "starts_at": time("UTC"),
+                "ends_at": time("UTC"),
+                "reason": { "type": "string" },
+                "created_by": { "type": "string" }
+            }
+        },
+        "MaintenanceList": {
+            "type": "object",
+            "required": ["items"],
+            "properties": { "items": { "type": "array", "items": s("MaintenanceWindow") } }
+        },
+        "Site": {
+            "type": "object",
+            "additionalProperties": true,
+            "properties": {
+                "code": { "type": "string" },
+                "slug": { "type": "string" },
+                "name": { "type": "string" },
+                "kind": { "type": "string", "enum": ["phuong", "xa", "dac-khu"] },
+                "former_province": { "type": "string" },
+                "former_district": { "type": "string" },
+                "island": { "type": "boolean" },
+                "lat": { "type": "number" },
+                "lon": { "type": "number" },
+                "link_class": { "type": "string" }
+            }
+        },
+        "Check": {
+            "type": "object",
+            "additionalProperties": true,
+            "properties": {
+                "key": { "type": "string" },
+                "site": { "type": "string", "nullable": true },
+                "service": { "type": "string", "nullable": true },
+                "name": { "type": "string" },
+                "kind": { "type": "string" },
+                "role": { "type": "string" },
+                "title": { "type": "string" },
+                "interval_seconds": { "type": "number" },
+                "timeout_seconds": { "type": "number" },
+                "last": { "type": "object", "nullable": true, "additionalProperties": true },
+                "consecutive_failures": { "type": "integer" },
+                "runs": { "type": "integer" }
+            }
+        }
+    })
+}
+
+fn error_response(description: &str) -> Value {
+    json!({ "description": description, "content": json_body(s("Error")) })
+}
+
+/// The whole document.
+pub fn spec() -> Value {
+    let mut paths = serde_json::Map::new();
+    for (method, path) in ROUTES {
+        let op = operation(method, path).unwrap_or_else(|| json!({ "responses": {} }));
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        entry[method.to_ascii_lowercase()] = op;
+    }
+    let mut unauthorized = error_response(
+        "No `Authorization: Bearer <token>` header, or a malformed one.",
+    );
+    unauthorized["headers"] = json!({
+        "WWW-Authenticate": { "description": "`Bearer realm=\"lienthong\"`", "schema": { "type": "string" } }
+    });
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "lienthong",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Prober of the 168 commune-level sites of Ho Chi Minh City: incidents \
+                            (one per real cause), their timelines, maintenance windows and the \
+                            live status of every check. Times are served as RFC 3339 in UTC. \
+                            Write endpoints need the bearer token from the environment variable \
+                            named by [api] token_env.",
+            "license": { "name": "Apache-2.0" }
+        },
+        "tags": [
+            { "name": "incidents" },
+            { "name": "maintenance" },
+            { "name": "status" },
+            { "name": "meta" }
+        ],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The token in the environment variable named by [api] token_env. Unset → write endpoints answer 403."
+                }
+            },
+            "responses": {
+                "BadRequest": error_response("Bad parameter or body; `error` says which and what is allowed."),
+                "Unauthorized": unauthorized,
+                "Forbidden": error_response("Wrong token, or the write API is disabled (no token configured)."),
+                "NotFound": error_response("No such incident or site."),
+                "PayloadTooLarge": error_response(&format!("Request body over {} KiB.", BODY_LIMIT / 1024)),
+                "InternalError": error_response("The incident store failed; details in the server log.")
+            },
+            "schemas": schemas()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_has_an_operation() {
+        for (m, p) in ROUTES {
+            assert!(operation(m, p).is_some(), "{m} {p} is not documented");
+        }
+        let doc = spec();
+        let n: usize = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_object().unwrap().len())
+            .sum();
+        assert_eq!(n, ROUTES.len());
+    }
+
+    #[test]
+    fn refs_resolve() {
+        let doc = spec();
+        let text = doc.to_string();
+        for part in text.split("\"$ref\":\"#/components/").skip(1) {
+            let target = &part[..part.find('"').unwrap()];
+            let (kind, name) = target.split_once('/').unwrap();
+            assert!(
+                doc["components"][kind].get(name).is_some(),
+                "dangling $ref {target}"
+            );
+        }
+    }
+}
