@@ -15,6 +15,7 @@ use crate::engine::Engine;
 use crate::incidents::engine::IncidentEngine;
 use crate::incidents::{IncidentEvent, Store};
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
 use crate::scheduler::Scheduler;
 use crate::state::LiveState;
 use crate::web::{router, AppState};
@@ -105,12 +106,15 @@ pub async fn run(
             .with_context(|| format!("cannot open the incident database {db}"))?,
     );
     let incidents = IncidentEngine::new(inv.clone(), store.clone(), events.clone(), SystemTime::now())?;
+    // [[notify]] targets are read at start-up (a reload does not change them).
+    let notifier = Notifier::new(store.clone(), inv.notify.clone(), metrics.registry())?;
     let engine = Arc::new(Engine {
         metrics: metrics.clone(),
         state: state.clone(),
         incidents: std::sync::Mutex::new(incidents),
-        outbox_poke: Arc::new(tokio::sync::Notify::new()),
+        outbox_poke: notifier.poke_handle(),
     });
+    let notifier = tokio::spawn(notifier.run(shutdown.clone()));
     let maintenance_changed = Arc::new(tokio::sync::Notify::new());
     let ticker = tokio::spawn(tick_loop(
         engine.clone(),
@@ -195,7 +199,12 @@ pub async fn run(
     state.set_running(false);
     scheduler.stop().await;
     let _ = ticker.await;
-    server.await??;
+    let _ = notifier.await;
+    // Open event streams never end on their own: give connections a moment, then close.
+    match tokio::time::timeout(std::time::Duration::from_secs(3), server).await {
+        Ok(r) => r??,
+        Err(_) => tracing::info!("closing remaining HTTP connections (event streams)"),
+    }
     tracing::info!("lienthong stopped");
     Ok(())
 }

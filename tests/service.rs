@@ -12,8 +12,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 fn config_text(http_port: u16, tcp_port: u16, closed_port: u16, interval: &str) -> String {
+    let db = std::env::temp_dir().join(format!("lienthong-service-test-{}.db", std::process::id()));
+    let db = db.display();
     format!(
         r#"
+[incidents]
+database = "{db}"
+
 [scheduler]
 max_concurrency = 8
 per_site_concurrency = 2

@@ -34,6 +34,11 @@ use crate::probe::Outcome;
 pub const MASS_WINDOW: Duration = Duration::from_secs(20);
 /// How many recent link failures make the engine wait before opening site incidents.
 const MASS_MIN: usize = 3;
+/// After a prober incident ends, its sites have this long to recover before their own
+/// incidents may open.
+pub const PROBER_GRACE: Duration = Duration::from_secs(60);
+/// The affected-sites list of an open incident is rewritten at most this often.
+const SITES_UPDATE_EVERY: Duration = Duration::from_secs(15);
 
 fn ms(t: SystemTime) -> UnixMillis {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -45,6 +50,8 @@ struct Tracked {
     health: CheckHealth,
     /// Evidence of the last transition (shown when an incident opens).
     evidence: Option<Evidence>,
+    /// When the last run finished.
+    last_run: Option<SystemTime>,
 }
 
 /// What an open incident is, in memory (the store has the rest).
@@ -55,6 +62,7 @@ struct OpenIncident {
     scope: Scope,
     teams: Vec<String>,
     sites: Vec<String>,
+    sites_updated: Option<SystemTime>,
 }
 
 /// An incident the current health calls for.
@@ -77,6 +85,9 @@ pub struct IncidentEngine {
     by_owner: HashMap<String, Vec<CheckId>>,
     open: HashMap<String, OpenIncident>,
     api_windows: Vec<MaintenanceWindow>,
+    /// When the last prober incident ended: sites get [`PROBER_GRACE`] to come back (links and
+    /// endpoints recover one by one) before their own incidents may open.
+    prober_released: Option<SystemTime>,
     /// Incidents opened since start, by (severity, scope), for the `_total` counter.
     pub opened: Vec<(Severity, Scope)>,
 }
@@ -108,6 +119,7 @@ impl IncidentEngine {
                     scope: inc.scope,
                     teams: inc.teams.clone(),
                     sites: inc.sites.clone(),
+                    sites_updated: None,
                 },
             );
         }
@@ -120,6 +132,7 @@ impl IncidentEngine {
             by_owner: HashMap::new(),
             open,
             api_windows,
+            prober_released: None,
             opened: Vec::new(),
         };
         engine.set_inventory(inv);
@@ -140,8 +153,8 @@ impl IncidentEngine {
             let prev = old.remove(&def.id).filter(|t| t.def.probe.kind() == def.probe.kind());
             let mut policy = HealthPolicy::for_check(def);
             policy.confirm_interval = inv.incidents.confirm_interval.0.min(def.interval);
-            let (health, evidence) = prev.map(|t| (t.health, t.evidence)).unwrap_or_default();
-            self.checks.insert(def.id.clone(), Tracked { def: def.clone(), policy, health, evidence });
+            let (health, evidence, last_run) = prev.map(|t| (t.health, t.evidence, t.last_run)).unwrap_or_default();
+            self.checks.insert(def.id.clone(), Tracked { def: def.clone(), policy, health, evidence, last_run });
         }
         self.inv = inv;
     }
@@ -150,6 +163,7 @@ impl IncidentEngine {
     pub fn observe(&mut self, def: &CheckDef, outcome: &Outcome, now: SystemTime) -> Option<Duration> {
         let tracked = self.checks.get_mut(&def.id)?;
         let obs = tracked.health.observe(outcome, now, &tracked.policy);
+        tracked.last_run = Some(now);
         if let Some(t) = obs.transition {
             tracked.evidence = Some(t.evidence.clone());
             tracing::info!(check = %def.id, from = t.from.as_str(), to = t.to.as_str(), "health changed");
@@ -298,7 +312,7 @@ impl IncidentEngine {
             if scope == Scope::Service && self.in_maintenance(None, service, now) {
                 continue;
             }
-            if scope == Scope::Site && (prober_open || self.held(want, held_since)) {
+            if scope == Scope::Site && (prober_open || self.held(want, held_since) || self.in_prober_grace(now)) {
                 continue;
             }
             self.open_incident(key, want, now)?;
@@ -315,6 +329,16 @@ impl IncidentEngine {
         Ok(())
     }
 
+    /// Whether the site's link has been seen Up or Degraded by a run that finished after `since`.
+    fn link_verified_since(&self, site: &str, since: Option<SystemTime>) -> bool {
+        let Some(link) = self.link_of(site) else { return true };
+        matches!(link.health.state(), State::Up | State::Degraded)
+            && match (link.last_run, since) {
+                (Some(run), Some(since)) => run >= since,
+                _ => false,
+            }
+    }
+
     /// When several links started failing within [`MASS_WINDOW`], the earliest such start.
     fn mass_failure(&self, now: SystemTime) -> Option<SystemTime> {
         let recent: Vec<SystemTime> = self
@@ -327,6 +351,11 @@ impl IncidentEngine {
             .filter(|since| now.duration_since(*since).map(|d| d < MASS_WINDOW).unwrap_or(true))
             .collect();
         (recent.len() >= MASS_MIN).then(|| recent.into_iter().min()).flatten()
+    }
+
+    fn in_prober_grace(&self, now: SystemTime) -> bool {
+        self.prober_released
+            .is_some_and(|released| now.duration_since(released).map(|d| d < PROBER_GRACE).unwrap_or(true))
     }
 
     /// A site incident waits while a mass failure that began before its cause is under way.
@@ -388,8 +417,11 @@ impl IncidentEngine {
                 let (suffix, severity, vi, en) = match (d.role, state) {
                     (CheckRole::Link, State::Down) => ("", Severity::Critical, format!("Mất kết nối: {}", site.name), format!("Link down: {}", site.name)),
                     (CheckRole::Link, State::Degraded) => ("-degraded", Severity::Warning, format!("Đường truyền suy giảm: {}", site.name), format!("Link degraded: {}", site.name)),
-                    // Children of a down link are evidence on the link's incident, not incidents.
+                    // Children of a down link are evidence on the link's incident, not incidents;
+                    // and a child's failure is only its own once the link has been seen healthy
+                    // after it began (else it is most likely the link, not yet confirmed).
                     (_, _) if link_state == Some(State::Down) => continue,
+                    (_, State::Down) if !self.link_verified_since(&site.slug, t.health.since()) => continue,
                     (role, State::Down) => (
                         "",
                         if role == CheckRole::Endpoint { Severity::Critical } else { Severity::Warning },
@@ -494,18 +526,7 @@ impl IncidentEngine {
     }
 
     fn targets(&self, o: &OpenIncident) -> Vec<String> {
-        // TODO(lead): switch to crate::notify::targets_for once it lands.
-        let sev = match o.severity {
-            Severity::Critical => "critical",
-            Severity::Warning => "warning",
-        };
-        self.inv
-            .notify
-            .iter()
-            .filter(|t| t.severities.is_empty() || t.severities.iter().any(|s| s == sev))
-            .filter(|t| t.teams.is_empty() || t.teams.iter().any(|x| o.teams.contains(x)))
-            .map(|t| t.name.clone())
-            .collect()
+        crate::notify::targets_for(&o.teams, o.severity, &self.inv.notify)
     }
 
     fn append(&mut self, key: &str, ev: &NewEvent) -> Result<(), StoreError> {
@@ -538,7 +559,7 @@ impl IncidentEngine {
             }
             None => NewEvent { at: ms(now), kind: EventKind::Opened, check: None, state: None, message: want.new.title.clone(), evidence: Some(json!({ "sites": want.new.sites })) },
         };
-        let o = OpenIncident { id: 0, severity: want.new.severity, scope: want.new.scope, teams: want.new.teams.clone(), sites: want.new.sites.clone() };
+        let o = OpenIncident { id: 0, severity: want.new.severity, scope: want.new.scope, teams: want.new.teams.clone(), sites: want.new.sites.clone(), sites_updated: Some(now) };
         let (id, created) = self.store.open_incident(&want.new, &first, &self.targets(&o))?;
         self.open.insert(key.to_string(), OpenIncident { id, ..o });
         if created {
@@ -567,20 +588,32 @@ impl IncidentEngine {
         Ok(())
     }
 
+    /// Adds newly affected sites (the list only grows over an incident's life), at most every
+    /// [`SITES_UPDATE_EVERY`]: a mass outage changes it site by site.
     fn update_sites(&mut self, key: &str, sites: &[String], now: SystemTime) -> Result<(), StoreError> {
         let Some(o) = self.open.get_mut(key) else { return Ok(()) };
-        if o.sites == sites {
+        let recent = o.sites_updated.is_some_and(|t| now.duration_since(t).map(|d| d < SITES_UPDATE_EVERY).unwrap_or(true));
+        let added: Vec<&String> = sites.iter().filter(|s| !o.sites.contains(s)).collect();
+        if added.is_empty() || recent {
             return Ok(());
         }
-        o.sites = sites.to_vec();
+        o.sites_updated = Some(now);
+        let mut all = o.sites.clone();
+        all.extend(added.into_iter().cloned());
+        all.sort();
+        o.sites = all;
+        let sites = o.sites.clone();
         let id = o.id;
-        self.store.set_sites(id, sites)?;
+        self.store.set_sites(id, &sites)?;
         let ev = NewEvent { at: ms(now), kind: EventKind::SitesChanged, check: None, state: None, message: format!("{} đơn vị bị ảnh hưởng / {} sites affected", sites.len(), sites.len()), evidence: Some(json!({ "sites": sites })) };
         self.append(key, &ev)
     }
 
     fn resolve(&mut self, key: &str, now: SystemTime) -> Result<(), StoreError> {
         let Some(o) = self.open.remove(key) else { return Ok(()) };
+        if key == "prober" {
+            self.prober_released = Some(now);
+        }
         let ev = NewEvent { at: ms(now), kind: EventKind::Resolved, check: None, state: Some("up".into()), message: "Đã khắc phục / resolved".into(), evidence: None };
         if self.store.resolve(o.id, &ev, &self.targets(&o))? {
             tracing::info!(incident = o.id, key, "incident resolved");

@@ -11,10 +11,9 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
 use subtle::ConstantTimeEq;
 
-use super::{error, AppState};
+use super::{ApiError, AppState};
 
 /// Proof that the request carried the configured bearer token. Put it first among a handler's
 /// extractors so that authentication is decided before the body is read.
@@ -22,9 +21,9 @@ use super::{error, AppState};
 pub struct Writer;
 
 impl FromRequestParts<AppState> for Writer {
-    type Rejection = Response;
+    type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
         authorize(&parts.headers, app.api_token.as_deref())
     }
 }
@@ -33,9 +32,9 @@ pub const DISABLED: &str =
     "write API disabled: set the environment variable named by [api] token_env";
 
 /// Decides whether `headers` carry `token`.
-pub fn authorize(headers: &HeaderMap, token: Option<&str>) -> Result<Writer, Response> {
+pub fn authorize(headers: &HeaderMap, token: Option<&str>) -> Result<Writer, ApiError> {
     let Some(token) = token.filter(|t| !t.is_empty()) else {
-        return Err(error(StatusCode::FORBIDDEN, DISABLED));
+        return Err(ApiError::new(StatusCode::FORBIDDEN, DISABLED));
     };
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(unauthorized(
@@ -52,7 +51,7 @@ pub fn authorize(headers: &HeaderMap, token: Option<&str>) -> Result<Writer, Res
     if equal(presented.as_bytes(), token.as_bytes()) {
         Ok(Writer)
     } else {
-        Err(error(StatusCode::FORBIDDEN, "invalid bearer token"))
+        Err(ApiError::new(StatusCode::FORBIDDEN, "invalid bearer token"))
     }
 }
 
@@ -75,13 +74,11 @@ fn equal(presented: &[u8], expected: &[u8]) -> bool {
     (same_bytes & same_len).into()
 }
 
-fn unauthorized(challenge: &'static str, reason: &str) -> Response {
-    let mut r = error(StatusCode::UNAUTHORIZED, reason);
-    r.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(challenge),
-    );
-    r
+fn unauthorized(challenge: &'static str, reason: &str) -> ApiError {
+    ApiError {
+        challenge: Some(challenge),
+        ..ApiError::new(StatusCode::UNAUTHORIZED, reason)
+    }
 }
 
 #[cfg(test)]
@@ -96,14 +93,17 @@ mod tests {
         h
     }
 
-    fn status(r: Result<Writer, Response>) -> StatusCode {
-        r.map_or_else(|e| e.status(), |_| StatusCode::OK)
+    fn status(r: Result<Writer, ApiError>) -> StatusCode {
+        r.map_or_else(|e| e.status, |_| StatusCode::OK)
     }
 
     #[test]
     fn decisions() {
         let t = Some("s3cret");
-        assert_eq!(status(authorize(&headers(None), t)), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            status(authorize(&headers(None), t)),
+            StatusCode::UNAUTHORIZED
+        );
         assert_eq!(
             status(authorize(&headers(Some("Basic abc")), t)),
             StatusCode::UNAUTHORIZED

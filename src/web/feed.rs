@@ -9,6 +9,7 @@
 //! Written by hand: every text is XML-escaped and characters that XML 1.0 forbids (control
 //! characters from probe output) are replaced by U+FFFD.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -31,9 +32,9 @@ pub async fn atom(State(app): State<AppState>, headers: HeaderMap) -> Response {
         let events = s.recent_events(FEED_EVENTS)?;
         let mut incidents = HashMap::new();
         for e in &events {
-            if !incidents.contains_key(&e.incident_id) {
+            if let Entry::Vacant(slot) = incidents.entry(e.incident_id) {
                 if let Some(i) = s.get(e.incident_id)? {
-                    incidents.insert(e.incident_id, i);
+                    slot.insert(i);
                 }
             }
         }
@@ -42,7 +43,7 @@ pub async fn atom(State(app): State<AppState>, headers: HeaderMap) -> Response {
     .await;
     let (events, incidents) = match loaded {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let body = render(&events, &incidents, &base_url(&headers), now_ms());
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
@@ -233,7 +234,11 @@ fn entry(x: &mut String, e: &IncidentEvent, incident: Option<&Incident>, base: &
             escape(severity_vi(i.severity))
         );
     }
-    let _ = writeln!(x, "    <content type=\"text\">{}</content>", escape(&content));
+    let _ = writeln!(
+        x,
+        "    <content type=\"text\">{}</content>",
+        escape(&content)
+    );
     let _ = writeln!(x, "  </entry>");
 }
 

@@ -11,7 +11,9 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, RawQuery, Request, State};
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, FromRequestParts, Path, RawQuery, Request, State,
+};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -23,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::auth::Writer;
-use super::{error, AppState};
+use super::{ApiError, AppState};
 use crate::incidents::{
     EventKind, Incident, IncidentEvent, IncidentFilter, IncidentState, MaintenanceWindow, Note,
     Severity, Store, StoreError, UnixMillis,
@@ -259,7 +261,7 @@ impl From<IncidentEvent> for EventView {
 }
 
 #[derive(Debug, Serialize)]
-struct NoteView {
+pub(crate) struct NoteView {
     id: i64,
     at: String,
     author: String,
@@ -278,7 +280,7 @@ impl From<Note> for NoteView {
 }
 
 #[derive(Debug, Serialize)]
-struct WindowView {
+pub(crate) struct WindowView {
     id: i64,
     site: Option<String>,
     service: Option<String>,
@@ -306,7 +308,7 @@ impl From<MaintenanceWindow> for WindowView {
 // Plumbing: store calls, ids, JSON bodies.
 
 /// Runs a store call on the blocking pool; a store failure becomes a 500 JSON error.
-pub(crate) async fn db<T, F>(app: &AppState, f: F) -> Result<T, Response>
+pub(crate) async fn db<T, F>(app: &AppState, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
@@ -316,14 +318,17 @@ where
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "incident store");
-            Err(error(
+            Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "incident store error (see the server log)",
             ))
         }
         Err(e) => {
             tracing::error!(error = %e, "incident store task");
-            Err(error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+            ))
         }
     }
 }
@@ -332,18 +337,17 @@ where
 pub struct IncidentId(pub i64);
 
 impl<S: Send + Sync> FromRequestParts<S> for IncidentId {
-    type Rejection = Response;
+    type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
-            .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("id: {}", e.body_text())))?;
+            .map_err(|e| ApiError::bad_request(format!("id: {}", e.body_text())))?;
         match raw.parse::<i64>() {
             Ok(id) if id > 0 => Ok(IncidentId(id)),
-            _ => Err(error(
-                StatusCode::BAD_REQUEST,
-                &format!("id: `{raw}` is not an incident id (a positive integer)"),
-            )),
+            _ => Err(ApiError::bad_request(format!(
+                "id: `{raw}` is not an incident id (a positive integer)"
+            ))),
         }
     }
 }
@@ -355,48 +359,43 @@ pub struct JsonBody<T>(pub T);
 /// Like [`JsonBody`], but an empty body means `T::default()`.
 pub struct OptionalJsonBody<T>(pub T);
 
-async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Response> {
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|e| {
         let status = e.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
-            error(
+            ApiError::new(
                 status,
-                &format!("request body larger than {} KiB", BODY_LIMIT / 1024),
+                format!("request body larger than {} KiB", BODY_LIMIT / 1024),
             )
         } else {
-            error(status, &format!("request body: {}", e.body_text()))
+            ApiError::new(status, format!("request body: {}", e.body_text()))
         }
     })
 }
 
-fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Response> {
+fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
+        return Err(ApiError::bad_request(
             "request body: expected a JSON object, got an empty body",
         ));
     }
-    serde_json::from_slice(bytes).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            &format!("request body: invalid JSON: {e}"),
-        )
-    })
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("request body: invalid JSON: {e}")))
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
-    type Rejection = Response;
+    type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = body_bytes(req, state).await?;
         parse_body(&bytes).map(JsonBody)
     }
 }
 
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
-    type Rejection = Response;
+    type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = body_bytes(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJsonBody(T::default()));
@@ -406,12 +405,11 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
 }
 
 /// Checks a free-text field: not blank, at most `max` characters.
-fn text_field(name: &str, value: &str, max: usize) -> Result<(), Response> {
+fn text_field(name: &str, value: &str, max: usize) -> Result<(), String> {
     let n = value.chars().count();
     if value.trim().is_empty() || n > max {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            &format!("{name}: must be 1 to {max} characters, not blank (got {n})"),
+        return Err(format!(
+            "{name}: must be 1 to {max} characters, not blank (got {n})"
         ));
     }
     Ok(())
@@ -477,17 +475,12 @@ pub fn parse_list_query(query: Option<&str>) -> Result<ListQuery, String> {
             "team" => q.filter.team = Some(v.to_string()),
             "since" => q.filter.since = Some(parse_time(v).ok_or_else(|| time_error("since", v))?),
             "cursor" => {
-                q.cursor = Some(
-                    v.parse::<i64>()
-                        .ok()
-                        .filter(|c| *c >= 0)
-                        .ok_or_else(|| {
-                            format!(
-                                "cursor: `{v}` is not an integer (pass the next_cursor of the \
+                q.cursor = Some(v.parse::<i64>().ok().filter(|c| *c >= 0).ok_or_else(|| {
+                    format!(
+                        "cursor: `{v}` is not an integer (pass the next_cursor of the \
                                  previous page)"
-                            )
-                        })?,
-                )
+                    )
+                })?)
             }
             "limit" => {
                 q.limit = v
@@ -498,11 +491,7 @@ pub fn parse_list_query(query: Option<&str>) -> Result<ListQuery, String> {
                         format!("limit: `{v}` is not an integer from 1 to {MAX_LIMIT}")
                     })?
             }
-            other => {
-                return Err(format!(
-                    "unknown parameter `{other}`: use {LIST_PARAMS}"
-                ))
-            }
+            other => return Err(format!("unknown parameter `{other}`: use {LIST_PARAMS}")),
         }
     }
     Ok(q)
@@ -514,38 +503,37 @@ struct PageView {
     next_cursor: Option<i64>,
 }
 
-async fn list(State(app): State<AppState>, RawQuery(query): RawQuery) -> Response {
-    let q = match parse_list_query(query.as_deref()) {
-        Ok(q) => q,
-        Err(reason) => return error(StatusCode::BAD_REQUEST, &reason),
-    };
-    match db(&app, move |s| s.list(&q.filter, q.cursor, q.limit)).await {
-        Ok(page) => Json(PageView {
-            items: page
-                .items
-                .into_iter()
-                .map(|i| IncidentView::new(i, false))
-                .collect(),
-            next_cursor: page.next_cursor,
-        })
-        .into_response(),
-        Err(r) => r,
-    }
+async fn list(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<PageView>, ApiError> {
+    let q = parse_list_query(query.as_deref()).map_err(ApiError::bad_request)?;
+    let page = db(&app, move |s| s.list(&q.filter, q.cursor, q.limit)).await?;
+    Ok(Json(PageView {
+        items: page
+            .items
+            .into_iter()
+            .map(|i| IncidentView::new(i, false))
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
 // GET /api/v1/incidents/{id}
 
-fn no_incident(id: i64) -> Response {
-    error(StatusCode::NOT_FOUND, &format!("no incident with id {id}"))
+fn no_incident(id: i64) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("no incident with id {id}"))
 }
 
-async fn one(IncidentId(id): IncidentId, State(app): State<AppState>) -> Response {
-    match db(&app, move |s| s.get(id)).await {
-        Ok(Some(i)) => Json(IncidentView::new(i, true)).into_response(),
-        Ok(None) => no_incident(id),
-        Err(r) => r,
-    }
+async fn one(
+    IncidentId(id): IncidentId,
+    State(app): State<AppState>,
+) -> Result<Json<IncidentView>, ApiError> {
+    let i = db(&app, move |s| s.get(id))
+        .await?
+        .ok_or_else(|| no_incident(id))?;
+    Ok(Json(IncidentView::new(i, true)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -562,24 +550,20 @@ async fn ack(
     IncidentId(id): IncidentId,
     State(app): State<AppState>,
     OptionalJsonBody(body): OptionalJsonBody<AckBody>,
-) -> Response {
+) -> Result<Json<IncidentView>, ApiError> {
     let by = body.by.unwrap_or_else(|| "api".to_string());
-    if let Err(r) = text_field("by", &by, MAX_NAME_CHARS) {
-        return r;
-    }
+    text_field("by", &by, MAX_NAME_CHARS).map_err(ApiError::bad_request)?;
     let by = by.trim().to_string();
     let at = now_ms();
-    match db(&app, move |s| s.acknowledge(id, at, &by)).await {
-        Ok(Some((incident, ev))) => {
-            // An acknowledgement repeated is idempotent: only a new timeline event goes live.
-            if ev.at == at {
-                publish(&app, ev);
-            }
-            Json(IncidentView::new(incident, true)).into_response()
-        }
-        Ok(None) => no_incident(id),
-        Err(r) => r,
+    let (incident, ev) = db(&app, move |s| s.acknowledge(id, at, &by))
+        .await?
+        .ok_or_else(|| no_incident(id))?;
+    // Acknowledging again is idempotent (the store returns the first acknowledgement): only a
+    // new timeline event goes live.
+    if ev.at == at {
+        publish(&app, ev);
     }
+    Ok(Json(IncidentView::new(incident, true)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -594,22 +578,17 @@ async fn add_note(
     IncidentId(id): IncidentId,
     State(app): State<AppState>,
     JsonBody(body): JsonBody<NoteBody>,
-) -> Response {
-    if let Err(r) = text_field("author", &body.author, MAX_NAME_CHARS)
+) -> Result<(StatusCode, Json<NoteView>), ApiError> {
+    text_field("author", &body.author, MAX_NAME_CHARS)
         .and_then(|_| text_field("text", &body.text, MAX_NOTE_CHARS))
-    {
-        return r;
-    }
+        .map_err(ApiError::bad_request)?;
     let at = now_ms();
     let author = body.author.trim().to_string();
-    match db(&app, move |s| s.add_note(id, at, &author, &body.text)).await {
-        Ok(Some((note, ev))) => {
-            publish(&app, ev);
-            (StatusCode::CREATED, Json(NoteView::from(note))).into_response()
-        }
-        Ok(None) => no_incident(id),
-        Err(r) => r,
-    }
+    let (note, ev) = db(&app, move |s| s.add_note(id, at, &author, &body.text))
+        .await?
+        .ok_or_else(|| no_incident(id))?;
+    publish(&app, ev);
+    Ok((StatusCode::CREATED, Json(NoteView::from(note))))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -650,9 +629,7 @@ fn window_from(
     let site = site.filter(|s| !s.is_empty());
     let service = service.filter(|s| !s.is_empty());
     if site.is_some() && service.is_some() {
-        return Err(
-            "give site or service, not both (neither = the whole city)".to_string(),
-        );
+        return Err("give site or service, not both (neither = the whole city)".to_string());
     }
     if let Some(s) = &site {
         if !valid_slug(s) || (!inv.sites.is_empty() && inv.site(s).is_none()) {
@@ -660,7 +637,8 @@ fn window_from(
         }
     }
     if let Some(s) = &service {
-        if !valid_slug(s) || (!inv.services.is_empty() && !inv.services.iter().any(|x| x.slug == *s))
+        if !valid_slug(s)
+            || (!inv.services.is_empty() && !inv.services.iter().any(|x| x.slug == *s))
         {
             return Err(format!("service: no shared service with slug `{s}`"));
         }
@@ -704,21 +682,13 @@ async fn add_maintenance(
     _: Writer,
     State(app): State<AppState>,
     JsonBody(body): JsonBody<WindowBody>,
-) -> Response {
+) -> Result<(StatusCode, Json<WindowView>), ApiError> {
     let inv = app.state.inventory();
-    let mut w = match window_from(body, now_ms(), &inv) {
-        Ok(w) => w,
-        Err(reason) => return error(StatusCode::BAD_REQUEST, &reason),
-    };
+    let mut w = window_from(body, now_ms(), &inv).map_err(ApiError::bad_request)?;
     let stored = w.clone();
-    match db(&app, move |s| s.add_maintenance(&stored)).await {
-        Ok(id) => {
-            w.id = id;
-            app.maintenance_changed.notify_one();
-            (StatusCode::CREATED, Json(WindowView::from(w))).into_response()
-        }
-        Err(r) => r,
-    }
+    w.id = db(&app, move |s| s.add_maintenance(&stored)).await?;
+    app.maintenance_changed.notify_one();
+    Ok((StatusCode::CREATED, Json(WindowView::from(w))))
 }
 
 #[derive(Serialize)]
@@ -726,15 +696,12 @@ struct WindowsView {
     items: Vec<WindowView>,
 }
 
-async fn list_maintenance(State(app): State<AppState>) -> Response {
+async fn list_maintenance(State(app): State<AppState>) -> Result<Json<WindowsView>, ApiError> {
     let now = now_ms();
-    match db(&app, move |s| s.maintenance_windows(now)).await {
-        Ok(ws) => Json(WindowsView {
-            items: ws.into_iter().map(WindowView::from).collect(),
-        })
-        .into_response(),
-        Err(r) => r,
-    }
+    let ws = db(&app, move |s| s.maintenance_windows(now)).await?;
+    Ok(Json(WindowsView {
+        items: ws.into_iter().map(WindowView::from).collect(),
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -811,16 +778,15 @@ fn sse_event(ev: IncidentEvent) -> Event {
     Event::default().id(id).event(kind).data(data)
 }
 
-async fn stream(State(app): State<AppState>, headers: HeaderMap) -> Response {
+async fn stream(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let last = match headers.get("last-event-id") {
         None => None,
         Some(v) => match v.to_str().ok().and_then(|s| s.trim().parse::<i64>().ok()) {
             Some(n) if n >= 0 => Some(n),
             _ => {
-                return error(
-                    StatusCode::BAD_REQUEST,
+                return Err(ApiError::bad_request(
                     "Last-Event-ID: must be the integer id of an event",
-                )
+                ))
             }
         },
     };
@@ -828,10 +794,10 @@ async fn stream(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let rx = app.events.subscribe();
     let (last_id, catch_up) = match last {
         Some(n) => (n, true),
-        None => match db(&app, |s| s.recent_events(1)).await {
-            Ok(evs) => (evs.first().map_or(0, |e| e.id), false),
-            Err(r) => return r,
-        },
+        None => {
+            let newest = db(&app, |s| s.recent_events(1)).await?;
+            (newest.first().map_or(0, |e| e.id), false)
+        }
     };
     let tail = Tail {
         app,
@@ -854,7 +820,7 @@ async fn stream(State(app): State<AppState>, headers: HeaderMap) -> Response {
     // Tell buffering reverse proxies (nginx) to pass events through at once.
     r.headers_mut()
         .insert("x-accel-buffering", HeaderValue::from_static("no"));
-    r
+    Ok(r)
 }
 
 #[cfg(test)]
@@ -871,7 +837,7 @@ mod tests {
         assert_eq!(format_rfc3339(t), "2026-11-26T00:00:00Z");
         assert_eq!(parse_time("2026-11-26 07:00"), Some(t));
         assert_eq!(parse_rfc3339("2026-02-29T00:00:00Z"), None);
-        assert_eq!(parse_rfc3339("2028-02-29T00:00:00Z").is_some(), true);
+        assert!(parse_rfc3339("2028-02-29T00:00:00Z").is_some());
         assert_eq!(parse_rfc3339("2026-11-26T24:00:00Z"), None);
         assert_eq!(parse_rfc3339("2026-11-26T00:00:00"), None);
         assert_eq!(parse_rfc3339("2026-11-26T00:00:00+7:00"), None);
@@ -881,8 +847,10 @@ mod tests {
 
     #[test]
     fn list_query() {
-        let q = parse_list_query(Some("state=open&severity=critical&site=phuong-a&limit=10&cursor=5"))
-            .unwrap();
+        let q = parse_list_query(Some(
+            "state=open&severity=critical&site=phuong-a&limit=10&cursor=5",
+        ))
+        .unwrap();
         assert_eq!(q.filter.state, Some(IncidentState::Open));
         assert_eq!(q.filter.severity, Some(Severity::Critical));
         assert_eq!(q.filter.site.as_deref(), Some("phuong-a"));
@@ -908,5 +876,59 @@ mod tests {
         assert!(parse_list_query(Some("state=closed"))
             .unwrap_err()
             .contains("open, acknowledged, resolved"));
+    }
+
+    #[test]
+    fn windows_are_checked_against_the_inventory() {
+        use crate::config::{Inventory, ServiceInfo, SiteInfo, SiteKind};
+        let inv = Inventory {
+            sites: vec![SiteInfo {
+                code: "1".into(),
+                slug: "phuong-a".into(),
+                name: "Phường A".into(),
+                kind: SiteKind::Phuong,
+                former_province: "tphcm".into(),
+                former_district: "Quận 1".into(),
+                island: false,
+                lat: 10.7,
+                lon: 106.7,
+                link_class: "mainland".into(),
+            }],
+            services: vec![ServiceInfo {
+                slug: "lgsp".into(),
+                name: "LGSP".into(),
+                name_en: None,
+            }],
+            ..Inventory::default()
+        };
+        let body = |site: Option<&str>, service: Option<&str>| WindowBody {
+            site: site.map(str::to_string),
+            service: service.map(str::to_string),
+            starts_at: "2026-11-28 22:00".into(),
+            ends_at: "2026-11-29 02:00".into(),
+            reason: " Nâng cấp ".into(),
+            created_by: None,
+        };
+        let now = parse_rfc3339("2026-11-01T00:00:00Z").unwrap();
+        let w = window_from(body(Some("phuong-a"), None), now, &inv).unwrap();
+        assert_eq!(format_rfc3339(w.starts_at), "2026-11-28T15:00:00Z");
+        assert_eq!(format_rfc3339(w.ends_at), "2026-11-28T19:00:00Z");
+        assert_eq!(
+            (w.reason.as_str(), w.created_by.as_str()),
+            ("Nâng cấp", "api")
+        );
+        assert!(window_from(body(None, Some("lgsp")), now, &inv).is_ok());
+        assert!(window_from(body(Some(""), None), now, &inv)
+            .unwrap()
+            .site
+            .is_none());
+        let e = window_from(body(Some("phuong-z"), None), now, &inv).unwrap_err();
+        assert!(e.contains("phuong-z"), "{e}");
+        let e = window_from(body(None, Some("vneid")), now, &inv).unwrap_err();
+        assert!(e.contains("vneid"), "{e}");
+        let late = parse_rfc3339("2026-12-01T00:00:00Z").unwrap();
+        assert!(window_from(body(None, None), late, &inv)
+            .unwrap_err()
+            .contains("in the past"));
     }
 }

@@ -85,3 +85,39 @@ async fn not_found() -> Response {
 pub fn error(status: StatusCode, reason: &str) -> Response {
     (status, Json(serde_json::json!({ "error": reason }))).into_response()
 }
+
+/// An error answer of the incident API, small enough for `Result`s: a status and a reason,
+/// answered as [`error`] (plus a `WWW-Authenticate` challenge for 401s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub reason: String,
+    pub challenge: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            reason: reason.into(),
+            challenge: None,
+        }
+    }
+
+    pub fn bad_request(reason: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, reason)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = error(self.status, &self.reason);
+        if let Some(c) = self.challenge {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static(c),
+            );
+        }
+        r
+    }
+}

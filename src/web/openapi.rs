@@ -298,12 +298,26 @@ fn schemas() -> Value {
         "resolved_at": opt_time("UTC")
     });
     let incident_required = json!([
-        "id", "key", "title", "title_en", "severity", "scope", "state", "sites", "service",
-        "teams", "started_at", "acknowledged_at", "acknowledged_by", "resolved_at"
+        "id",
+        "key",
+        "title",
+        "title_en",
+        "severity",
+        "scope",
+        "state",
+        "sites",
+        "service",
+        "teams",
+        "started_at",
+        "acknowledged_at",
+        "acknowledged_by",
+        "resolved_at"
     ]);
     let mut detail_props = incident_props.clone();
-    detail_props["events"] = json!({ "type": "array", "items": s("Event"), "description": "Timeline, oldest first." });
-    detail_props["notes"] = json!({ "type": "array", "items": s("Note"), "description": "Oldest first." });
+    detail_props["events"] =
+        json!({ "type": "array", "items": s("Event"), "description": "Timeline, oldest first." });
+    detail_props["notes"] =
+        json!({ "type": "array", "items": s("Note"), "description": "Oldest first." });
     let mut detail_required = incident_required.clone();
     if let Some(a) = detail_required.as_array_mut() {
         a.push(json!("events"));
@@ -456,9 +470,8 @@ pub fn spec() -> Value {
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         entry[method.to_ascii_lowercase()] = op;
     }
-    let mut unauthorized = error_response(
-        "No `Authorization: Bearer <token>` header, or a malformed one.",
-    );
+    let mut unauthorized =
+        error_response("No `Authorization: Bearer <token>` header, or a malformed one.");
     unauthorized["headers"] = json!({
         "WWW-Authenticate": { "description": "`Bearer realm=\"lienthong\"`", "schema": { "type": "string" } }
     });
