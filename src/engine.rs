@@ -18,6 +18,8 @@ pub struct Engine {
     pub incidents: Mutex<IncidentEngine>,
     /// Poked whenever incident events were written (the notifier delivers them).
     pub outbox_poke: Arc<tokio::sync::Notify>,
+    /// Per-minute availability rollups, flushed to the store by the service.
+    pub history: Arc<crate::history::Recorder>,
 }
 
 impl Engine {
@@ -65,6 +67,10 @@ impl ResultSink for Engine {
         }
         self.state.record(&check.id, &outcome, finished);
         let mut inc = self.lock();
+        let in_maintenance =
+            inc.in_maintenance(check.id.site.as_deref(), check.id.service.as_deref(), finished);
+        self.history
+            .record(&check.id, &outcome, finished, in_maintenance);
         let next = inc.observe(check, &outcome, finished);
         let health = inc.state_of(&check.id);
         self.state.set_health(&check.id, health);

@@ -4,14 +4,17 @@
 pub mod config;
 pub mod engine;
 pub mod health;
+pub mod history;
 pub mod incidents;
 pub mod maintenance;
 pub mod metrics;
 pub mod notify;
 pub mod probe;
+pub mod readiness;
 pub mod report;
 pub mod scheduler;
 pub mod service;
+pub mod shard;
 pub mod simulator;
 pub mod state;
 pub mod web;

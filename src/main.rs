@@ -1,4 +1,4 @@
-//! Command line: serve, demo, check-config, probe.
+//! Command line: serve, demo, check-config, probe, readiness.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,6 +31,10 @@ enum Command {
         /// Overrides [server] listen.
         #[arg(long)]
         listen: Option<String>,
+        /// Probe only shard I of N (1-based): the sites and services whose slug hashes
+        /// (FNV-1a) to it. Run N instances with 1/N … N/N to split a large config.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<lienthong::shard::Shard>,
     },
     /// Start the built-in simulator of all 168 sites on loopback and serve as `serve` would.
     Demo {
@@ -54,6 +58,38 @@ enum Command {
         /// Check name (default: all checks of the target).
         check: Option<String>,
     },
+    /// Readiness report of all sites over a window, read from the database (the service may be
+    /// running or stopped). Times are Asia/Ho_Chi_Minh.
+    Readiness {
+        #[arg(long, default_value = "probes.toml")]
+        config: PathBuf,
+        /// Start: local "YYYY-MM-DD HH:MM" (Asia/Ho_Chi_Minh) or RFC 3339; default: `to` minus
+        /// [readiness] window (24 h).
+        #[arg(long)]
+        from: Option<String>,
+        /// End (exclusive), same forms; default: now.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, value_enum, default_value = "md")]
+        format: ReportFormat,
+        /// Language of the report: vi or en.
+        #[arg(long, default_value = "vi")]
+        lang: String,
+        /// The database file; default: [incidents] database of the config.
+        #[arg(long)]
+        database: Option<PathBuf>,
+        /// Write the report to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    Md,
+    Csv,
+    Json,
+    Html,
 }
 
 fn main() -> ExitCode {
@@ -73,7 +109,11 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::CheckConfig { config } => check_config(&config),
-            Command::Serve { config, listen } => serve(config, listen).await,
+            Command::Serve {
+                config,
+                listen,
+                shard,
+            } => serve(config, listen, shard).await,
             Command::Demo {
                 listen,
                 scenario,
@@ -84,6 +124,23 @@ fn main() -> ExitCode {
                 target,
                 check,
             } => probe_once(&config, &target, check.as_deref()).await,
+            Command::Readiness {
+                config,
+                from,
+                to,
+                format,
+                lang,
+                database,
+                output,
+            } => readiness(ReadinessArgs {
+                config,
+                from,
+                to,
+                format,
+                lang,
+                database,
+                output,
+            }),
         }
     });
     match result {
@@ -156,17 +213,38 @@ fn signals(shutdown: CancellationToken) -> anyhow::Result<tokio::sync::mpsc::Rec
     Ok(rx)
 }
 
-async fn serve(config: PathBuf, listen: Option<String>) -> anyhow::Result<ExitCode> {
+async fn serve(
+    config: PathBuf,
+    listen: Option<String>,
+    shard: Option<lienthong::shard::Shard>,
+) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(&config)?;
+    let mut first = (*cfg.inventory).clone();
+    if let Some(s) = shard {
+        s.apply(&mut first);
+        tracing::info!(
+            "shard {s}: probing {} of {} checks",
+            first.checks.len(),
+            cfg.inventory.checks.len()
+        );
+    }
     let listen = listen.unwrap_or_else(|| cfg.file.server.listen.clone());
-    lienthong::icmp_startup_notice(&cfg.inventory);
+    lienthong::icmp_startup_notice(&first);
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let shutdown = CancellationToken::new();
     let reload = signals(shutdown.clone())?;
     let path = config.clone();
-    let loader: Loader = Arc::new(move || Config::load(&path).map(|c| (*c.inventory).clone()));
+    let loader: Loader = Arc::new(move || {
+        Config::load(&path).map(|c| {
+            let mut inv = (*c.inventory).clone();
+            if let Some(s) = shard {
+                s.apply(&mut inv);
+            }
+            inv
+        })
+    });
     service::run(loader, listener, reload, shutdown, Handles::new()).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -207,4 +285,73 @@ async fn probe_once(config: &Path, target: &str, check: Option<&str>) -> anyhow:
     } else {
         ExitCode::from(2)
     })
+}
+
+struct ReadinessArgs {
+    config: PathBuf,
+    from: Option<String>,
+    to: Option<String>,
+    format: ReportFormat,
+    lang: String,
+    database: Option<PathBuf>,
+    output: Option<PathBuf>,
+}
+
+fn readiness(a: ReadinessArgs) -> anyhow::Result<ExitCode> {
+    use lienthong::readiness::{self, Lang};
+    use lienthong::web::incidents::parse_time;
+    let cfg = Config::load(&a.config)?;
+    let inv = &cfg.inventory;
+    let db = a
+        .database
+        .unwrap_or_else(|| PathBuf::from(&inv.incidents.database));
+    if !db.exists() {
+        anyhow::bail!(
+            "no database at {} (it is written by `lienthong serve` started from that directory; \
+             pass --database to name another file)",
+            db.display()
+        );
+    }
+    let time = |name: &str, v: Option<String>| -> anyhow::Result<Option<i64>> {
+        v.map(|v| {
+            parse_time(&v).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--{name} `{v}`: use local time \"YYYY-MM-DD HH:MM\" (Asia/Ho_Chi_Minh) or RFC 3339"
+                )
+            })
+        })
+        .transpose()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let (from, to) = readiness::window(
+        time("from", a.from)?,
+        time("to", a.to)?,
+        inv.readiness.window.0,
+        now,
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let store = lienthong::incidents::Store::open(&db)
+        .with_context(|| format!("cannot open the database {}", db.display()))?;
+    let report = readiness::load(&store, inv, from, to, now)?;
+    let lang = match a.lang.as_str() {
+        "vi" => Lang::Vi,
+        "en" => Lang::En,
+        other => anyhow::bail!("--lang `{other}`: use vi or en"),
+    };
+    let text = match a.format {
+        ReportFormat::Md => readiness::markdown(&report, lang),
+        ReportFormat::Csv => readiness::csv(&report, lang),
+        ReportFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
+        ReportFormat::Html => lienthong::web::status::report_html(&report, lang).into_string(),
+    };
+    match a.output {
+        Some(p) => std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))?,
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(text.as_bytes())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

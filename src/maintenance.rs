@@ -60,14 +60,23 @@ pub fn format_local(ms: i64) -> String {
     let local = ms + OFFSET_MS;
     let (y, m, d) = civil_from_days(local.div_euclid(DAY_MS));
     let minutes = local.rem_euclid(DAY_MS) / 60_000;
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", minutes / 60, minutes % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        minutes / 60,
+        minutes % 60
+    )
 }
 
 /// RFC 3339 in UTC with seconds, for feeds and APIs.
 pub fn format_rfc3339(ms: i64) -> String {
     let (y, m, d) = civil_from_days(ms.div_euclid(DAY_MS));
     let secs = ms.rem_euclid(DAY_MS) / 1000;
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// 0 = Monday … 6 = Sunday, local time.
@@ -82,9 +91,16 @@ const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum When {
-    Once { start: i64, end: i64 },
+    Once {
+        start: i64,
+        end: i64,
+    },
     /// `days`: bit 0 = Monday … bit 6 = Sunday.
-    Recurring { days: u8, start_minute: i64, duration_ms: i64 },
+    Recurring {
+        days: u8,
+        start_minute: i64,
+        duration_ms: i64,
+    },
 }
 
 /// A compiled window from the config (or the API).
@@ -101,8 +117,10 @@ impl Window {
     pub fn compile(spec: &MaintenanceSpec) -> Result<Window, String> {
         let when = match (&spec.start, &spec.end, &spec.every) {
             (Some(s), Some(e), None) => {
-                let start = parse_local(s).ok_or_else(|| format!("start `{s}` is not \"YYYY-MM-DD HH:MM\""))?;
-                let end = parse_local(e).ok_or_else(|| format!("end `{e}` is not \"YYYY-MM-DD HH:MM\""))?;
+                let start = parse_local(s)
+                    .ok_or_else(|| format!("start `{s}` is not \"YYYY-MM-DD HH:MM\""))?;
+                let end = parse_local(e)
+                    .ok_or_else(|| format!("end `{e}` is not \"YYYY-MM-DD HH:MM\""))?;
                 if end <= start {
                     return Err("end must be after start".into());
                 }
@@ -111,15 +129,33 @@ impl Window {
             (None, None, Some(every)) => {
                 let days = match every.as_str() {
                     "day" => 0x7f,
-                    d => 1u8 << WEEKDAYS.iter().position(|w| *w == d).ok_or_else(|| format!("every = `{d}`: use \"day\" or one of {}", WEEKDAYS.join(", ")))?,
+                    d => {
+                        1u8 << WEEKDAYS.iter().position(|w| *w == d).ok_or_else(|| {
+                            format!(
+                                "every = `{d}`: use \"day\" or one of {}",
+                                WEEKDAYS.join(", ")
+                            )
+                        })?
+                    }
                 };
-                let at = spec.at.as_deref().ok_or("a recurring window needs at = \"HH:MM\"")?;
-                let start_minute = parse_hhmm(at).ok_or_else(|| format!("at = `{at}` is not \"HH:MM\""))?;
-                let duration = spec.duration.ok_or("a recurring window needs a duration, e.g. \"2h\"")?.0;
+                let at = spec
+                    .at
+                    .as_deref()
+                    .ok_or("a recurring window needs at = \"HH:MM\"")?;
+                let start_minute =
+                    parse_hhmm(at).ok_or_else(|| format!("at = `{at}` is not \"HH:MM\""))?;
+                let duration = spec
+                    .duration
+                    .ok_or("a recurring window needs a duration, e.g. \"2h\"")?
+                    .0;
                 if duration.is_zero() || duration.as_millis() as i64 > DAY_MS {
                     return Err("duration must be between 1s and 24h".into());
                 }
-                When::Recurring { days, start_minute, duration_ms: duration.as_millis() as i64 }
+                When::Recurring {
+                    days,
+                    start_minute,
+                    duration_ms: duration.as_millis() as i64,
+                }
             }
             _ => return Err("give either start and end, or every + at + duration".into()),
         };
@@ -135,12 +171,18 @@ impl Window {
     pub fn active_at(&self, at: i64) -> bool {
         match self.when {
             When::Once { start, end } => (start..end).contains(&at),
-            When::Recurring { days, start_minute, duration_ms } => {
+            When::Recurring {
+                days,
+                start_minute,
+                duration_ms,
+            } => {
                 // The window may have started today or yesterday (crossing midnight).
                 (0..2).any(|back| {
-                    let day_start = (at + OFFSET_MS).div_euclid(DAY_MS) * DAY_MS - OFFSET_MS - back * DAY_MS;
+                    let day_start =
+                        (at + OFFSET_MS).div_euclid(DAY_MS) * DAY_MS - OFFSET_MS - back * DAY_MS;
                     let start = day_start + start_minute * 60_000;
-                    days & (1 << local_weekday(day_start)) != 0 && (start..start + duration_ms).contains(&at)
+                    days & (1 << local_weekday(day_start)) != 0
+                        && (start..start + duration_ms).contains(&at)
                 })
             }
         }
@@ -160,7 +202,13 @@ impl Window {
 mod tests {
     use super::*;
 
-    fn spec(start: Option<&str>, end: Option<&str>, every: Option<&str>, at: Option<&str>, dur: Option<u64>) -> MaintenanceSpec {
+    fn spec(
+        start: Option<&str>,
+        end: Option<&str>,
+        every: Option<&str>,
+        at: Option<&str>,
+        dur: Option<u64>,
+    ) -> MaintenanceSpec {
         MaintenanceSpec {
             site: Some("a".into()),
             service: None,
@@ -185,7 +233,14 @@ mod tests {
 
     #[test]
     fn one_off_window() {
-        let w = Window::compile(&spec(Some("2026-12-01 22:00"), Some("2026-12-02 01:00"), None, None, None)).unwrap();
+        let w = Window::compile(&spec(
+            Some("2026-12-01 22:00"),
+            Some("2026-12-02 01:00"),
+            None,
+            None,
+            None,
+        ))
+        .unwrap();
         assert!(!w.active_at(parse_local("2026-12-01 21:59").unwrap()));
         assert!(w.active_at(parse_local("2026-12-01 22:00").unwrap()));
         assert!(w.active_at(parse_local("2026-12-02 00:30").unwrap()));
@@ -198,16 +253,40 @@ mod tests {
         // 2026-11-29 is a Sunday.
         let w = Window::compile(&spec(None, None, Some("sun"), Some("23:00"), Some(7200))).unwrap();
         assert!(w.active_at(parse_local("2026-11-29 23:30").unwrap()));
-        assert!(w.active_at(parse_local("2026-11-30 00:59").unwrap()), "runs past midnight into Monday");
+        assert!(
+            w.active_at(parse_local("2026-11-30 00:59").unwrap()),
+            "runs past midnight into Monday"
+        );
         assert!(!w.active_at(parse_local("2026-11-30 01:00").unwrap()));
-        assert!(!w.active_at(parse_local("2026-11-28 23:30").unwrap()), "not on Saturday");
+        assert!(
+            !w.active_at(parse_local("2026-11-28 23:30").unwrap()),
+            "not on Saturday"
+        );
     }
 
     #[test]
     fn bad_windows_say_what_to_fix() {
-        assert!(Window::compile(&spec(Some("tomorrow"), Some("2026-12-01 01:00"), None, None, None)).unwrap_err().contains("YYYY-MM-DD"));
-        assert!(Window::compile(&spec(None, None, Some("sunday"), Some("23:00"), Some(60))).unwrap_err().contains("mon"));
-        assert!(Window::compile(&spec(None, None, Some("day"), None, Some(60))).unwrap_err().contains("at ="));
-        assert!(Window::compile(&spec(None, None, None, None, None)).unwrap_err().contains("either"));
+        assert!(Window::compile(&spec(
+            Some("tomorrow"),
+            Some("2026-12-01 01:00"),
+            None,
+            None,
+            None
+        ))
+        .unwrap_err()
+        .contains("YYYY-MM-DD"));
+        assert!(
+            Window::compile(&spec(None, None, Some("sunday"), Some("23:00"), Some(60)))
+                .unwrap_err()
+                .contains("mon")
+        );
+        assert!(
+            Window::compile(&spec(None, None, Some("day"), None, Some(60)))
+                .unwrap_err()
+                .contains("at =")
+        );
+        assert!(Window::compile(&spec(None, None, None, None, None))
+            .unwrap_err()
+            .contains("either"));
     }
 }

@@ -337,10 +337,28 @@ impl Metrics {
                 r.register(Box::new(g.clone())).expect("unique metric");
                 g
             },
-            check_state: gauge(&r, "lienthong_check_state", "Health of the check: 0 unknown, 1 up, 2 degraded, 3 failing (unconfirmed), 4 down", &[]),
-            site_status: int_gauge_vec("lienthong_site_status", "Rolled-up status of a site: 0 unknown, 1 up, 2 degraded, 4 down, 5 maintenance", &["site"]),
-            incidents_open: int_gauge_vec("lienthong_incidents_open", "Unresolved incidents", &["severity", "scope", "team"]),
-            incidents_total: int_counter_vec(&r, "lienthong_incidents_total", "Incidents opened since the process started", &["severity", "scope"]),
+            check_state: gauge(
+                &r,
+                "lienthong_check_state",
+                "Health of the check: 0 unknown, 1 up, 2 degraded, 3 failing (unconfirmed), 4 down",
+                &[],
+            ),
+            site_status: int_gauge_vec(
+                "lienthong_site_status",
+                "Rolled-up status of a site: 0 unknown, 1 up, 2 degraded, 4 down, 5 maintenance",
+                &["site"],
+            ),
+            incidents_open: int_gauge_vec(
+                "lienthong_incidents_open",
+                "Unresolved incidents",
+                &["severity", "scope", "team"],
+            ),
+            incidents_total: int_counter_vec(
+                &r,
+                "lienthong_incidents_total",
+                "Incidents opened since the process started",
+                &["severity", "scope"],
+            ),
             registry: r,
         };
         m.build_info
@@ -419,13 +437,12 @@ impl Metrics {
             &self.dns_authority_rrs,
             &self.dns_additional_rrs,
             &self.dns_query_succeeded,
-            &self.last_run, &self.check_state,
+            &self.last_run,
+            &self.check_state,
         ] {
             let _ = g.remove_label_values(&l);
         }
-        for h in [&self.icmp_rtt_hist, &self.duration_hist] {
-            let _ = h.remove_label_values(&l);
-        }
+        let _ = self.icmp_rtt_hist.remove_label_values(&l);
         let _ = self.attempts.remove_label_values(&l);
         for (g, phases) in [
             (
@@ -454,7 +471,9 @@ impl Metrics {
             .set(if o.success { 1.0 } else { 0.0 });
         let secs = o.duration.as_secs_f64();
         self.duration.with_label_values(&l).set(secs);
-        self.duration_hist.with_label_values(&l).observe(secs);
+        self.duration_hist
+            .with_label_values(&[l[3], c.role.as_str(), &c.link_class])
+            .observe(secs);
         self.attempts.with_label_values(&l).inc();
         if let Some(r) = o.reason() {
             self.failures
@@ -550,11 +569,15 @@ impl Metrics {
     }
 
     pub fn set_check_state(&self, c: &CheckDef, s: crate::health::State) {
-        self.check_state.with_label_values(&labels(c)).set(state_code(s));
+        self.check_state
+            .with_label_values(&labels(c))
+            .set(state_code(s));
     }
 
     pub fn set_site_status(&self, site: &str, s: crate::health::SiteStatus) {
-        self.site_status.with_label_values(&[site]).set(site_status_code(s));
+        self.site_status
+            .with_label_values(&[site])
+            .set(site_status_code(s));
     }
 
     /// Replaces the open-incident gauges with `counts`.
@@ -563,9 +586,15 @@ impl Metrics {
         for ((sev, scope, team), n) in counts {
             let sev = serde_json::to_value(sev).ok();
             let scope = serde_json::to_value(scope).ok();
-            let (Some(sev), Some(scope)) = (sev, scope) else { continue };
+            let (Some(sev), Some(scope)) = (sev, scope) else {
+                continue;
+            };
             self.incidents_open
-                .with_label_values(&[sev.as_str().unwrap_or(""), scope.as_str().unwrap_or(""), team])
+                .with_label_values(&[
+                    sev.as_str().unwrap_or(""),
+                    scope.as_str().unwrap_or(""),
+                    team,
+                ])
                 .set(*n);
         }
     }

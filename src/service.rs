@@ -80,6 +80,77 @@ async fn tick_loop(
     }
 }
 
+/// Every few seconds: writes the minutes that ended to the store; every minute: hourly
+/// rollups; every hour: history retention. On shutdown: writes everything left.
+async fn history_loop(
+    recorder: Arc<crate::history::Recorder>,
+    store: Arc<Store>,
+    state: Arc<LiveState>,
+    shutdown: CancellationToken,
+) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_rollup = i64::MIN;
+    let mut last_prune: Option<tokio::time::Instant> = None;
+    loop {
+        let stopping = tokio::select! {
+            _ = shutdown.cancelled() => true,
+            _ = every.tick() => false,
+        };
+        let now = SystemTime::now();
+        let rows = recorder.take(now, stopping);
+        let minute = crate::history::minute_of(now);
+        let prune = !stopping && last_prune.is_none_or(|t| t.elapsed() > std::time::Duration::from_secs(3600));
+        let rollup = !stopping && minute != last_rollup;
+        if rows.is_empty() && !rollup && !prune {
+            if stopping {
+                return;
+            }
+            continue;
+        }
+        let s = store.clone();
+        let keep = state.inventory().history.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            let written = s.history_write(&rows).map_err(|e| (e, rows));
+            if rollup {
+                if let Err(e) = s.history_rollup(minute) {
+                    tracing::error!(error = %e, "history rollup");
+                }
+            }
+            if prune {
+                let m = minute - (keep.keep_minutes.0.as_secs() / 60) as i64;
+                let h = minute.div_euclid(60) - (keep.keep_hours.0.as_secs() / 3600) as i64;
+                match s.history_prune(m, h) {
+                    Ok((m, h)) if m + h > 0 => {
+                        tracing::info!(minutes = m, hours = h, "old availability history pruned")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "history retention"),
+                }
+            }
+            written
+        })
+        .await;
+        match work {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, rows))) => {
+                tracing::error!(error = %e, "availability history not written; retrying");
+                recorder.put_back(rows, &state.inventory());
+            }
+            Err(e) => tracing::error!(error = %e, "availability history task"),
+        }
+        if rollup {
+            last_rollup = minute;
+        }
+        if prune {
+            last_prune = Some(tokio::time::Instant::now());
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
 impl Default for Handles {
     fn default() -> Self {
         Self::new()
@@ -96,7 +167,11 @@ pub async fn run(
     handles: Handles,
 ) -> anyhow::Result<()> {
     let inv = Arc::new(load()?);
-    let Handles { metrics, state, events } = handles;
+    let Handles {
+        metrics,
+        state,
+        events,
+    } = handles;
     metrics.set_inventory(&inv, None);
     metrics.config_loaded(true);
     state.set_inventory(inv.clone());
@@ -105,14 +180,21 @@ pub async fn run(
         Store::open(std::path::Path::new(db))
             .with_context(|| format!("cannot open the incident database {db}"))?,
     );
-    let incidents = IncidentEngine::new(inv.clone(), store.clone(), events.clone(), SystemTime::now())?;
+    let incidents = IncidentEngine::new(
+        inv.clone(),
+        store.clone(),
+        events.clone(),
+        SystemTime::now(),
+    )?;
     // [[notify]] targets are read at start-up (a reload does not change them).
     let notifier = Notifier::new(store.clone(), inv.notify.clone(), metrics.registry())?;
+    let history = Arc::new(crate::history::Recorder::new());
     let engine = Arc::new(Engine {
         metrics: metrics.clone(),
         state: state.clone(),
         incidents: std::sync::Mutex::new(incidents),
         outbox_poke: notifier.poke_handle(),
+        history: history.clone(),
     });
     let notifier = tokio::spawn(notifier.run(shutdown.clone()));
     let maintenance_changed = Arc::new(tokio::sync::Notify::new());
@@ -122,6 +204,14 @@ pub async fn run(
         inv.incidents.retention.0,
         maintenance_changed.clone(),
         shutdown.clone(),
+    ));
+    // Stopped after the scheduler, so the last runs are written.
+    let history_stop = CancellationToken::new();
+    let history_task = tokio::spawn(history_loop(
+        history.clone(),
+        store.clone(),
+        state.clone(),
+        history_stop.clone(),
     ));
     let mut scheduler = Scheduler::start(&inv, engine.clone(), metrics.clone(), &shutdown)?;
     state.set_running(true);
@@ -151,6 +241,7 @@ pub async fn run(
         events: events.clone(),
         api_token,
         maintenance_changed: maintenance_changed.clone(),
+        pages: Default::default(),
     });
     let web_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
@@ -198,6 +289,8 @@ pub async fn run(
     }
     state.set_running(false);
     scheduler.stop().await;
+    history_stop.cancel();
+    let _ = history_task.await;
     let _ = ticker.await;
     let _ = notifier.await;
     // Open event streams never end on their own: give connections a moment, then close.

@@ -118,7 +118,10 @@ impl LiveState {
     /// A site's rolled-up status (Unknown before any result).
     pub fn site_status(&self, site: &str) -> crate::health::SiteStatus {
         let g = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        g.sites.get(site).copied().unwrap_or(crate::health::SiteStatus::Unknown)
+        g.sites
+            .get(site)
+            .copied()
+            .unwrap_or(crate::health::SiteStatus::Unknown)
     }
 
     pub fn inventory(&self) -> Arc<Inventory> {

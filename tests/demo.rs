@@ -28,7 +28,9 @@ site = "phuong-sai-gon"
 "#;
 
 fn scrape(base: &str) -> String {
-    let out = Command::new("curl").args(["-sf", &format!("{base}/metrics")]).output();
+    let out = Command::new("curl")
+        .args(["-sf", &format!("{base}/metrics")])
+        .output();
     match out {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
         _ => String::new(),
@@ -72,7 +74,8 @@ fn demo_shows_all_sites_and_scripted_faults() {
         }
     }
     let base = base.expect("demo printed its address");
-    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+    let log =
+        std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
 
     // Within one interval (island class: 20 s) every check has run once.
     let started = Instant::now();
@@ -80,7 +83,10 @@ fn demo_shows_all_sites_and_scripted_faults() {
     while started.elapsed() < Duration::from_secs(40) {
         std::thread::sleep(Duration::from_secs(2));
         metrics = scrape(&base);
-        let ran = metrics.lines().filter(|l| l.starts_with("probe_success{")).count();
+        let ran = metrics
+            .lines()
+            .filter(|l| l.starts_with("probe_success{"))
+            .count();
         if ran == 512 && started.elapsed() > Duration::from_secs(21) {
             break;
         }
@@ -91,10 +97,21 @@ fn demo_shows_all_sites_and_scripted_faults() {
         .filter_map(|l| l.split("site=\"").nth(1)?.split('"').next())
         .collect();
     assert_eq!(sites.len(), 168, "every site has results");
-    assert_eq!(metrics.lines().filter(|l| l.starts_with("lienthong_site_info{")).count(), 168);
+    assert_eq!(
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("lienthong_site_info{"))
+            .count(),
+        168
+    );
 
     let ok = |site: &str, check: &str, kind: &str| {
-        value(&metrics, &format!("probe_success{{check=\"{check}\",kind=\"{kind}\",service=\"\",site=\"{site}\"}}"))
+        value(
+            &metrics,
+            &format!(
+                "probe_success{{check=\"{check}\",kind=\"{kind}\",service=\"\",site=\"{site}\"}}"
+            ),
+        )
     };
     // The link outage: all three checks of the ward fail, with their reasons.
     assert_eq!(ok("phuong-ben-thanh", "link", "icmp"), Some(0.0));
@@ -103,10 +120,20 @@ fn demo_shows_all_sites_and_scripted_faults() {
     assert!(metrics.contains(r#"lienthong_probe_failures_total{check="endpoint",kind="http",reason="connect_refused",service="",site="phuong-ben-thanh"}"#));
     // The shared service answering 503.
     assert!(metrics.contains(r#"lienthong_probe_failures_total{check="portal",kind="http",reason="http_status",service="thu-tuc-hanh-chinh",site=""}"#));
-    assert_eq!(value(&metrics, r#"probe_http_status_code{check="portal",kind="http",service="thu-tuc-hanh-chinh",site=""}"#), Some(503.0));
+    assert_eq!(
+        value(
+            &metrics,
+            r#"probe_http_status_code{check="portal",kind="http",service="thu-tuc-hanh-chinh",site=""}"#
+        ),
+        Some(503.0)
+    );
     // The slow endpoint still answers, slowly.
     assert_eq!(ok("phuong-sai-gon", "endpoint", "http"), Some(1.0));
-    let slow = value(&metrics, r#"probe_duration_seconds{check="endpoint",kind="http",service="",site="phuong-sai-gon"}"#).unwrap();
+    let slow = value(
+        &metrics,
+        r#"probe_duration_seconds{check="endpoint",kind="http",service="",site="phuong-sai-gon"}"#,
+    )
+    .unwrap();
     assert!(slow >= 3.0, "slow endpoint took {slow}s");
     // Healthy sites are healthy, islands have their emulated latency.
     assert_eq!(ok("phuong-tan-dinh", "link", "icmp"), Some(1.0));
@@ -116,12 +143,53 @@ fn demo_shows_all_sites_and_scripted_faults() {
     assert!(island_rtt >= 0.03, "Côn Đảo min RTT {island_rtt}");
     // The certificate near expiry is measured.
     let expiry = value(&metrics, r#"probe_ssl_earliest_cert_expiry{check="web",kind="http",service="hoi-nghi-truyen-hinh",site=""}"#).unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
-    assert!(expiry > now && expiry < now + 11.0 * 86400.0, "expiry {expiry}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        expiry > now && expiry < now + 11.0 * 86400.0,
+        "expiry {expiry}"
+    );
+
+    // The faults become incidents, one per cause, and the status gauges agree.
+    let wanted = [
+        ("site/phuong-ben-thanh/link", "Mất kết nối: Phường Bến Thành"),
+        ("service/thu-tuc-hanh-chinh", "Sự cố phần mềm dùng chung: Hệ thống thông tin giải quyết thủ tục hành chính — ảnh hưởng 168 đơn vị"),
+        ("site/phuong-sai-gon/endpoint-slow", "Trung tâm phục vụ hành chính công phản hồi chậm: Phường Sài Gòn"),
+    ];
+    let mut incidents = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let out = Command::new("curl").args(["-sf", &format!("{base}/api/v1/incidents?state=open")]).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        incidents = v["items"].as_array().cloned().unwrap_or_default();
+        if wanted.iter().all(|(k, _)| incidents.iter().any(|i| i["key"] == *k)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    for (key, title) in wanted {
+        let matching: Vec<_> = incidents.iter().filter(|i| i["key"] == key).collect();
+        assert_eq!(matching.len(), 1, "{key}: {incidents:#?}");
+        assert_eq!(matching[0]["title"], title);
+    }
+    assert!(
+        !incidents.iter().any(|i| i["key"].as_str().is_some_and(|k| k.starts_with("site/phuong-ben-thanh/") && k != "site/phuong-ben-thanh/link")),
+        "the ward's endpoint/video failures are attached to the link incident, not separate: {incidents:#?}"
+    );
+    let metrics = scrape(&base);
+    assert_eq!(value(&metrics, r#"lienthong_site_status{site="phuong-ben-thanh"}"#), Some(4.0), "down");
+    assert_eq!(value(&metrics, r#"lienthong_site_status{site="phuong-sai-gon"}"#), Some(2.0), "degraded");
+    assert_eq!(value(&metrics, r#"lienthong_site_status{site="phuong-tan-dinh"}"#), Some(1.0), "up");
 
     // SIGTERM: graceful stop.
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -133,5 +201,8 @@ fn demo_shows_all_sites_and_scripted_faults() {
     let log = format!("{}\n{}", early.join("\n"), log.join().unwrap());
     assert!(status.success(), "exit {status:?}\n{log}");
     assert!(log.contains("lienthong stopped"), "{log}");
-    assert!(log.contains("The demo's link rounds use UDP echo"), "ICMP notice printed once");
+    assert!(
+        log.contains("The demo's link rounds use UDP echo"),
+        "ICMP notice printed once"
+    );
 }

@@ -160,6 +160,8 @@ pub struct Inventory {
     pub teams: Vec<Team>,
     pub notify: Vec<NotifyTarget>,
     pub maintenance: Vec<crate::maintenance::Window>,
+    pub readiness: ReadinessSection,
+    pub history: HistorySection,
 }
 
 impl Inventory {
@@ -225,6 +227,8 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
         api: file.api.clone(),
         teams: file.teams.iter().map(|t| t.get_ref().clone()).collect(),
         notify: file.notify.iter().map(|t| t.get_ref().clone()).collect(),
+        readiness: file.readiness.clone(),
+        history: file.history.clone(),
         ..Default::default()
     };
     let mut slugs = HashSet::new();
@@ -475,17 +479,29 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
     for m in &file.maintenance {
         match crate::maintenance::Window::compile(m.get_ref()) {
             Ok(w) => inv.maintenance.push(w),
-            Err(e) => cx.push(m.span(), format!("maintenance window: {e}"), "see the [[maintenance]] comment in probes.toml for both forms"),
+            Err(e) => cx.push(
+                m.span(),
+                format!("maintenance window: {e}"),
+                "see the [[maintenance]] comment in probes.toml for both forms",
+            ),
         }
         let spec = m.get_ref();
         if let Some(site) = &spec.site {
             if inv.site(site).is_none() {
-                cx.push(m.span(), format!("maintenance names unknown site `{site}`"), "use a slug from the site list");
+                cx.push(
+                    m.span(),
+                    format!("maintenance names unknown site `{site}`"),
+                    "use a slug from the site list",
+                );
             }
         }
         if let Some(svc) = &spec.service {
             if !inv.services.iter().any(|s| &s.slug == svc) {
-                cx.push(m.span(), format!("maintenance names unknown service `{svc}`"), "use a [[service]] slug");
+                cx.push(
+                    m.span(),
+                    format!("maintenance names unknown service `{svc}`"),
+                    "use a [[service]] slug",
+                );
             }
         }
     }
@@ -498,24 +514,41 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
 }
 
 fn check_runtime_sections(file: &ConfigFile, inv: &Inventory, cx: &mut Ctx) {
+    check_readiness(file, cx);
     let keys: HashSet<String> = inv.checks.iter().map(|c| c.id.key()).collect();
     for r in &file.incidents.reference_checks {
         if !keys.contains(r) {
-            cx.push(0..0, format!("[incidents] reference_checks names unknown check `{r}`"), "use a check key such as service/<slug>/<check>");
+            cx.push(
+                0..0,
+                format!("[incidents] reference_checks names unknown check `{r}`"),
+                "use a check key such as service/<slug>/<check>",
+            );
         }
     }
     let share = file.incidents.prober_share;
     if !(share > 0.0 && share <= 1.0) {
-        cx.push(0..0, "[incidents] prober_share must be in (0, 1]", "0.5 = half of the sites at once");
+        cx.push(
+            0..0,
+            "[incidents] prober_share must be in (0, 1]",
+            "0.5 = half of the sites at once",
+        );
     }
     let mut names = HashSet::new();
     for t in &file.teams {
         if !names.insert(t.get_ref().name.clone()) {
-            cx.push(t.span(), format!("duplicate team `{}`", t.get_ref().name), "team names must be unique");
+            cx.push(
+                t.span(),
+                format!("duplicate team `{}`", t.get_ref().name),
+                "team names must be unique",
+            );
         }
         for s in &t.get_ref().sites {
             if inv.site(s).is_none() {
-                cx.push(t.span(), format!("team `{}` lists unknown site `{s}`", t.get_ref().name), "use a slug from the site list");
+                cx.push(
+                    t.span(),
+                    format!("team `{}` lists unknown site `{s}`", t.get_ref().name),
+                    "use a slug from the site list",
+                );
             }
         }
     }
@@ -523,21 +556,105 @@ fn check_runtime_sections(file: &ConfigFile, inv: &Inventory, cx: &mut Ctx) {
     for n in &file.notify {
         let t = n.get_ref();
         if !names.insert(t.name.clone()) {
-            cx.push(n.span(), format!("duplicate notify target `{}`", t.name), "notify names must be unique");
+            cx.push(
+                n.span(),
+                format!("duplicate notify target `{}`", t.name),
+                "notify names must be unique",
+            );
         }
         if !(t.url.starts_with("http://") || t.url.starts_with("https://")) {
-            cx.push(n.span(), format!("notify `{}`: url must start with http:// or https://", t.name), "");
+            cx.push(
+                n.span(),
+                format!(
+                    "notify `{}`: url must start with http:// or https://",
+                    t.name
+                ),
+                "",
+            );
         }
         if let Some(env) = &t.bearer_token_env {
             if std::env::var_os(env).is_none() {
-                cx.push(n.span(), format!("notify `{}`: environment variable {env} is not set", t.name), "export the variable before starting lienthong (secrets never go in the file)");
+                cx.push(
+                    n.span(),
+                    format!("notify `{}`: environment variable {env} is not set", t.name),
+                    "export the variable before starting lienthong (secrets never go in the file)",
+                );
             }
         }
         for sev in &t.severities {
             if sev != "critical" && sev != "warning" {
-                cx.push(n.span(), format!("notify `{}`: unknown severity `{sev}`", t.name), "use \"critical\" or \"warning\"");
+                cx.push(
+                    n.span(),
+                    format!("notify `{}`: unknown severity `{sev}`", t.name),
+                    "use \"critical\" or \"warning\"",
+                );
             }
         }
+    }
+}
+
+/// `[readiness]` and `[history]`.
+fn check_readiness(file: &ConfigFile, cx: &mut Ctx) {
+    let r = &file.readiness;
+    let ratio = |v: f64| v > 0.0 && v <= 1.0;
+    for (class, target) in &r.availability {
+        if !file.link_class.contains_key(class) {
+            cx.push(
+                0..0,
+                format!("[readiness] availability names unknown link class `{class}`"),
+                &known_classes(file),
+            );
+        }
+        if !ratio(*target) {
+            cx.push(
+                0..0,
+                format!("[readiness] availability.{class} must be in (0, 1]"),
+                "write 0.995 for 99.5 %",
+            );
+        }
+    }
+    if !ratio(r.default_availability) {
+        cx.push(
+            0..0,
+            "[readiness] default_availability must be in (0, 1]",
+            "write 0.99 for 99 %",
+        );
+    }
+    if !(r.latency_quantile >= 0.5 && r.latency_quantile < 1.0) {
+        cx.push(
+            0..0,
+            "[readiness] latency_quantile must be in [0.5, 1)",
+            "0.95 = p95",
+        );
+    }
+    if !(0.0..=1.0).contains(&r.min_coverage) {
+        cx.push(
+            0..0,
+            "[readiness] min_coverage must be between 0 and 1",
+            "0.9 = 90 % of the expected minutes have data",
+        );
+    }
+    if r.window.0 < Duration::from_secs(60) {
+        cx.push(
+            0..0,
+            "[readiness] window must be at least 1m",
+            "e.g. window = \"24h\"",
+        );
+    }
+    let h = &file.history;
+    if h.keep_minutes.0 < Duration::from_secs(2 * 3600) {
+        cx.push(
+            0..0,
+            "[history] keep_minutes must be at least 2h",
+            "raw minutes are rolled up into hours; keep them for weeks, e.g. \"35d\"",
+        );
+    }
+    if h.keep_hours.0 < h.keep_minutes.0 {
+        cx.push(
+            0..0,
+            "[history] keep_hours must not be shorter than keep_minutes",
+            "hourly rollups are kept for years, e.g. \"1825d\"",
+        );
     }
 }
 

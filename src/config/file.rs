@@ -47,6 +47,121 @@ pub struct ConfigFile {
     /// Planned maintenance windows.
     #[serde(default, rename = "maintenance")]
     pub maintenance: Vec<Spanned<MaintenanceSpec>>,
+    /// Readiness criteria (the leadership report and the status page summary).
+    #[serde(default)]
+    pub readiness: ReadinessSection,
+    /// Retention of the availability history (per-minute and hourly rollups).
+    #[serde(default)]
+    pub history: HistorySection,
+}
+
+/// `[readiness]`: when a site counts as "sẵn sàng" (ready) over a window.
+///
+/// A site is ready when, over the window with maintenance minutes left out, every check's
+/// availability reaches the target of its link class, every check's latency quantile stays
+/// within its class's limit (`degraded_rtt` for link rounds, `degraded_latency` otherwise),
+/// its link loses no more than the class's `degraded_loss`, and no critical incident of the
+/// site is open at the end of the window. Too little data → "không đủ dữ liệu".
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadinessSection {
+    /// Default window of `GET /api/v1/readiness`, `lienthong readiness` and the status page.
+    #[serde(default = "default_readiness_window")]
+    pub window: HumanDuration,
+    /// Availability target per link class (0..1), e.g. `island = 0.98`.
+    #[serde(default = "default_availability")]
+    pub availability: BTreeMap<String, f64>,
+    /// Target for classes not listed in `availability`.
+    #[serde(default = "default_availability_other")]
+    pub default_availability: f64,
+    /// Latency quantile compared with the class limit (0.95 = p95).
+    #[serde(default = "default_quantile")]
+    pub latency_quantile: f64,
+    /// Share of the expected minutes (outside maintenance, since the check exists) that must
+    /// have data; below it the verdict is "không đủ dữ liệu".
+    #[serde(default = "default_min_coverage")]
+    pub min_coverage: f64,
+    /// Observed time (outside maintenance) a check needs before it can be judged.
+    #[serde(default = "default_min_observed")]
+    pub min_observed: HumanDuration,
+}
+
+impl Default for ReadinessSection {
+    fn default() -> Self {
+        ReadinessSection {
+            window: default_readiness_window(),
+            availability: default_availability(),
+            default_availability: default_availability_other(),
+            latency_quantile: default_quantile(),
+            min_coverage: default_min_coverage(),
+            min_observed: default_min_observed(),
+        }
+    }
+}
+
+impl ReadinessSection {
+    /// The availability target of a link class.
+    pub fn target(&self, class: &str) -> f64 {
+        self.availability
+            .get(class)
+            .copied()
+            .unwrap_or(self.default_availability)
+    }
+}
+
+fn default_readiness_window() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(86_400))
+}
+fn default_availability() -> BTreeMap<String, f64> {
+    [
+        ("mainland", 0.995),
+        ("rural", 0.99),
+        ("island", 0.98),
+        ("datacenter", 0.999),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+fn default_availability_other() -> f64 {
+    0.99
+}
+fn default_quantile() -> f64 {
+    0.95
+}
+fn default_min_coverage() -> f64 {
+    0.9
+}
+fn default_min_observed() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(600))
+}
+
+/// `[history]`: how long the availability history is kept (in the incident database).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySection {
+    /// Per-minute rollups (attempts, successes, latency, loss per check).
+    #[serde(default = "default_keep_minutes")]
+    pub keep_minutes: HumanDuration,
+    /// Hourly rollups, derived from the minutes.
+    #[serde(default = "default_keep_hours")]
+    pub keep_hours: HumanDuration,
+}
+
+impl Default for HistorySection {
+    fn default() -> Self {
+        HistorySection {
+            keep_minutes: default_keep_minutes(),
+            keep_hours: default_keep_hours(),
+        }
+    }
+}
+
+fn default_keep_minutes() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(35 * 86_400))
+}
+fn default_keep_hours() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(5 * 365 * 86_400))
 }
 
 /// `[incidents]`

@@ -27,7 +27,9 @@ use tokio::sync::broadcast;
 use super::model::*;
 use super::store::{Store, StoreError};
 use crate::config::{CheckDef, CheckId, CheckRole, Inventory, SiteInfo};
-use crate::health::{site_status, CheckHealth, Evidence, HealthPolicy, SiteStatus, State, Transition};
+use crate::health::{
+    site_status, CheckHealth, Evidence, HealthPolicy, SiteStatus, State, Transition,
+};
 use crate::probe::Outcome;
 
 /// Links starting to fail within this window are suspected of one common cause.
@@ -37,11 +39,15 @@ const MASS_MIN: usize = 3;
 /// After a prober incident ends, its sites have this long to recover before their own
 /// incidents may open.
 pub const PROBER_GRACE: Duration = Duration::from_secs(60);
+/// A child still down this long after its link recovered is a failure of its own.
+const CHILD_AFTER_LINK: Duration = Duration::from_secs(60);
 /// The affected-sites list of an open incident is rewritten at most this often.
 const SITES_UPDATE_EVERY: Duration = Duration::from_secs(15);
 
 fn ms(t: SystemTime) -> UnixMillis {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 struct Tracked {
@@ -50,8 +56,10 @@ struct Tracked {
     health: CheckHealth,
     /// Evidence of the last transition (shown when an incident opens).
     evidence: Option<Evidence>,
-    /// When the last run finished.
+    /// When the last run started (its result speaks for the time after that).
     last_run: Option<SystemTime>,
+    /// The last time a run left the check Failing or Down.
+    last_bad: Option<SystemTime>,
 }
 
 /// What an open incident is, in memory (the store has the rest).
@@ -150,20 +158,42 @@ impl IncidentEngine {
                 _ => String::new(),
             };
             self.by_owner.entry(owner).or_default().push(def.id.clone());
-            let prev = old.remove(&def.id).filter(|t| t.def.probe.kind() == def.probe.kind());
+            let prev = old
+                .remove(&def.id)
+                .filter(|t| t.def.probe.kind() == def.probe.kind());
             let mut policy = HealthPolicy::for_check(def);
             policy.confirm_interval = inv.incidents.confirm_interval.0.min(def.interval);
-            let (health, evidence, last_run) = prev.map(|t| (t.health, t.evidence, t.last_run)).unwrap_or_default();
-            self.checks.insert(def.id.clone(), Tracked { def: def.clone(), policy, health, evidence, last_run });
+            let (health, evidence, last_run, last_bad) = prev
+                .map(|t| (t.health, t.evidence, t.last_run, t.last_bad))
+                .unwrap_or_default();
+            self.checks.insert(
+                def.id.clone(),
+                Tracked {
+                    def: def.clone(),
+                    policy,
+                    health,
+                    evidence,
+                    last_run,
+                    last_bad,
+                },
+            );
         }
         self.inv = inv;
     }
 
     /// Feeds one run; returns the delay to the next run when it should be sooner than usual.
-    pub fn observe(&mut self, def: &CheckDef, outcome: &Outcome, now: SystemTime) -> Option<Duration> {
+    pub fn observe(
+        &mut self,
+        def: &CheckDef,
+        outcome: &Outcome,
+        now: SystemTime,
+    ) -> Option<Duration> {
         let tracked = self.checks.get_mut(&def.id)?;
         let obs = tracked.health.observe(outcome, now, &tracked.policy);
-        tracked.last_run = Some(now);
+        tracked.last_run = Some(now.checked_sub(outcome.duration).unwrap_or(now));
+        if matches!(tracked.health.state(), State::Failing | State::Down) {
+            tracked.last_bad = Some(now);
+        }
         if let Some(t) = obs.transition {
             tracked.evidence = Some(t.evidence.clone());
             tracing::info!(check = %def.id, from = t.from.as_str(), to = t.to.as_str(), "health changed");
@@ -190,13 +220,24 @@ impl IncidentEngine {
     }
 
     pub fn state_of(&self, id: &CheckId) -> State {
-        self.checks.get(id).map(|t| t.health.state()).unwrap_or_default()
+        self.checks
+            .get(id)
+            .map(|t| t.health.state())
+            .unwrap_or_default()
     }
 
     /// Whether a maintenance window covers the site/service at `now`.
-    pub fn in_maintenance(&self, site: Option<&str>, service: Option<&str>, now: SystemTime) -> bool {
+    pub fn in_maintenance(
+        &self,
+        site: Option<&str>,
+        service: Option<&str>,
+        now: SystemTime,
+    ) -> bool {
         let at = ms(now);
-        self.inv.maintenance.iter().any(|w| w.active_at(at) && w.covers(site, service))
+        self.inv
+            .maintenance
+            .iter()
+            .any(|w| w.active_at(at) && w.covers(site, service))
             || self.api_windows.iter().any(|w| {
                 (w.starts_at..w.ends_at).contains(&at)
                     && match (&w.site, &w.service) {
@@ -233,7 +274,11 @@ impl IncidentEngine {
                 role => others.push((role, t.health.state())),
             }
         }
-        site_status(link, &others, self.in_maintenance(Some(&site.slug), None, now))
+        site_status(
+            link,
+            &others,
+            self.in_maintenance(Some(&site.slug), None, now),
+        )
     }
 
     /// Open incidents by (severity, scope, team); an incident without team counts under "".
@@ -259,17 +304,32 @@ impl IncidentEngine {
     }
 
     fn link_of<'a>(&'a self, slug: &str) -> Option<&'a Tracked> {
-        self.site_checks(slug).find(|t| t.def.role == CheckRole::Link)
+        self.site_checks(slug)
+            .find(|t| t.def.role == CheckRole::Link)
     }
 
-    fn on_transition(&mut self, id: &CheckId, t: &Transition, now: SystemTime) -> Result<(), StoreError> {
+    fn on_transition(
+        &mut self,
+        id: &CheckId,
+        t: &Transition,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
         // The timeline of every open incident this check belongs to gets the change.
-        let keys: Vec<String> = self.open.keys().filter(|k| self.belongs(k, id)).cloned().collect();
+        let keys: Vec<String> = self
+            .open
+            .keys()
+            .filter(|k| self.belongs(k, id))
+            .cloned()
+            .collect();
         for key in keys {
             let attached = matches!(self.open.get(&key), Some(o) if o.scope == Scope::Site)
                 && key.ends_with("/link")
                 && !key.ends_with(&format!("/{}", id.name));
-            let kind = if attached { EventKind::Attached } else { EventKind::StateChange };
+            let kind = if attached {
+                EventKind::Attached
+            } else {
+                EventKind::StateChange
+            };
             let ev = self.event(kind, id, t.to, t.evidence.clone(), now);
             self.append(&key, &ev)?;
         }
@@ -283,13 +343,19 @@ impl IncidentEngine {
         }
         match (&id.site, &id.service) {
             (Some(site), _) => key.starts_with(&format!("site/{site}/")),
-            (None, Some(svc)) => key == format!("service/{svc}") || key == format!("service/{svc}/slow"),
+            (None, Some(svc)) => {
+                key == format!("service/{svc}") || key == format!("service/{svc}/slow")
+            }
             _ => false,
         }
     }
 
     fn is_reference(&self, id: &CheckId) -> bool {
-        self.inv.incidents.reference_checks.iter().any(|r| *r == id.key())
+        self.inv
+            .incidents
+            .reference_checks
+            .iter()
+            .any(|r| *r == id.key())
     }
 
     /// Opens what is wanted and resolves what has recovered.
@@ -305,14 +371,19 @@ impl IncidentEngine {
                 continue;
             }
             let scope = want.new.scope;
-            let (site, service) = (want.new.sites.first().map(String::as_str), want.new.service.as_deref());
+            let (site, service) = (
+                want.new.sites.first().map(String::as_str),
+                want.new.service.as_deref(),
+            );
             if scope == Scope::Site && self.in_maintenance(site, None, now) {
                 continue;
             }
             if scope == Scope::Service && self.in_maintenance(None, service, now) {
                 continue;
             }
-            if scope == Scope::Site && (prober_open || self.held(want, held_since) || self.in_prober_grace(now)) {
+            if scope == Scope::Site
+                && (prober_open || self.held(want, held_since) || self.in_prober_grace(now))
+            {
                 continue;
             }
             self.open_incident(key, want, now)?;
@@ -329,14 +400,23 @@ impl IncidentEngine {
         Ok(())
     }
 
-    /// Whether the site's link has been seen Up or Degraded by a run that finished after `since`.
-    fn link_verified_since(&self, site: &str, since: Option<SystemTime>) -> bool {
-        let Some(link) = self.link_of(site) else { return true };
-        matches!(link.health.state(), State::Up | State::Degraded)
-            && match (link.last_run, since) {
-                (Some(run), Some(since)) => run >= since,
-                _ => false,
-            }
+    /// Whether a child check's failure (since `since`) is its own and not its link's: the link
+    /// has been seen healthy by a run that started after the failure began, and either the link was not failing at any
+    /// time since then (a child still down after a link outage is usually just slower to
+    /// recover) or the link has been healthy for [`CHILD_AFTER_LINK`] already.
+    fn link_verified_since(&self, site: &str, since: Option<SystemTime>, now: SystemTime) -> bool {
+        let Some(link) = self.link_of(site) else {
+            return true;
+        };
+        let (Some(run), Some(since)) = (link.last_run, since) else {
+            return false;
+        };
+        let healthy = matches!(link.health.state(), State::Up | State::Degraded) && run >= since;
+        let link_clean = match link.last_bad {
+            None => true,
+            Some(bad) => bad < since || now.duration_since(bad).is_ok_and(|d| d >= CHILD_AFTER_LINK),
+        };
+        healthy && link_clean
     }
 
     /// When several links started failing within [`MASS_WINDOW`], the earliest such start.
@@ -348,20 +428,31 @@ impl IncidentEngine {
             .filter_map(|s| self.link_of(&s.slug))
             .filter(|t| matches!(t.health.state(), State::Failing | State::Down))
             .filter_map(|t| t.health.since())
-            .filter(|since| now.duration_since(*since).map(|d| d < MASS_WINDOW).unwrap_or(true))
+            .filter(|since| {
+                now.duration_since(*since)
+                    .map(|d| d < MASS_WINDOW)
+                    .unwrap_or(true)
+            })
             .collect();
-        (recent.len() >= MASS_MIN).then(|| recent.into_iter().min()).flatten()
+        (recent.len() >= MASS_MIN)
+            .then(|| recent.into_iter().min())
+            .flatten()
     }
 
     fn in_prober_grace(&self, now: SystemTime) -> bool {
-        self.prober_released
-            .is_some_and(|released| now.duration_since(released).map(|d| d < PROBER_GRACE).unwrap_or(true))
+        self.prober_released.is_some_and(|released| {
+            now.duration_since(released)
+                .map(|d| d < PROBER_GRACE)
+                .unwrap_or(true)
+        })
     }
 
     /// A site incident waits while a mass failure that began before its cause is under way.
     fn held(&self, want: &Want, mass_since: Option<SystemTime>) -> bool {
         let Some(mass) = mass_since else { return false };
-        let Some(site) = want.new.sites.first() else { return false };
+        let Some(site) = want.new.sites.first() else {
+            return false;
+        };
         self.link_of(site)
             .and_then(|t| t.health.since())
             .map(|since| since >= mass || want.new.key.ends_with("/link"))
@@ -381,7 +472,10 @@ impl IncidentEngine {
         let parts: Vec<&str> = key.split('/').collect();
         match parts.as_slice() {
             ["site", site, check] => {
-                let (name, quality) = match check.strip_suffix("-slow").or_else(|| check.strip_suffix("-degraded")) {
+                let (name, quality) = match check
+                    .strip_suffix("-slow")
+                    .or_else(|| check.strip_suffix("-degraded"))
+                {
                     Some(n) => (n, true),
                     None => (*check, false),
                 };
@@ -402,7 +496,7 @@ impl IncidentEngine {
     }
 
     /// The incidents the current health calls for, by key.
-    fn wanted(&self, _now: SystemTime) -> BTreeMap<String, Want> {
+    fn wanted(&self, now: SystemTime) -> BTreeMap<String, Want> {
         let mut out = BTreeMap::new();
         let mut links_down = Vec::new();
         for site in &self.inv.sites {
@@ -415,27 +509,65 @@ impl IncidentEngine {
                 let state = t.health.state();
                 let d = &t.def;
                 let (suffix, severity, vi, en) = match (d.role, state) {
-                    (CheckRole::Link, State::Down) => ("", Severity::Critical, format!("Mất kết nối: {}", site.name), format!("Link down: {}", site.name)),
-                    (CheckRole::Link, State::Degraded) => ("-degraded", Severity::Warning, format!("Đường truyền suy giảm: {}", site.name), format!("Link degraded: {}", site.name)),
+                    (CheckRole::Link, State::Down) => (
+                        "",
+                        Severity::Critical,
+                        format!("Mất kết nối: {}", site.name),
+                        format!("Link down: {}", site.name),
+                    ),
+                    (CheckRole::Link, State::Degraded) => (
+                        "-degraded",
+                        Severity::Warning,
+                        format!("Đường truyền suy giảm: {}", site.name),
+                        format!("Link degraded: {}", site.name),
+                    ),
                     // Children of a down link are evidence on the link's incident, not incidents;
                     // and a child's failure is only its own once the link has been seen healthy
                     // after it began (else it is most likely the link, not yet confirmed).
                     (_, _) if link_state == Some(State::Down) => continue,
-                    (_, State::Down) if !self.link_verified_since(&site.slug, t.health.since()) => continue,
+                    (_, State::Down) if !self.link_verified_since(&site.slug, t.health.since(), now) => {
+                        continue
+                    }
                     (role, State::Down) => (
                         "",
-                        if role == CheckRole::Endpoint { Severity::Critical } else { Severity::Warning },
+                        if role == CheckRole::Endpoint {
+                            Severity::Critical
+                        } else {
+                            Severity::Warning
+                        },
                         format!("{} không hoạt động: {}", d.title, site.name),
-                        format!("{} down: {}", d.title_en.as_deref().unwrap_or(&d.id.name), site.name),
+                        format!(
+                            "{} down: {}",
+                            d.title_en.as_deref().unwrap_or(&d.id.name),
+                            site.name
+                        ),
                     ),
-                    (_, State::Degraded) => ("-slow", Severity::Warning, format!("{} phản hồi chậm: {}", d.title, site.name), format!("{} slow: {}", d.title_en.as_deref().unwrap_or(&d.id.name), site.name)),
+                    (_, State::Degraded) => (
+                        "-slow",
+                        Severity::Warning,
+                        format!("{} phản hồi chậm: {}", d.title, site.name),
+                        format!(
+                            "{} slow: {}",
+                            d.title_en.as_deref().unwrap_or(&d.id.name),
+                            site.name
+                        ),
+                    ),
                     _ => continue,
                 };
                 let key = format!("site/{}/{}{suffix}", site.slug, d.id.name);
                 out.insert(
                     key.clone(),
                     Want {
-                        new: NewIncident { key, title: vi, title_en: en, severity, scope: Scope::Site, sites: vec![site.slug.clone()], service: None, teams: teams.clone() },
+                        new: NewIncident {
+                            key,
+                            title: vi,
+                            title_en: en,
+                            severity,
+                            scope: Scope::Site,
+                            sites: vec![site.slug.clone()],
+                            service: None,
+                            teams: teams.clone(),
+                        },
                         cause: Some(d.id.clone()),
                     },
                 );
@@ -455,16 +587,44 @@ impl IncidentEngine {
             let slow = checks.iter().find(|t| t.health.state() == State::Degraded);
             let en_name = svc.name_en.clone().unwrap_or_else(|| svc.slug.clone());
             let (key, severity, vi, en, cause) = if let Some(t) = down {
-                (format!("service/{}", svc.slug), Severity::Critical, format!("Sự cố phần mềm dùng chung: {} — ảnh hưởng {} đơn vị", svc.name, all_sites.len()), format!("Shared service down: {en_name} — affects {} sites", all_sites.len()), t.def.id.clone())
+                (
+                    format!("service/{}", svc.slug),
+                    Severity::Critical,
+                    format!(
+                        "Sự cố phần mềm dùng chung: {} — ảnh hưởng {} đơn vị",
+                        svc.name,
+                        all_sites.len()
+                    ),
+                    format!(
+                        "Shared service down: {en_name} — affects {} sites",
+                        all_sites.len()
+                    ),
+                    t.def.id.clone(),
+                )
             } else if let Some(t) = slow {
-                (format!("service/{}/slow", svc.slug), Severity::Warning, format!("{} phản hồi chậm", svc.name), format!("{en_name} slow"), t.def.id.clone())
+                (
+                    format!("service/{}/slow", svc.slug),
+                    Severity::Warning,
+                    format!("{} phản hồi chậm", svc.name),
+                    format!("{en_name} slow"),
+                    t.def.id.clone(),
+                )
             } else {
                 continue;
             };
             out.insert(
                 key.clone(),
                 Want {
-                    new: NewIncident { key, title: vi, title_en: en, severity, scope: Scope::Service, sites: all_sites.clone(), service: Some(svc.slug.clone()), teams: self.inv.teams_of_service(&svc.slug) },
+                    new: NewIncident {
+                        key,
+                        title: vi,
+                        title_en: en,
+                        severity,
+                        scope: Scope::Service,
+                        sites: all_sites.clone(),
+                        service: Some(svc.slug.clone()),
+                        teams: self.inv.teams_of_service(&svc.slug),
+                    },
                     cause: Some(cause),
                 },
             );
@@ -473,17 +633,24 @@ impl IncidentEngine {
         let share = self.inv.incidents.prober_share;
         let n = self.inv.sites.len().max(1) as f64;
         let frac = links_down.len() as f64 / n;
-        let reference_down = self
-            .inv
-            .incidents
-            .reference_checks
-            .iter()
-            .find(|r| self.checks.iter().any(|(id, t)| id.key() == **r && t.health.state() == State::Down));
-        let threshold = if self.open.contains_key("prober") { share / 2.0 } else { share };
+        let reference_down = self.inv.incidents.reference_checks.iter().find(|r| {
+            self.checks
+                .iter()
+                .any(|(id, t)| id.key() == **r && t.health.state() == State::Down)
+        });
+        let threshold = if self.open.contains_key("prober") {
+            share / 2.0
+        } else {
+            share
+        };
         if reference_down.is_some() || (links_down.len() >= MASS_MIN && frac >= threshold) {
             let why_vi = match reference_down {
                 Some(r) => format!("điểm tham chiếu {r} không phản hồi"),
-                None => format!("{} / {} đơn vị mất kết nối cùng lúc", links_down.len(), self.inv.sites.len()),
+                None => format!(
+                    "{} / {} đơn vị mất kết nối cùng lúc",
+                    links_down.len(),
+                    self.inv.sites.len()
+                ),
             };
             out.insert(
                 "prober".into(),
@@ -505,8 +672,19 @@ impl IncidentEngine {
         out
     }
 
-    fn event(&self, kind: EventKind, id: &CheckId, state: State, ev: Evidence, now: SystemTime) -> NewEvent {
-        let title = self.checks.get(id).map(|t| t.def.title.clone()).unwrap_or_default();
+    fn event(
+        &self,
+        kind: EventKind,
+        id: &CheckId,
+        state: State,
+        ev: Evidence,
+        now: SystemTime,
+    ) -> NewEvent {
+        let title = self
+            .checks
+            .get(id)
+            .map(|t| t.def.title.clone())
+            .unwrap_or_default();
         let reason = ev.reason.map(|r| format!(" ({r})")).unwrap_or_default();
         let vi_state = match state {
             State::Down => "không hoạt động",
@@ -530,7 +708,9 @@ impl IncidentEngine {
     }
 
     fn append(&mut self, key: &str, ev: &NewEvent) -> Result<(), StoreError> {
-        let Some(o) = self.open.get(key).cloned() else { return Ok(()) };
+        let Some(o) = self.open.get(key).cloned() else {
+            return Ok(());
+        };
         let id = self.store.append_event(o.id, ev, &self.targets(&o))?;
         self.publish(o.id, id, ev);
         Ok(())
@@ -553,14 +733,36 @@ impl IncidentEngine {
         let first = match &want.cause {
             Some(id) => {
                 let ev = self.checks.get(id).and_then(|t| t.evidence.clone());
-                let mut e = self.event(EventKind::Opened, id, self.state_of(id), ev.unwrap_or_else(empty_evidence), now);
+                let mut e = self.event(
+                    EventKind::Opened,
+                    id,
+                    self.state_of(id),
+                    ev.unwrap_or_else(empty_evidence),
+                    now,
+                );
                 e.message = format!("{} — {}", want.new.title, e.message);
                 e
             }
-            None => NewEvent { at: ms(now), kind: EventKind::Opened, check: None, state: None, message: want.new.title.clone(), evidence: Some(json!({ "sites": want.new.sites })) },
+            None => NewEvent {
+                at: ms(now),
+                kind: EventKind::Opened,
+                check: None,
+                state: None,
+                message: want.new.title.clone(),
+                evidence: Some(json!({ "sites": want.new.sites })),
+            },
         };
-        let o = OpenIncident { id: 0, severity: want.new.severity, scope: want.new.scope, teams: want.new.teams.clone(), sites: want.new.sites.clone(), sites_updated: Some(now) };
-        let (id, created) = self.store.open_incident(&want.new, &first, &self.targets(&o))?;
+        let o = OpenIncident {
+            id: 0,
+            severity: want.new.severity,
+            scope: want.new.scope,
+            teams: want.new.teams.clone(),
+            sites: want.new.sites.clone(),
+            sites_updated: Some(now),
+        };
+        let (id, created) = self
+            .store
+            .open_incident(&want.new, &first, &self.targets(&o))?;
         self.open.insert(key.to_string(), OpenIncident { id, ..o });
         if created {
             tracing::info!(incident = id, key, title = %want.new.title, "incident opened");
@@ -576,11 +778,23 @@ impl IncidentEngine {
                 let site = want.new.sites[0].clone();
                 let children: Vec<(CheckId, State, Option<Evidence>)> = self
                     .site_checks(&site)
-                    .filter(|t| t.def.role != CheckRole::Link && matches!(t.health.state(), State::Down | State::Failing | State::Degraded))
+                    .filter(|t| {
+                        t.def.role != CheckRole::Link
+                            && matches!(
+                                t.health.state(),
+                                State::Down | State::Failing | State::Degraded
+                            )
+                    })
                     .map(|t| (t.def.id.clone(), t.health.state(), t.evidence.clone()))
                     .collect();
                 for (cid, state, ev) in children {
-                    let e = self.event(EventKind::Attached, &cid, state, ev.unwrap_or_else(empty_evidence), now);
+                    let e = self.event(
+                        EventKind::Attached,
+                        &cid,
+                        state,
+                        ev.unwrap_or_else(empty_evidence),
+                        now,
+                    );
                     self.append(key, &e)?;
                 }
             }
@@ -590,9 +804,20 @@ impl IncidentEngine {
 
     /// Adds newly affected sites (the list only grows over an incident's life), at most every
     /// [`SITES_UPDATE_EVERY`]: a mass outage changes it site by site.
-    fn update_sites(&mut self, key: &str, sites: &[String], now: SystemTime) -> Result<(), StoreError> {
-        let Some(o) = self.open.get_mut(key) else { return Ok(()) };
-        let recent = o.sites_updated.is_some_and(|t| now.duration_since(t).map(|d| d < SITES_UPDATE_EVERY).unwrap_or(true));
+    fn update_sites(
+        &mut self,
+        key: &str,
+        sites: &[String],
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let Some(o) = self.open.get_mut(key) else {
+            return Ok(());
+        };
+        let recent = o.sites_updated.is_some_and(|t| {
+            now.duration_since(t)
+                .map(|d| d < SITES_UPDATE_EVERY)
+                .unwrap_or(true)
+        });
         let added: Vec<&String> = sites.iter().filter(|s| !o.sites.contains(s)).collect();
         if added.is_empty() || recent {
             return Ok(());
@@ -605,16 +830,36 @@ impl IncidentEngine {
         let sites = o.sites.clone();
         let id = o.id;
         self.store.set_sites(id, &sites)?;
-        let ev = NewEvent { at: ms(now), kind: EventKind::SitesChanged, check: None, state: None, message: format!("{} đơn vị bị ảnh hưởng / {} sites affected", sites.len(), sites.len()), evidence: Some(json!({ "sites": sites })) };
+        let ev = NewEvent {
+            at: ms(now),
+            kind: EventKind::SitesChanged,
+            check: None,
+            state: None,
+            message: format!(
+                "{} đơn vị bị ảnh hưởng / {} sites affected",
+                sites.len(),
+                sites.len()
+            ),
+            evidence: Some(json!({ "sites": sites })),
+        };
         self.append(key, &ev)
     }
 
     fn resolve(&mut self, key: &str, now: SystemTime) -> Result<(), StoreError> {
-        let Some(o) = self.open.remove(key) else { return Ok(()) };
+        let Some(o) = self.open.remove(key) else {
+            return Ok(());
+        };
         if key == "prober" {
             self.prober_released = Some(now);
         }
-        let ev = NewEvent { at: ms(now), kind: EventKind::Resolved, check: None, state: Some("up".into()), message: "Đã khắc phục / resolved".into(), evidence: None };
+        let ev = NewEvent {
+            at: ms(now),
+            kind: EventKind::Resolved,
+            check: None,
+            state: Some("up".into()),
+            message: "Đã khắc phục / resolved".into(),
+            evidence: None,
+        };
         if self.store.resolve(o.id, &ev, &self.targets(&o))? {
             tracing::info!(incident = o.id, key, "incident resolved");
             if let Ok(Some(inc)) = self.store.get(o.id) {

@@ -1,7 +1,8 @@
 //! Incidents: one per real cause, persisted, served and notified.
 
-pub mod model;
 pub mod engine;
+pub mod history;
+pub mod model;
 pub mod store;
 
 pub use model::*;

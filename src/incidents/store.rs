@@ -158,6 +158,8 @@ CREATE TABLE maintenance (
 );
 CREATE INDEX maintenance_ends_at ON maintenance(ends_at);
 "#,
+    // 2: availability history (see incidents/history.rs).
+    super::history::MIGRATION,
 ];
 
 /// The schema version this build creates and understands.
@@ -173,7 +175,7 @@ const SINCE_SELECTIVE: i64 = 1000;
 const PRUNE_BATCH: i64 = 1000;
 
 /// Columns of an incident row, sites and teams as JSON arrays in their stored order.
-const INCIDENT_COLS: &str = "i.id, i.key, i.title, i.title_en, i.severity, i.scope, i.service, \
+pub(super) const INCIDENT_COLS: &str = "i.id, i.key, i.title, i.title_en, i.severity, i.scope, i.service, \
      i.started_at, i.acknowledged_at, i.acknowledged_by, i.resolved_at, \
      (SELECT json_group_array(site ORDER BY pos) FROM incident_sites WHERE incident_id = i.id), \
      (SELECT json_group_array(team ORDER BY pos) FROM incident_teams WHERE incident_id = i.id)";
@@ -710,7 +712,7 @@ impl Store {
         Ok(ids)
     }
 
-    fn writer(&self) -> MutexGuard<'_, Connection> {
+    pub(super) fn writer(&self) -> MutexGuard<'_, Connection> {
         let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         // A panic while the lock was held unwinds through `Transaction::drop`, which rolls
         // back; make sure no transaction is left open anyway.
@@ -721,7 +723,7 @@ impl Store {
     }
 
     /// A free read connection, else wait for one (round robin).
-    fn reader(&self) -> MutexGuard<'_, Connection> {
+    pub(super) fn reader(&self) -> MutexGuard<'_, Connection> {
         for r in &self.readers {
             match r.try_lock() {
                 Ok(g) => return g,
@@ -793,7 +795,7 @@ fn state_of(acknowledged_at: Option<i64>, resolved_at: Option<i64>) -> IncidentS
 }
 
 /// A row of [`INCIDENT_COLS`], without events and notes.
-fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
+pub(super) fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
     let acknowledged_at: Option<i64> = r.get(8)?;
     let resolved_at: Option<i64> = r.get(10)?;
     Ok(Incident {

@@ -42,6 +42,19 @@ impl std::fmt::Debug for TlsClient {
 impl TlsClient {
     /// Trust anchors are webpki-roots plus the certificates of `ca_file` (PEM), if any.
     pub(crate) fn build(verify: bool, ca_file: Option<&str>) -> Result<Self, BuildError> {
+        // Checks without their own CA share one verifier: 10,000 checks would otherwise hold
+        // 10,000 copies of the web PKI roots (~10 KiB each).
+        static SHARED: std::sync::OnceLock<(Arc<CryptoProvider>, Arc<WebPkiServerVerifier>)> =
+            std::sync::OnceLock::new();
+        if ca_file.is_none() {
+            if let Some((provider, webpki)) = SHARED.get() {
+                return Ok(TlsClient {
+                    provider: provider.clone(),
+                    webpki: webpki.clone(),
+                    verify,
+                });
+            }
+        }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -51,6 +64,9 @@ impl TlsClient {
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .map_err(|e| invalid("ca_file", e))?;
+        if ca_file.is_none() {
+            let _ = SHARED.set((provider.clone(), webpki.clone()));
+        }
         Ok(TlsClient {
             provider,
             webpki,

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod feed;
 pub mod incidents;
 pub mod openapi;
+pub mod status;
 
 use std::sync::Arc;
 
@@ -31,6 +32,8 @@ pub struct AppState {
     pub api_token: Option<Arc<str>>,
     /// Poked after `POST /api/v1/maintenance` so the engine reloads the windows.
     pub maintenance_changed: Arc<tokio::sync::Notify>,
+    /// The status page's cached readiness report (recomputed once a minute).
+    pub pages: Arc<status::PageCache>,
 }
 
 pub fn router(app: AppState) -> Router {
@@ -40,18 +43,24 @@ pub fn router(app: AppState) -> Router {
         .route("/readyz", get(readyz))
         .merge(api::routes())
         .merge(incidents::routes())
+        .merge(status::routes())
         .fallback(not_found)
         .layer(tower::limit::ConcurrencyLimitLayer::new(256))
         .with_state(app)
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {
+    // Rendering thousands of series takes milliseconds: keep it off the probing workers.
+    let metrics = app.metrics.clone();
+    let body = tokio::task::spawn_blocking(move || metrics.render())
+        .await
+        .unwrap_or_default();
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        app.metrics.render(),
+        body,
     )
         .into_response()
 }

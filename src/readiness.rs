@@ -1,0 +1,1518 @@
+//! Readiness: "are all 168 sites connected and able to work?", answered over a window with the
+//! numbers behind each verdict. The arithmetic ([`compute`]) is pure: it takes the inventory,
+//! the history of the window and the critical incidents open at its end. [`load`] fetches those
+//! from the store; [`markdown`] and [`csv`] render the report (JSON is its serde form, HTML is in
+//! `web::status`).
+//!
+//! # Criteria (`[readiness]` in probes.toml)
+//!
+//! For every check of a site, over the window's minutes **outside maintenance**:
+//!
+//! 1. availability — the mean over its minutes of (passing runs / runs), so a minute of
+//!    confirm-interval re-probes weighs no more than a normal one — reaches the target of the
+//!    site's link class;
+//! 2. the latency quantile (p95 by default: link rounds' average RTT, otherwise the whole
+//!    run) is within the class limit (`degraded_rtt` / `degraded_latency`);
+//! 3. a link round's loss (lost / sent packets) is within the class's `degraded_loss`;
+//!
+//! and no critical incident of the site (site or city scope) is open at the end of the window.
+//! A check is judged only from its first recorded minute on; it needs `min_observed` of data
+//! and `min_coverage` of the minutes expected (at its interval) outside maintenance, otherwise
+//! the verdict is "không đủ dữ liệu". Any failed criterion → "chưa sẵn sàng", even when other
+//! checks lack data; a site all in maintenance has no data to judge.
+//!
+//! Shared services are judged the same way (their class is usually `datacenter`), and the city
+//! is ready when every site and every shared service is.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::config::{CheckDef, CheckRole, Inventory};
+use crate::incidents::history::{CheckAgg, WindowData};
+use crate::incidents::{Incident, Scope, Store, StoreError};
+use crate::maintenance::{format_local, format_rfc3339};
+use crate::probe::ProbeKind;
+
+/// Report language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lang {
+    #[default]
+    Vi,
+    En,
+}
+
+impl Lang {
+    /// `en` → English; anything else → Vietnamese.
+    pub fn parse(s: Option<&str>) -> Lang {
+        match s {
+            Some(s) if s.eq_ignore_ascii_case("en") => Lang::En,
+            _ => Lang::Vi,
+        }
+    }
+
+    pub fn pick<'a>(self, vi: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Lang::Vi => vi,
+            Lang::En => en,
+        }
+    }
+}
+
+/// The verdict of a site, a service or one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Ready,
+    NotReady,
+    InsufficientData,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ready => "ready",
+            Verdict::NotReady => "not_ready",
+            Verdict::InsufficientData => "insufficient_data",
+        }
+    }
+
+    /// Capitalised, for headings.
+    pub fn title(self, lang: Lang) -> &'static str {
+        match (self, lang) {
+            (Verdict::Ready, Lang::Vi) => "Sẵn sàng",
+            (Verdict::NotReady, Lang::Vi) => "Chưa sẵn sàng",
+            (Verdict::InsufficientData, Lang::Vi) => "Không đủ dữ liệu",
+            (Verdict::Ready, Lang::En) => "Ready",
+            (Verdict::NotReady, Lang::En) => "Not ready",
+            (Verdict::InsufficientData, Lang::En) => "Insufficient data",
+        }
+    }
+
+    pub fn label(self, lang: Lang) -> &'static str {
+        match (self, lang) {
+            (Verdict::Ready, Lang::Vi) => "sẵn sàng",
+            (Verdict::NotReady, Lang::Vi) => "chưa sẵn sàng",
+            (Verdict::InsufficientData, Lang::Vi) => "không đủ dữ liệu",
+            (Verdict::Ready, Lang::En) => "ready",
+            (Verdict::NotReady, Lang::En) => "not ready",
+            (Verdict::InsufficientData, Lang::En) => "insufficient data",
+        }
+    }
+}
+
+/// Why a verdict is what it is, in both languages.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// `availability`, `latency`, `loss`, `critical_incident`, `no_data`, `too_short`,
+    /// `low_coverage`, `maintenance_only`, `no_checks`; notes: `maintenance`, `since`.
+    pub code: &'static str,
+    /// Check key, when about one check.
+    pub check: Option<String>,
+    pub vi: String,
+    pub en: String,
+}
+
+impl Finding {
+    pub fn text(&self, lang: Lang) -> &str {
+        match lang {
+            Lang::Vi => &self.vi,
+            Lang::En => &self.en,
+        }
+    }
+}
+
+/// One check over the window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckResult {
+    pub key: String,
+    pub name: String,
+    pub title: String,
+    pub role: &'static str,
+    pub link_class: String,
+    pub verdict: Verdict,
+    /// Availability outside maintenance (0..1).
+    pub availability: Option<f64>,
+    pub target: f64,
+    /// The configured latency quantile, ms (link rounds: RTT).
+    pub latency_quantile_ms: Option<f64>,
+    /// Class limit, ms; None = no limit.
+    pub latency_limit_ms: Option<f64>,
+    pub latency_avg_ms: Option<f64>,
+    pub latency_max_ms: Option<f64>,
+    /// Echo loss ratio (link rounds).
+    pub loss: Option<f64>,
+    pub loss_limit: Option<f64>,
+    pub runs: u64,
+    pub passed: u64,
+    /// Minutes with runs outside maintenance.
+    pub observed_minutes: u64,
+    /// Minutes expected (at the check's interval) outside maintenance since it exists.
+    pub expected_minutes: u64,
+    pub maintenance_minutes: u64,
+    pub coverage: Option<f64>,
+    /// First minute with data, RFC 3339, when it is inside the window.
+    pub monitored_since: Option<String>,
+    pub findings: Vec<Finding>,
+}
+
+/// An incident a verdict refers to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IncidentRef {
+    pub id: i64,
+    pub title: String,
+    pub title_en: String,
+    pub started_at: String,
+    pub started_at_local: String,
+}
+
+impl From<&Incident> for IncidentRef {
+    fn from(i: &Incident) -> Self {
+        IncidentRef {
+            id: i.id,
+            title: i.title.clone(),
+            title_en: i.title_en.clone(),
+            started_at: format_rfc3339(i.started_at),
+            started_at_local: format_local(i.started_at),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SiteResult {
+    pub slug: String,
+    pub code: String,
+    pub name: String,
+    pub former_province: String,
+    pub former_district: String,
+    pub island: bool,
+    pub link_class: String,
+    pub teams: Vec<String>,
+    pub verdict: Verdict,
+    /// What decided the verdict (empty when ready).
+    pub reasons: Vec<Finding>,
+    /// Maintenance excluded, monitored since … (informative).
+    pub notes: Vec<Finding>,
+    pub open_critical: Vec<IncidentRef>,
+    pub checks: Vec<CheckResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceResult {
+    pub slug: String,
+    pub name: String,
+    pub name_en: Option<String>,
+    pub verdict: Verdict,
+    pub reasons: Vec<Finding>,
+    pub notes: Vec<Finding>,
+    pub open_critical: Vec<IncidentRef>,
+    pub checks: Vec<CheckResult>,
+}
+
+/// Counts of a group of sites (a former province, a team).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Group {
+    pub key: String,
+    pub name: String,
+    pub name_en: String,
+    pub total: u32,
+    pub ready: u32,
+    pub not_ready: u32,
+    pub insufficient_data: u32,
+    /// Slugs of the sites not ready.
+    pub not_ready_sites: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CitySummary {
+    pub total: u32,
+    pub ready: u32,
+    pub not_ready: u32,
+    pub insufficient_data: u32,
+    pub services_total: u32,
+    pub services_ready: u32,
+    /// Every site and every shared service ready.
+    pub all_ready: bool,
+    /// "165/168 sẵn sàng".
+    pub headline: String,
+    pub headline_en: String,
+}
+
+/// The criteria the report applied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Criteria {
+    pub availability: BTreeMap<String, f64>,
+    pub default_availability: f64,
+    pub latency_quantile: f64,
+    pub min_coverage: f64,
+    pub min_observed_minutes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// The window, RFC 3339 (UTC); `to` is clipped to the time of the report.
+    pub from: String,
+    pub to: String,
+    /// The same in Asia/Ho_Chi_Minh, "YYYY-MM-DD HH:MM".
+    pub from_local: String,
+    pub to_local: String,
+    pub generated_at: String,
+    pub generated_at_local: String,
+    /// The window starts before the oldest minute kept: its first hour was counted whole.
+    pub start_rounded: bool,
+    pub criteria: Criteria,
+    pub city: CitySummary,
+    pub provinces: Vec<Group>,
+    pub teams: Vec<Group>,
+    pub services: Vec<ServiceResult>,
+    pub sites: Vec<SiteResult>,
+    /// Prober incidents open at the end of the window (monitoring itself impaired).
+    pub prober_incidents: Vec<IncidentRef>,
+}
+
+/// Display names of the former provinces (before the 2025 merger).
+pub fn province_name(key: &str) -> (String, String) {
+    match key {
+        "tphcm" => ("TP. Hồ Chí Minh (cũ)".into(), "Former Ho Chi Minh City".into()),
+        "binh-duong" => ("Bình Dương (cũ)".into(), "Former Binh Duong".into()),
+        "ba-ria-vung-tau" => (
+            "Bà Rịa – Vũng Tàu (cũ)".into(),
+            "Former Ba Ria – Vung Tau".into(),
+        ),
+        other => (other.to_string(), other.to_string()),
+    }
+}
+
+/// Resolves the window: `from`/`to` in Unix ms, defaulting to the last `default` before `now`.
+/// Errors name the problem.
+pub fn window(
+    from: Option<i64>,
+    to: Option<i64>,
+    default: std::time::Duration,
+    now: i64,
+) -> Result<(i64, i64), String> {
+    let span = default.as_millis() as i64;
+    let (from, to) = match (from, to) {
+        (Some(f), Some(t)) => (f, t),
+        (Some(f), None) => (f, now.max(f)),
+        (None, Some(t)) => (t - span, t),
+        (None, None) => (now - span, now),
+    };
+    if from >= to {
+        return Err("`from` must be before `to`".into());
+    }
+    if from >= now {
+        return Err("the window starts in the future".into());
+    }
+    Ok((from, to))
+}
+
+/// Minutes `[from, to)` of a window in ms: whole minutes inside it, ending no later than `now`.
+pub fn minute_span(from: i64, to: i64, now: i64) -> (i64, i64) {
+    let from_m = from.div_euclid(60_000) + i64::from(from.rem_euclid(60_000) != 0);
+    let to_m = to.min(now).div_euclid(60_000);
+    (from_m, to_m.max(from_m))
+}
+
+/// Reads what the report needs from the store and computes it.
+pub fn load(
+    store: &Store,
+    inv: &Inventory,
+    from: i64,
+    to: i64,
+    now: i64,
+) -> Result<Report, StoreError> {
+    let (from_m, to_m) = minute_span(from, to, now);
+    let data = store.history_window(from_m, to_m)?;
+    let critical = store.critical_open_at(to.min(now))?;
+    Ok(compute(inv, &data, &critical, from, to, now))
+}
+
+/// Percent for people: truncated (never rounded up to 100 %), Vietnamese decimal comma.
+pub fn pct(v: f64, lang: Lang) -> String {
+    // (The epsilon keeps 0.99 at 99 %, not 98.99 %, through binary rounding.)
+    let t = (v * 10_000.0 + 1e-6).floor() / 100.0;
+    let s = if t >= 100.0 {
+        "100".to_string()
+    } else {
+        let s = format!("{t:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    };
+    match lang {
+        Lang::Vi => format!("{} %", s.replace('.', ",")),
+        Lang::En => format!("{s}%"),
+    }
+}
+
+/// A latency for people: "3,2 ms", "45 ms", "1,25 s".
+pub fn ms(v: f64, lang: Lang) -> String {
+    let s = if v < 10.0 {
+        format!("{v:.1} ms")
+    } else if v < 1000.0 {
+        format!("{v:.0} ms")
+    } else {
+        let s = format!("{:.2}", v / 1000.0);
+        format!("{} s", s.trim_end_matches('0').trim_end_matches('.'))
+    };
+    match lang {
+        Lang::Vi => s.replace('.', ","),
+        Lang::En => s,
+    }
+}
+
+fn finding(code: &'static str, check: Option<&str>, vi: String, en: String) -> Finding {
+    Finding {
+        code,
+        check: check.map(str::to_string),
+        vi,
+        en,
+    }
+}
+
+fn is_failure(f: &Finding) -> bool {
+    matches!(
+        f.code,
+        "availability" | "latency" | "loss" | "critical_incident"
+    )
+}
+
+fn is_insufficient(f: &Finding) -> bool {
+    matches!(
+        f.code,
+        "no_data" | "too_short" | "low_coverage" | "maintenance_only" | "no_checks"
+    )
+}
+
+/// One check's result.
+fn judge_check(def: &CheckDef, inv: &Inventory, data: &WindowData) -> CheckResult {
+    let cfg = &inv.readiness;
+    let key = def.id.key();
+    let title = def.title.clone();
+    // Findings name the check; the site or service is the object they belong to.
+    let label = title.clone();
+    let label_en = def
+        .title_en
+        .clone()
+        .unwrap_or_else(|| def.id.name.to_string());
+    let target = cfg.target(&def.link_class);
+    let icmp = def.probe.kind() == ProbeKind::Icmp;
+    let limit = if icmp { def.degraded.rtt } else { def.degraded.latency };
+    let latency_limit_ms = (!limit.is_zero()).then(|| limit.as_secs_f64() * 1000.0);
+    let loss_limit = (icmp && def.degraded.loss > 0.0).then_some(def.degraded.loss);
+    let empty = CheckAgg::default();
+    let w = data.checks.get(&key);
+    let a = w.map_or(&empty, |w| &w.agg);
+    let first = w.map(|w| w.first_minute);
+    let start = first.map_or(data.to_minute, |f| f.max(data.from_minute));
+    let span = (data.to_minute - start).max(0) as f64;
+    let per_minute = (60.0 / def.interval.as_secs_f64().max(1e-3)).min(1.0);
+    let expected = ((span * per_minute).floor() as i64 - a.maint_minutes as i64).max(0) as u64;
+    let observed = a.minutes;
+    let coverage = (expected > 0).then(|| (observed as f64 / expected as f64).min(1.0));
+    let availability = a.availability();
+    let latency_q = a.hist.quantile(cfg.latency_quantile);
+    let loss = (a.sent > 0).then(|| a.lost as f64 / a.sent as f64);
+    let qname = format!("p{}", (cfg.latency_quantile * 100.0).round());
+    let min_obs = cfg.min_observed.0.as_secs().div_ceil(60);
+
+    let mut findings = Vec::new();
+    let k = Some(key.as_str());
+    // Insufficient data.
+    if first.is_none_or(|f| f >= data.to_minute) {
+        findings.push(finding(
+            "no_data",
+            k,
+            format!("{label}: chưa có dữ liệu trong khoảng thời gian"),
+            format!("{label_en}: no data in the window"),
+        ));
+    } else if observed == 0 && a.maint_minutes > 0 && expected == 0 {
+        findings.push(finding(
+            "maintenance_only",
+            k,
+            format!("{label}: bảo trì suốt khoảng thời gian, không có dữ liệu để đánh giá"),
+            format!("{label_en}: in maintenance the whole window, nothing to judge"),
+        ));
+    } else if observed < min_obs {
+        findings.push(finding(
+            "too_short",
+            k,
+            format!("{label}: mới có {observed} phút dữ liệu (cần ít nhất {min_obs} phút)"),
+            format!("{label_en}: only {observed} minute(s) of data (needs {min_obs})"),
+        ));
+    } else if let Some(c) = coverage.filter(|&c| c < cfg.min_coverage) {
+        findings.push(finding(
+            "low_coverage",
+            k,
+            format!(
+                "{label}: dữ liệu chỉ phủ {} số phút dự kiến (cần {})",
+                pct(c, Lang::Vi),
+                pct(cfg.min_coverage, Lang::Vi)
+            ),
+            format!(
+                "{label_en}: data covers only {} of the expected minutes (needs {})",
+                pct(c, Lang::En),
+                pct(cfg.min_coverage, Lang::En)
+            ),
+        ));
+    }
+    let sufficient = findings.is_empty();
+    // Criteria: judged whenever there is data, so a clear failure shows even on little data.
+    if observed > 0 {
+        if let Some(av) = availability.filter(|&av| av < target) {
+            findings.push(finding(
+                "availability",
+                k,
+                format!(
+                    "{label}: khả dụng {} < mục tiêu {} ({} lần kiểm tra đạt / {})",
+                    pct(av, Lang::Vi),
+                    pct(target, Lang::Vi),
+                    a.successes,
+                    a.attempts
+                ),
+                format!(
+                    "{label_en}: availability {} < target {} ({} of {} runs passed)",
+                    pct(av, Lang::En),
+                    pct(target, Lang::En),
+                    a.successes,
+                    a.attempts
+                ),
+            ));
+        }
+        if let (Some(q), Some(lim)) = (latency_q, latency_limit_ms) {
+            if q > lim {
+                let what = if icmp { "RTT" } else { "thời gian phản hồi" };
+                let what_en = if icmp { "RTT" } else { "response time" };
+                findings.push(finding(
+                    "latency",
+                    k,
+                    format!(
+                        "{label}: {qname} {what} {} > ngưỡng {}",
+                        ms(q, Lang::Vi),
+                        ms(lim, Lang::Vi)
+                    ),
+                    format!(
+                        "{label_en}: {qname} {what_en} {} > limit {}",
+                        ms(q, Lang::En),
+                        ms(lim, Lang::En)
+                    ),
+                ));
+            }
+        }
+        if let (Some(l), Some(lim)) = (loss, loss_limit) {
+            if l > lim {
+                findings.push(finding(
+                    "loss",
+                    k,
+                    format!(
+                        "{label}: mất gói {} > ngưỡng {} ({}/{} gói)",
+                        pct(l, Lang::Vi),
+                        pct(lim, Lang::Vi),
+                        a.lost,
+                        a.sent
+                    ),
+                    format!(
+                        "{label_en}: packet loss {} > limit {} ({}/{} packets)",
+                        pct(l, Lang::En),
+                        pct(lim, Lang::En),
+                        a.lost,
+                        a.sent
+                    ),
+                ));
+            }
+        }
+    }
+    if a.maint_minutes > 0 {
+        findings.push(finding(
+            "maintenance",
+            k,
+            format!("{label}: không tính {} phút bảo trì", a.maint_minutes),
+            format!(
+                "{label_en}: {} minute(s) of maintenance left out",
+                a.maint_minutes
+            ),
+        ));
+    }
+    let monitored_since = first
+        .filter(|&f| f > data.from_minute && f < data.to_minute)
+        .map(|f| f * 60_000);
+    if let Some(since) = monitored_since {
+        findings.push(finding(
+            "since",
+            k,
+            format!("{label}: theo dõi từ {}", format_local(since)),
+            format!("{label_en}: monitored since {}", format_local(since)),
+        ));
+    }
+    let verdict = if findings.iter().any(is_failure) {
+        Verdict::NotReady
+    } else if !sufficient {
+        Verdict::InsufficientData
+    } else {
+        Verdict::Ready
+    };
+    CheckResult {
+        key,
+        name: def.id.name.to_string(),
+        title,
+        role: def.role.as_str(),
+        link_class: def.link_class.clone(),
+        verdict,
+        availability,
+        target,
+        latency_quantile_ms: latency_q,
+        latency_limit_ms,
+        latency_avg_ms: (a.lat_n > 0).then(|| a.lat_sum / a.lat_n as f64),
+        latency_max_ms: (a.lat_n > 0).then_some(a.lat_max),
+        loss,
+        loss_limit,
+        runs: a.attempts,
+        passed: a.successes,
+        observed_minutes: observed,
+        expected_minutes: expected,
+        maintenance_minutes: a.maint_minutes,
+        coverage,
+        monitored_since: monitored_since.map(format_rfc3339),
+        findings,
+    }
+}
+
+/// Verdict, reasons and notes of an owner from its checks and open critical incidents.
+fn roll_up(
+    checks: &[CheckResult],
+    incidents: &[IncidentRef],
+    owner: &str,
+) -> (Verdict, Vec<Finding>, Vec<Finding>) {
+    let mut reasons: Vec<Finding> = incidents
+        .iter()
+        .map(|i| {
+            finding(
+                "critical_incident",
+                None,
+                format!(
+                    "Sự cố nghiêm trọng #{} đang mở: {} (từ {})",
+                    i.id, i.title, i.started_at_local
+                ),
+                format!(
+                    "Critical incident #{} open: {} (since {})",
+                    i.id, i.title_en, i.started_at_local
+                ),
+            )
+        })
+        .collect();
+    let all: Vec<&Finding> = checks.iter().flat_map(|c| &c.findings).collect();
+    reasons.extend(all.iter().filter(|f| is_failure(f)).map(|f| (*f).clone()));
+    let notes: Vec<Finding> = all
+        .iter()
+        .filter(|f| !is_failure(f) && !is_insufficient(f))
+        .map(|f| (*f).clone())
+        .collect();
+    if checks.is_empty() {
+        let f = finding(
+            "no_checks",
+            None,
+            format!("{owner}: không có kiểm tra nào"),
+            format!("{owner}: no checks configured"),
+        );
+        return (Verdict::InsufficientData, vec![f], notes);
+    }
+    if !reasons.is_empty() {
+        return (Verdict::NotReady, reasons, notes);
+    }
+    let missing: Vec<Finding> = all
+        .iter()
+        .filter(|f| is_insufficient(f))
+        .map(|f| (*f).clone())
+        .collect();
+    if !missing.is_empty() {
+        return (Verdict::InsufficientData, missing, notes);
+    }
+    (Verdict::Ready, Vec::new(), notes)
+}
+
+fn group_add(g: &mut Group, site: &SiteResult) {
+    g.total += 1;
+    match site.verdict {
+        Verdict::Ready => g.ready += 1,
+        Verdict::NotReady => {
+            g.not_ready += 1;
+            g.not_ready_sites.push(site.slug.clone());
+        }
+        Verdict::InsufficientData => g.insufficient_data += 1,
+    }
+}
+
+/// The report over `[from, to)` (Unix ms) at `now`, from the window's history and the critical
+/// incidents open at its end. Pure.
+pub fn compute(
+    inv: &Inventory,
+    data: &WindowData,
+    critical: &[Incident],
+    from: i64,
+    to: i64,
+    now: i64,
+) -> Report {
+    let to_eff = to.min(now);
+    let mut checks_of: BTreeMap<&str, Vec<&CheckDef>> = BTreeMap::new();
+    for c in &inv.checks {
+        checks_of.entry(c.id.owner()).or_default().push(c);
+    }
+    let mut sites = Vec::with_capacity(inv.sites.len());
+    for s in &inv.sites {
+        let checks: Vec<CheckResult> = inv
+            .checks
+            .iter()
+            .filter(|c| c.id.site.as_deref() == Some(s.slug.as_str()))
+            .map(|c| judge_check(c, inv, data))
+            .collect();
+        let incidents: Vec<IncidentRef> = critical
+            .iter()
+            .filter(|i| matches!(i.scope, Scope::Site | Scope::City) && i.sites.contains(&s.slug))
+            .map(IncidentRef::from)
+            .collect();
+        let (verdict, reasons, notes) = roll_up(&checks, &incidents, &s.name);
+        sites.push(SiteResult {
+            slug: s.slug.clone(),
+            code: s.code.clone(),
+            name: s.name.clone(),
+            former_province: s.former_province.clone(),
+            former_district: s.former_district.clone(),
+            island: s.island,
+            link_class: s.link_class.clone(),
+            teams: inv.teams_of_site(s),
+            verdict,
+            reasons,
+            notes,
+            open_critical: incidents,
+            checks,
+        });
+    }
+    let services: Vec<ServiceResult> = inv
+        .services
+        .iter()
+        .map(|svc| {
+            let checks: Vec<CheckResult> = inv
+                .checks
+                .iter()
+                .filter(|c| c.id.service.as_deref() == Some(svc.slug.as_str()))
+                .map(|c| judge_check(c, inv, data))
+                .collect();
+            let incidents: Vec<IncidentRef> = critical
+                .iter()
+                .filter(|i| i.scope == Scope::Service && i.service.as_deref() == Some(&svc.slug))
+                .map(IncidentRef::from)
+                .collect();
+            let (verdict, reasons, notes) = roll_up(&checks, &incidents, &svc.name);
+            ServiceResult {
+                slug: svc.slug.clone(),
+                name: svc.name.clone(),
+                name_en: svc.name_en.clone(),
+                verdict,
+                reasons,
+                notes,
+                open_critical: incidents,
+                checks,
+            }
+        })
+        .collect();
+
+    let mut provinces: Vec<Group> = Vec::new();
+    for s in &sites {
+        let i = match provinces.iter().position(|g| g.key == s.former_province) {
+            Some(i) => i,
+            None => {
+                let (name, name_en) = province_name(&s.former_province);
+                provinces.push(Group {
+                    key: s.former_province.clone(),
+                    name,
+                    name_en,
+                    total: 0,
+                    ready: 0,
+                    not_ready: 0,
+                    insufficient_data: 0,
+                    not_ready_sites: Vec::new(),
+                });
+                provinces.len() - 1
+            }
+        };
+        group_add(&mut provinces[i], s);
+    }
+    let teams: Vec<Group> = inv
+        .teams
+        .iter()
+        .map(|t| {
+            let mut g = Group {
+                key: t.name.clone(),
+                name: t.title.clone(),
+                name_en: t.title.clone(),
+                total: 0,
+                ready: 0,
+                not_ready: 0,
+                insufficient_data: 0,
+                not_ready_sites: Vec::new(),
+            };
+            for s in sites.iter().filter(|s| s.teams.contains(&t.name)) {
+                group_add(&mut g, s);
+            }
+            g
+        })
+        .collect();
+    let count = |v: Verdict| sites.iter().filter(|s| s.verdict == v).count() as u32;
+    let (ready, not_ready, insufficient) = (
+        count(Verdict::Ready),
+        count(Verdict::NotReady),
+        count(Verdict::InsufficientData),
+    );
+    let total = sites.len() as u32;
+    let services_ready = services
+        .iter()
+        .filter(|s| s.verdict == Verdict::Ready)
+        .count() as u32;
+    let city = CitySummary {
+        total,
+        ready,
+        not_ready,
+        insufficient_data: insufficient,
+        services_total: services.len() as u32,
+        services_ready,
+        all_ready: ready == total && services_ready == services.len() as u32,
+        headline: format!("{ready}/{total} sẵn sàng"),
+        headline_en: format!("{ready}/{total} ready"),
+    };
+    let cfg = &inv.readiness;
+    let mut availability = BTreeMap::new();
+    for class in inv.checks.iter().map(|c| c.link_class.as_str()) {
+        availability
+            .entry(class.to_string())
+            .or_insert(cfg.target(class));
+    }
+    Report {
+        from: format_rfc3339(from),
+        to: format_rfc3339(to_eff),
+        from_local: format_local(from),
+        to_local: format_local(to_eff),
+        generated_at: format_rfc3339(now),
+        generated_at_local: format_local(now),
+        start_rounded: data.start_rounded,
+        criteria: Criteria {
+            availability,
+            default_availability: cfg.default_availability,
+            latency_quantile: cfg.latency_quantile,
+            min_coverage: cfg.min_coverage,
+            min_observed_minutes: cfg.min_observed.0.as_secs().div_ceil(60),
+        },
+        city,
+        provinces,
+        teams,
+        services,
+        sites,
+        prober_incidents: critical
+            .iter()
+            .filter(|i| i.scope == Scope::Prober)
+            .map(IncidentRef::from)
+            .collect(),
+    }
+}
+
+/// Markdown cell: no pipes or line breaks.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+fn opt_pct(v: Option<f64>, lang: Lang) -> String {
+    v.map_or_else(|| "–".into(), |v| pct(v, lang))
+}
+
+fn opt_ms(v: Option<f64>, lang: Lang) -> String {
+    v.map_or_else(|| "–".into(), |v| ms(v, lang))
+}
+
+/// The lowest availability of an owner's checks.
+pub fn worst_availability(checks: &[CheckResult]) -> Option<f64> {
+    checks
+        .iter()
+        .filter_map(|c| c.availability)
+        .min_by(|a, b| a.total_cmp(b))
+}
+
+/// The criteria in words.
+pub fn criteria_lines(r: &Report, lang: Lang) -> Vec<String> {
+    let c = &r.criteria;
+    let targets = c
+        .availability
+        .iter()
+        .map(|(k, v)| format!("{k} {}", pct(*v, lang)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let q = format!("p{}", (c.latency_quantile * 100.0).round());
+    match lang {
+        Lang::Vi => vec![
+            format!("Khả dụng của từng kiểm tra, không tính thời gian bảo trì, đạt mục tiêu theo loại đường truyền: {targets}."),
+            format!("{q} độ trễ (RTT của đường truyền, thời gian phản hồi của dịch vụ) không vượt ngưỡng của loại đường truyền; tỷ lệ mất gói không vượt ngưỡng."),
+            "Không có sự cố nghiêm trọng đang mở vào cuối khoảng thời gian.".into(),
+            format!("Đủ dữ liệu: ít nhất {} phút và {} số phút dự kiến ngoài bảo trì; nếu không: \"không đủ dữ liệu\".", c.min_observed_minutes, pct(c.min_coverage, lang)),
+        ],
+        Lang::En => vec![
+            format!("Availability of every check, maintenance excluded, reaches the target of its link class: {targets}."),
+            format!("{q} latency (link RTT, service response time) within the class limit; packet loss within the class limit."),
+            "No critical incident open at the end of the window.".into(),
+            format!("Enough data: at least {} minutes and {} of the expected minutes outside maintenance; otherwise \"insufficient data\".", c.min_observed_minutes, pct(c.min_coverage, lang)),
+        ],
+    }
+}
+
+/// The report as Markdown, for people.
+pub fn markdown(r: &Report, lang: Lang) -> String {
+    let t = |vi: &'static str, en: &'static str| lang.pick(vi, en);
+    let mut o = String::new();
+    let c = &r.city;
+    let _ = writeln!(
+        o,
+        "# {}\n",
+        match lang {
+            Lang::Vi => format!(
+                "Báo cáo sẵn sàng — {} xã, phường, đặc khu TP. Hồ Chí Minh",
+                c.total
+            ),
+            Lang::En => format!(
+                "Readiness report — the {} communes, wards and special zone of Ho Chi Minh City",
+                c.total
+            ),
+        }
+    );
+    let _ = writeln!(
+        o,
+        "{}: **{} → {}** ({})  ",
+        t("Khoảng thời gian", "Window"),
+        r.from_local,
+        r.to_local,
+        t("giờ Việt Nam, Asia/Ho_Chi_Minh", "Asia/Ho_Chi_Minh time")
+    );
+    let _ = writeln!(o, "{}: {}\n", t("Lập lúc", "Generated"), r.generated_at_local);
+    if r.start_rounded {
+        let _ = writeln!(
+            o,
+            "_{}_\n",
+            t(
+                "Đầu khoảng thời gian cũ hơn dữ liệu theo phút còn lưu: giờ đầu tiên được tính trọn giờ.",
+                "The window starts before the per-minute data kept: its first hour is counted whole."
+            )
+        );
+    }
+    let _ = writeln!(o, "## {}\n", t("Tổng hợp", "Summary"));
+    let _ = writeln!(
+        o,
+        "**{}** · {} {} · {} {}  ",
+        lang.pick(&c.headline, &c.headline_en),
+        c.not_ready,
+        Verdict::NotReady.label(lang),
+        c.insufficient_data,
+        Verdict::InsufficientData.label(lang)
+    );
+    let _ = writeln!(
+        o,
+        "{}: {}/{} {}  ",
+        t("Dịch vụ dùng chung", "Shared services"),
+        c.services_ready,
+        c.services_total,
+        Verdict::Ready.label(lang)
+    );
+    let _ = writeln!(
+        o,
+        "{}: **{}**\n",
+        t("Kết luận", "Conclusion"),
+        if c.all_ready {
+            t(
+                "toàn bộ xã, phường, đặc khu và dịch vụ dùng chung sẵn sàng",
+                "every site and shared service is ready",
+            )
+        } else {
+            t("chưa sẵn sàng toàn bộ", "not everything is ready")
+        }
+    );
+    for p in &r.prober_incidents {
+        let _ = writeln!(
+            o,
+            "> {} #{}: {}\n",
+            t(
+                "Cảnh báo: hệ thống giám sát bị gián đoạn",
+                "Warning: monitoring impaired"
+            ),
+            p.id,
+            lang.pick(&p.title, &p.title_en)
+        );
+    }
+    let _ = writeln!(o, "## {}\n", t("Tiêu chí", "Criteria"));
+    for l in criteria_lines(r, lang) {
+        let _ = writeln!(o, "- {l}");
+    }
+    o.push('\n');
+
+    for verdict in [Verdict::NotReady, Verdict::InsufficientData] {
+        let list: Vec<&SiteResult> = r.sites.iter().filter(|s| s.verdict == verdict).collect();
+        let _ = writeln!(o, "## {} ({})\n", verdict.title(lang), list.len());
+        if list.is_empty() {
+            let _ = writeln!(o, "{}\n", t("Không có.", "None."));
+            continue;
+        }
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} |\n| --- | --- | --- | --- |",
+            t("Mã", "Code"),
+            t("Xã, phường, đặc khu", "Site"),
+            t("Quận, huyện cũ", "Former district"),
+            t("Lý do", "Reasons")
+        );
+        for s in list {
+            let reasons = s
+                .reasons
+                .iter()
+                .map(|f| f.text(lang))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let _ = writeln!(
+                o,
+                "| {} | {}{} | {} | {} |",
+                s.code,
+                cell(&s.name),
+                if s.island { t(" (đảo)", " (island)") } else { "" },
+                cell(&s.former_district),
+                cell(&reasons)
+            );
+        }
+        o.push('\n');
+    }
+
+    let _ = writeln!(o, "## {}\n", t("Dịch vụ dùng chung", "Shared services"));
+    let _ = writeln!(
+        o,
+        "| {} | {} | {} | {} | {} |\n| --- | --- | --- | --- | --- |",
+        t("Dịch vụ", "Service"),
+        t("Kết quả", "Verdict"),
+        t("Khả dụng thấp nhất", "Lowest availability"),
+        t("Độ trễ p95 (cao nhất)", "p95 latency (highest)"),
+        t("Lý do", "Reasons")
+    );
+    for s in &r.services {
+        let q = s
+            .checks
+            .iter()
+            .filter_map(|c| c.latency_quantile_ms)
+            .max_by(|a, b| a.total_cmp(b));
+        let reasons = s
+            .reasons
+            .iter()
+            .map(|f| f.text(lang))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let name = match lang {
+            Lang::Vi => s.name.as_str(),
+            Lang::En => s.name_en.as_deref().unwrap_or(&s.name),
+        };
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} |",
+            cell(name),
+            s.verdict.label(lang),
+            opt_pct(worst_availability(&s.checks), lang),
+            opt_ms(q, lang),
+            cell(&reasons)
+        );
+    }
+    o.push('\n');
+
+    let groups = |o: &mut String, title: &str, gs: &[Group]| {
+        let _ = writeln!(o, "## {title}\n");
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} |\n| --- | ---: | ---: | ---: | ---: |",
+            t("Nhóm", "Group"),
+            t("Tổng", "Total"),
+            Verdict::Ready.title(lang),
+            Verdict::NotReady.title(lang),
+            Verdict::InsufficientData.title(lang)
+        );
+        for g in gs {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} |",
+                cell(lang.pick(&g.name, &g.name_en)),
+                g.total,
+                g.ready,
+                g.not_ready,
+                g.insufficient_data
+            );
+        }
+        o.push('\n');
+    };
+    groups(
+        &mut o,
+        t("Theo tỉnh, thành phố cũ", "By former province"),
+        &r.provinces,
+    );
+    if !r.teams.is_empty() {
+        groups(&mut o, t("Theo tổ chuyên trách", "By team"), &r.teams);
+    }
+
+    let _ = writeln!(
+        o,
+        "## {} ({})\n",
+        t("Chi tiết từng xã, phường, đặc khu", "Every site"),
+        r.sites.len()
+    );
+    let _ = writeln!(
+        o,
+        "| {} | {} | {} | {} | {} | {} | {} |\n| --- | --- | --- | --- | ---: | ---: | ---: |",
+        t("Mã", "Code"),
+        t("Tên", "Name"),
+        t("Khu vực cũ", "Former district"),
+        t("Kết quả", "Verdict"),
+        t("Khả dụng thấp nhất", "Lowest availability"),
+        t("RTT đường truyền", "Link RTT"),
+        t("Mất gói", "Loss")
+    );
+    for s in &r.sites {
+        let link = s.checks.iter().find(|c| c.role == CheckRole::Link.as_str());
+        let _ = writeln!(
+            o,
+            "| {} | {}{} | {} | {} | {} | {} | {} |",
+            s.code,
+            cell(&s.name),
+            if s.island { t(" (đảo)", " (island)") } else { "" },
+            cell(&s.former_district),
+            s.verdict.label(lang),
+            opt_pct(worst_availability(&s.checks), lang),
+            opt_ms(link.and_then(|c| c.latency_quantile_ms), lang),
+            opt_pct(link.and_then(|c| c.loss), lang),
+        );
+    }
+    o
+}
+
+/// CSV field quoting (RFC 4180).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn num(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(String::new, |v| format!("{v:.decimals$}"))
+}
+
+/// The report as CSV: one line per check (sites, then shared services), with the owner's
+/// verdict on every line. Numbers use a decimal point; ratios are 0..1.
+pub fn csv(r: &Report, lang: Lang) -> String {
+    let mut o = String::from(
+        "scope,slug,code,name,former_province,former_district,island,verdict,check,check_verdict,\
+         availability,target,latency_quantile_ms,latency_limit_ms,latency_avg_ms,loss,loss_limit,\
+         runs,passed,observed_minutes,expected_minutes,maintenance_minutes,reasons\n",
+    );
+    let mut line = |scope: &str,
+                    slug: &str,
+                    code: &str,
+                    name: &str,
+                    prov: &str,
+                    dist: &str,
+                    island: &str,
+                    verdict: Verdict,
+                    c: &CheckResult| {
+        let reasons = c
+            .findings
+            .iter()
+            .filter(|f| is_failure(f) || is_insufficient(f))
+            .map(|f| f.text(lang))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let fields = [
+            scope.to_string(),
+            slug.to_string(),
+            code.to_string(),
+            name.to_string(),
+            prov.to_string(),
+            dist.to_string(),
+            island.to_string(),
+            verdict.label(lang).to_string(),
+            c.name.clone(),
+            c.verdict.label(lang).to_string(),
+            num(c.availability, 5),
+            num(Some(c.target), 4),
+            num(c.latency_quantile_ms, 1),
+            num(c.latency_limit_ms, 0),
+            num(c.latency_avg_ms, 1),
+            num(c.loss, 4),
+            num(c.loss_limit, 4),
+            c.runs.to_string(),
+            c.passed.to_string(),
+            c.observed_minutes.to_string(),
+            c.expected_minutes.to_string(),
+            c.maintenance_minutes.to_string(),
+            reasons,
+        ];
+        let row = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>();
+        o.push_str(&row.join(","));
+        o.push('\n');
+    };
+    for s in &r.sites {
+        for c in &s.checks {
+            line(
+                "site",
+                &s.slug,
+                &s.code,
+                &s.name,
+                &s.former_province,
+                &s.former_district,
+                if s.island { "true" } else { "false" },
+                s.verdict,
+                c,
+            );
+        }
+    }
+    for s in &r.services {
+        for c in &s.checks {
+            line("service", &s.slug, "", &s.name, "", "", "", s.verdict, c);
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::history::{bucket_of, MinuteStats, SparseHist};
+    use crate::incidents::history::CheckWindow;
+    use crate::incidents::{IncidentState, Severity};
+
+    const CONFIG: &str = r#"
+[link_class.mainland]
+interval = "10s"
+timeout = "5s"
+packets = 5
+pacing = "200ms"
+max_loss = 0.4
+degraded_loss = 0.05
+degraded_rtt = "60ms"
+degraded_jitter = "20ms"
+degraded_latency = "2s"
+
+[link_class.slow]
+interval = "2m"
+timeout = "5s"
+packets = 5
+pacing = "200ms"
+max_loss = 0.4
+degraded_loss = 0.05
+degraded_rtt = "60ms"
+degraded_jitter = "20ms"
+degraded_latency = "2s"
+
+[readiness]
+availability = { mainland = 0.99 }
+min_observed = "10m"
+min_coverage = 0.9
+
+[[template]]
+name = "link"
+role = "link"
+title = "Đường truyền"
+probe.icmp = { host = "{addr.link}" }
+
+[[template]]
+name = "endpoint"
+role = "endpoint"
+title = "Cổng"
+probe.http = { url = "http://{addr.link}/" }
+
+[inventory]
+sites = [
+  { code = "1", slug = "a", name = "Phường A", kind = "phuong", former_province = "tphcm", former_district = "Quận 1", island = false, lat = 10.7, lon = 106.7, addr = { link = "127.0.0.1" } },
+]
+"#;
+
+    fn inv() -> Inventory {
+        (*Config::from_str(std::path::Path::new("t.toml"), CONFIG)
+            .unwrap()
+            .inventory)
+            .clone()
+    }
+
+    /// `n` minutes from minute 0 with `ok` of `runs` passing, latency `lat` ms.
+    fn minutes(n: u64, runs: u32, ok: u32, lat: f64, maint: bool) -> CheckAgg {
+        let mut a = CheckAgg::default();
+        for _ in 0..n {
+            let mut s = MinuteStats::default();
+            if maint {
+                s.maint = runs;
+            } else {
+                s.attempts = runs;
+                s.successes = ok;
+                s.lat_n = ok;
+                s.lat_sum = lat * ok as f64;
+                s.lat_max = lat;
+                s.sent = runs * 5;
+                s.lost = 0;
+                s.hist = SparseHist(vec![(bucket_of(lat), ok)]);
+            }
+            a.add_minute(&s);
+        }
+        a
+    }
+
+    fn data(from: i64, to: i64, checks: &[(&str, i64, CheckAgg)]) -> WindowData {
+        WindowData {
+            from_minute: from,
+            to_minute: to,
+            checks: checks
+                .iter()
+                .map(|(k, first, agg)| {
+                    (
+                        k.to_string(),
+                        CheckWindow {
+                            first_minute: *first,
+                            agg: agg.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            start_rounded: false,
+        }
+    }
+
+    fn run(d: &WindowData, critical: &[Incident]) -> Report {
+        compute(
+            &inv(),
+            d,
+            critical,
+            d.from_minute * 60_000,
+            d.to_minute * 60_000,
+            d.to_minute * 60_000,
+        )
+    }
+
+    #[test]
+    fn no_data_is_insufficient_not_ready() {
+        let r = run(&data(0, 60, &[]), &[]);
+        assert_eq!(r.city.total, 1);
+        assert_eq!(r.city.insufficient_data, 1);
+        assert_eq!(r.city.headline, "0/1 sẵn sàng");
+        let s = &r.sites[0];
+        assert_eq!(s.verdict, Verdict::InsufficientData);
+        assert!(s.reasons.iter().all(|f| f.code == "no_data"));
+        assert_eq!(s.checks[0].availability, None);
+        assert_eq!(s.checks[0].coverage, None);
+    }
+
+    #[test]
+    fn full_good_window_is_ready() {
+        let d = data(
+            0,
+            60,
+            &[
+                ("site/a/link", 0, minutes(60, 6, 6, 12.0, false)),
+                ("site/a/endpoint", 0, minutes(60, 6, 6, 300.0, false)),
+            ],
+        );
+        let r = run(&d, &[]);
+        assert_eq!(r.sites[0].verdict, Verdict::Ready, "{:?}", r.sites[0].reasons);
+        assert_eq!(r.city.headline, "1/1 sẵn sàng");
+        assert!(r.city.all_ready);
+        let link = &r.sites[0].checks[0];
+        assert_eq!(link.availability, Some(1.0));
+        assert_eq!((link.observed_minutes, link.expected_minutes), (60, 60));
+        assert!((link.latency_quantile_ms.unwrap() / 12.0 - 1.0).abs() < 0.1);
+        assert_eq!(link.loss, Some(0.0));
+    }
+
+    #[test]
+    fn availability_is_per_minute_and_below_target_fails() {
+        // 59 good minutes and one minute of 30 failing re-probes: 59/60 = 98.3 % < 99 %.
+        let mut link = minutes(59, 6, 6, 12.0, false);
+        link.merge(&minutes(1, 30, 0, 0.0, false));
+        let d = data(
+            0,
+            60,
+            &[
+                ("site/a/link", 0, link),
+                ("site/a/endpoint", 0, minutes(60, 6, 6, 300.0, false)),
+            ],
+        );
+        let r = run(&d, &[]);
+        let c = &r.sites[0].checks[0];
+        assert!((c.availability.unwrap() - 59.0 / 60.0).abs() < 1e-9);
+        assert_eq!(r.sites[0].verdict, Verdict::NotReady);
+        assert_eq!(r.sites[0].reasons[0].code, "availability");
+        assert!(r.sites[0].reasons[0].vi.contains("98,33 % < mục tiêu 99 %"));
+    }
+
+    #[test]
+    fn maintenance_minutes_are_left_out() {
+        // 30 minutes down inside maintenance, 30 good outside: ready, with a note.
+        let mut link = minutes(30, 6, 6, 12.0, false);
+        link.merge(&minutes(30, 6, 0, 0.0, true));
+        let mut ep = minutes(30, 6, 6, 300.0, false);
+        ep.merge(&minutes(30, 6, 0, 0.0, true));
+        let d = data(0, 60, &[("site/a/link", 0, link), ("site/a/endpoint", 0, ep)]);
+        let r = run(&d, &[]);
+        let s = &r.sites[0];
+        assert_eq!(s.verdict, Verdict::Ready, "{:?}", s.reasons);
+        assert_eq!(s.checks[0].availability, Some(1.0));
+        assert_eq!(s.checks[0].expected_minutes, 30);
+        assert_eq!(s.checks[0].maintenance_minutes, 30);
+        assert!(s.notes.iter().any(|n| n.code == "maintenance"));
+    }
+
+    #[test]
+    fn all_maintenance_is_insufficient() {
+        let d = data(
+            0,
+            60,
+            &[
+                ("site/a/link", 0, minutes(60, 6, 0, 0.0, true)),
+                ("site/a/endpoint", 0, minutes(60, 6, 0, 0.0, true)),
+            ],
+        );
+        let r = run(&d, &[]);
+        assert_eq!(r.sites[0].verdict, Verdict::InsufficientData);
+        assert_eq!(r.sites[0].reasons[0].code, "maintenance_only");
+    }
+
+    #[test]
+    fn partial_windows() {
+        // Monitoring started 20 minutes before the end of a 24 h window: judged on those 20.
+        let link = minutes(20, 6, 6, 12.0, false);
+        let ep = minutes(20, 6, 6, 300.0, false);
+        let d = data(
+            0,
+            1440,
+            &[("site/a/link", 1420, link), ("site/a/endpoint", 1420, ep)],
+        );
+        let r = run(&d, &[]);
+        let s = &r.sites[0];
+        assert_eq!(s.verdict, Verdict::Ready, "{:?}", s.reasons);
+        assert_eq!(s.checks[0].expected_minutes, 20);
+        assert!(s.checks[0].monitored_since.is_some());
+        assert!(s.notes.iter().any(|n| n.code == "since"));
+
+        // Only 5 minutes: too short.
+        let d = data(
+            0,
+            1440,
+            &[
+                ("site/a/link", 1435, minutes(5, 6, 6, 12.0, false)),
+                ("site/a/endpoint", 1435, minutes(5, 6, 6, 300.0, false)),
+            ],
+        );
+        let r = run(&d, &[]);
+        assert_eq!(r.sites[0].verdict, Verdict::InsufficientData);
+        assert_eq!(r.sites[0].reasons[0].code, "too_short");
+
+        // A gap (prober stopped for half of the window): low coverage.
+        let d = data(
+            0,
+            60,
+            &[
+                ("site/a/link", 0, minutes(30, 6, 6, 12.0, false)),
+                ("site/a/endpoint", 0, minutes(30, 6, 6, 300.0, false)),
+            ],
+        );
+        let r = run(&d, &[]);
+        assert_eq!(r.sites[0].verdict, Verdict::InsufficientData);
+        assert_eq!(r.sites[0].reasons[0].code, "low_coverage");
+        assert_eq!(r.sites[0].checks[0].coverage, Some(0.5));
+
+        // ... but a clear failure still shows on little data.
+        let d = data(
+            0,
+            1440,
+            &[
+                ("site/a/link", 1435, minutes(5, 6, 0, 0.0, false)),
+                ("site/a/endpoint", 1435, minutes(5, 6, 6, 300.0, false)),
+            ],
+        );
+        let r = run(&d, &[]);
+        assert_eq!(r.sites[0].verdict, Verdict::NotReady);
+    }
+
+    #[test]
+    fn window_and_minute_span() {
+        let day = std::time::Duration::from_secs(86_400);
+        let now = 100 * 86_400_000;
+        assert_eq!(window(None, None, day, now), Ok((now - 86_400_000, now)));
+        assert!(window(Some(now), Some(now - 1), day, now).is_err());
+        assert!(window(Some(now + 1), None, day, now).is_err());
+        // A window running into the future ends now.
+        assert_eq!(minute_span(0, now + 3_600_000, now), (0, now / 60_000));
+        // Partial minutes at the edges are left out.
+        assert_eq!(minute_span(30_000, 150_000, 10_000_000), (1, 2));
+        assert_eq!(minute_span(30_000, 50_000, 10_000_000), (1, 1));
+    }
+
+    #[test]
+    fn slow_interval_expects_fewer_minutes() {
+        let mut inv = inv();
+        for c in &mut inv.checks {
+            c.interval = std::time::Duration::from_secs(120);
+        }
+        let d = data(
+            0,
+            60,
+            &[
+                ("site/a/link", 0, minutes(30, 1, 1, 12.0, false)),
+                ("site/a/endpoint", 0, minutes(30, 1, 1, 300.0, false)),
+            ],
+        );
+        let r = compute(&inv, &d, &[], 0, 3_600_000, 3_600_000);
+        assert_eq!(r.sites[0].checks[0].expected_minutes, 30);
+        assert_eq!(r.sites[0].verdict, Verdict::Ready);
+    }
+
+    #[test]
+    fn latency_loss_and_incidents() {
+        let mut link = minutes(60, 6, 6, 90.0, false); // p95 90 ms > 60 ms
+        link.lost = link.sent / 10; // 10 % > 5 %
+        let d = data(
+            0,
+            60,
+            &[
+                ("site/a/link", 0, link),
+                ("site/a/endpoint", 0, minutes(60, 6, 6, 300.0, false)),
+            ],
+        );
+        let inc = Incident {
+            id: 7,
+            key: "site/a/link".into(),
+            title: "Mất kết nối: Phường A".into(),
+            title_en: "Link down: Phường A".into(),
+            severity: Severity::Critical,
+            scope: Scope::Site,
+            state: IncidentState::Open,
+            sites: vec!["a".into()],
+            service: None,
+            teams: vec![],
+            started_at: 1_000,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            resolved_at: None,
+            events: vec![],
+            notes: vec![],
+        };
+        let r = run(&d, &[inc]);
+        let codes: Vec<&str> = r.sites[0].reasons.iter().map(|f| f.code).collect();
+        assert_eq!(codes, ["critical_incident", "latency", "loss"]);
+        assert_eq!(r.sites[0].open_critical[0].id, 7);
+        assert_eq!(r.provinces[0].not_ready_sites, ["a"]);
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(pct(0.99999, Lang::Vi), "99,99 %");
+        assert_eq!(pct(1.0, Lang::En), "100%");
+        assert_eq!(ms(3.25, Lang::Vi), "3,2 ms");
+        assert_eq!(ms(1250.0, Lang::En), "1.25 s");
+        assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
+    }
+}
