@@ -179,6 +179,7 @@ async fn fixture_with(token: Option<&str>, capacity: usize) -> Fixture {
         events: events.clone(),
         api_token: token.map(Arc::from),
         maintenance_changed: maintenance_changed.clone(),
+        pages: Default::default(),
     };
     let addr = common::serve(router(app)).await;
     Fixture {
