@@ -67,8 +67,11 @@ impl ResultSink for Engine {
         }
         self.state.record(&check.id, &outcome, finished);
         let mut inc = self.lock();
-        let in_maintenance =
-            inc.in_maintenance(check.id.site.as_deref(), check.id.service.as_deref(), finished);
+        let in_maintenance = inc.in_maintenance(
+            check.id.site.as_deref(),
+            check.id.service.as_deref(),
+            finished,
+        );
         self.history
             .record(&check.id, &outcome, finished, in_maintenance);
         let next = inc.observe(check, &outcome, finished);

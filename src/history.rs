@@ -29,7 +29,8 @@ pub const BUCKETS: usize = 256;
 /// The histogram bucket of a latency in milliseconds: the smallest `b` whose upper bound
 /// `2^((b - 64) / 8)` ms is at least `ms`.
 pub fn bucket_of(ms: f64) -> u8 {
-    if !(ms > 0.0) {
+    // (Also NaN.)
+    if ms.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
         return 0;
     }
     let b = (ms.log2() * PER_OCTAVE).ceil() + ONE_MS;

@@ -347,7 +347,9 @@ fn readiness(a: ReadinessArgs) -> anyhow::Result<ExitCode> {
         ReportFormat::Html => lienthong::web::status::report_html(&report, lang).into_string(),
     };
     match a.output {
-        Some(p) => std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))?,
+        Some(p) => {
+            std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))?
+        }
         None => {
             use std::io::Write;
             std::io::stdout().write_all(text.as_bytes())?;

@@ -230,12 +230,21 @@ impl Metrics {
                 "Whether the last DNS query got a response (1) or not (0)",
                 &[],
             ),
-            duration_hist: hist(
-                &r,
-                "lienthong_probe_duration_seconds",
-                "Distribution of run durations per check",
-                latency_buckets(),
-            ),
+            duration_hist: {
+                // Per kind, role and class rather than per check: 16 samples × 10,000 checks
+                // would dominate the scrape; per-check latency is in probe_duration_seconds.
+                let h = HistogramVec::new(
+                    HistogramOpts::new(
+                        "lienthong_probe_duration_seconds",
+                        "Distribution of run durations by probe kind, check role and link class",
+                    )
+                    .buckets(latency_buckets()),
+                    &["kind", "role", "link_class"],
+                )
+                .expect("valid metric");
+                r.register(Box::new(h.clone())).expect("unique metric");
+                h
+            },
             attempts: {
                 let c = IntCounterVec::new(
                     Opts::new("lienthong_probe_attempts_total", "Runs of the check"),

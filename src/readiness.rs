@@ -18,8 +18,9 @@
 //! and no critical incident of the site (site or city scope) is open at the end of the window.
 //! A check is judged only from its first recorded minute on; it needs `min_observed` of data
 //! and `min_coverage` of the minutes expected (at its interval) outside maintenance, otherwise
-//! the verdict is "không đủ dữ liệu". Any failed criterion → "chưa sẵn sàng", even when other
-//! checks lack data; a site all in maintenance has no data to judge.
+//! the verdict is "không đủ dữ liệu". Criteria 1–3 are applied once a check has `min_observed`
+//! of data, even with low coverage; any failed criterion (or the open incident) → "chưa sẵn
+//! sàng", even when other checks lack data; a site all in maintenance has no data to judge.
 //!
 //! Shared services are judged the same way (their class is usually `datacenter`), and the city
 //! is ready when every site and every shared service is.
@@ -275,7 +276,10 @@ pub struct Report {
 /// Display names of the former provinces (before the 2025 merger).
 pub fn province_name(key: &str) -> (String, String) {
     match key {
-        "tphcm" => ("TP. Hồ Chí Minh (cũ)".into(), "Former Ho Chi Minh City".into()),
+        "tphcm" => (
+            "TP. Hồ Chí Minh (cũ)".into(),
+            "Former Ho Chi Minh City".into(),
+        ),
         "binh-duong" => ("Bình Dương (cũ)".into(), "Former Binh Duong".into()),
         "ba-ria-vung-tau" => (
             "Bà Rịa – Vũng Tàu (cũ)".into(),
@@ -398,8 +402,12 @@ fn judge_check(def: &CheckDef, inv: &Inventory, data: &WindowData) -> CheckResul
         .unwrap_or_else(|| def.id.name.to_string());
     let target = cfg.target(&def.link_class);
     let icmp = def.probe.kind() == ProbeKind::Icmp;
-    let limit = if icmp { def.degraded.rtt } else { def.degraded.latency };
-    let latency_limit_ms = (!limit.is_zero()).then(|| limit.as_secs_f64() * 1000.0);
+    let limit = if icmp {
+        def.degraded.rtt
+    } else {
+        def.degraded.latency
+    };
+    let latency_limit_ms = (!limit.is_zero()).then_some(limit.as_secs_f64() * 1000.0);
     let loss_limit = (icmp && def.degraded.loss > 0.0).then_some(def.degraded.loss);
     let empty = CheckAgg::default();
     let w = data.checks.get(&key);
@@ -458,8 +466,9 @@ fn judge_check(def: &CheckDef, inv: &Inventory, data: &WindowData) -> CheckResul
         ));
     }
     let sufficient = findings.is_empty();
-    // Criteria: judged whenever there is data, so a clear failure shows even on little data.
-    if observed > 0 {
+    // Criteria: judged once there is `min_observed` of data (a minute or two of a new check
+    // proves nothing), even when coverage is low: a failure over the data there is, is one.
+    if observed > 0 && observed >= min_obs {
         if let Some(av) = availability.filter(|&av| av < target) {
             findings.push(finding(
                 "availability",
@@ -482,7 +491,11 @@ fn judge_check(def: &CheckDef, inv: &Inventory, data: &WindowData) -> CheckResul
         }
         if let (Some(q), Some(lim)) = (latency_q, latency_limit_ms) {
             if q > lim {
-                let what = if icmp { "RTT" } else { "thời gian phản hồi" };
+                let what = if icmp {
+                    "RTT"
+                } else {
+                    "thời gian phản hồi"
+                };
                 let what_en = if icmp { "RTT" } else { "response time" };
                 findings.push(finding(
                     "latency",
@@ -889,7 +902,12 @@ pub fn markdown(r: &Report, lang: Lang) -> String {
         r.to_local,
         t("giờ Việt Nam, Asia/Ho_Chi_Minh", "Asia/Ho_Chi_Minh time")
     );
-    let _ = writeln!(o, "{}: {}\n", t("Lập lúc", "Generated"), r.generated_at_local);
+    let _ = writeln!(
+        o,
+        "{}: {}\n",
+        t("Lập lúc", "Generated"),
+        r.generated_at_local
+    );
     if r.start_rounded {
         let _ = writeln!(
             o,
@@ -976,7 +994,11 @@ pub fn markdown(r: &Report, lang: Lang) -> String {
                 "| {} | {}{} | {} | {} |",
                 s.code,
                 cell(&s.name),
-                if s.island { t(" (đảo)", " (island)") } else { "" },
+                if s.island {
+                    t(" (đảo)", " (island)")
+                } else {
+                    ""
+                },
                 cell(&s.former_district),
                 cell(&reasons)
             );
@@ -1079,7 +1101,11 @@ pub fn markdown(r: &Report, lang: Lang) -> String {
             "| {} | {}{} | {} | {} | {} | {} | {} |",
             s.code,
             cell(&s.name),
-            if s.island { t(" (đảo)", " (island)") } else { "" },
+            if s.island {
+                t(" (đảo)", " (island)")
+            } else {
+                ""
+            },
             cell(&s.former_district),
             s.verdict.label(lang),
             opt_pct(worst_availability(&s.checks), lang),
@@ -1317,7 +1343,12 @@ sites = [
             ],
         );
         let r = run(&d, &[]);
-        assert_eq!(r.sites[0].verdict, Verdict::Ready, "{:?}", r.sites[0].reasons);
+        assert_eq!(
+            r.sites[0].verdict,
+            Verdict::Ready,
+            "{:?}",
+            r.sites[0].reasons
+        );
         assert_eq!(r.city.headline, "1/1 sẵn sàng");
         assert!(r.city.all_ready);
         let link = &r.sites[0].checks[0];
@@ -1355,7 +1386,11 @@ sites = [
         link.merge(&minutes(30, 6, 0, 0.0, true));
         let mut ep = minutes(30, 6, 6, 300.0, false);
         ep.merge(&minutes(30, 6, 0, 0.0, true));
-        let d = data(0, 60, &[("site/a/link", 0, link), ("site/a/endpoint", 0, ep)]);
+        let d = data(
+            0,
+            60,
+            &[("site/a/link", 0, link), ("site/a/endpoint", 0, ep)],
+        );
         let r = run(&d, &[]);
         let s = &r.sites[0];
         assert_eq!(s.verdict, Verdict::Ready, "{:?}", s.reasons);
@@ -1424,7 +1459,7 @@ sites = [
         assert_eq!(r.sites[0].reasons[0].code, "low_coverage");
         assert_eq!(r.sites[0].checks[0].coverage, Some(0.5));
 
-        // ... but a clear failure still shows on little data.
+        // Five failing minutes are not enough to judge either...
         let d = data(
             0,
             1440,
@@ -1434,7 +1469,22 @@ sites = [
             ],
         );
         let r = run(&d, &[]);
+        assert_eq!(r.sites[0].verdict, Verdict::InsufficientData);
+        assert_eq!(r.sites[0].checks[0].availability, Some(0.0));
+
+        // ... but half an hour of failure over a window half covered is a failure.
+        let d = data(
+            0,
+            60,
+            &[
+                ("site/a/link", 0, minutes(30, 6, 0, 0.0, false)),
+                ("site/a/endpoint", 0, minutes(30, 6, 6, 300.0, false)),
+            ],
+        );
+        let r = run(&d, &[]);
         assert_eq!(r.sites[0].verdict, Verdict::NotReady);
+        let codes: Vec<&str> = r.sites[0].checks[0].findings.iter().map(|f| f.code).collect();
+        assert_eq!(codes, ["low_coverage", "availability"]);
     }
 
     #[test]
@@ -1505,6 +1555,26 @@ sites = [
         assert_eq!(codes, ["critical_incident", "latency", "loss"]);
         assert_eq!(r.sites[0].open_critical[0].id, 7);
         assert_eq!(r.provinces[0].not_ready_sites, ["a"]);
+    }
+
+    #[test]
+    fn criteria_are_validated() {
+        let bad = CONFIG.replace(
+            "availability = { mainland = 0.99 }",
+            "availability = { mainland = 1.5, nowhere = 0.9 }\nlatency_quantile = 1.0",
+        );
+        let e = Config::from_str(std::path::Path::new("t.toml"), &bad)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("availability.mainland must be in (0, 1]"), "{e}");
+        assert!(e.contains("unknown link class `nowhere`"), "{e}");
+        assert!(e.contains("latency_quantile"), "{e}");
+        // Classes not listed keep their built-in targets.
+        let inv = inv();
+        assert_eq!(inv.readiness.target("mainland"), 0.99);
+        assert_eq!(inv.readiness.target("island"), 0.98);
+        assert_eq!(inv.readiness.target("slow"), 0.99);
     }
 
     #[test]

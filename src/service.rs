@@ -100,7 +100,8 @@ async fn history_loop(
         let now = SystemTime::now();
         let rows = recorder.take(now, stopping);
         let minute = crate::history::minute_of(now);
-        let prune = !stopping && last_prune.is_none_or(|t| t.elapsed() > std::time::Duration::from_secs(3600));
+        let prune = !stopping
+            && last_prune.is_none_or(|t| t.elapsed() > std::time::Duration::from_secs(3600));
         let rollup = !stopping && minute != last_rollup;
         if rows.is_empty() && !rollup && !prune {
             if stopping {

@@ -82,7 +82,9 @@ impl FromStr for Shard {
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes.iter().fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME))
+    bytes
+        .iter()
+        .fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME))
 }
 
 /// The shard (1-based) of `owner` among `count` shards.
@@ -104,7 +106,10 @@ mod tests {
     #[test]
     fn parses_and_rejects() {
         assert_eq!("2/3".parse::<Shard>().unwrap(), Shard::new(2, 3).unwrap());
-        assert_eq!(" 1 / 1 ".trim().parse::<Shard>().unwrap().to_string(), "1/1");
+        assert_eq!(
+            " 1 / 1 ".trim().parse::<Shard>().unwrap().to_string(),
+            "1/1"
+        );
         for bad in ["0/2", "3/2", "1/0", "1", "a/2", "1/b", "-1/2", ""] {
             assert!(bad.parse::<Shard>().is_err(), "{bad} should be rejected");
         }
@@ -158,7 +163,10 @@ mod tests {
                 let of_owner = all.checks.iter().filter(|a| a.id.owner() == c.id.owner());
                 assert_eq!(
                     of_owner.count(),
-                    inv.checks.iter().filter(|a| a.id.owner() == c.id.owner()).count()
+                    inv.checks
+                        .iter()
+                        .filter(|a| a.id.owner() == c.id.owner())
+                        .count()
                 );
             }
             seen += inv.checks.len();

@@ -1031,13 +1031,17 @@ async fn openapi_matches_the_router() {
         let status = r.status();
         assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{m} {p}");
         // (No inventory here: /readyz says 503 and the site is unknown.)
-        if *m == "GET" && !["/api/v1/sites/{slug}", "/readyz"].contains(p) {
+        if *m == "GET" && !["/api/v1/sites/{slug}", "/sites/{slug}", "/readyz"].contains(p) {
             assert!(status.is_success(), "{m} {p}: {status}");
         }
         if *m == "POST" {
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{m} {p}");
         }
-        if status == StatusCode::NOT_FOUND {
+        if status == StatusCode::NOT_FOUND && *p == "/sites/{slug}" {
+            // An HTML page for people, not the API's JSON fallback.
+            let body = r.text().await.unwrap();
+            assert!(body.starts_with("<!DOCTYPE html>"), "{m} {p}");
+        } else if status == StatusCode::NOT_FOUND {
             let body: Value = r.json().await.unwrap();
             assert_ne!(body["error"], "no such endpoint", "{m} {p}");
         }

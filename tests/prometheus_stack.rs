@@ -115,11 +115,17 @@ impl Procs {
         pid
     }
 
-    /// Panics with the log tail when a process has exited.
+    /// Panics with the log tail when a process has exited, or with the first panic message when
+    /// one of its threads panicked (lienthong keeps running when a probe task panics).
     fn assert_running(&mut self) {
         for (name, child, log) in &mut self.children {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("{name} exited ({status}):\n{}", tail(log, 40));
+            }
+            let text = std::fs::read_to_string(&*log).unwrap_or_default();
+            if let Some(at) = text.find("panicked at") {
+                let excerpt: String = text[at..].lines().take(3).collect::<Vec<_>>().join("\n");
+                panic!("{name} panicked ({}):\n{excerpt}", log.display());
             }
         }
     }
@@ -169,7 +175,11 @@ fn run(cmd: &mut Command, what: &str) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "{what} failed ({}):\n{text}", out.status);
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{text}",
+        out.status
+    );
     text
 }
 
@@ -224,16 +234,16 @@ fn variables(d: &Value) -> Vec<&Value> {
 
 /// `$name`, `${name}` and `${name:format}` references in a query.
 fn var_refs(expr: &str) -> BTreeSet<String> {
-    let re = regex::Regex::new(r"\$\{([A-Za-z0-9_]+)(?::[^}]*)?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
-        .unwrap();
+    let re =
+        regex::Regex::new(r"\$\{([A-Za-z0-9_]+)(?::[^}]*)?\}|\$([A-Za-z_][A-Za-z0-9_]*)").unwrap();
     re.captures_iter(expr)
         .map(|c| c.get(1).or(c.get(2)).unwrap().as_str().to_string())
         .collect()
 }
 
 fn substitute(expr: &str, values: &BTreeMap<String, String>) -> String {
-    let re = regex::Regex::new(r"\$\{([A-Za-z0-9_]+)(?::[^}]*)?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
-        .unwrap();
+    let re =
+        regex::Regex::new(r"\$\{([A-Za-z0-9_]+)(?::[^}]*)?\}|\$([A-Za-z_][A-Za-z0-9_]*)").unwrap();
     re.replace_all(expr, |c: &regex::Captures| {
         let name = c.get(1).or(c.get(2)).unwrap().as_str();
         values
@@ -258,16 +268,26 @@ fn lint_dashboards(ds: &[Dashboard]) {
     for d in ds {
         let j = &d.json;
         let f = &d.file;
-        assert!(uids.insert(j["uid"].as_str().unwrap_or("").to_string()), "{f}: duplicate uid");
+        assert!(
+            uids.insert(j["uid"].as_str().unwrap_or("").to_string()),
+            "{f}: duplicate uid"
+        );
         let title = j["title"].as_str().unwrap_or("");
-        assert!(!title.is_ascii(), "{f}: the title should be Vietnamese: {title}");
-        assert!(j["schemaVersion"].as_i64().unwrap_or(0) >= 36, "{f}: old schema");
+        assert!(
+            !title.is_ascii(),
+            "{f}: the title should be Vietnamese: {title}"
+        );
+        assert!(
+            j["schemaVersion"].as_i64().unwrap_or(0) >= 36,
+            "{f}: old schema"
+        );
         assert!(j.get("__inputs").is_none(), "{f}: exported with __inputs");
         let vars = variables(j);
         let names: BTreeSet<&str> = vars.iter().filter_map(|v| v["name"].as_str()).collect();
         assert!(
-            vars.iter()
-                .any(|v| v["name"] == "datasource" && v["type"] == "datasource" && v["query"] == "prometheus"),
+            vars.iter().any(|v| v["name"] == "datasource"
+                && v["type"] == "datasource"
+                && v["query"] == "prometheus"),
             "{f}: no datasource variable"
         );
         // Every datasource reference anywhere is the variable.
@@ -286,18 +306,26 @@ fn lint_dashboards(ds: &[Dashboard]) {
         walk(j, f, &want_ds);
         let mut ids = BTreeSet::new();
         for p in panels(j) {
-            let id = p["id"].as_i64().unwrap_or_else(|| panic!("{f}: panel without id"));
+            let id = p["id"]
+                .as_i64()
+                .unwrap_or_else(|| panic!("{f}: panel without id"));
             assert!(ids.insert(id), "{f}: duplicate panel id {id}");
             assert!(p["gridPos"].is_object(), "{f}: panel {id} has no gridPos");
             if p["type"] == "row" {
                 continue;
             }
-            assert!(!p["title"].as_str().unwrap_or("").is_empty(), "{f}: panel {id} untitled");
+            assert!(
+                !p["title"].as_str().unwrap_or("").is_empty(),
+                "{f}: panel {id} untitled"
+            );
             assert_eq!(p["datasource"], want_ds, "{f}: panel {id} datasource");
             let targets = p["targets"].as_array().expect("targets");
             assert!(!targets.is_empty(), "{f}: panel {id} has no query");
             for t in targets {
-                assert_eq!(t["datasource"], want_ds, "{f}: panel {id} target datasource");
+                assert_eq!(
+                    t["datasource"], want_ds,
+                    "{f}: panel {id} target datasource"
+                );
                 let expr = t["expr"].as_str().unwrap_or("");
                 assert!(!expr.trim().is_empty(), "{f}: panel {id} empty query");
                 for r in var_refs(expr) {
@@ -308,14 +336,21 @@ fn lint_dashboards(ds: &[Dashboard]) {
                 }
             }
             if let Some(r) = p["repeat"].as_str() {
-                assert!(names.contains(r), "{f}: panel {id} repeats over undefined ${r}");
+                assert!(
+                    names.contains(r),
+                    "{f}: panel {id} repeats over undefined ${r}"
+                );
             }
         }
     }
     // The site dashboards filter by former province, team and site.
     for d in ds.iter().filter(|d| {
-        ["lienthong-tong-quan", "lienthong-don-vi", "lienthong-duong-truyen"]
-            .contains(&d.json["uid"].as_str().unwrap_or(""))
+        [
+            "lienthong-tong-quan",
+            "lienthong-don-vi",
+            "lienthong-duong-truyen",
+        ]
+        .contains(&d.json["uid"].as_str().unwrap_or(""))
     }) {
         let names: BTreeSet<&str> = variables(&d.json)
             .iter()
@@ -329,12 +364,19 @@ fn lint_dashboards(ds: &[Dashboard]) {
         .iter()
         .filter(|d| variables(&d.json).iter().any(|v| v["name"] == "site"))
         .count();
-    assert!(site_vars >= 2, "the site and link dashboards need a $site variable");
+    assert!(
+        site_vars >= 2,
+        "the site and link dashboards need a $site variable"
+    );
 }
 
 /// Every query of the dashboards (panel targets, variable queries, annotations), with the
 /// values to substitute. `data`: whether the query must return data.
-fn dashboard_queries(d: &Dashboard, real: &BTreeMap<String, String>, all: bool) -> Vec<(String, String, bool)> {
+fn dashboard_queries(
+    d: &Dashboard,
+    real: &BTreeMap<String, String>,
+    all: bool,
+) -> Vec<(String, String, bool)> {
     let mut values = BTreeMap::new();
     for (k, v) in [
         ("__rate_interval", "30s"),
@@ -385,7 +427,11 @@ fn dashboard_queries(d: &Dashboard, real: &BTreeMap<String, String>, all: bool) 
             true,
         ));
     }
-    for a in d.json["annotations"]["list"].as_array().into_iter().flatten() {
+    for a in d.json["annotations"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         if let Some(e) = a["expr"].as_str() {
             out.push((
                 format!("{} annotation {}", d.file, a["name"]),
@@ -397,7 +443,13 @@ fn dashboard_queries(d: &Dashboard, real: &BTreeMap<String, String>, all: bool) 
     for p in panels(&d.json) {
         for t in p["targets"].as_array().into_iter().flatten() {
             out.push((
-                format!("{} panel {} «{}» {}", d.file, p["id"], p["title"].as_str().unwrap_or(""), t["refId"]),
+                format!(
+                    "{} panel {} «{}» {}",
+                    d.file,
+                    p["id"],
+                    p["title"].as_str().unwrap_or(""),
+                    t["refId"]
+                ),
                 substitute(t["expr"].as_str().unwrap(), &values),
                 true,
             ));
@@ -470,7 +522,10 @@ fn check_compose() {
         } else if let Some(rest) = l.strip_prefix("dockerfile:") {
             // relative to the context (..)
             n += 1;
-            assert!(repo().join(rest.trim()).is_file(), "compose: {rest} missing");
+            assert!(
+                repo().join(rest.trim()).is_file(),
+                "compose: {rest} missing"
+            );
             continue;
         } else {
             continue;
@@ -478,8 +533,12 @@ fn check_compose() {
         n += 1;
         assert!(dir.join(path).exists(), "compose: {path} does not exist");
     }
-    assert!(n >= 8, "compose: expected the build context and the mounted files ({n})");
-    let prov = std::fs::read_to_string(repo().join("dashboards/provisioning/dashboards.yaml")).unwrap();
+    assert!(
+        n >= 8,
+        "compose: expected the build context and the mounted files ({n})"
+    );
+    let prov =
+        std::fs::read_to_string(repo().join("dashboards/provisioning/dashboards.yaml")).unwrap();
     assert!(prov.contains("/var/lib/grafana/dashboards/lienthong"));
     assert!(text.contains("../dashboards:/var/lib/grafana/dashboards/lienthong"));
 }
@@ -488,7 +547,11 @@ fn check_compose() {
 // HTTP
 
 async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value, String> {
-    let r = client.get(url).send().await.map_err(|e| format!("{url}: {e}"))?;
+    let r = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
     let status = r.status();
     let body = r.text().await.map_err(|e| e.to_string())?;
     if !status.is_success() {
@@ -501,11 +564,7 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value, String> 
 async fn query(client: &reqwest::Client, prom: &str, q: &str) -> Result<Vec<Value>, String> {
     let url = url::Url::parse_with_params(&format!("{prom}/api/v1/query"), &[("query", q)])
         .map_err(|e| e.to_string())?;
-    let r = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    let r = client.get(url).send().await.map_err(|e| e.to_string())?;
     let body = r.text().await.map_err(|e| e.to_string())?;
     let v: Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
     if v["status"] != "success" {
@@ -531,7 +590,10 @@ where
         }
         procs.assert_running();
         if start.elapsed() > timeout {
-            panic!("timed out after {timeout:?} waiting for {what}\n{}", procs.logs());
+            panic!(
+                "timed out after {timeout:?} waiting for {what}\n{}",
+                procs.logs()
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -568,7 +630,9 @@ async fn webhook_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
                             .unwrap_or(0);
                         if buf.len() >= end + 4 + len {
                             let first = text.lines().next().unwrap_or("").to_string();
-                            sink.lock().unwrap().push(format!("{first}\n{}", &text[end + 4..]));
+                            sink.lock()
+                                .unwrap()
+                                .push(format!("{first}\n{}", &text[end + 4..]));
                             let _ = s
                                 .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
                                 .await;
@@ -615,7 +679,11 @@ async fn dashboards_and_rules_work_against_real_prometheus_and_alertmanager() {
     let ds = dashboards();
     lint_dashboards(&ds);
     check_compose();
-    eprintln!("dashboard lint and compose files: ok ({} dashboards)", ds.len());
+    check_runbooks();
+    eprintln!(
+        "dashboard lint, compose files, runbook links: ok ({} dashboards)",
+        ds.len()
+    );
 
     let (Some(prometheus), Some(promtool), Some(alertmanager)) = (
         which(&["prometheus"]),
@@ -632,12 +700,20 @@ async fn dashboards_and_rules_work_against_real_prometheus_and_alertmanager() {
     // promtool on the shipped files.
     let rules = files("deploy/prometheus/rules", "yml");
     run(
-        Command::new(&promtool).arg("check").arg("rules").args(&rules),
+        Command::new(&promtool)
+            .arg("check")
+            .arg("rules")
+            .args(&rules),
         "promtool check rules",
     );
-    for cfg in ["deploy/prometheus/prometheus.yml", "deploy/multi-vantage/prometheus.yml"] {
+    for cfg in [
+        "deploy/prometheus/prometheus.yml",
+        "deploy/multi-vantage/prometheus.yml",
+    ] {
         run(
-            Command::new(&promtool).args(["check", "config"]).arg(repo().join(cfg)),
+            Command::new(&promtool)
+                .args(["check", "config"])
+                .arg(repo().join(cfg)),
             &format!("promtool check config {cfg}"),
         );
     }
@@ -656,7 +732,10 @@ async fn dashboards_and_rules_work_against_real_prometheus_and_alertmanager() {
             "amtool check-config",
         );
     }
-    eprintln!("promtool check/test, amtool: ok ({:.1} s)", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "promtool check/test, amtool: ok ({:.1} s)",
+        t0.elapsed().as_secs_f64()
+    );
 
     // The stack.
     let tmp = tempfile::tempdir().unwrap();
@@ -666,28 +745,34 @@ async fn dashboards_and_rules_work_against_real_prometheus_and_alertmanager() {
     let lt = format!("http://127.0.0.1:{lt_port}");
     let prom = format!("http://127.0.0.1:{prom_port}");
     let am = format!("http://127.0.0.1:{am_port}");
-    let mut procs = Procs { children: Vec::new() };
+    let mut procs = Procs {
+        children: Vec::new(),
+    };
 
     // Alertmanager: the shipped config, webhooks to the sink, short waits.
-    let am_cfg: String = std::fs::read_to_string(repo().join("deploy/alertmanager/alertmanager.yml"))
-        .unwrap()
-        .replace("127.0.0.1:9199", &format!("127.0.0.1:{sink_port}"))
-        .lines()
-        .map(|l| {
-            let indent = &l[..l.len() - l.trim_start().len()];
-            match l.trim_start().split(':').next() {
-                Some("group_wait") => format!("{indent}group_wait: 1s\n"),
-                Some("group_interval") => format!("{indent}group_interval: 2s\n"),
-                _ => format!("{l}\n"),
-            }
-        })
-        .collect();
+    let am_cfg: String =
+        std::fs::read_to_string(repo().join("deploy/alertmanager/alertmanager.yml"))
+            .unwrap()
+            .replace("127.0.0.1:9199", &format!("127.0.0.1:{sink_port}"))
+            .lines()
+            .map(|l| {
+                let indent = &l[..l.len() - l.trim_start().len()];
+                match l.trim_start().split(':').next() {
+                    Some("group_wait") => format!("{indent}group_wait: 1s\n"),
+                    Some("group_interval") => format!("{indent}group_interval: 2s\n"),
+                    _ => format!("{l}\n"),
+                }
+            })
+            .collect();
     std::fs::write(dir.join("alertmanager.yml"), am_cfg).unwrap();
     std::fs::create_dir_all(dir.join("am-data")).unwrap();
     procs.spawn(
         "alertmanager",
         Command::new(&alertmanager)
-            .arg(format!("--config.file={}", dir.join("alertmanager.yml").display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.join("alertmanager.yml").display()
+            ))
             .arg(format!("--storage.path={}", dir.join("am-data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
             .arg("--cluster.listen-address="),
@@ -749,8 +834,14 @@ scrape_configs:
     procs.spawn(
         "prometheus",
         Command::new(&prometheus)
-            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
             .arg("--log.level=warn"),
         dir.join("prometheus.log"),
@@ -777,7 +868,14 @@ scrape_configs:
     }
 
     // promtool check metrics on the live exposition.
-    let metrics = c.get(format!("{lt}/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = c
+        .get(format!("{lt}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let mut lint = Command::new(&promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -785,7 +883,11 @@ scrape_configs:
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    lint.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    lint.stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
     let lint = lint.wait_with_output().unwrap();
     assert!(
         lint.status.success(),
@@ -793,33 +895,75 @@ scrape_configs:
         String::from_utf8_lossy(&lint.stdout),
         String::from_utf8_lossy(&lint.stderr)
     );
-    eprintln!("promtool check metrics on live /metrics: ok ({} lines)", metrics.lines().count());
+    eprintln!(
+        "promtool check metrics on live /metrics: ok ({} lines)",
+        metrics.lines().count()
+    );
 
     // SiteDown firing in Prometheus.
     let prom_alerts = format!("{prom}/api/v1/alerts");
-    wait_for("SiteDown firing in Prometheus", Duration::from_secs(150), &mut procs, || {
-        let url = prom_alerts.clone();
-        async move {
-            let v = get_json(c, &url).await.ok()?;
-            v["data"]["alerts"].as_array()?.iter().find(|a| {
-                a["labels"]["alertname"] == "SiteDown"
-                    && a["labels"]["site"] == WARD
-                    && a["state"] == "firing"
-            })?;
-            Some(())
-        }
-    })
+    wait_for(
+        "SiteDown firing in Prometheus",
+        Duration::from_secs(150),
+        &mut procs,
+        || {
+            let url = prom_alerts.clone();
+            async move {
+                let v = get_json(c, &url).await.ok()?;
+                v["data"]["alerts"].as_array()?.iter().find(|a| {
+                    a["labels"]["alertname"] == "SiteDown"
+                        && a["labels"]["site"] == WARD
+                        && a["state"] == "firing"
+                })?;
+                Some(())
+            }
+        },
+    )
     .await;
     eprintln!(
         "  (the outage starts 10 s after lienthong started; SiteDown fired {:.1} s after start)",
         lt_started.elapsed().as_secs_f64()
     );
+    // lienthong opens its incident for the ward (after its own grace period) and delivers it to
+    // Alertmanager: the incident and notification panels need both.
+    wait_for(
+        "incident open and delivered, scraped",
+        Duration::from_secs(90),
+        &mut procs,
+        || async {
+            let open = query(
+                c,
+                &prom,
+                r#"lienthong_incidents_open{scope="site", team="to-tphcm"}"#,
+            )
+            .await
+            .ok()?;
+            let sent = query(
+                c,
+                &prom,
+                "lienthong_notification_last_success_timestamp_seconds",
+            )
+            .await
+            .ok()?;
+            (!open.is_empty() && !sent.is_empty()).then_some(())
+        },
+    )
+    .await;
     // Every group evaluated at least a few times: the 30-day ratios are derived three levels deep.
-    wait_for("availability ratios recorded", Duration::from_secs(60), &mut procs, || async {
-        let r = query(c, &prom, "site:lienthong_availability:ratio_30d").await.ok()?;
-        let s = query(c, &prom, "service:lienthong_availability:ratio_30d").await.ok()?;
-        (!r.is_empty() && !s.is_empty()).then_some(())
-    })
+    wait_for(
+        "availability ratios recorded",
+        Duration::from_secs(60),
+        &mut procs,
+        || async {
+            let r = query(c, &prom, "site:lienthong_availability:ratio_30d")
+                .await
+                .ok()?;
+            let s = query(c, &prom, "service:lienthong_availability:ratio_30d")
+                .await
+                .ok()?;
+            (!r.is_empty() && !s.is_empty()).then_some(())
+        },
+    )
     .await;
 
     // Every rule: healthy, recording rules return data, alert expressions evaluate.
@@ -831,7 +975,10 @@ scrape_configs:
             let name = r["name"].as_str().unwrap_or("");
             let q = r["query"].as_str().unwrap_or("");
             if r["health"] != "ok" {
-                failures.push(format!("rule {name}: health {} {}", r["health"], r["lastError"]));
+                failures.push(format!(
+                    "rule {name}: health {} {}",
+                    r["health"], r["lastError"]
+                ));
             }
             match query(c, &prom, q).await {
                 Err(e) => failures.push(format!("rule {name}: {e}\n    {q}")),
@@ -847,7 +994,10 @@ scrape_configs:
             }
         }
     }
-    assert!(n_rec >= 20 && n_alert >= 10, "rules loaded: {n_rec} recording, {n_alert} alerts");
+    assert!(
+        n_rec >= 20 && n_alert >= 10,
+        "rules loaded: {n_rec} recording, {n_alert} alerts"
+    );
     eprintln!("rules through /api/v1/query: {n_rec} recording, {n_alert} alerting");
 
     // Every dashboard query, with real values and with "All".
@@ -888,16 +1038,21 @@ scrape_configs:
     // Alertmanager: SiteDown active on the team's on-call route; lienthong's own incident for the
     // ward (pushed by its [[notify]] target) inhibited by it.
     let am_alerts = format!("{am}/api/v2/alerts");
-    let site_down = wait_for("SiteDown in Alertmanager", Duration::from_secs(60), &mut procs, || {
-        let url = am_alerts.clone();
-        async move {
-            let v = get_json(c, &url).await.ok()?;
-            v.as_array()?
-                .iter()
-                .find(|a| a["labels"]["alertname"] == "SiteDown" && a["labels"]["site"] == WARD)
-                .cloned()
-        }
-    })
+    let site_down = wait_for(
+        "SiteDown in Alertmanager",
+        Duration::from_secs(60),
+        &mut procs,
+        || {
+            let url = am_alerts.clone();
+            async move {
+                let v = get_json(c, &url).await.ok()?;
+                v.as_array()?
+                    .iter()
+                    .find(|a| a["labels"]["alertname"] == "SiteDown" && a["labels"]["site"] == WARD)
+                    .cloned()
+            }
+        },
+    )
     .await;
     assert_eq!(site_down["status"]["state"], "active", "{site_down:#}");
     assert_eq!(site_down["labels"]["team"], "to-tphcm");
@@ -908,7 +1063,10 @@ scrape_configs:
         .iter()
         .filter_map(|r| r["name"].as_str())
         .collect();
-    assert!(receivers.contains(&"to-tphcm-truc"), "receivers {receivers:?}");
+    assert!(
+        receivers.contains(&"to-tphcm-truc"),
+        "receivers {receivers:?}"
+    );
     wait_for(
         "lienthong's incident for the ward inhibited by SiteDown",
         Duration::from_secs(60),
@@ -927,19 +1085,26 @@ scrape_configs:
         },
     )
     .await;
-    wait_for("the on-call webhook of to-tphcm", Duration::from_secs(30), &mut procs, || {
-        let got = sink.lock().unwrap().clone();
-        async move {
-            got.iter()
-                .any(|r| r.starts_with("POST /to-tphcm/truc ") && r.contains("SiteDown") && r.contains(WARD))
-                .then_some(())
-        }
-    })
+    wait_for(
+        "the on-call webhook of to-tphcm",
+        Duration::from_secs(30),
+        &mut procs,
+        || {
+            let got = sink.lock().unwrap().clone();
+            async move {
+                got.iter()
+                    .any(|r| {
+                        r.starts_with("POST /to-tphcm/truc ")
+                            && r.contains("SiteDown")
+                            && r.contains(WARD)
+                    })
+                    .then_some(())
+            }
+        },
+    )
     .await;
 
     drop(procs);
-    check_runbooks();
-    eprintln!("runbook links resolve to README headings: ok");
     eprintln!(
         "prometheus_stack: all checks passed in {:.1} s",
         t0.elapsed().as_secs_f64()

@@ -170,7 +170,11 @@ fn outcome(def: &CheckDef, m: i64, k: i64) -> Option<(Outcome, bool)> {
         ("dac-khu-con-dao", _) => {
             let maint = (1140..1260).contains(&m);
             if link {
-                let rx = if maint { 0 } else { 40 - u32::from((m + k) % 8 == 0) * 10 };
+                let rx = if maint {
+                    0
+                } else {
+                    40 - u32::from((m + k) % 8 == 0) * 10
+                };
                 (icmp(rx, 40, 250.0), maint)
             } else {
                 (http(!maint, 900), maint)
@@ -188,7 +192,10 @@ fn outcome(def: &CheckDef, m: i64, k: i64) -> Option<(Outcome, bool)> {
             }
         }
         // The shared service answers slowly one run in ten: p95 over its 2 s limit.
-        (_, Some("lgsp")) => (http(true, if k == 0 && m % 2 == 0 { 2600 } else { 300 }), false),
+        (_, Some("lgsp")) => (
+            http(true, if k == 0 && m % 2 == 0 { 2600 } else { 300 }),
+            false,
+        ),
         _ => return None,
     })
 }
@@ -218,7 +225,8 @@ fn fixture() -> Fixture {
     // An hour of history before the window, so the window's start is not the first data.
     for m in -60..(to - from) / 60_000 {
         for k in 0..6 {
-            let at = UNIX_EPOCH + Duration::from_millis((from + m * 60_000 + k * 10_000 + 500) as u64);
+            let at =
+                UNIX_EPOCH + Duration::from_millis((from + m * 60_000 + k * 10_000 + 500) as u64);
             for def in &inv.checks {
                 if let Some((o, maint)) = outcome(def, m.max(0), k) {
                     if m < 0 && def.id.site.as_deref() == Some("phuong-thu-dau-mot") {
@@ -231,7 +239,9 @@ fn fixture() -> Fixture {
         let end = UNIX_EPOCH + Duration::from_millis((from + (m + 1) * 60_000) as u64);
         store.history_write(&rec.take(end, false)).unwrap();
         if m % 60 == 59 {
-            store.history_rollup(lienthong::history::minute_of(end) + 10).unwrap();
+            store
+                .history_rollup(lienthong::history::minute_of(end) + 10)
+                .unwrap();
         }
     }
     let incident = |key: &str, site: &str, title: &str, at: i64| {
@@ -261,7 +271,12 @@ fn fixture() -> Fixture {
             .0
     };
     // Resolved before the end: does not count.
-    let old = incident("site/phuong-tan-dinh", "phuong-tan-dinh", "Phường Tân Định", from + 3_600_000);
+    let old = incident(
+        "site/phuong-tan-dinh",
+        "phuong-tan-dinh",
+        "Phường Tân Định",
+        from + 3_600_000,
+    );
     store
         .resolve(
             old,
@@ -277,7 +292,12 @@ fn fixture() -> Fixture {
         )
         .unwrap();
     // Still open at the end of the window.
-    incident("site/phuong-ben-thanh", "phuong-ben-thanh", "Phường Bến Thành", to - 1_800_000);
+    incident(
+        "site/phuong-ben-thanh",
+        "phuong-ben-thanh",
+        "Phường Bến Thành",
+        to - 1_800_000,
+    );
     Fixture {
         _dir: dir,
         db,
@@ -290,23 +310,31 @@ fn fixture() -> Fixture {
 }
 
 fn golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("{} missing: run UPDATE_GOLDEN=1 cargo test --test readiness", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "{} missing: run UPDATE_GOLDEN=1 cargo test --test readiness",
+            path.display()
+        )
+    });
     if expected != actual {
-        let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts").join(name);
+        let out = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/test-artifacts")
+            .join(name);
         std::fs::create_dir_all(out.parent().unwrap()).unwrap();
         std::fs::write(&out, actual).unwrap();
         let line = expected
             .lines()
             .zip(actual.lines())
             .position(|(a, b)| a != b)
-            .map_or_else(|| expected.lines().count().min(actual.lines().count()), |i| i);
+            .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
         panic!(
             "{name} differs from the golden file at line {} (actual written to {}):\n  expected: {:?}\n  actual:   {:?}",
             line + 1,
@@ -358,13 +386,26 @@ fn golden_markdown_and_csv() {
 
     // The command line on the same database (the service stopped) prints the same CSV.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_lienthong"))
-        .args(["readiness", "--format", "csv", "--from", FROM, "--to", TO, "--config"])
+        .args([
+            "readiness",
+            "--format",
+            "csv",
+            "--from",
+            FROM,
+            "--to",
+            TO,
+            "--config",
+        ])
         .arg(&f.config)
         .arg("--database")
         .arg(&f.db)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
         readiness::csv(&r, Lang::Vi)
@@ -376,12 +417,25 @@ fn golden_markdown_and_csv() {
         ("md", "**2/4 sẵn sàng**"),
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_lienthong"))
-            .args(["readiness", "--format", format, "--from", FROM, "--to", TO, "--config"])
+            .args([
+                "readiness",
+                "--format",
+                format,
+                "--from",
+                FROM,
+                "--to",
+                TO,
+                "--config",
+            ])
             .arg(&f.config)
             .current_dir(f.db.parent().unwrap())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout).unwrap();
         assert!(text.contains(needle), "{format}: {text}");
     }
@@ -435,7 +489,10 @@ fn hourly_rollups_match_the_minutes_and_retention_keeps_reports() {
     let (m, h) = f.store.history_prune(to_m, 0).unwrap();
     assert!(m > 0 && h == 0, "{m} {h}");
     let after = readiness::load(&f.store, &f.inv, f.from, f.to, now).unwrap();
-    assert_eq!(readiness::csv(&before, Lang::Vi), readiness::csv(&after, Lang::Vi));
+    assert_eq!(
+        readiness::csv(&before, Lang::Vi),
+        readiness::csv(&after, Lang::Vi)
+    );
     let mid = readiness::load(&f.store, &f.inv, f.from + 1_800_000, f.to, now).unwrap();
     assert!(mid.start_rounded);
     assert!(readiness::markdown(&mid, Lang::Vi).contains("tính trọn giờ"));

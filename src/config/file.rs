@@ -68,10 +68,12 @@ pub struct ReadinessSection {
     /// Default window of `GET /api/v1/readiness`, `lienthong readiness` and the status page.
     #[serde(default = "default_readiness_window")]
     pub window: HumanDuration,
-    /// Availability target per link class (0..1), e.g. `island = 0.98`.
-    #[serde(default = "default_availability")]
+    /// Availability target per link class (0..1), e.g. `island = 0.98`. Classes not listed
+    /// get the built-in target of their name (mainland 0.995, rural 0.99, island 0.98,
+    /// datacenter 0.999), else `default_availability`.
+    #[serde(default)]
     pub availability: BTreeMap<String, f64>,
-    /// Target for classes not listed in `availability`.
+    /// Target for classes neither listed in `availability` nor built in.
     #[serde(default = "default_availability_other")]
     pub default_availability: f64,
     /// Latency quantile compared with the class limit (0.95 = p95).
@@ -90,7 +92,7 @@ impl Default for ReadinessSection {
     fn default() -> Self {
         ReadinessSection {
             window: default_readiness_window(),
-            availability: default_availability(),
+            availability: BTreeMap::new(),
             default_availability: default_availability_other(),
             latency_quantile: default_quantile(),
             min_coverage: default_min_coverage(),
@@ -105,23 +107,19 @@ impl ReadinessSection {
         self.availability
             .get(class)
             .copied()
+            .or(match class {
+                "mainland" => Some(0.995),
+                "rural" => Some(0.99),
+                "island" => Some(0.98),
+                "datacenter" => Some(0.999),
+                _ => None,
+            })
             .unwrap_or(self.default_availability)
     }
 }
 
 fn default_readiness_window() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(86_400))
-}
-fn default_availability() -> BTreeMap<String, f64> {
-    [
-        ("mainland", 0.995),
-        ("rural", 0.99),
-        ("island", 0.98),
-        ("datacenter", 0.999),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
 }
 fn default_availability_other() -> f64 {
     0.99

@@ -202,7 +202,12 @@ fn set_meta(conn: &Connection, key: &str, value: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn insert_minute(conn: &Connection, check_id: i64, minute: i64, s: &MinuteStats) -> rusqlite::Result<usize> {
+fn insert_minute(
+    conn: &Connection,
+    check_id: i64,
+    minute: i64,
+    s: &MinuteStats,
+) -> rusqlite::Result<usize> {
     conn.prepare_cached(&format!(
         "INSERT INTO history_minute ({MINUTE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
          ON CONFLICT(minute, check_id) DO NOTHING"
@@ -255,8 +260,10 @@ impl Store {
                     ))?
                     .query_row(params![row.minute, id], minute_from_row)?;
                 old.merge(&row.stats);
-                tx.prepare_cached("DELETE FROM history_minute WHERE minute = ?1 AND check_id = ?2")?
-                    .execute(params![row.minute, id])?;
+                tx.prepare_cached(
+                    "DELETE FROM history_minute WHERE minute = ?1 AND check_id = ?2",
+                )?
+                .execute(params![row.minute, id])?;
                 insert_minute(&tx, id, row.minute, &old)?;
                 // The hour may have been rolled up already: roll it again.
                 let hour = row.minute.div_euclid(60);
@@ -347,7 +354,11 @@ impl Store {
     /// Every check's numbers over `[from_minute, to_minute)`: whole rolled-up hours from the
     /// hourly rows, the rest from the minute rows. A window older than the minutes kept is
     /// rounded out to whole hours at its start (`start_rounded`).
-    pub fn history_window(&self, from_minute: i64, to_minute: i64) -> Result<WindowData, StoreError> {
+    pub fn history_window(
+        &self,
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<WindowData, StoreError> {
         let conn = self.reader();
         let tx = conn.unchecked_transaction()?;
         let mut out = WindowData {
@@ -358,7 +369,13 @@ impl Store {
         let mut by_id: HashMap<i64, (String, i64)> = HashMap::new();
         {
             let mut stmt = tx.prepare_cached("SELECT id, key, first_minute FROM history_checks")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
             for r in rows {
                 let (id, key, first) = r?;
                 by_id.insert(id, (key, first));
@@ -373,7 +390,10 @@ impl Store {
             .query_row([], |r| r.get(0))?;
         let oldest = oldest.unwrap_or(i64::MAX);
         let mut h_lo = from_minute.div_euclid(60) + i64::from(from_minute.rem_euclid(60) != 0);
-        if from_minute < oldest && from_minute.rem_euclid(60) != 0 && from_minute.div_euclid(60) < rolled {
+        if from_minute < oldest
+            && from_minute.rem_euclid(60) != 0
+            && from_minute.div_euclid(60) < rolled
+        {
             h_lo = from_minute.div_euclid(60);
             out.start_rounded = true;
         }
@@ -397,7 +417,8 @@ impl Store {
                 a.lat_max = a.lat_max.max(r.get::<_, f64>(9)?);
                 a.sent += r.get::<_, i64>(10)? as u64;
                 a.lost += r.get::<_, i64>(11)? as u64;
-                a.hist.add_encoded(r.get_ref(12)?.as_blob().map_err(rusqlite::Error::from)?);
+                a.hist
+                    .add_encoded(r.get_ref(12)?.as_blob().map_err(rusqlite::Error::from)?);
             }
             if from_minute < h_lo * 60 {
                 minute_ranges.push((from_minute, h_lo * 60));
@@ -419,7 +440,13 @@ impl Store {
         drop(stmt);
         for (id, (key, first)) in by_id {
             let agg = aggs.remove(&id).unwrap_or_default();
-            out.checks.insert(key, CheckWindow { first_minute: first, agg });
+            out.checks.insert(
+                key,
+                CheckWindow {
+                    first_minute: first,
+                    agg,
+                },
+            );
         }
         Ok(out)
     }
@@ -447,7 +474,11 @@ impl Store {
         if ids.is_empty() {
             return Ok(out);
         }
-        let list = ids.keys().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+        let list = ids
+            .keys()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         let mut stmt = conn.prepare(&format!(
             "SELECT {MINUTE_COLS} FROM history_minute \
              WHERE minute >= ?1 AND minute < ?2 AND check_id IN ({list}) ORDER BY minute"
@@ -456,7 +487,9 @@ impl Store {
         for r in rows {
             let (minute, id, stats) = r?;
             if let Some(k) = ids.get(&id) {
-                out.entry(k.clone()).or_default().push(SeriesPoint { minute, stats });
+                out.entry(k.clone())
+                    .or_default()
+                    .push(SeriesPoint { minute, stats });
             }
         }
         Ok(out)

@@ -24,7 +24,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/checks"),
     ("GET", "/api/v1/sites"),
     ("GET", "/api/v1/sites/{slug}"),
+    ("GET", "/api/v1/readiness"),
     ("GET", "/api/v1/openapi.json"),
+    ("GET", "/"),
+    ("GET", "/sites/{slug}"),
+    ("GET", "/readiness"),
     ("GET", "/incidents.atom"),
     ("GET", "/metrics"),
     ("GET", "/healthz"),
@@ -229,6 +233,86 @@ pub fn operation(method: &str, path: &str) -> Option<Value> {
                     }))
                 },
                 "404": r("NotFound")
+            }
+        }),
+        ("GET", "/api/v1/readiness") => json!({
+            "tags": ["status"],
+            "operationId": "readiness",
+            "summary": "Readiness report: city summary, per-site verdicts with reasons and numbers",
+            "description": "Over [from, to) (default: the last [readiness] window, 24 h), \
+                            maintenance minutes left out. Verdicts: `ready` (sẵn sàng), \
+                            `not_ready` (chưa sẵn sàng), `insufficient_data` (không đủ dữ liệu); \
+                            every finding in Vietnamese (`vi`) and English (`en`). Also per former \
+                            province, per team and per shared service. `to` later than now ends \
+                            now. Unknown parameters → 400.",
+            "parameters": [
+                query("from", &format!("Start of the window: {time_note}."), json!({ "type": "string" })),
+                query("to", &format!("End of the window (exclusive): {time_note}."), json!({ "type": "string" }))
+            ],
+            "responses": {
+                "200": {
+                    "description": "The report.",
+                    "content": json_body(json!({
+                        "type": "object",
+                        "required": ["from", "to", "city", "sites", "services", "provinces", "teams", "criteria"],
+                        "properties": {
+                            "from": { "type": "string", "format": "date-time" },
+                            "to": { "type": "string", "format": "date-time" },
+                            "city": {
+                                "type": "object",
+                                "description": "`headline` is e.g. \"165/168 sẵn sàng\".",
+                                "properties": {
+                                    "total": { "type": "integer" }, "ready": { "type": "integer" },
+                                    "not_ready": { "type": "integer" }, "insufficient_data": { "type": "integer" },
+                                    "services_total": { "type": "integer" }, "services_ready": { "type": "integer" },
+                                    "all_ready": { "type": "boolean" },
+                                    "headline": { "type": "string" }, "headline_en": { "type": "string" }
+                                }
+                            },
+                            "sites": { "type": "array", "items": { "type": "object", "description": "slug, verdict, reasons, notes, open_critical, checks (availability, target, latency quantile and limit, loss, minutes observed / expected / in maintenance)." } },
+                            "services": { "type": "array", "items": { "type": "object" } },
+                            "provinces": { "type": "array", "items": { "type": "object" } },
+                            "teams": { "type": "array", "items": { "type": "object" } },
+                            "criteria": { "type": "object" }
+                        }
+                    }))
+                },
+                "400": r("BadRequest"),
+                "500": r("InternalError")
+            }
+        }),
+        ("GET", "/") => json!({
+            "tags": ["pages"],
+            "operationId": "statusPage",
+            "summary": "Status page of all sites (HTML; `?lang=en` for English)",
+            "parameters": [query("lang", "`en` for English; Vietnamese otherwise.", json!({ "type": "string", "enum": ["vi", "en"] }))],
+            "responses": { "200": { "description": "The page.", "content": { "text/html": { "schema": { "type": "string" } } } } }
+        }),
+        ("GET", "/sites/{slug}") => json!({
+            "tags": ["pages"],
+            "operationId": "sitePage",
+            "summary": "One site: checks, last results, latency chart, incidents (HTML)",
+            "parameters": [
+                { "name": "slug", "in": "path", "required": true, "schema": { "type": "string", "example": "phuong-ben-thanh" } },
+                query("lang", "`en` for English; Vietnamese otherwise.", json!({ "type": "string", "enum": ["vi", "en"] }))
+            ],
+            "responses": {
+                "200": { "description": "The page.", "content": { "text/html": { "schema": { "type": "string" } } } },
+                "404": { "description": "No such site (an HTML page).", "content": { "text/html": { "schema": { "type": "string" } } } }
+            }
+        }),
+        ("GET", "/readiness") => json!({
+            "tags": ["pages"],
+            "operationId": "readinessPage",
+            "summary": "The readiness report as an HTML page (same parameters as /api/v1/readiness, plus lang)",
+            "parameters": [
+                query("from", &format!("Start of the window: {time_note}."), json!({ "type": "string" })),
+                query("to", &format!("End of the window: {time_note}."), json!({ "type": "string" })),
+                query("lang", "`en` for English; Vietnamese otherwise.", json!({ "type": "string", "enum": ["vi", "en"] }))
+            ],
+            "responses": {
+                "200": { "description": "The report.", "content": { "text/html": { "schema": { "type": "string" } } } },
+                "400": r("BadRequest")
             }
         }),
         ("GET", "/api/v1/openapi.json") => json!({
@@ -491,6 +575,7 @@ pub fn spec() -> Value {
             { "name": "incidents" },
             { "name": "maintenance" },
             { "name": "status" },
+            { "name": "pages" },
             { "name": "meta" }
         ],
         "paths": paths,

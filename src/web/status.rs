@@ -263,7 +263,11 @@ fn check_problem(c: &CheckStatus, lang: Lang) -> Option<String> {
                     } else if !d.jitter.is_zero() && jit > d.jitter.as_secs_f64() {
                         format!("jitter {}", fmt_ms(jit * 1000.0, lang))
                     } else {
-                        format!("{} {}", lang.pick("mất gói", "loss"), pct(i.loss_ratio, lang))
+                        format!(
+                            "{} {}",
+                            lang.pick("mất gói", "loss"),
+                            pct(i.loss_ratio, lang)
+                        )
                     }
                 }
                 _ => format!(
@@ -359,7 +363,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .tile .t{display:flex;flex-direction:column;min-width:0}
 .tile .nm{font-weight:600}
 .tile .st{font-size:.82rem;color:var(--c);font-weight:650}
-.tile .why{font-size:.8rem;color:#333;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.tile .why{font-size:.8rem;color:#333;overflow:hidden;display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical}
 .isl{display:inline-block;font-size:.72rem;font-weight:700;color:#0b4f8a;border:1px solid #0b4f8a;border-radius:3px;padding:0 .25rem;margin-left:.25rem;background:#fff}
 .hide{display:none!important}
 .chart svg{width:100%;max-width:720px;height:auto;background:#fff;border:1px solid #e0e0e0}
@@ -381,7 +385,7 @@ const SYMBOLS: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" style="display
 
 const SCRIPT: &str = r#"
 (function(){
-  var lang=document.documentElement.lang;
+  document.documentElement.classList.add('js');
   var q=document.getElementById('q'), prov=document.getElementById('prov'), isl=document.getElementById('isl');
   var filter=sessionStorage.getItem('lt-filter')||'';
   function fold(s){return s.normalize('NFD').replace(/[\u0300-\u036f]/g,'').replace(/[đĐ]/g,'d').toLowerCase();}
@@ -524,6 +528,9 @@ async fn index(State(app): State<AppState>, RawQuery(q): RawQuery) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
 }
 
+/// Districts of a former province and their sites, in inventory order.
+type Districts<'a> = Vec<(&'a str, Vec<&'a SiteInfo>)>;
+
 /// The status page.
 pub fn render_index(d: &StatusData, lang: Lang) -> Markup {
     let inv = &d.inv;
@@ -549,7 +556,7 @@ pub fn render_index(d: &StatusData, lang: Lang) -> Markup {
     );
     let alt = lang.pick("/?lang=en", "/");
     // Former provinces and their districts, in inventory order.
-    let mut provinces: Vec<(&str, Vec<(&str, Vec<&SiteInfo>)>)> = Vec::new();
+    let mut provinces: Vec<(&str, Districts)> = Vec::new();
     for s in &inv.sites {
         let pi = match provinces.iter().position(|(p, _)| *p == s.former_province) {
             Some(i) => i,
@@ -651,9 +658,10 @@ fn tile(s: &SiteInfo, st: SiteStatus, checks: &[&CheckStatus], lang: Lang) -> Ma
 
 fn readiness_summary(r: &Report, lang: Lang) -> Markup {
     let c = &r.city;
+    let services_failing = r.services.iter().any(|s| s.verdict == Verdict::NotReady);
     let cls = if c.all_ready {
         "s-up"
-    } else if c.not_ready > 0 || c.services_ready < c.services_total {
+    } else if c.not_ready > 0 || services_failing {
         "s-down"
     } else {
         "s-unknown"
@@ -676,12 +684,21 @@ fn readiness_summary(r: &Report, lang: Lang) -> Markup {
             data-services-ready=(c.services_ready) data-services-total=(c.services_total) {
             div {
                 div.headline #readiness-headline { (lang.pick(&c.headline, &c.headline_en)) }
-                div.small.muted { (lang.pick("Sẵn sàng ", "Readiness ")) (r.from_local) " → " (r.to_local) }
+                div.small.muted { (window_words(r, lang)) ": " (r.from_local) " → " (r.to_local) }
             }
             div.facts {
                 span { (verdict_badge(Verdict::NotReady, lang)) " " b { (c.not_ready) } }
                 span { (verdict_badge(Verdict::InsufficientData, lang)) " " b { (c.insufficient_data) } }
                 span { (lang.pick("Dịch vụ dùng chung đạt: ", "Shared services ready: ")) b { (c.services_ready) "/" (c.services_total) } }
+                @if c.insufficient_data > 0 {
+                    span.small.muted {
+                        @if lang == Lang::Vi {
+                            "Cần ít nhất " (r.criteria.min_observed_minutes) " phút dữ liệu và " (pct(r.criteria.min_coverage, lang)) " số phút dự kiến để đánh giá."
+                        } @else {
+                            "Judging needs " (r.criteria.min_observed_minutes) " minutes of data and " (pct(r.criteria.min_coverage, lang)) " of the expected minutes."
+                        }
+                    }
+                }
             }
             @if !not_ready.is_empty() {
                 div {
@@ -699,6 +716,19 @@ fn readiness_summary(r: &Report, lang: Lang) -> Markup {
             }
             div { a href=(report_href) { (lang.pick("Báo cáo đầy đủ", "Full report")) } }
         }
+    }
+}
+
+/// "Đánh giá 24 giờ qua" / "Judged over the last 24 hours".
+fn window_words(r: &Report, lang: Lang) -> String {
+    let from = crate::web::incidents::parse_rfc3339(&r.from).unwrap_or(0);
+    let to = crate::web::incidents::parse_rfc3339(&r.to).unwrap_or(0);
+    let hours = (to - from) / 3_600_000;
+    match (lang, hours % 24 == 0 && hours >= 48) {
+        (Lang::Vi, true) => format!("Đánh giá {} ngày qua", hours / 24),
+        (Lang::Vi, false) => format!("Đánh giá {hours} giờ qua"),
+        (Lang::En, true) => format!("Judged over the last {} days", hours / 24),
+        (Lang::En, false) => format!("Judged over the last {hours} hours"),
     }
 }
 
@@ -805,7 +835,8 @@ pub fn map_svg(inv: &Inventory, status: &HashMap<&str, SiteStatus>, lang: Lang) 
     let ik = iw / (ilon1 - ilon0);
     let iky = ik / (10.8f64.to_radians().cos());
     let ih = (ilat1 - ilat0) * iky;
-    let in_inset = |lat: f64, lon: f64| (ilat0..=ilat1).contains(&lat) && (ilon0..=ilon1).contains(&lon);
+    let in_inset =
+        |lat: f64, lon: f64| (ilat0..=ilat1).contains(&lat) && (ilon0..=ilon1).contains(&lon);
 
     let mut o = String::with_capacity(40_000);
     let _ = write!(
@@ -843,8 +874,16 @@ pub fn map_svg(inv: &Inventory, status: &HashMap<&str, SiteStatus>, lang: Lang) 
         }
     }
     let mark = |o: &mut String, x: f64, y: f64, s: &SiteInfo, scale: f64| {
-        let st = status.get(s.slug.as_str()).copied().unwrap_or(SiteStatus::Unknown);
-        let r = 5.0 * scale;
+        let st = status
+            .get(s.slug.as_str())
+            .copied()
+            .unwrap_or(SiteStatus::Unknown);
+        // Faults are drawn larger, so one stands out among a hundred healthy neighbours.
+        let grow = match st {
+            SiteStatus::Down | SiteStatus::Degraded => 1.5,
+            _ => 1.0,
+        };
+        let r = 5.0 * scale * grow;
         let _ = write!(
             o,
             r##"<a href="/sites/{slug}{ls}"><title>{name} — {label}</title><use href="#m-{st}" class="m m-{st}" x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{w:.1}"/></a>"##,
@@ -860,26 +899,60 @@ pub fn map_svg(inv: &Inventory, status: &HashMap<&str, SiteStatus>, lang: Lang) 
     };
     // Draw worse statuses last (on top).
     let mut order: Vec<&SiteInfo> = inv.sites.iter().collect();
-    order.sort_by_key(|s| severity_rank(status.get(s.slug.as_str()).copied().unwrap_or(SiteStatus::Unknown)));
+    order.sort_by_key(|s| {
+        severity_rank(
+            status
+                .get(s.slug.as_str())
+                .copied()
+                .unwrap_or(SiteStatus::Unknown),
+        )
+    });
     for s in &order {
         let (x, y) = proj(s.lat, s.lon);
-        mark(&mut o, x, y, s, if in_inset(s.lat, s.lon) { 0.75 } else { 1.0 });
+        mark(
+            &mut o,
+            x,
+            y,
+            s,
+            if in_inset(s.lat, s.lon) { 0.75 } else { 1.0 },
+        );
     }
+    // Province names where the map has room (the shipped three), else at their centroid.
     for (p, lat, lon, n) in &cent {
-        let (x, y) = proj(lat / n, lon / n);
-        let (vi, en) = readiness::province_name(p);
-        let name = lang.pick(&vi, &en);
-        let (x, y) = match *p {
-            "tphcm" => (x - 60.0, y + 70.0),
-            "binh-duong" => (x - 30.0, y - 40.0),
-            _ => (x - 20.0, y + 34.0),
+        let (lat, lon) = match *p {
+            "binh-duong" => (11.49, 106.31),
+            "tphcm" => (10.62, 106.31),
+            "ba-ria-vung-tau" => (10.31, 107.12),
+            _ => (lat / n, lon / n),
         };
-        let _ = write!(o, r##"<text x="{:.1}" y="{:.1}">{}</text>"##, x.max(2.0), y, esc(name));
+        let (x, y) = proj(lat, lon);
+        let (vi, en) = readiness::province_name(p);
+        let _ = write!(
+            o,
+            r##"<text x="{:.1}" y="{:.1}" font-weight="600">{}</text>"##,
+            x.clamp(2.0, W - 120.0),
+            y,
+            esc(lang.pick(&vi, &en))
+        );
     }
-    // Island names.
-    for s in inv.sites.iter().filter(|s| s.island) {
+    // Island names: to the left of the westernmost of two close islands.
+    let islands: Vec<&SiteInfo> = inv.sites.iter().filter(|s| s.island).collect();
+    for s in &islands {
         let (x, y) = proj(s.lat, s.lon);
-        let _ = write!(o, r##"<text x="{:.1}" y="{:.1}">{}</text>"##, x + 7.0, y + 4.0, esc(&s.name));
+        let crowded = islands
+            .iter()
+            .any(|o| o.slug != s.slug && (o.lat - s.lat).abs() < 0.1 && o.lon > s.lon);
+        let (tx, anchor) = if crowded {
+            (x - 6.0, "end")
+        } else {
+            (x + 6.0, "start")
+        };
+        let _ = write!(
+            o,
+            r##"<text x="{tx:.1}" y="{:.1}" text-anchor="{anchor}">{}</text>"##,
+            y + 3.5,
+            esc(&s.name)
+        );
     }
     // Inset: the frame of the enlarged area on the map, then the enlargement.
     let (fx0, fy0) = proj(ilat1, ilon0);
@@ -899,8 +972,8 @@ pub fn map_svg(inv: &Inventory, status: &HashMap<&str, SiteStatus>, lang: Lang) 
         let y = iy + (ilat1 - s.lat) * iky;
         mark(&mut o, x, y, s, 1.0);
     }
-    // Legend.
-    let ly = main_h - 10.0;
+    // Legend, under Côn Đảo.
+    let ly = h - 8.0;
     let mut lx = 4.0;
     for st in [
         SiteStatus::Up,
@@ -1040,8 +1113,16 @@ pub fn render_site(d: &SiteData, lang: Lang) -> Markup {
     let alt = format!("/sites/{}{}", s.slug, lang.pick("?lang=en", ""));
     let to_m = d.now.div_euclid(60_000);
     let from_m = to_m - CHART_HOURS * 60;
-    let open: Vec<&Incident> = d.incidents.iter().filter(|i| i.resolved_at.is_none()).collect();
-    let recent: Vec<&Incident> = d.incidents.iter().filter(|i| i.resolved_at.is_some()).collect();
+    let open: Vec<&Incident> = d
+        .incidents
+        .iter()
+        .filter(|i| i.resolved_at.is_none())
+        .collect();
+    let recent: Vec<&Incident> = d
+        .incidents
+        .iter()
+        .filter(|i| i.resolved_at.is_some())
+        .collect();
     let body = html! {
         main {
             p { a href={ "/" (lang_suffix(lang, true)) } { "← " (lang.pick("Tất cả xã, phường, đặc khu", "All sites")) } }
@@ -1133,7 +1214,7 @@ fn limit_ms(c: &CheckDef) -> Option<f64> {
     } else {
         c.degraded.latency
     };
-    (!l.is_zero()).then(|| l.as_secs_f64() * 1000.0)
+    (!l.is_zero()).then_some(l.as_secs_f64() * 1000.0)
 }
 
 fn incident_line(i: &Incident, lang: Lang) -> Markup {
@@ -1158,12 +1239,21 @@ fn check_row(c: &CheckStatus, lang: Lang) -> Markup {
             i.rtt_avg.map(|v| {
                 let mut s = fmt_ms(v * 1000.0, lang);
                 if let (Some(lo), Some(hi)) = (i.rtt_min, i.rtt_max) {
-                    s.push_str(&format!(" ({}–{})", fmt_ms(lo * 1000.0, lang), fmt_ms(hi * 1000.0, lang)));
+                    s.push_str(&format!(
+                        " ({}–{})",
+                        fmt_ms(lo * 1000.0, lang),
+                        fmt_ms(hi * 1000.0, lang)
+                    ));
                 }
                 s
             }),
             i.jitter.map(|v| fmt_ms(v * 1000.0, lang)),
-            Some(format!("{} ({}/{})", pct(i.loss_ratio, lang), i.sent - i.received.min(i.sent), i.sent)),
+            Some(format!(
+                "{} ({}/{})",
+                pct(i.loss_ratio, lang),
+                i.sent - i.received.min(i.sent),
+                i.sent
+            )),
         ),
         _ => (None, None, None),
     };
@@ -1304,7 +1394,11 @@ pub fn chart_svg(
             prev = None;
             continue;
         };
-        let cmd = if prev.is_some_and(|m| p.minute - m <= 2) { 'L' } else { 'M' };
+        let cmd = if prev.is_some_and(|m| p.minute - m <= 2) {
+            'L'
+        } else {
+            'M'
+        };
         let _ = write!(path, "{cmd}{:.1} {:.1}", x(p.minute) + bw / 2.0, y(v));
         prev = Some(p.minute);
     }
@@ -1399,7 +1493,13 @@ pub fn report_html(r: &Report, lang: Lang) -> Markup {
         r.to,
         lang.pick("&lang=en", "")
     );
-    let cls = if c.all_ready { "s-up" } else if c.not_ready > 0 { "s-down" } else { "s-unknown" };
+    let cls = if c.all_ready {
+        "s-up"
+    } else if c.not_ready > 0 {
+        "s-down"
+    } else {
+        "s-unknown"
+    };
     let body = html! {
         main {
             section class={"panel ready " (cls)} #readiness data-total=(c.total) data-ready=(c.ready) {

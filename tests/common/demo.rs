@@ -44,13 +44,20 @@ impl Demo {
                 sink.lock().unwrap().push(line);
             }
         });
-        let base = rx.recv_timeout(Duration::from_secs(30)).expect("demo printed its address");
+        let base = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("demo printed its address");
         Demo { child, base, log }
     }
 
     pub fn get(&self, path: &str) -> Option<String> {
-        let out = Command::new("curl").args(["-sf", "--max-time", "10", &format!("{}{path}", self.base)]).output().ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        let out = Command::new("curl")
+            .args(["-sf", "--max-time", "10", &format!("{}{path}", self.base)])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     pub fn get_json(&self, path: &str) -> Option<serde_json::Value> {
@@ -71,7 +78,11 @@ impl Demo {
 
     pub fn signal(&self, sig: &str) {
         let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args([sig, &pid]).status().unwrap().success());
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
     }
 
     /// Waits for the process to exit.

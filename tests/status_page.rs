@@ -1,0 +1,409 @@
+//! The status page in a real headless browser: `lienthong demo` (the real binary) with a
+//! scripted outage, Debian's Chromium loading `/` and a site page. Asserts all 168 sites are
+//! rendered, the outage is shown as down (icon and word, not colour alone), the readiness
+//! summary matches `GET /api/v1/readiness` for the same window, and saves screenshots and DOM
+//! dumps to `target/test-artifacts/`.
+//!
+//! Skipped, with a message, when /usr/bin/chromium is missing (`.ci/run` installs it).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+const SCENARIO: &str = r#"
+cycle = "30m"
+udp_echo_port = 17307
+[[fault]]
+at = "0s"
+duration = "30m"
+kind = "link_down"
+site = "phuong-ben-thanh"
+[[fault]]
+at = "0s"
+duration = "30m"
+kind = "http_status"
+status = 503
+service = "thu-tuc-hanh-chinh"
+[[fault]]
+at = "0s"
+duration = "30m"
+kind = "slow"
+delay = "3s"
+site = "phuong-sai-gon"
+"#;
+
+/// The demo child: SIGTERM then kill on drop, so a failing test never leaves it running (it
+/// holds fixed loopback addresses).
+struct Demo {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Demo {
+    fn start(cwd: &Path) -> Demo {
+        let scenario = cwd.join("scenario.toml");
+        std::fs::write(&scenario, SCENARIO).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lienthong"))
+            .args(["demo", "--listen", "127.0.0.1:0", "--scenario"])
+            .arg(&scenario)
+            .arg("--config")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("probes.toml"))
+            .current_dir(cwd)
+            .env("LIENTHONG_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the demo");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Some(i) = line.find("open http://") {
+                    let rest = &line[i + "open ".len()..];
+                    let _ = tx.send(rest.split('/').take(3).collect::<Vec<_>>().join("/"));
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut demo = Demo {
+            child,
+            base: String::new(),
+            log,
+        };
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(base) => demo.base = base,
+            Err(_) => panic!("the demo did not print its address:\n{}", demo.log_text()),
+        }
+        demo
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// GET over plain HTTP/1.0 (no client library): (status, body).
+    fn get(&self, path: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(self.addr()).expect("connect to the demo");
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(s, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr()).unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (status, body.to_string())
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn artifacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs headless Chromium with the flags of the issue and a fresh profile; returns stdout.
+fn chromium(args: &[String], url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            // (No --virtual-time-budget: the page's event stream never goes idle. Its script
+            // runs before the load event, which is when the dump and the screenshot are made.)
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromium");
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "chromium failed on {url}: {status}");
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish on {url} within 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    reader.join().unwrap()
+}
+
+/// The value of `attr="…"` in the first tag containing `anchor`.
+fn attr(dom: &str, anchor: &str, attr: &str) -> Option<String> {
+    let i = dom.find(anchor)?;
+    let start = dom[..i].rfind('<')?;
+    let end = i + dom[i..].find('>')?;
+    let tag = &dom[start..end];
+    let key = format!("{attr}=\"");
+    let v = tag.find(&key)? + key.len();
+    Some(tag[v..v + tag[v..].find('"')?].to_string())
+}
+
+/// The text inside the element whose start tag contains `anchor` (first text node).
+fn text_after(dom: &str, anchor: &str) -> Option<String> {
+    let i = dom.find(anchor)?;
+    let rest = &dom[i + dom[i..].find('>')? + 1..];
+    Some(rest[..rest.find('<')?].trim().to_string())
+}
+
+fn json_u64(v: &serde_json::Value, path: &str) -> u64 {
+    v.pointer(path)
+        .and_then(|x| x.as_u64())
+        .unwrap_or_else(|| panic!("{path} missing in {v}"))
+}
+
+#[test]
+fn status_page_in_a_real_browser() {
+    if !Path::new(CHROMIUM).exists() {
+        eprintln!(
+            "SKIPPED status_page_in_a_real_browser: {CHROMIUM} not found (apt-get install chromium; .ci/run does)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let demo = Demo::start(dir.path());
+
+    // Every site has reported and the scripted outage is confirmed.
+    let started = Instant::now();
+    let mut page = String::new();
+    loop {
+        let (status, body) = demo.get("/");
+        if status == 200 {
+            page = body;
+            let down = attr(&page, "data-slug=\"phuong-ben-thanh\"", "data-status");
+            let unknown = page.matches("data-status=\"unknown\"").count();
+            if down.as_deref() == Some("down") && unknown == 0 {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the outage was not shown as down within 90 s (last page {} bytes)\n{}",
+            page.len(),
+            demo.log_text()
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert!(
+        page.len() < 300 * 1024,
+        "status page is {} bytes",
+        page.len()
+    );
+
+    // The browser's view.
+    let out = artifacts();
+    let dom = chromium(&["--dump-dom".into()], &format!("{}/", demo.base));
+    std::fs::write(out.join("status-page.html"), &dom).unwrap();
+    assert!(
+        dom.contains("<html lang=\"vi\" class=\"js\">"),
+        "the page's script ran"
+    );
+    let tiles = dom.matches("class=\"tile ").count();
+    assert_eq!(tiles, 168, "every site is rendered");
+    let slugs: std::collections::BTreeSet<&str> = dom
+        .match_indices("class=\"tile ")
+        .filter_map(|(i, _)| dom[i..].split("data-slug=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(slugs.len(), 168, "168 distinct sites");
+    assert_eq!(
+        attr(&dom, "data-slug=\"phuong-ben-thanh\"", "data-status").as_deref(),
+        Some("down")
+    );
+    // Not colour alone: the tile carries the down icon and the word.
+    let tile = &dom[dom.find("data-slug=\"phuong-ben-thanh\"").unwrap()..];
+    let tile = &tile[..tile.find("</a>").unwrap()];
+    assert!(tile.contains("#i-down"), "{tile}");
+    assert!(tile.contains("Gián đoạn"), "{tile}");
+    assert!(
+        tile.contains("Đường truyền mạng"),
+        "the reason names the link: {tile}"
+    );
+    // Island sites are marked; Côn Đảo is on the map, south of every mainland site.
+    for island in ["dac-khu-con-dao", "xa-thanh-an", "xa-long-son"] {
+        let t = &dom[dom.find(&format!("data-slug=\"{island}\"")).unwrap()..];
+        assert!(
+            t[..t.find("</a>").unwrap()].contains("class=\"isl\""),
+            "{island}"
+        );
+        assert_eq!(
+            attr(&dom, &format!("data-slug=\"{island}\""), "data-island").as_deref(),
+            Some("1")
+        );
+    }
+    let map_y = |slug: &str| -> f64 {
+        let i = dom
+            .find(&format!("href=\"/sites/{slug}\"><title>"))
+            .unwrap_or_else(|| panic!("{slug} on the map"));
+        attr(&dom[i..], "class=\"m ", "y").unwrap().parse().unwrap()
+    };
+    let con_dao = map_y("dac-khu-con-dao");
+    for mainland in [
+        "xa-long-son",
+        "xa-thanh-an",
+        "xa-can-gio",
+        "phuong-vung-tau",
+    ] {
+        if dom.contains(&format!("href=\"/sites/{mainland}\"><title>")) {
+            assert!(
+                con_dao > map_y(mainland) + 40.0,
+                "Côn Đảo south of {mainland}"
+            );
+        }
+    }
+    // Shared services and open incidents are listed.
+    assert_eq!(
+        attr(&dom, "data-service=\"thu-tuc-hanh-chinh\"", "data-status").as_deref(),
+        Some("down")
+    );
+    assert!(dom.contains("id=\"incidents\""));
+
+    // The readiness summary is the API's for the same window.
+    let from = attr(&dom, "id=\"readiness\"", "data-from").expect("readiness summary");
+    let to = attr(&dom, "id=\"readiness\"", "data-to").unwrap();
+    let (status, body) = demo.get(&format!("/api/v1/readiness?from={from}&to={to}"));
+    assert_eq!(status, 200, "{body}");
+    let api: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for (data, path) in [
+        ("data-total", "/city/total"),
+        ("data-ready", "/city/ready"),
+        ("data-not-ready", "/city/not_ready"),
+        ("data-insufficient", "/city/insufficient_data"),
+        ("data-services-ready", "/city/services_ready"),
+        ("data-services-total", "/city/services_total"),
+    ] {
+        let shown: u64 = attr(&dom, "id=\"readiness\"", data)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(shown, json_u64(&api, path), "{data} vs {path}");
+    }
+    assert_eq!(json_u64(&api, "/city/total"), 168);
+    assert_eq!(
+        text_after(&dom, "id=\"readiness-headline\"").unwrap(),
+        api["city"]["headline"].as_str().unwrap()
+    );
+    // Up to now (the default window), the outage site is not ready: its incident is open.
+    let (status, body) = demo.get("/api/v1/readiness");
+    assert_eq!(status, 200, "{body}");
+    let api: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let bt = api["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["slug"] == "phuong-ben-thanh")
+        .unwrap();
+    assert_eq!(bt["verdict"], "not_ready", "{bt}");
+    assert_eq!(bt["reasons"][0]["code"], "critical_incident", "{bt}");
+
+    // Screenshots for people.
+    chromium(
+        &[
+            "--window-size=1600,2400".into(),
+            format!("--screenshot={}", out.join("status-page.png").display()),
+        ],
+        &format!("{}/", demo.base),
+    );
+    chromium(
+        &[
+            "--window-size=1400,1800".into(),
+            format!(
+                "--screenshot={}",
+                out.join("site-phuong-ben-thanh.png").display()
+            ),
+        ],
+        &format!("{}/sites/phuong-ben-thanh", demo.base),
+    );
+    for png in ["status-page.png", "site-phuong-ben-thanh.png"] {
+        let len = std::fs::metadata(out.join(png)).map_or(0, |m| m.len());
+        assert!(len > 20_000, "{png}: {len} bytes");
+    }
+
+    // The site page: checks with reasons and measurements, the outage incident.
+    let site = chromium(
+        &["--dump-dom".into()],
+        &format!("{}/sites/phuong-ben-thanh", demo.base),
+    );
+    std::fs::write(out.join("site-phuong-ben-thanh.html"), &site).unwrap();
+    assert_eq!(
+        attr(&site, "id=\"site\"", "data-status").as_deref(),
+        Some("down")
+    );
+    assert_eq!(
+        attr(
+            &site,
+            "data-check=\"site/phuong-ben-thanh/link\"",
+            "data-health"
+        )
+        .as_deref(),
+        Some("down")
+    );
+    assert!(site.contains("mất gói"), "the link's reason");
+    assert!(site.contains("bị từ chối kết nối"), "the endpoint's reason");
+    assert!(site.contains("Mất kết nối"), "the open incident");
+    assert!(
+        site.contains("data-check=\"site/phuong-ben-thanh/link\"><h3"),
+        "a chart per check"
+    );
+
+    // English.
+    let en = chromium(&["--dump-dom".into()], &format!("{}/?lang=en", demo.base));
+    assert!(en.contains("<html lang=\"en\""));
+    assert_eq!(en.matches("class=\"tile ").count(), 168);
+    let t = &en[en.find("data-slug=\"phuong-ben-thanh\"").unwrap()..];
+    assert!(t[..t.find("</a>").unwrap()].contains("Down"));
+    assert!(en.contains("/168 ready"), "English readiness headline");
+
+    // Unknown site: a page, not a crash.
+    assert_eq!(demo.get("/sites/khong-co").0, 404);
+    drop(demo);
+}
