@@ -1483,7 +1483,11 @@ sites = [
         );
         let r = run(&d, &[]);
         assert_eq!(r.sites[0].verdict, Verdict::NotReady);
-        let codes: Vec<&str> = r.sites[0].checks[0].findings.iter().map(|f| f.code).collect();
+        let codes: Vec<&str> = r.sites[0].checks[0]
+            .findings
+            .iter()
+            .map(|f| f.code)
+            .collect();
         assert_eq!(codes, ["low_coverage", "availability"]);
     }
 

@@ -1,9 +1,12 @@
 //! `lienthong demo` as a newcomer runs it (the real binary): all 168 sites appear in /metrics
 //! within one interval, the scripted faults show up with the right reasons, SIGTERM stops it.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::demo::Demo;
 
 const SCENARIO: &str = r#"
 cycle = "10m"
@@ -48,34 +51,8 @@ fn value(metrics: &str, series: &str) -> Option<f64> {
 #[test]
 fn demo_shows_all_sites_and_scripted_faults() {
     let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("scenario.toml");
-    std::fs::write(&scenario, SCENARIO).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lienthong"))
-        .args(["demo", "--listen", "127.0.0.1:0", "--scenario"])
-        .arg(&scenario)
-        .arg("--config")
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("probes.toml"))
-        .current_dir(dir.path())
-        .env("LIENTHONG_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start demo");
-    // The demo prints its address; read it, then keep draining stderr.
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut base = None;
-    let mut early = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        early.push(line.clone());
-        if let Some(i) = line.find("open http://") {
-            let rest = &line[i + "open ".len()..];
-            base = Some(rest.split('/').take(3).collect::<Vec<_>>().join("/"));
-            break;
-        }
-    }
-    let base = base.expect("demo printed its address");
-    let log =
-        std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+    let mut demo = Demo::start(dir.path(), SCENARIO);
+    let base = demo.base.clone();
 
     // Within one interval (island class: 20 s) every check has run once.
     let started = Instant::now();
@@ -184,25 +161,10 @@ fn demo_shows_all_sites_and_scripted_faults() {
     assert_eq!(value(&metrics, r#"lienthong_site_status{site="phuong-tan-dinh"}"#), Some(1.0), "up");
 
     // SIGTERM: graceful stop.
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "demo did not stop after SIGTERM");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let log = format!("{}\n{}", early.join("\n"), log.join().unwrap());
+    demo.signal("-TERM");
+    let status = demo.wait_exit(Duration::from_secs(15));
+    let log = demo.log_text();
     assert!(status.success(), "exit {status:?}\n{log}");
     assert!(log.contains("lienthong stopped"), "{log}");
-    assert!(
-        log.contains("The demo's link rounds use UDP echo"),
-        "ICMP notice printed once"
-    );
+    assert!(log.contains("The demo's link rounds use UDP echo"), "ICMP notice printed once");
 }

@@ -395,6 +395,47 @@ fn status_page_in_a_real_browser() {
         "a chart per check"
     );
 
+    // Search and filters (preset from the URL, applied by the page's script).
+    let visible = |dom: &str| -> Vec<String> {
+        dom.match_indices("class=\"tile ")
+            .filter_map(|(i, _)| {
+                let tag = &dom[i..i + dom[i..].find('>')?];
+                let class = tag.split('"').nth(1)?;
+                (!class.split(' ').any(|c| c == "hide"))
+                    .then(|| {
+                        tag.split("data-slug=\"")
+                            .nth(1)?
+                            .split('"')
+                            .next()
+                            .map(str::to_string)
+                    })
+                    .flatten()
+            })
+            .collect()
+    };
+    let found = visible(&chromium(
+        &["--dump-dom".into()],
+        &format!("{}/?q=b%E1%BA%BFn%20th%C3%A0nh", demo.base),
+    ));
+    assert!(found.contains(&"phuong-ben-thanh".to_string()), "{found:?}");
+    assert!(found.len() <= 3, "search narrows: {found:?}");
+    let folded = visible(&chromium(
+        &["--dump-dom".into()],
+        &format!("{}/?q=ben%20thanh", demo.base),
+    ));
+    assert_eq!(found, folded, "search ignores diacritics");
+    let islands = visible(&chromium(
+        &["--dump-dom".into()],
+        &format!("{}/?island=1", demo.base),
+    ));
+    assert_eq!(islands.len(), 3, "{islands:?}");
+    let down = visible(&chromium(
+        &["--dump-dom".into()],
+        &format!("{}/?status=down", demo.base),
+    ));
+    assert!(down.contains(&"phuong-ben-thanh".to_string()), "{down:?}");
+    assert!(down.len() < 10, "{down:?}");
+
     // English.
     let en = chromium(&["--dump-dom".into()], &format!("{}/?lang=en", demo.base));
     assert!(en.contains("<html lang=\"en\""));

@@ -631,7 +631,8 @@ impl IncidentEngine {
         }
         // Prober isolation, with hysteresis: open at `share`, keep until below half of it.
         let share = self.inv.incidents.prober_share;
-        let n = self.inv.sites.len().max(1) as f64;
+        // Over the sites this instance probes (a `--shard` probes only some).
+        let n = self.inv.sites.iter().filter(|s| self.link_of(&s.slug).is_some()).count().max(1) as f64;
         let frac = links_down.len() as f64 / n;
         let reference_down = self.inv.incidents.reference_checks.iter().find(|r| {
             self.checks

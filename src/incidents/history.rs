@@ -390,9 +390,14 @@ impl Store {
             .query_row([], |r| r.get(0))?;
         let oldest = oldest.unwrap_or(i64::MAX);
         let mut h_lo = from_minute.div_euclid(60) + i64::from(from_minute.rem_euclid(60) != 0);
+        let first_hour_rolled: bool = tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM history_hour WHERE hour = ?1)")?
+            .query_row([from_minute.div_euclid(60)], |r| r.get(0))?;
+        // Only when the minutes of the first hour were pruned but its hourly row is kept.
         if from_minute < oldest
             && from_minute.rem_euclid(60) != 0
             && from_minute.div_euclid(60) < rolled
+            && first_hour_rolled
         {
             h_lo = from_minute.div_euclid(60);
             out.start_rounded = true;

@@ -387,7 +387,7 @@ const SCRIPT: &str = r#"
 (function(){
   document.documentElement.classList.add('js');
   var q=document.getElementById('q'), prov=document.getElementById('prov'), isl=document.getElementById('isl');
-  var filter=sessionStorage.getItem('lt-filter')||'';
+  var filter=new URLSearchParams(location.search).get('status')||sessionStorage.getItem('lt-filter')||'';
   function fold(s){return s.normalize('NFD').replace(/[\u0300-\u036f]/g,'').replace(/[đĐ]/g,'d').toLowerCase();}
   function apply(){
     var live=document.getElementById('live'); if(!live) return;
@@ -516,12 +516,40 @@ pub fn gather(
     }
 }
 
+/// Initial search and filters of the status page, from its URL (`?q=&prov=&island=1&status=`),
+/// so a filtered view can be bookmarked or put on a wall screen.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub q: String,
+    pub prov: String,
+    pub island: bool,
+}
+
+impl Filters {
+    fn from_pairs(pairs: &[(String, String)]) -> Filters {
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        Filters {
+            q: get("q"),
+            prov: get("prov"),
+            island: matches!(get("island").as_str(), "1" | "true" | "on"),
+        }
+    }
+}
+
 async fn index(State(app): State<AppState>, RawQuery(q): RawQuery) -> Response {
-    let lang = lang_of(&query_pairs(q.as_deref()));
+    let pairs = query_pairs(q.as_deref());
+    let lang = lang_of(&pairs);
+    let filters = Filters::from_pairs(&pairs);
     let (state, store, cache) = (app.state.clone(), app.store.clone(), app.pages.clone());
     let body = tokio::task::spawn_blocking(move || {
         let data = gather(&state, &store, &cache, now_ms());
-        render_index(&data, lang).into_string()
+        render_index_with(&data, lang, &filters).into_string()
     })
     .await
     .unwrap_or_default();
@@ -533,6 +561,11 @@ type Districts<'a> = Vec<(&'a str, Vec<&'a SiteInfo>)>;
 
 /// The status page.
 pub fn render_index(d: &StatusData, lang: Lang) -> Markup {
+    render_index_with(d, lang, &Filters::default())
+}
+
+/// The status page with its search and filters preset.
+pub fn render_index_with(d: &StatusData, lang: Lang, f: &Filters) -> Markup {
     let inv = &d.inv;
     let mut by_site: HashMap<&str, Vec<&CheckStatus>> = HashMap::new();
     let mut by_service: HashMap<&str, Vec<&CheckStatus>> = HashMap::new();
@@ -575,17 +608,17 @@ pub fn render_index(d: &StatusData, lang: Lang) -> Markup {
         main {
             div.toolbar role="search" {
                 label { (lang.pick("Tìm xã, phường: ", "Find a site: "))
-                    input #q type="search" autocomplete="off" placeholder=(lang.pick("vd. Bến Thành, Côn Đảo", "e.g. Ben Thanh, Con Dao")); }
+                    input #q type="search" autocomplete="off" value=(f.q) placeholder=(lang.pick("vd. Bến Thành, Côn Đảo", "e.g. Ben Thanh, Con Dao")); }
                 label { (lang.pick("Khu vực cũ: ", "Former province: "))
                     select #prov {
                         option value="" { (lang.pick("Tất cả", "All")) }
                         @for (p, _) in &provinces {
                             @let (vi, en) = readiness::province_name(p);
-                            option value=(p) { (lang.pick(&vi, &en)) }
+                            option value=(p) selected[f.prov == *p] { (lang.pick(&vi, &en)) }
                         }
                     }
                 }
-                label { input #isl type="checkbox"; " " (lang.pick("Chỉ xã đảo", "Island sites only")) }
+                label { input #isl type="checkbox" checked[f.island]; " " (lang.pick("Chỉ xã đảo", "Island sites only")) }
             }
             div #live data-generated=(d.now) {
                 @if let Some(r) = &d.readiness { (readiness_summary(r, lang)) }
@@ -819,7 +852,7 @@ pub fn map_svg(inv: &Inventory, status: &HashMap<&str, SiteStatus>, lang: Lang) 
     let ky = kx / (10.9f64.to_radians().cos());
     let main_h = (LAT_TOP - LAT_MAIN_BOTTOM) * ky;
     let south_top = main_h + GAP;
-    let h = south_top + (LAT_SOUTH_TOP - LAT_SOUTH_BOTTOM) * ky + 18.0;
+    let h = south_top + (LAT_SOUTH_TOP - LAT_SOUTH_BOTTOM) * ky + 34.0;
     let proj = |lat: f64, lon: f64| -> (f64, f64) {
         let x = (lon - LON0) * kx;
         let y = if lat >= LAT_MAIN_BOTTOM - 0.05 {
@@ -972,8 +1005,8 @@ pub fn map_svg(inv: &Inventory, status: &HashMap<&str, SiteStatus>, lang: Lang) 
         let y = iy + (ilat1 - s.lat) * iky;
         mark(&mut o, x, y, s, 1.0);
     }
-    // Legend, under Côn Đảo.
-    let ly = h - 8.0;
+    // Legend, under Côn Đảo, on two rows when one is not wide enough.
+    let mut ly = h - 22.0;
     let mut lx = 4.0;
     for st in [
         SiteStatus::Up,
@@ -983,6 +1016,11 @@ pub fn map_svg(inv: &Inventory, status: &HashMap<&str, SiteStatus>, lang: Lang) 
         SiteStatus::Unknown,
     ] {
         let label = status_label(st, lang);
+        let width = 24.0 + label.chars().count() as f64 * 6.3;
+        if lx + width > W {
+            lx = 4.0;
+            ly += 15.0;
+        }
         let _ = write!(
             o,
             r##"<use href="#m-{s}" class="m m-{s}" x="{x:.1}" y="{y:.1}" width="10" height="10"/><text class="legend" x="{tx:.1}" y="{ty:.1}">{label}</text>"##,
@@ -992,7 +1030,7 @@ pub fn map_svg(inv: &Inventory, status: &HashMap<&str, SiteStatus>, lang: Lang) 
             tx = lx + 12.0,
             ty = ly + 4.0,
         );
-        lx += 16.0 + label.chars().count() as f64 * 6.0;
+        lx += width;
     }
     o.push_str("</svg>");
     o
@@ -1111,8 +1149,16 @@ pub fn render_site(d: &SiteData, lang: Lang) -> Markup {
         .and_then(|r| r.sites.iter().find(|x| x.slug == s.slug));
     let (pvi, pen) = readiness::province_name(&s.former_province);
     let alt = format!("/sites/{}{}", s.slug, lang.pick("?lang=en", ""));
-    let to_m = d.now.div_euclid(60_000);
-    let from_m = to_m - CHART_HOURS * 60;
+    // The charts span the data there is: from its first minute (at least 30 minutes, at most
+    // CHART_HOURS back).
+    let to_m = d.now.div_euclid(60_000) + 1;
+    let first = d
+        .series
+        .values()
+        .filter_map(|v| v.first().map(|p| p.minute))
+        .min()
+        .unwrap_or(to_m);
+    let from_m = (first - 1).clamp(to_m - CHART_HOURS * 60, to_m - 30);
     let open: Vec<&Incident> = d
         .incidents
         .iter()
@@ -1179,7 +1225,7 @@ pub fn render_site(d: &SiteData, lang: Lang) -> Markup {
                 }
             }
             section.panel #history {
-                h2 { (lang.pick("Độ trễ ", "Latency, last ")) (CHART_HOURS) (lang.pick(" giờ qua (trung bình mỗi phút)", " hours (per-minute average)")) }
+                h2 { (lang.pick("Độ trễ gần đây", "Recent latency")) " " span.muted.small { (local_hms(from_m * 60_000)[..5]) " → " (local_hms(to_m * 60_000)[..5]) (lang.pick(", trung bình mỗi phút", ", per-minute average")) } }
                 p.small.muted { (lang.pick("Vạch đỏ dưới trục: phút có lần kiểm tra lỗi; vạch xám: bảo trì; đường đứt: ngưỡng suy giảm của loại đường truyền.", "Red marks under the axis: minutes with failed runs; grey: maintenance; dashed line: the class's degraded threshold.")) }
                 @for c in d.checks {
                     @let key = c.check.id.key();
@@ -1325,11 +1371,14 @@ pub fn chart_svg(
     let span = (to_m - from_m).max(1) as f64;
     let x = |m: i64| L + (m - from_m) as f64 / span * pw;
     let avg = |p: &SeriesPoint| (p.stats.lat_n > 0).then(|| p.stats.lat_sum / p.stats.lat_n as f64);
-    let top = pts
-        .iter()
-        .filter_map(avg)
-        .fold(limit.unwrap_or(0.0) * 1.15, f64::max)
-        .max(1.0);
+    // Scaled to the values (the limit is drawn when in range, else named in the corner).
+    let top = pts.iter().filter_map(avg).fold(0.0, f64::max) * 1.25;
+    let top = if limit.is_some_and(|l| l <= top * 1.6) {
+        top.max(limit.unwrap_or(0.0) * 1.1)
+    } else {
+        top
+    }
+    .max(1.0);
     let y = |v: f64| T + PH - (v / top).min(1.0) * PH;
     let mut o = String::with_capacity(4096);
     let _ = write!(
@@ -1346,16 +1395,29 @@ pub fn chart_svg(
         tx = L - 3.0,
         ty = T + 8.0,
     );
-    if let Some(l) = limit.filter(|&l| l <= top) {
-        let _ = write!(
-            o,
-            r##"<line x1="{L}" y1="{yy:.1}" x2="{r:.1}" y2="{yy:.1}" stroke="#a8211a" stroke-dasharray="5 4"/><text x="{tx:.1}" y="{ty:.1}" fill="#a8211a" text-anchor="end">{}</text>"##,
-            esc(&fmt_ms(l, lang)),
-            yy = y(l),
-            r = L + pw,
-            tx = L + pw,
-            ty = y(l) - 3.0,
-        );
+    match limit {
+        Some(l) if l <= top => {
+            let _ = write!(
+                o,
+                r##"<line x1="{L}" y1="{yy:.1}" x2="{r:.1}" y2="{yy:.1}" stroke="#a8211a" stroke-dasharray="5 4"/><text x="{tx:.1}" y="{ty:.1}" fill="#a8211a" text-anchor="end">{}</text>"##,
+                esc(&fmt_ms(l, lang)),
+                yy = y(l),
+                r = L + pw,
+                tx = L + pw,
+                ty = y(l) - 3.0,
+            );
+        }
+        Some(l) => {
+            let _ = write!(
+                o,
+                r##"<text x="{tx:.1}" y="{ty:.1}" fill="#a8211a" text-anchor="end">{} {} ↑</text>"##,
+                lang.pick("ngưỡng", "limit"),
+                esc(&fmt_ms(l, lang)),
+                tx = L + pw,
+                ty = T + 8.0,
+            );
+        }
+        None => {}
     }
     // Time labels.
     for m in [from_m, from_m + (to_m - from_m) / 2, to_m] {
