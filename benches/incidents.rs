@@ -38,14 +38,54 @@ struct Case {
 
 fn detection(runs: u64) {
     let cases = [
-        Case { name: "ward link down", owner: "phuong-ben-thanh", fault: Fault::LinkDown, duration: 60.0, key: "site/phuong-ben-thanh/link", only: |c| c.id.site.as_deref() == Some("phuong-ben-thanh") },
-        Case { name: "ward endpoint down", owner: "phuong-ben-thanh", fault: Fault::EndpointDown, duration: 60.0, key: "site/phuong-ben-thanh/endpoint", only: |c| c.id.site.as_deref() == Some("phuong-ben-thanh") },
-        Case { name: "shared service 503", owner: "thu-tuc-hanh-chinh", fault: Fault::Http503, duration: 60.0, key: "service/thu-tuc-hanh-chinh", only: |c| c.id.service.as_deref() == Some("thu-tuc-hanh-chinh") },
-        Case { name: "Côn Đảo loss 15 %", owner: "dac-khu-con-dao", fault: Fault::Loss(0.15), duration: 120.0, key: "site/dac-khu-con-dao/link-degraded", only: |c| c.id.site.as_deref() == Some("dac-khu-con-dao") },
-        Case { name: "ward endpoint 4 s slow", owner: "phuong-sai-gon", fault: Fault::Slow(4.0), duration: 60.0, key: "site/phuong-sai-gon/endpoint-slow", only: |c| c.id.site.as_deref() == Some("phuong-sai-gon") },
+        Case {
+            name: "ward link down",
+            owner: "phuong-ben-thanh",
+            fault: Fault::LinkDown,
+            duration: 60.0,
+            key: "site/phuong-ben-thanh/link",
+            only: |c| c.id.site.as_deref() == Some("phuong-ben-thanh"),
+        },
+        Case {
+            name: "ward endpoint down",
+            owner: "phuong-ben-thanh",
+            fault: Fault::EndpointDown,
+            duration: 60.0,
+            key: "site/phuong-ben-thanh/endpoint",
+            only: |c| c.id.site.as_deref() == Some("phuong-ben-thanh"),
+        },
+        Case {
+            name: "shared service 503",
+            owner: "thu-tuc-hanh-chinh",
+            fault: Fault::Http503,
+            duration: 60.0,
+            key: "service/thu-tuc-hanh-chinh",
+            only: |c| c.id.service.as_deref() == Some("thu-tuc-hanh-chinh"),
+        },
+        Case {
+            name: "Côn Đảo loss 15 %",
+            owner: "dac-khu-con-dao",
+            fault: Fault::Loss(0.15),
+            duration: 120.0,
+            key: "site/dac-khu-con-dao/link-degraded",
+            only: |c| c.id.site.as_deref() == Some("dac-khu-con-dao"),
+        },
+        Case {
+            name: "ward endpoint 4 s slow",
+            owner: "phuong-sai-gon",
+            fault: Fault::Slow(4.0),
+            duration: 60.0,
+            key: "site/phuong-sai-gon/endpoint-slow",
+            only: |c| c.id.site.as_deref() == Some("phuong-sai-gon"),
+        },
     ];
-    println!("time from fault start to incident open ({runs} fault starts per kind, shipped intervals)");
-    println!("{:<26} {:>8} {:>8} {:>8} {:>8} {:>10} {:>7}", "fault", "min s", "median", "p90", "max s", "caught", "extra");
+    println!(
+        "time from fault start to incident open ({runs} fault starts per kind, shipped intervals)"
+    );
+    println!(
+        "{:<26} {:>8} {:>8} {:>8} {:>8} {:>10} {:>7}",
+        "fault", "min s", "median", "p90", "max s", "caught", "extra"
+    );
     for case in &cases {
         let mut times = Vec::new();
         let mut missed = 0;
@@ -54,7 +94,8 @@ fn detection(runs: u64) {
             let mut sim = Sim::new(shipped());
             // Spread fault starts over the phases of the 10 s intervals (and a warm-up first).
             let start = 120.0 + run as f64 * 2.37;
-            let mut w = World::new(1000 + run).fault(case.owner, start, start + case.duration, case.fault);
+            let mut w =
+                World::new(1000 + run).fault(case.owner, start, start + case.duration, case.fault);
             sim.run(&mut w, 0.0, start + case.duration + 60.0, &case.only);
             let all = sim.incidents();
             extra += all.iter().filter(|i| i.key != case.key).count();
@@ -83,7 +124,8 @@ fn island_false_alarms(days: u64) {
     let mut sim = Sim::new(shipped());
     sim.tick_ms = 10_000;
     let mut w = World::new(77);
-    let islands = |c: &CheckDef| c.link_class == "island" && c.role == lienthong::config::CheckRole::Link;
+    let islands =
+        |c: &CheckDef| c.link_class == "island" && c.role == lienthong::config::CheckRole::Link;
     sim.run(&mut w, 0.0, days as f64 * 86_400.0, &islands);
     let n = sim.incidents().len();
     println!("\nisland links at their normal ~3 % loss: {n} incidents over {days} simulated days × 3 island sites ({:.3} per site-day)", n as f64 / (3 * days) as f64);
@@ -102,9 +144,17 @@ fn history(n: usize) -> Vec<Incident> {
                 key: format!("site/{site}/link"),
                 title: format!("Mất kết nối: {site}"),
                 title_en: format!("Link down: {site}"),
-                severity: if i % 3 == 0 { Severity::Warning } else { Severity::Critical },
+                severity: if i % 3 == 0 {
+                    Severity::Warning
+                } else {
+                    Severity::Critical
+                },
                 scope: Scope::Site,
-                state: if resolved { IncidentState::Resolved } else { IncidentState::Open },
+                state: if resolved {
+                    IncidentState::Resolved
+                } else {
+                    IncidentState::Open
+                },
                 sites: vec![site],
                 service: None,
                 teams: vec![format!("to-{}", i % 4)],
@@ -133,8 +183,15 @@ fn api_latency() {
     let store = Arc::new(Store::open(&dir.path().join("bench.db")).unwrap());
     let t = Instant::now();
     let ids = store.insert_history(&history(100_000)).unwrap();
-    println!("\nAPI with 100,000 incidents in history (loaded in {:.1} s)", t.elapsed().as_secs_f64());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    println!(
+        "\nAPI with 100,000 incidents in history (loaded in {:.1} s)",
+        t.elapsed().as_secs_f64()
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let app = lienthong::web::router(lienthong::web::AppState {
@@ -172,17 +229,36 @@ fn api_latency() {
                 lat.push(t.elapsed().as_secs_f64() * 1000.0);
             }
             lat.sort_by(f64::total_cmp);
-            println!("  {:<52} p50 {:>6.2} ms  p99 {:>6.2} ms", p, percentile(&lat, 0.5), percentile(&lat, 0.99));
+            println!(
+                "  {:<52} p50 {:>6.2} ms  p99 {:>6.2} ms",
+                p,
+                percentile(&lat, 0.5),
+                percentile(&lat, 0.99)
+            );
             all.extend(lat);
         }
         all.sort_by(f64::total_cmp);
-        println!("  all {} requests: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", all.len(), percentile(&all, 0.5), percentile(&all, 0.99), percentile(&all, 1.0));
+        println!(
+            "  all {} requests: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            all.len(),
+            percentile(&all, 0.5),
+            percentile(&all, 0.99),
+            percentile(&all, 1.0)
+        );
     });
 }
 
 fn main() {
-    let runs = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
+    let runs = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
     detection(runs);
-    island_false_alarms(std::env::var("BENCH_DAYS").ok().and_then(|v| v.parse().ok()).unwrap_or(7));
+    island_false_alarms(
+        std::env::var("BENCH_DAYS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(7),
+    );
     api_latency();
 }

@@ -396,6 +396,8 @@ impl Metrics {
                 }
             }
             self.site_info.reset();
+            // Removed sites vanish; the engine's next tick (≤ 1 s) re-sets the others.
+            self.site_status.reset();
             self.service_info.reset();
             self.check_info.reset();
         }

@@ -224,6 +224,9 @@ pub struct Group {
     pub insufficient_data: u32,
     /// Slugs of the sites not ready.
     pub not_ready_sites: Vec<String>,
+    /// Shared services of the group (teams that cover services) and how many are ready.
+    pub services_total: u32,
+    pub services_ready: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -745,6 +748,8 @@ pub fn compute(
                     not_ready: 0,
                     insufficient_data: 0,
                     not_ready_sites: Vec::new(),
+                    services_total: 0,
+                    services_ready: 0,
                 });
                 provinces.len() - 1
             }
@@ -764,9 +769,18 @@ pub fn compute(
                 not_ready: 0,
                 insufficient_data: 0,
                 not_ready_sites: Vec::new(),
+                services_total: 0,
+                services_ready: 0,
             };
             for s in sites.iter().filter(|s| s.teams.contains(&t.name)) {
                 group_add(&mut g, s);
+            }
+            for svc in services
+                .iter()
+                .filter(|s| inv.teams_of_service(&s.slug).contains(&t.name))
+            {
+                g.services_total += 1;
+                g.services_ready += u32::from(svc.verdict == Verdict::Ready);
             }
             g
         })
@@ -1045,18 +1059,31 @@ pub fn markdown(r: &Report, lang: Lang) -> String {
     o.push('\n');
 
     let groups = |o: &mut String, title: &str, gs: &[Group]| {
+        let with_services = gs.iter().any(|g| g.services_total > 0);
         let _ = writeln!(o, "## {title}\n");
-        let _ = writeln!(
+        let _ = write!(
             o,
-            "| {} | {} | {} | {} | {} |\n| --- | ---: | ---: | ---: | ---: |",
+            "| {} | {} | {} | {} | {} |",
             t("Nhóm", "Group"),
-            t("Tổng", "Total"),
+            t("Xã, phường", "Sites"),
             Verdict::Ready.title(lang),
             Verdict::NotReady.title(lang),
             Verdict::InsufficientData.title(lang)
         );
+        if with_services {
+            let _ = write!(
+                o,
+                " {} |",
+                t("Dịch vụ dùng chung sẵn sàng", "Shared services ready")
+            );
+        }
+        o.push_str("\n| --- | ---: | ---: | ---: | ---: |");
+        if with_services {
+            o.push_str(" ---: |");
+        }
+        o.push('\n');
         for g in gs {
-            let _ = writeln!(
+            let _ = write!(
                 o,
                 "| {} | {} | {} | {} | {} |",
                 cell(lang.pick(&g.name, &g.name_en)),
@@ -1065,6 +1092,14 @@ pub fn markdown(r: &Report, lang: Lang) -> String {
                 g.not_ready,
                 g.insufficient_data
             );
+            if with_services {
+                if g.services_total > 0 {
+                    let _ = write!(o, " {}/{} |", g.services_ready, g.services_total);
+                } else {
+                    o.push_str(" – |");
+                }
+            }
+            o.push('\n');
         }
         o.push('\n');
     };

@@ -138,10 +138,16 @@ fn demo_shows_all_sites_and_scripted_faults() {
     let mut incidents = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        let out = Command::new("curl").args(["-sf", &format!("{base}/api/v1/incidents?state=open")]).output().unwrap();
+        let out = Command::new("curl")
+            .args(["-sf", &format!("{base}/api/v1/incidents?state=open")])
+            .output()
+            .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         incidents = v["items"].as_array().cloned().unwrap_or_default();
-        if wanted.iter().all(|(k, _)| incidents.iter().any(|i| i["key"] == *k)) {
+        if wanted
+            .iter()
+            .all(|(k, _)| incidents.iter().any(|i| i["key"] == *k))
+        {
             break;
         }
         std::thread::sleep(Duration::from_secs(1));
@@ -156,9 +162,24 @@ fn demo_shows_all_sites_and_scripted_faults() {
         "the ward's endpoint/video failures are attached to the link incident, not separate: {incidents:#?}"
     );
     let metrics = scrape(&base);
-    assert_eq!(value(&metrics, r#"lienthong_site_status{site="phuong-ben-thanh"}"#), Some(4.0), "down");
-    assert_eq!(value(&metrics, r#"lienthong_site_status{site="phuong-sai-gon"}"#), Some(2.0), "degraded");
-    assert_eq!(value(&metrics, r#"lienthong_site_status{site="phuong-tan-dinh"}"#), Some(1.0), "up");
+    assert_eq!(
+        value(
+            &metrics,
+            r#"lienthong_site_status{site="phuong-ben-thanh"}"#
+        ),
+        Some(4.0),
+        "down"
+    );
+    assert_eq!(
+        value(&metrics, r#"lienthong_site_status{site="phuong-sai-gon"}"#),
+        Some(2.0),
+        "degraded"
+    );
+    assert_eq!(
+        value(&metrics, r#"lienthong_site_status{site="phuong-tan-dinh"}"#),
+        Some(1.0),
+        "up"
+    );
 
     // SIGTERM: graceful stop.
     demo.signal("-TERM");
@@ -166,5 +187,8 @@ fn demo_shows_all_sites_and_scripted_faults() {
     let log = demo.log_text();
     assert!(status.success(), "exit {status:?}\n{log}");
     assert!(log.contains("lienthong stopped"), "{log}");
-    assert!(log.contains("The demo's link rounds use UDP echo"), "ICMP notice printed once");
+    assert!(
+        log.contains("The demo's link rounds use UDP echo"),
+        "ICMP notice printed once"
+    );
 }

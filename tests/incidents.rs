@@ -178,7 +178,13 @@ fn every_site_failing_at_once_gives_one_prober_incident() {
         all.len(),
         1,
         "{:#?}",
-        all.iter().map(|i| (&i.key, secs_since_epoch(i.started_at), i.resolved_at.map(secs_since_epoch))).collect::<Vec<_>>()
+        all.iter()
+            .map(|i| (
+                &i.key,
+                secs_since_epoch(i.started_at),
+                i.resolved_at.map(secs_since_epoch)
+            ))
+            .collect::<Vec<_>>()
     );
     let inc = &all[0];
     assert_eq!((inc.key.as_str(), inc.scope), ("prober", Scope::Prober));
@@ -283,9 +289,19 @@ fn endpoint_down_with_link_up_is_its_own_incident() {
     let only = |c: &CheckDef| c.id.site.as_deref() == Some("phuong-ben-thanh");
     sim.run(&mut w, 0.0, 260.0, &only);
     let all = sim.incidents();
-    assert_eq!(all.len(), 1, "{:#?}", all.iter().map(|i| &i.key).collect::<Vec<_>>());
-    assert_eq!((all[0].key.as_str(), all[0].severity), ("site/phuong-ben-thanh/endpoint", Severity::Critical));
-    assert_eq!(all[0].title, "Trung tâm phục vụ hành chính công không hoạt động: Phường Bến Thành");
+    assert_eq!(
+        all.len(),
+        1,
+        "{:#?}",
+        all.iter().map(|i| &i.key).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        (all[0].key.as_str(), all[0].severity),
+        ("site/phuong-ben-thanh/endpoint", Severity::Critical)
+    );
+    assert_eq!(
+        all[0].title,
+        "Trung tâm phục vụ hành chính công không hoạt động: Phường Bến Thành"
+    );
     assert!(all[0].resolved_at.is_some());
 }
-

@@ -88,6 +88,11 @@ title = "Tổ kỹ thuật khu trung tâm"
 former_districts = ["Quận 1"]
 
 [[team]]
+name = "to-phan-mem"
+title = "Tổ phần mềm dùng chung"
+services = ["*"]
+
+[[team]]
 name = "to-bien-dao"
 title = "Tổ kỹ thuật biển, đảo"
 sites = ["dac-khu-con-dao"]
@@ -374,9 +379,17 @@ fn golden_markdown_and_csv() {
     assert_eq!(r.services[0].reasons[0].code, "latency");
     assert_eq!(r.city.headline, "2/4 sẵn sàng");
     assert!(!r.city.all_ready);
-    assert_eq!(r.teams.len(), 2);
+    assert_eq!(r.teams.len(), 3);
     assert_eq!((r.teams[0].total, r.teams[0].not_ready), (2, 1));
-    assert_eq!(r.teams[1].total, 1);
+    assert_eq!(
+        (
+            r.teams[1].total,
+            r.teams[1].services_total,
+            r.teams[1].services_ready
+        ),
+        (0, 1, 0)
+    );
+    assert_eq!(r.teams[2].total, 1);
     assert_eq!(r.from_local, FROM);
     assert_eq!(r.to_local, TO);
 

@@ -26,7 +26,10 @@ fn incidents(d: &Demo) -> Vec<serde_json::Value> {
 }
 
 fn ward(d: &Demo) -> Vec<serde_json::Value> {
-    incidents(d).into_iter().filter(|i| i["key"] == KEY).collect()
+    incidents(d)
+        .into_iter()
+        .filter(|i| i["key"] == KEY)
+        .collect()
 }
 
 #[test]
@@ -46,19 +49,49 @@ fn kill_9_and_restart_keep_one_incident_per_cause() {
     // Long enough for the link to be confirmed down again after the restart.
     std::thread::sleep(Duration::from_secs(25));
     let now = ward(&second);
-    assert_eq!(now.len(), 1, "one incident for the cause, not two: {now:#?}");
-    assert_eq!(now[0]["id"].as_i64(), Some(id), "the same incident continues");
+    assert_eq!(
+        now.len(),
+        1,
+        "one incident for the cause, not two: {now:#?}"
+    );
+    assert_eq!(
+        now[0]["id"].as_i64(),
+        Some(id),
+        "the same incident continues"
+    );
     assert_eq!(now[0]["state"], "open");
     let detail = second.get_json(&format!("/api/v1/incidents/{id}")).unwrap();
-    let kinds: Vec<&str> = detail["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
-    assert_eq!(kinds.iter().filter(|k| **k == "opened").count(), 1, "{kinds:?}");
-    assert_eq!(kinds.iter().filter(|k| **k == "resumed").count(), 1, "{kinds:?}");
+    let kinds: Vec<&str> = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "opened").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "resumed").count(),
+        1,
+        "{kinds:?}"
+    );
 
     // A note and an ack survive a graceful restart too.
     let auth = "Authorization: Bearer test-token";
     let url = format!("{}/api/v1/incidents/{id}/notes", second.base);
     let ok = std::process::Command::new("curl")
-        .args(["-sf", "-X", "POST", "-H", auth, "-d", r#"{"author":"Tổ Q1","text":"Đang kiểm tra cáp"}"#, &url])
+        .args([
+            "-sf",
+            "-X",
+            "POST",
+            "-H",
+            auth,
+            "-d",
+            r#"{"author":"Tổ Q1","text":"Đang kiểm tra cáp"}"#,
+            &url,
+        ])
         .status()
         .unwrap();
     assert!(ok.success());
@@ -73,9 +106,17 @@ fn kill_9_and_restart_keep_one_incident_per_cause() {
     assert_eq!(detail["notes"].as_array().unwrap().len(), 1);
     assert_eq!(detail["notes"][0]["text"], "Đang kiểm tra cáp");
     let all = incidents(&third);
-    let mut keys: Vec<&str> = all.iter().filter(|i| i["state"] != "resolved").filter_map(|i| i["key"].as_str()).collect();
+    let mut keys: Vec<&str> = all
+        .iter()
+        .filter(|i| i["state"] != "resolved")
+        .filter_map(|i| i["key"].as_str())
+        .collect();
     let n = keys.len();
     keys.sort();
     keys.dedup();
-    assert_eq!(keys.len(), n, "no key has two unresolved incidents: {keys:?}");
+    assert_eq!(
+        keys.len(),
+        n,
+        "no key has two unresolved incidents: {keys:?}"
+    );
 }

@@ -414,7 +414,9 @@ impl IncidentEngine {
         let healthy = matches!(link.health.state(), State::Up | State::Degraded) && run >= since;
         let link_clean = match link.last_bad {
             None => true,
-            Some(bad) => bad < since || now.duration_since(bad).is_ok_and(|d| d >= CHILD_AFTER_LINK),
+            Some(bad) => {
+                bad < since || now.duration_since(bad).is_ok_and(|d| d >= CHILD_AFTER_LINK)
+            }
         };
         healthy && link_clean
     }
@@ -525,7 +527,9 @@ impl IncidentEngine {
                     // and a child's failure is only its own once the link has been seen healthy
                     // after it began (else it is most likely the link, not yet confirmed).
                     (_, _) if link_state == Some(State::Down) => continue,
-                    (_, State::Down) if !self.link_verified_since(&site.slug, t.health.since(), now) => {
+                    (_, State::Down)
+                        if !self.link_verified_since(&site.slug, t.health.since(), now) =>
+                    {
                         continue
                     }
                     (role, State::Down) => (
@@ -632,7 +636,13 @@ impl IncidentEngine {
         // Prober isolation, with hysteresis: open at `share`, keep until below half of it.
         let share = self.inv.incidents.prober_share;
         // Over the sites this instance probes (a `--shard` probes only some).
-        let n = self.inv.sites.iter().filter(|s| self.link_of(&s.slug).is_some()).count().max(1) as f64;
+        let n = self
+            .inv
+            .sites
+            .iter()
+            .filter(|s| self.link_of(&s.slug).is_some())
+            .count()
+            .max(1) as f64;
         let frac = links_down.len() as f64 / n;
         let reference_down = self.inv.incidents.reference_checks.iter().find(|r| {
             self.checks

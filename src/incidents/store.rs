@@ -175,7 +175,8 @@ const SINCE_SELECTIVE: i64 = 1000;
 const PRUNE_BATCH: i64 = 1000;
 
 /// Columns of an incident row, sites and teams as JSON arrays in their stored order.
-pub(super) const INCIDENT_COLS: &str = "i.id, i.key, i.title, i.title_en, i.severity, i.scope, i.service, \
+pub(super) const INCIDENT_COLS: &str =
+    "i.id, i.key, i.title, i.title_en, i.severity, i.scope, i.service, \
      i.started_at, i.acknowledged_at, i.acknowledged_by, i.resolved_at, \
      (SELECT json_group_array(site ORDER BY pos) FROM incident_sites WHERE incident_id = i.id), \
      (SELECT json_group_array(team ORDER BY pos) FROM incident_teams WHERE incident_id = i.id)";

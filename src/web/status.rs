@@ -1618,9 +1618,15 @@ pub fn report_html(r: &Report, lang: Lang) -> Markup {
                     section.panel {
                         h2 { (title) }
                         table {
-                            thead { tr { th { (lang.pick("Nhóm", "Group")) } th.n { (lang.pick("Tổng", "Total")) } th.n { (Verdict::Ready.label(lang)) } th.n { (Verdict::NotReady.label(lang)) } th.n { (Verdict::InsufficientData.label(lang)) } } }
+                            @let with_services = groups.iter().any(|g| g.services_total > 0);
+                            thead { tr {
+                                th { (lang.pick("Nhóm", "Group")) } th.n { (lang.pick("Xã, phường", "Sites")) }
+                                th.n { (Verdict::Ready.title(lang)) } th.n { (Verdict::NotReady.title(lang)) } th.n { (Verdict::InsufficientData.title(lang)) }
+                                @if with_services { th.n { (lang.pick("Dịch vụ dùng chung sẵn sàng", "Shared services ready")) } }
+                            } }
                             tbody { @for g in groups.iter() { tr {
                                 td { (lang.pick(&g.name, &g.name_en)) } td.n { (g.total) } td.n { (g.ready) } td.n { (g.not_ready) } td.n { (g.insufficient_data) }
+                                @if with_services { td.n { @if g.services_total > 0 { (g.services_ready) "/" (g.services_total) } @else { "–" } } }
                             } } }
                         }
                     }

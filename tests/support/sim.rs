@@ -247,4 +247,3 @@ impl Sim {
 pub fn secs_since_epoch(ms: i64) -> f64 {
     (ms as f64 - EPOCH_MS as f64) / 1000.0
 }
-
