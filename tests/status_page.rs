@@ -6,12 +6,15 @@
 //!
 //! Skipped, with a message, when /usr/bin/chromium is missing (`.ci/run` installs it).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::demo::Demo;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -37,94 +40,22 @@ delay = "3s"
 site = "phuong-sai-gon"
 "#;
 
-/// The demo child: SIGTERM then kill on drop, so a failing test never leaves it running (it
-/// holds fixed loopback addresses).
-struct Demo {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Demo {
-    fn start(cwd: &Path) -> Demo {
-        let scenario = cwd.join("scenario.toml");
-        std::fs::write(&scenario, SCENARIO).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lienthong"))
-            .args(["demo", "--listen", "127.0.0.1:0", "--scenario"])
-            .arg(&scenario)
-            .arg("--config")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("probes.toml"))
-            .current_dir(cwd)
-            .env("LIENTHONG_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the demo");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                if let Some(i) = line.find("open http://") {
-                    let rest = &line[i + "open ".len()..];
-                    let _ = tx.send(rest.split('/').take(3).collect::<Vec<_>>().join("/"));
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut demo = Demo {
-            child,
-            base: String::new(),
-            log,
-        };
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(base) => demo.base = base,
-            Err(_) => panic!("the demo did not print its address:\n{}", demo.log_text()),
-        }
-        demo
-    }
-
-    fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    fn addr(&self) -> &str {
-        self.base.trim_start_matches("http://")
-    }
-
-    /// GET over plain HTTP/1.0 (no client library): (status, body).
-    fn get(&self, path: &str) -> (u16, String) {
-        let mut s = TcpStream::connect(self.addr()).expect("connect to the demo");
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        write!(s, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr()).unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        (status, body.to_string())
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// GET over plain HTTP/1.0 (no client library): (status, body).
+fn get(demo: &Demo, path: &str) -> (u16, String) {
+    let addr = demo.base.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).expect("connect to the demo");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
 }
 
 fn artifacts() -> PathBuf {
@@ -211,13 +142,13 @@ fn status_page_in_a_real_browser() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let demo = Demo::start(dir.path());
+    let demo = Demo::start(dir.path(), SCENARIO);
 
     // Every site has reported and the scripted outage is confirmed.
     let started = Instant::now();
     let mut page = String::new();
     loop {
-        let (status, body) = demo.get("/");
+        let (status, body) = get(&demo, "/");
         if status == 200 {
             page = body;
             let down = attr(&page, "data-slug=\"phuong-ben-thanh\"", "data-status");
@@ -310,7 +241,7 @@ fn status_page_in_a_real_browser() {
     // The readiness summary is the API's for the same window.
     let from = attr(&dom, "id=\"readiness\"", "data-from").expect("readiness summary");
     let to = attr(&dom, "id=\"readiness\"", "data-to").unwrap();
-    let (status, body) = demo.get(&format!("/api/v1/readiness?from={from}&to={to}"));
+    let (status, body) = get(&demo, &format!("/api/v1/readiness?from={from}&to={to}"));
     assert_eq!(status, 200, "{body}");
     let api: serde_json::Value = serde_json::from_str(&body).unwrap();
     for (data, path) in [
@@ -333,7 +264,7 @@ fn status_page_in_a_real_browser() {
         api["city"]["headline"].as_str().unwrap()
     );
     // Up to now (the default window), the outage site is not ready: its incident is open.
-    let (status, body) = demo.get("/api/v1/readiness");
+    let (status, body) = get(&demo, "/api/v1/readiness");
     assert_eq!(status, 200, "{body}");
     let api: serde_json::Value = serde_json::from_str(&body).unwrap();
     let bt = api["sites"]
@@ -445,6 +376,6 @@ fn status_page_in_a_real_browser() {
     assert!(en.contains("/168 ready"), "English readiness headline");
 
     // Unknown site: a page, not a crash.
-    assert_eq!(demo.get("/sites/khong-co").0, 404);
+    assert_eq!(get(&demo, "/sites/khong-co").0, 404);
     drop(demo);
 }
