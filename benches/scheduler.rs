@@ -35,7 +35,7 @@ use std::time::{Duration, Instant, SystemTime};
 use lienthong::config::{CheckDef, CheckId, Config};
 use lienthong::metrics::Metrics;
 use lienthong::probe::{Outcome, Reason};
-use lienthong::scheduler::{stagger, ResultSink, Scheduler};
+use lienthong::scheduler::{stagger, Scheduler};
 use prometheus::core::Metric as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -253,7 +253,7 @@ struct BenchSink {
     samples: Mutex<Vec<Sample>>,
 }
 
-impl ResultSink for BenchSink {
+impl BenchSink {
     fn record(&self, check: &CheckDef, outcome: Outcome, finished: SystemTime) -> Option<Duration> {
         let now = Instant::now();
         if self.record_metrics {
@@ -518,7 +518,16 @@ fn bench(duration: Duration) {
         let cancel = CancellationToken::new();
         let s0 = snapshot(&sink, &metrics, &child_pid);
         let before = Instant::now();
-        let scheduler = Scheduler::start(&inv, sink.clone(), metrics.clone(), &cancel).expect("probes build");
+        // A plain consumer of the result queue: this bench measures the scheduler and probes
+        // without the engine (see benches/serve.rs for the real service path).
+        let (queue, mut rx) = tokio::sync::mpsc::channel::<lienthong::engine::FinishedRun>(16_384);
+        let consumer_sink = sink.clone();
+        std::thread::spawn(move || {
+            while let Some(r) = rx.blocking_recv() {
+                consumer_sink.record(&r.check, r.outcome, r.finished);
+            }
+        });
+        let scheduler = Scheduler::start(&inv, queue, metrics.clone(), &cancel).expect("probes build");
         let after = Instant::now();
         println!(
             "  Scheduler::start:     {:.0} ms (builds every probe, spawns every task); RSS after {:.1} MiB",

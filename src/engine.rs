@@ -1,16 +1,41 @@
-//! The single writer of run results: every finished probe goes through [`Engine::record`], which
-//! updates metrics and the live state, feeds the health state machines and the incident engine,
-//! and returns the confirm-fast delay to the scheduler.
+//! The single writer of run results. The scheduler's check tasks hand every finished run to a
+//! bounded queue ([`ResultQueue`]) and go straight back to their timers; one dedicated OS
+//! thread ([`Engine::spawn_writer`]) drains it and updates metrics, the live state, the
+//! availability recorder, health and the incident engine (SQLite writes included). Nothing
+//! CPU-heavy or blocking runs on the probes' runtime threads, and the probes' timing never waits
+//! for the writer: a confirm-fast re-run request travels back on a oneshot channel the check
+//! task listens to while it sleeps.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::config::{CheckDef, Inventory};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::CheckDef;
+use crate::config::Inventory;
 use crate::incidents::engine::IncidentEngine;
 use crate::metrics::Metrics;
 use crate::probe::Outcome;
-use crate::scheduler::ResultSink;
 use crate::state::LiveState;
+
+/// One finished run, on its way to the writer.
+pub struct FinishedRun {
+    pub check: Arc<CheckDef>,
+    pub outcome: Outcome,
+    pub finished: SystemTime,
+    /// Where to send an early re-run request (confirm-fast); dropped when none is wanted.
+    pub rerun: Option<oneshot::Sender<Duration>>,
+}
+
+/// The sending side of the result queue (cheap to clone; one per scheduler generation).
+pub type ResultQueue = mpsc::Sender<FinishedRun>;
+
+/// Results waiting for the writer at most; a full queue makes check tasks wait (backpressure)
+/// rather than drop results. At 1,000 results/s this is seconds of slack.
+pub const QUEUE_CAPACITY: usize = 16_384;
+
+/// Results the writer takes per lock of the incident engine.
+const BATCH: usize = 256;
 
 pub struct Engine {
     pub metrics: Arc<Metrics>,
@@ -20,20 +45,132 @@ pub struct Engine {
     pub outbox_poke: Arc<tokio::sync::Notify>,
     /// Per-minute availability rollups, flushed to the store by the service.
     pub history: Arc<crate::history::Recorder>,
+    /// The open-incident generation last published to the gauges.
+    published: std::sync::atomic::AtomicU64,
+    /// Set by a config load (the metrics reload reset the site gauges): the next tick
+    /// publishes every site's status, not only the changed ones.
+    republish_sites: std::sync::atomic::AtomicBool,
 }
 
 impl Engine {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        state: Arc<LiveState>,
+        incidents: IncidentEngine,
+        outbox_poke: Arc<tokio::sync::Notify>,
+        history: Arc<crate::history::Recorder>,
+    ) -> Engine {
+        Engine {
+            metrics,
+            state,
+            incidents: Mutex::new(incidents),
+            outbox_poke,
+            history,
+            published: std::sync::atomic::AtomicU64::new(0),
+            republish_sites: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, IncidentEngine> {
         self.incidents.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts the writer thread; it ends when every [`ResultQueue`] sender is dropped and the
+    /// queue is drained.
+    pub fn spawn_writer(
+        self: &Arc<Self>,
+    ) -> std::io::Result<(ResultQueue, std::thread::JoinHandle<()>)> {
+        let (tx, mut rx) = mpsc::channel::<FinishedRun>(QUEUE_CAPACITY);
+        let engine = self.clone();
+        let handle = std::thread::Builder::new()
+            .name("lienthong-writer".into())
+            .spawn(move || {
+                let mut batch = Vec::with_capacity(BATCH);
+                while let Some(first) = rx.blocking_recv() {
+                    batch.push(first);
+                    while batch.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(r) => batch.push(r),
+                            Err(_) => break,
+                        }
+                    }
+                    engine.record_batch(&mut batch);
+                }
+            })?;
+        Ok((tx, handle))
+    }
+
+    /// Writes a batch of runs (drains `batch`).
+    pub fn record_batch(&self, batch: &mut Vec<FinishedRun>) {
+        let mut inc = self.lock();
+        for run in batch.drain(..) {
+            let next = self.record_one(&mut inc, &run.check, &run.outcome, run.finished);
+            if let (Some(d), Some(tx)) = (next, run.rerun) {
+                let _ = tx.send(d);
+            }
+        }
+        self.publish_counts(&mut inc);
+    }
+
+    /// Writes one run synchronously (tests and benches without a writer thread).
+    pub fn record(
+        &self,
+        check: &CheckDef,
+        outcome: Outcome,
+        finished: SystemTime,
+    ) -> Option<Duration> {
+        let mut inc = self.lock();
+        let next = self.record_one(&mut inc, check, &outcome, finished);
+        self.publish_counts(&mut inc);
+        next
+    }
+
+    fn record_one(
+        &self,
+        inc: &mut IncidentEngine,
+        check: &CheckDef,
+        outcome: &Outcome,
+        finished: SystemTime,
+    ) -> Option<Duration> {
+        self.metrics.record(check, outcome, finished);
+        if let Some(f) = &outcome.failure {
+            tracing::debug!(check = %check.id, reason = %f.reason, error = %f.message, "check failed");
+        }
+        self.state.record(&check.id, outcome, finished);
+        let in_maintenance = inc.in_maintenance(
+            check.id.site.as_deref(),
+            check.id.service.as_deref(),
+            finished,
+        );
+        self.history
+            .record(&check.id, outcome, finished, in_maintenance);
+        let before = inc.state_of(&check.id);
+        let next = inc.observe(check, outcome, finished);
+        let health = inc.state_of(&check.id);
+        if health != before || before == crate::health::State::Unknown {
+            self.state.set_health(&check.id, health);
+            self.metrics.set_check_state(check, health);
+            if let Some(site) = check.id.site.as_deref() {
+                let st = inc.site_status_of(site, finished);
+                self.state.set_site_status(site, st);
+                self.metrics.set_site_status(site, st);
+            }
+        }
+        next
     }
 
     /// Periodic work: holds expire, maintenance windows begin and end; refresh every site.
     pub fn tick(&self, now: SystemTime) {
         let mut inc = self.lock();
         inc.tick(now);
+        let all = self
+            .republish_sites
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
         for (site, st) in inc.site_statuses(now) {
-            self.state.set_site_status(&site, st);
-            self.metrics.set_site_status(&site, st);
+            if all || self.state.site_status(&site) != st {
+                self.state.set_site_status(&site, st);
+                self.metrics.set_site_status(&site, st);
+            }
         }
         self.publish_counts(&mut inc);
     }
@@ -45,6 +182,11 @@ impl Engine {
 
     pub fn set_inventory(&self, inv: Arc<Inventory>) {
         self.lock().set_inventory(inv);
+        // Gauges of removed sites were reset by the metrics reload: publish everything again.
+        self.published
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        self.republish_sites
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn publish_counts(&self, inc: &mut IncidentEngine) {
@@ -55,35 +197,13 @@ impl Engine {
         for (sev, scope) in opened {
             self.metrics.incident_opened(sev, scope);
         }
-        self.metrics.set_open_incidents(&inc.open_counts());
-    }
-}
-
-impl ResultSink for Engine {
-    fn record(&self, check: &CheckDef, outcome: Outcome, finished: SystemTime) -> Option<Duration> {
-        self.metrics.record(check, &outcome, finished);
-        if let Some(f) = &outcome.failure {
-            tracing::debug!(check = %check.id, reason = %f.reason, error = %f.message, "check failed");
+        let generation = inc.open_generation();
+        if self
+            .published
+            .swap(generation, std::sync::atomic::Ordering::Relaxed)
+            != generation
+        {
+            self.metrics.set_open_incidents(&inc.open_counts());
         }
-        self.state.record(&check.id, &outcome, finished);
-        let mut inc = self.lock();
-        let in_maintenance = inc.in_maintenance(
-            check.id.site.as_deref(),
-            check.id.service.as_deref(),
-            finished,
-        );
-        self.history
-            .record(&check.id, &outcome, finished, in_maintenance);
-        let next = inc.observe(check, &outcome, finished);
-        let health = inc.state_of(&check.id);
-        self.state.set_health(&check.id, health);
-        self.metrics.set_check_state(check, health);
-        if let Some(site) = check.id.site.as_deref() {
-            let st = inc.site_status_of(site, finished);
-            self.state.set_site_status(site, st);
-            self.metrics.set_site_status(site, st);
-        }
-        self.publish_counts(&mut inc);
-        next
     }
 }

@@ -15,7 +15,11 @@ use lienthong::service::{self, Handles, Loader};
 #[command(
     name = "lienthong",
     version,
-    about = "Async prober for the 168 commune-level sites of Ho Chi Minh City"
+    about = "Async prober for the 168 commune-level sites of Ho Chi Minh City",
+    after_help = "Logging: LIENTHONG_LOG (or RUST_LOG) takes a tracing filter, e.g. \
+                  LIENTHONG_LOG=debug or LIENTHONG_LOG=info,lienthong::incidents=debug. \
+                  The default is info: start-up, reloads, health changes, incidents, errors \
+                  (a check's first unknown → up is debug)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -153,8 +157,10 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("LIENTHONG_LOG").unwrap_or_else(|_| {
+    // LIENTHONG_LOG first, then the usual RUST_LOG.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LIENTHONG_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| {
             // rustls-platform-verifier logs an ERROR on every failed verification: that is probe data.
             tracing_subscriber::EnvFilter::new("info,rustls=off,rustls_platform_verifier=off")
         });

@@ -2,8 +2,10 @@
 //!
 //! One task per check. First runs are spread over the interval by a hash of the check id, so
 //! 168 × N checks never fire as one burst. A global semaphore and one per site cap concurrency;
-//! a hung target only holds its own task (every run is bounded by its timeout). The engine may
-//! ask for an early re-run (confirm-fast) through the returned delay.
+//! a hung target only holds its own task (every run is bounded by its timeout). Finished runs go
+//! to the engine's writer through a bounded queue; the task does not wait for the writer. The
+//! writer may ask for an early re-run (confirm-fast) on a oneshot the task listens to while it
+//! sleeps.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -16,14 +18,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{CheckDef, Inventory};
+use crate::engine::{FinishedRun, ResultQueue};
 use crate::metrics::Metrics;
 use crate::probe::{Outcome, Probe};
-
-/// Where results go. Returns the delay until the check's next run when it should differ from the
-/// interval (e.g. a short confirm interval after a first failure).
-pub trait ResultSink: Send + Sync + 'static {
-    fn record(&self, check: &CheckDef, outcome: Outcome, finished: SystemTime) -> Option<Duration>;
-}
 
 /// A running set of check tasks; dropping it does not stop them, [`Scheduler::stop`] does.
 pub struct Scheduler {
@@ -39,7 +36,7 @@ impl Scheduler {
     /// (the config was validated, so this means the environment changed, e.g. a CA file vanished).
     pub fn start(
         inv: &Inventory,
-        sink: Arc<dyn ResultSink>,
+        sink: ResultQueue,
         metrics: Arc<Metrics>,
         parent: &CancellationToken,
     ) -> Result<Scheduler, crate::probe::BuildError> {
@@ -48,7 +45,10 @@ impl Scheduler {
         let mut per_site: HashMap<String, Arc<Semaphore>> = HashMap::new();
         let mut built = Vec::with_capacity(inv.checks.len());
         for c in &inv.checks {
-            built.push((c.clone(), Arc::new(c.probe.build(&c.build_context())?)));
+            built.push((
+                Arc::new(c.clone()),
+                Arc::new(c.probe.build(&c.build_context())?),
+            ));
         }
         let mut tasks = JoinSet::new();
         let start = Instant::now();
@@ -95,19 +95,29 @@ struct Limits {
 }
 
 async fn run_check(
-    check: CheckDef,
+    check: Arc<CheckDef>,
     probe: Arc<Probe>,
     first: Instant,
     limits: Limits,
-    sink: Arc<dyn ResultSink>,
+    sink: ResultQueue,
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) {
     let mut planned = first;
+    // An early re-run request from the writer for the run just handed over.
+    let mut rerun: Option<tokio::sync::oneshot::Receiver<Duration>> = None;
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep_until(planned) => {}
-            _ = cancel.cancelled() => return,
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(planned) => break,
+                _ = cancel.cancelled() => return,
+                d = async { rerun.as_mut().expect("guarded").await }, if rerun.is_some() => {
+                    rerun = None;
+                    if let Ok(d) = d {
+                        planned = planned.min(Instant::now() + d);
+                    }
+                }
+            }
         }
         let permits = tokio::select! {
             p = acquire(&limits) => p,
@@ -134,20 +144,33 @@ async fn run_check(
         };
         metrics.in_flight.dec();
         drop(_permits);
-        tracing::debug!(check = %check.id, success = outcome.success, reason = ?outcome.reason(), "probe finished");
-        let early = sink.record(&check, outcome, SystemTime::now());
-        let now = Instant::now();
-        planned = match early {
-            Some(d) => now + d,
-            None => {
-                let mut next = planned + check.interval;
-                // After a long stall, skip missed runs instead of firing them back to back.
-                while next <= now {
-                    next += check.interval;
-                }
-                next
-            }
+        tracing::trace!(check = %check.id, success = outcome.success, reason = ?outcome.reason(), "probe finished");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let finished = FinishedRun {
+            check: check.clone(),
+            outcome,
+            finished: SystemTime::now(),
+            rerun: Some(tx),
         };
+        // Waits only when the writer is thousands of results behind (backpressure).
+        match sink.try_send(finished) {
+            Ok(()) => {}
+            Err(tokio::sync::mpsc::error::TrySendError::Full(r)) => {
+                tracing::warn!("result queue full: the writer is behind");
+                if sink.send(r).await.is_err() {
+                    return;
+                }
+            }
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return,
+        }
+        rerun = Some(rx);
+        let now = Instant::now();
+        let mut next = planned + check.interval;
+        // After a long stall, skip missed runs instead of firing them back to back.
+        while next <= now {
+            next += check.interval;
+        }
+        planned = next;
     }
 }
 

@@ -190,13 +190,17 @@ pub async fn run(
     // [[notify]] targets are read at start-up (a reload does not change them).
     let notifier = Notifier::new(store.clone(), inv.notify.clone(), metrics.registry())?;
     let history = Arc::new(crate::history::Recorder::new());
-    let engine = Arc::new(Engine {
-        metrics: metrics.clone(),
-        state: state.clone(),
-        incidents: std::sync::Mutex::new(incidents),
-        outbox_poke: notifier.poke_handle(),
-        history: history.clone(),
-    });
+    let engine = Arc::new(Engine::new(
+        metrics.clone(),
+        state.clone(),
+        incidents,
+        notifier.poke_handle(),
+        history.clone(),
+    ));
+    // Every result goes through this queue to one writer thread (see engine.rs).
+    let (results, writer) = engine
+        .spawn_writer()
+        .context("cannot start the result writer thread")?;
     let notifier = tokio::spawn(notifier.run(shutdown.clone()));
     let maintenance_changed = Arc::new(tokio::sync::Notify::new());
     let ticker = tokio::spawn(tick_loop(
@@ -214,7 +218,7 @@ pub async fn run(
         state.clone(),
         history_stop.clone(),
     ));
-    let mut scheduler = Scheduler::start(&inv, engine.clone(), metrics.clone(), &shutdown)?;
+    let mut scheduler = Scheduler::start(&inv, results.clone(), metrics.clone(), &shutdown)?;
     state.set_running(true);
     tracing::info!(
         listen = %listener.local_addr()?,
@@ -264,7 +268,7 @@ pub async fn run(
                 match load() {
                     Ok(new) => {
                         let new = Arc::new(new);
-                        match Scheduler::start(&new, engine.clone(), metrics.clone(), &shutdown) {
+                        match Scheduler::start(&new, results.clone(), metrics.clone(), &shutdown) {
                             Ok(next) => {
                                 std::mem::replace(&mut scheduler, next).stop().await;
                                 engine.set_inventory(new.clone());
@@ -290,6 +294,9 @@ pub async fn run(
     }
     state.set_running(false);
     scheduler.stop().await;
+    // The last results reach the writer, then it ends (every sender is gone).
+    drop(results);
+    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     history_stop.cancel();
     let _ = history_task.await;
     let _ = ticker.await;

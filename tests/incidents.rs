@@ -195,6 +195,58 @@ fn every_site_failing_at_once_gives_one_prober_incident() {
     );
 }
 
+/// The prober's own uplink lost: every site link and every shared service fails at once. One
+/// prober incident; the services fold under it (attached to its timeline, not paged); when the
+/// uplink returns everything recovers and nothing else opens.
+#[test]
+fn prober_isolation_folds_shared_services() {
+    let mut sim = Sim::new(shipped());
+    let mut w = World::new(11).fault("*", 100.0, 300.0, Fault::LinkDown);
+    sim.run(&mut w, 0.0, 500.0, &everything);
+    let all = sim.incidents();
+    let keys: Vec<(&str, f64)> = all
+        .iter()
+        .map(|i| (i.key.as_str(), secs_since_epoch(i.started_at)))
+        .collect();
+    assert_eq!(keys.len(), 1, "one incident for one cause: {keys:?}");
+    let prober = &all[0];
+    assert_eq!(prober.scope, Scope::Prober);
+    assert!(
+        prober.resolved_at.is_some(),
+        "resolved once the uplink is back"
+    );
+    let attached = prober
+        .events
+        .iter()
+        .filter(|e| e.message.contains("attached to the prober incident"))
+        .count();
+    assert!(
+        attached >= 1,
+        "the shared services' failures are on the prober timeline: {:#?}",
+        prober.events
+    );
+}
+
+/// A shared service that fails while the prober is healthy still opens at once (the fold
+/// only applies during an isolation).
+#[test]
+fn shared_service_outage_alone_still_opens() {
+    let mut sim = Sim::new(shipped());
+    let svc = sim.inv.services[0].slug.clone();
+    let mut w = World::new(12).fault(&svc, 100.0, 200.0, Fault::LinkDown);
+    sim.run(&mut w, 0.0, 300.0, &everything);
+    let all = sim.incidents();
+    assert_eq!(
+        all.len(),
+        1,
+        "{:?}",
+        all.iter().map(|i| &i.key).collect::<Vec<_>>()
+    );
+    assert_eq!(all[0].scope, Scope::Service);
+    let opened = secs_since_epoch(all[0].started_at);
+    assert!((100.0..125.0).contains(&opened), "opened at {opened}");
+}
+
 #[test]
 fn maintenance_window_opens_nothing() {
     let mut inv = shipped();
@@ -213,6 +265,51 @@ end = "2026-11-25 09:00""#,
     assert!(sim.incidents().is_empty());
     let st = sim.engine.site_status_of("phuong-ben-thanh", at(150.0));
     assert_eq!(st.as_str(), "maintenance");
+}
+
+/// Restart in the middle of a link outage; the link is back at once, the service centre 30 s
+/// later (slower to recover). The resumed link incident resolves; the endpoint's failure began
+/// inside the outage (the new process cannot know when), so it must not open its own incident.
+#[test]
+fn restart_mid_outage_opens_no_symptom_incident() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lienthong.db");
+    let inv = Arc::new(shipped());
+    let mk = |t: f64| {
+        let store = Arc::new(Store::open(&db).unwrap());
+        let engine = IncidentEngine::new(
+            inv.clone(),
+            store.clone(),
+            tokio::sync::broadcast::channel(16).0,
+            at(t),
+        )
+        .unwrap();
+        Sim {
+            inv: inv.clone(),
+            store,
+            engine,
+            tick_ms: 1000,
+            _dir: None,
+        }
+    };
+    let only = |c: &CheckDef| c.id.site.as_deref() == Some("phuong-ben-thanh");
+    let mut w = World::new(8)
+        .fault("phuong-ben-thanh", 100.0, 200.0, Fault::LinkDown)
+        .fault("phuong-ben-thanh", 200.0, 230.0, Fault::EndpointDown);
+    let mut first = mk(0.0);
+    first.run(&mut w, 0.0, 200.0, &only);
+    assert_eq!(first.incidents().len(), 1);
+    drop(first);
+    let mut second = mk(200.0);
+    second.run(&mut w, 200.0, 400.0, &only);
+    let all = second.incidents();
+    let keys: Vec<&str> = all.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["site/phuong-ben-thanh/link"],
+        "one incident for one cause"
+    );
+    assert!(all[0].resolved_at.is_some());
 }
 
 #[test]

@@ -60,6 +60,9 @@ struct Tracked {
     last_run: Option<SystemTime>,
     /// The last time a run left the check Failing or Down.
     last_bad: Option<SystemTime>,
+    /// Set at start-up on a link whose incident was still open: the link was bad until then,
+    /// and what its children did before the restart is unknown.
+    resumed_bad: Option<SystemTime>,
 }
 
 /// What an open incident is, in memory (the store has the rest).
@@ -91,13 +94,42 @@ pub struct IncidentEngine {
     checks: HashMap<CheckId, Tracked>,
     /// `site/<slug>` or `service/<slug>` → its checks, in config order.
     by_owner: HashMap<String, Vec<CheckId>>,
-    open: HashMap<String, OpenIncident>,
+    /// Site slug → index in `inv.sites`, and the teams covering it (built once per inventory).
+    site_index: HashMap<String, usize>,
+    site_teams: Vec<Vec<String>>,
+    /// Open incidents by key; a BTreeMap so a site's incidents are one range (`site/<slug>/…`).
+    open: BTreeMap<String, OpenIncident>,
+    /// Bumped whenever `open` changes, so the open-incident gauges are rebuilt only then.
+    open_generation: u64,
+    /// What the current health calls for, maintained incrementally: a transition recomputes
+    /// only its owner's wants (its site or its service) and the prober want.
+    wants: BTreeMap<String, Want>,
+    /// Owner (`site/<slug>`, `service/<slug>`) → the keys of its current wants.
+    wants_by_owner: HashMap<String, Vec<String>>,
+    /// Wanted but not open (held, in maintenance, in the prober grace): retried on the tick.
+    pending: std::collections::BTreeSet<String>,
+    /// Sites whose wants depend on the clock (a child waits for its link to be verified):
+    /// recomputed on the tick until they no longer do.
+    timed_sites: std::collections::BTreeSet<String>,
+    /// Sites whose link is Down, and sites whose link is Failing or Down with since when:
+    /// prober isolation and the mass-failure hold are counted from these, not by a walk.
+    links_down: std::collections::BTreeSet<String>,
+    links_bad: HashMap<String, SystemTime>,
+    /// Sites that have a link check (the denominator of the prober share).
+    sites_with_link: usize,
+    /// Service wants already attached to the open prober incident (attached once each).
+    folded: std::collections::BTreeSet<String>,
+    /// Reference checks (by key) currently Down.
+    references_down: std::collections::BTreeSet<String>,
     api_windows: Vec<MaintenanceWindow>,
     /// When the last prober incident ended: sites get [`PROBER_GRACE`] to come back (links and
     /// endpoints recover one by one) before their own incidents may open.
     prober_released: Option<SystemTime>,
     /// Incidents opened since start, by (severity, scope), for the `_total` counter.
     pub opened: Vec<(Severity, Scope)>,
+    /// The latest time the engine was told about (runs and ticks carry their own clock, which
+    /// is virtual in tests): used when a config load recomputes every want.
+    last_now: Option<SystemTime>,
 }
 
 impl IncidentEngine {
@@ -108,7 +140,7 @@ impl IncidentEngine {
         events: broadcast::Sender<IncidentEvent>,
         now: SystemTime,
     ) -> Result<IncidentEngine, StoreError> {
-        let mut open = HashMap::new();
+        let mut open = BTreeMap::new();
         for inc in store.unresolved()? {
             let ev = NewEvent {
                 at: ms(now),
@@ -138,12 +170,39 @@ impl IncidentEngine {
             events,
             checks: HashMap::new(),
             by_owner: HashMap::new(),
+            site_index: HashMap::new(),
+            site_teams: Vec::new(),
             open,
+            open_generation: 1,
+            wants: BTreeMap::new(),
+            wants_by_owner: HashMap::new(),
+            pending: Default::default(),
+            timed_sites: Default::default(),
+            links_down: Default::default(),
+            links_bad: HashMap::new(),
+            sites_with_link: 0,
+            references_down: Default::default(),
+            folded: Default::default(),
             api_windows,
             prober_released: None,
             opened: Vec::new(),
+            last_now: Some(now),
         };
         engine.set_inventory(inv);
+        // A link incident resumed after a restart: its children's failures may have begun in
+        // the outage, before this process saw them; they get the after-link grace.
+        let resumed_links: Vec<String> = engine
+            .open
+            .keys()
+            .filter_map(|k| k.strip_prefix("site/")?.strip_suffix("/link"))
+            .map(str::to_string)
+            .collect();
+        for site in resumed_links {
+            let link_id = engine.link_of(&site).map(|t| t.def.id.clone());
+            if let Some(t) = link_id.and_then(|id| engine.checks.get_mut(&id)) {
+                t.resumed_bad = Some(now);
+            }
+        }
         Ok(engine)
     }
 
@@ -163,8 +222,8 @@ impl IncidentEngine {
                 .filter(|t| t.def.probe.kind() == def.probe.kind());
             let mut policy = HealthPolicy::for_check(def);
             policy.confirm_interval = inv.incidents.confirm_interval.0.min(def.interval);
-            let (health, evidence, last_run, last_bad) = prev
-                .map(|t| (t.health, t.evidence, t.last_run, t.last_bad))
+            let (health, evidence, last_run, last_bad, resumed_bad) = prev
+                .map(|t| (t.health, t.evidence, t.last_run, t.last_bad, t.resumed_bad))
                 .unwrap_or_default();
             self.checks.insert(
                 def.id.clone(),
@@ -175,10 +234,95 @@ impl IncidentEngine {
                     evidence,
                     last_run,
                     last_bad,
+                    resumed_bad,
                 },
             );
         }
+        self.site_index = inv
+            .sites
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.slug.clone(), i))
+            .collect();
+        self.site_teams = inv.sites.iter().map(|s| inv.teams_of_site(s)).collect();
         self.inv = inv;
+        self.rebuild_counters();
+        self.recompute_all_wants(self.last_now);
+    }
+
+    /// Recounts links and reference checks from the tracked states (after a config load).
+    fn rebuild_counters(&mut self) {
+        self.links_down.clear();
+        self.links_bad.clear();
+        self.references_down.clear();
+        self.sites_with_link = 0;
+        let ids: Vec<CheckId> = self.checks.keys().cloned().collect();
+        for id in ids {
+            self.count_state(&id);
+        }
+        self.sites_with_link = self
+            .inv
+            .sites
+            .iter()
+            .filter(|s| self.link_of(&s.slug).is_some())
+            .count();
+    }
+
+    /// Keeps the link and reference counters in step with one check's state.
+    fn count_state(&mut self, id: &CheckId) {
+        let Some(t) = self.checks.get(id) else { return };
+        let state = t.health.state();
+        let since = t.health.since();
+        let is_link = t.def.role == CheckRole::Link;
+        if is_link {
+            if let Some(site) = id.site.as_deref() {
+                if state == State::Down {
+                    self.links_down.insert(site.to_string());
+                } else {
+                    self.links_down.remove(site);
+                }
+                match (state, since) {
+                    (State::Failing | State::Down, Some(since)) => {
+                        self.links_bad.insert(site.to_string(), since);
+                    }
+                    _ => {
+                        self.links_bad.remove(site);
+                    }
+                }
+            }
+        }
+        if self.is_reference(id) {
+            let key = id.key();
+            if state == State::Down {
+                self.references_down.insert(key);
+            } else {
+                self.references_down.remove(&key);
+            }
+        }
+    }
+
+    /// Recomputes every want from scratch (config load): O(checks), once.
+    fn recompute_all_wants(&mut self, now: Option<SystemTime>) {
+        self.wants.clear();
+        self.wants_by_owner.clear();
+        self.timed_sites.clear();
+        let now = now.unwrap_or_else(SystemTime::now);
+        let sites: Vec<String> = self.inv.sites.iter().map(|s| s.slug.clone()).collect();
+        for slug in sites {
+            self.recompute_site(&slug, now);
+        }
+        let services: Vec<String> = self.inv.services.iter().map(|s| s.slug.clone()).collect();
+        for slug in services {
+            self.recompute_service(&slug);
+        }
+        self.recompute_prober();
+        // Everything wanted and not open is reconsidered on the next tick.
+        self.pending = self
+            .wants
+            .keys()
+            .filter(|k| !self.open.contains_key(*k))
+            .cloned()
+            .collect();
     }
 
     /// Feeds one run; returns the delay to the next run when it should be sooner than usual.
@@ -188,6 +332,7 @@ impl IncidentEngine {
         outcome: &Outcome,
         now: SystemTime,
     ) -> Option<Duration> {
+        self.last_now = Some(now);
         let tracked = self.checks.get_mut(&def.id)?;
         let obs = tracked.health.observe(outcome, now, &tracked.policy);
         tracked.last_run = Some(now.checked_sub(outcome.duration).unwrap_or(now));
@@ -196,7 +341,13 @@ impl IncidentEngine {
         }
         if let Some(t) = obs.transition {
             tracked.evidence = Some(t.evidence.clone());
-            tracing::info!(check = %def.id, from = t.from.as_str(), to = t.to.as_str(), "health changed");
+            // unknown → up is every check's first run: not news.
+            if t.from == State::Unknown && t.to == State::Up {
+                tracing::debug!(check = %def.id, from = t.from.as_str(), to = t.to.as_str(), "health changed");
+            } else {
+                tracing::info!(check = %def.id, from = t.from.as_str(), to = t.to.as_str(), "health changed");
+            }
+            self.count_state(&def.id);
             if let Err(e) = self.on_transition(&def.id, &t, now) {
                 tracing::error!(error = %e, "incident store");
             }
@@ -204,11 +355,32 @@ impl IncidentEngine {
         obs.next_run_in
     }
 
-    /// Periodic reconciliation: holds expire, maintenance windows start and end.
+    /// Periodic reconciliation: holds expire, maintenance windows start and end. Looks only at
+    /// what can change with the clock: pending wants, clock-dependent sites, the prober want and
+    /// open incidents no longer wanted.
     pub fn tick(&mut self, now: SystemTime) {
-        if let Err(e) = self.reconcile(now) {
+        self.last_now = Some(now);
+        let mut keys: Vec<String> = Vec::new();
+        let timed: Vec<String> = std::mem::take(&mut self.timed_sites).into_iter().collect();
+        for site in timed {
+            keys.extend(self.recompute_site(&site, now));
+        }
+        keys.extend(self.pending.iter().cloned());
+        keys.extend(
+            self.open
+                .keys()
+                .filter(|k| !self.wants.contains_key(*k))
+                .cloned(),
+        );
+        keys.push("prober".into());
+        if let Err(e) = self.reconcile_keys(keys, now) {
             tracing::error!(error = %e, "incident store");
         }
+    }
+
+    /// Changes whenever the set of open incidents changed (for cheap gauge refreshes).
+    pub fn open_generation(&self) -> u64 {
+        self.open_generation
     }
 
     /// Re-reads API-created maintenance windows.
@@ -259,7 +431,11 @@ impl IncidentEngine {
 
     /// The rolled-up status of one site.
     pub fn site_status_of(&self, slug: &str, now: SystemTime) -> SiteStatus {
-        match self.inv.site(slug) {
+        match self
+            .site_index
+            .get(slug)
+            .and_then(|i| self.inv.sites.get(*i))
+        {
             Some(site) => self.site_status(site, now),
             None => SiteStatus::Unknown,
         }
@@ -315,12 +491,7 @@ impl IncidentEngine {
         now: SystemTime,
     ) -> Result<(), StoreError> {
         // The timeline of every open incident this check belongs to gets the change.
-        let keys: Vec<String> = self
-            .open
-            .keys()
-            .filter(|k| self.belongs(k, id))
-            .cloned()
-            .collect();
+        let keys = self.open_keys_of(id);
         for key in keys {
             let attached = matches!(self.open.get(&key), Some(o) if o.scope == Scope::Site)
                 && key.ends_with("/link")
@@ -333,21 +504,64 @@ impl IncidentEngine {
             let ev = self.event(kind, id, t.to, t.evidence.clone(), now);
             self.append(&key, &ev)?;
         }
-        self.reconcile(now)
+        // Only what depends on this check is recomputed: its owner's wants and the prober.
+        let mut keys = match (&id.site, &id.service) {
+            (Some(site), _) => self.recompute_site(site, now),
+            (None, Some(svc)) => self.recompute_service(svc),
+            _ => Vec::new(),
+        };
+        keys.extend(self.recompute_prober());
+        self.reconcile_keys(keys, now)
     }
 
-    /// Whether a check's changes belong on the timeline of incident `key`.
-    fn belongs(&self, key: &str, id: &CheckId) -> bool {
-        if key == "prober" {
-            return self.is_reference(id);
+    /// Records on the prober incident's timeline (once) that a shared service's failure is
+    /// attached to it rather than paged.
+    fn fold_into_prober(
+        &mut self,
+        key: &str,
+        want: &Want,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        if !self.folded.insert(key.to_string()) {
+            return Ok(());
         }
-        match (&id.site, &id.service) {
-            (Some(site), _) => key.starts_with(&format!("site/{site}/")),
-            (None, Some(svc)) => {
-                key == format!("service/{svc}") || key == format!("service/{svc}/slow")
+        let Some(cause) = want.cause.clone() else {
+            return Ok(());
+        };
+        let ev = self
+            .checks
+            .get(&cause)
+            .and_then(|t| t.evidence.clone())
+            .unwrap_or_else(empty_evidence);
+        let mut e = self.event(EventKind::Attached, &cause, self.state_of(&cause), ev, now);
+        e.message = format!(
+            "{} — gắn vào sự cố bộ dò, không cảnh báo riêng / attached to the prober incident, not paged",
+            want.new.title
+        );
+        self.append("prober", &e)
+    }
+
+    /// Keys of the open incidents whose timeline a check's changes belong on.
+    fn open_keys_of(&self, id: &CheckId) -> Vec<String> {
+        let mut out: Vec<String> = match (&id.site, &id.service) {
+            (Some(site), _) => {
+                let prefix = format!("site/{site}/");
+                self.open
+                    .range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&prefix))
+                    .map(|(k, _)| k.clone())
+                    .collect()
             }
-            _ => false,
+            (None, Some(svc)) => [format!("service/{svc}"), format!("service/{svc}/slow")]
+                .into_iter()
+                .filter(|k| self.open.contains_key(k))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if self.open.contains_key("prober") && self.is_reference(id) {
+            out.push("prober".into());
         }
+        out
     }
 
     fn is_reference(&self, id: &CheckId) -> bool {
@@ -358,15 +572,25 @@ impl IncidentEngine {
             .any(|r| *r == id.key())
     }
 
-    /// Opens what is wanted and resolves what has recovered.
-    fn reconcile(&mut self, now: SystemTime) -> Result<(), StoreError> {
-        let wants = self.wanted(now);
-        let prober_open = wants.contains_key("prober") || self.open.contains_key("prober");
+    /// Opens what is wanted and resolves what has recovered, among `keys` (the keys whose want
+    /// or health may have changed; duplicates are fine).
+    fn reconcile_keys(&mut self, mut keys: Vec<String>, now: SystemTime) -> Result<(), StoreError> {
+        keys.sort();
+        keys.dedup();
+        let prober_open = self.wants.contains_key("prober") || self.open.contains_key("prober");
         let held_since = self.mass_failure(now);
-        for (key, want) in &wants {
-            if self.open.contains_key(key) {
+        for key in keys {
+            let Some(want) = self.wants.get(&key) else {
+                self.pending.remove(&key);
+                if self.open.contains_key(&key) && self.recovered(&key) {
+                    self.resolve(&key, now)?;
+                }
+                continue;
+            };
+            if self.open.contains_key(&key) {
+                self.pending.remove(&key);
                 if key == "prober" {
-                    self.update_sites(key, &want.new.sites, now)?;
+                    self.update_prober_sites(now)?;
                 }
                 continue;
             }
@@ -375,27 +599,24 @@ impl IncidentEngine {
                 want.new.sites.first().map(String::as_str),
                 want.new.service.as_deref(),
             );
-            if scope == Scope::Site && self.in_maintenance(site, None, now) {
+            let blocked = (scope == Scope::Site && self.in_maintenance(site, None, now))
+                || (scope == Scope::Service && self.in_maintenance(None, service, now))
+                || (scope == Scope::Site
+                    && (prober_open || self.held(want, held_since) || self.in_prober_grace(now)))
+                // While the prober is isolated (or many links are failing at once) nothing it
+                // sees is evidence about the shared services: they fold under the isolation.
+                || (scope == Scope::Service && (prober_open || held_since.is_some()));
+            if blocked {
+                if scope == Scope::Service && self.open.contains_key("prober") {
+                    let want = want.clone();
+                    self.fold_into_prober(&key, &want, now)?;
+                }
+                self.pending.insert(key);
                 continue;
             }
-            if scope == Scope::Service && self.in_maintenance(None, service, now) {
-                continue;
-            }
-            if scope == Scope::Site
-                && (prober_open || self.held(want, held_since) || self.in_prober_grace(now))
-            {
-                continue;
-            }
-            self.open_incident(key, want, now)?;
-        }
-        let stale: Vec<String> = self
-            .open
-            .keys()
-            .filter(|k| !wants.contains_key(*k) && self.recovered(k))
-            .cloned()
-            .collect();
-        for key in stale {
-            self.resolve(&key, now)?;
+            let want = want.clone();
+            self.pending.remove(&key);
+            self.open_incident(&key, &want, now)?;
         }
         Ok(())
     }
@@ -412,24 +633,31 @@ impl IncidentEngine {
             return false;
         };
         let healthy = matches!(link.health.state(), State::Up | State::Degraded) && run >= since;
-        let link_clean = match link.last_bad {
+        let after_link =
+            |bad: SystemTime| now.duration_since(bad).is_ok_and(|d| d >= CHILD_AFTER_LINK);
+        let bad = link.last_bad.max(link.resumed_bad);
+        let link_clean = match bad {
             None => true,
             Some(bad) => {
-                bad < since || now.duration_since(bad).is_ok_and(|d| d >= CHILD_AFTER_LINK)
+                // The child's failure began after the link's last bad run (and, after a
+                // restart mid-outage, clearly after the outage): its own failure.
+                let ordered = bad < since
+                    && link.resumed_bad.is_none_or(|r| {
+                        since.duration_since(r).is_ok_and(|d| d >= CHILD_AFTER_LINK)
+                    });
+                ordered || after_link(bad)
             }
         };
         healthy && link_clean
     }
 
     /// When several links started failing within [`MASS_WINDOW`], the earliest such start.
+    /// Counted from the failing-links map (usually empty), not by walking every site.
     fn mass_failure(&self, now: SystemTime) -> Option<SystemTime> {
         let recent: Vec<SystemTime> = self
-            .inv
-            .sites
-            .iter()
-            .filter_map(|s| self.link_of(&s.slug))
-            .filter(|t| matches!(t.health.state(), State::Failing | State::Down))
-            .filter_map(|t| t.health.since())
+            .links_bad
+            .values()
+            .copied()
             .filter(|since| {
                 now.duration_since(*since)
                     .map(|d| d < MASS_WINDOW)
@@ -497,190 +725,231 @@ impl IncidentEngine {
         }
     }
 
-    /// The incidents the current health calls for, by key.
-    fn wanted(&self, now: SystemTime) -> BTreeMap<String, Want> {
-        let mut out = BTreeMap::new();
-        let mut links_down = Vec::new();
-        for site in &self.inv.sites {
-            let teams = self.inv.teams_of_site(site);
-            let link_state = self.link_of(&site.slug).map(|t| t.health.state());
-            if link_state == Some(State::Down) {
-                links_down.push(site.slug.clone());
-            }
-            for t in self.site_checks(&site.slug) {
-                let state = t.health.state();
-                let d = &t.def;
-                let (suffix, severity, vi, en) = match (d.role, state) {
-                    (CheckRole::Link, State::Down) => (
-                        "",
-                        Severity::Critical,
-                        format!("Mất kết nối: {}", site.name),
-                        format!("Link down: {}", site.name),
-                    ),
-                    (CheckRole::Link, State::Degraded) => (
-                        "-degraded",
-                        Severity::Warning,
-                        format!("Đường truyền suy giảm: {}", site.name),
-                        format!("Link degraded: {}", site.name),
-                    ),
-                    // Children of a down link are evidence on the link's incident, not incidents;
-                    // and a child's failure is only its own once the link has been seen healthy
-                    // after it began (else it is most likely the link, not yet confirmed).
-                    (_, _) if link_state == Some(State::Down) => continue,
-                    (_, State::Down)
-                        if !self.link_verified_since(&site.slug, t.health.since(), now) =>
-                    {
-                        continue
-                    }
-                    (role, State::Down) => (
-                        "",
-                        if role == CheckRole::Endpoint {
-                            Severity::Critical
-                        } else {
-                            Severity::Warning
-                        },
-                        format!("{} không hoạt động: {}", d.title, site.name),
-                        format!(
-                            "{} down: {}",
-                            d.title_en.as_deref().unwrap_or(&d.id.name),
-                            site.name
-                        ),
-                    ),
-                    (_, State::Degraded) => (
-                        "-slow",
-                        Severity::Warning,
-                        format!("{} phản hồi chậm: {}", d.title, site.name),
-                        format!(
-                            "{} slow: {}",
-                            d.title_en.as_deref().unwrap_or(&d.id.name),
-                            site.name
-                        ),
-                    ),
-                    _ => continue,
-                };
-                let key = format!("site/{}/{}{suffix}", site.slug, d.id.name);
-                out.insert(
-                    key.clone(),
-                    Want {
-                        new: NewIncident {
-                            key,
-                            title: vi,
-                            title_en: en,
-                            severity,
-                            scope: Scope::Site,
-                            sites: vec![site.slug.clone()],
-                            service: None,
-                            teams: teams.clone(),
-                        },
-                        cause: Some(d.id.clone()),
-                    },
-                );
-            }
+    /// Replaces the wants of `owner` with `new`; returns every key that changed hands (old ∪
+    /// new), which the caller reconciles.
+    fn replace_wants(&mut self, owner: String, new: Vec<Want>) -> Vec<String> {
+        let mut keys = self.wants_by_owner.remove(&owner).unwrap_or_default();
+        for k in &keys {
+            self.wants.remove(k);
         }
-        let all_sites: Vec<String> = self.inv.sites.iter().map(|s| s.slug.clone()).collect();
-        for svc in &self.inv.services {
-            let checks: Vec<&Tracked> = self
-                .by_owner
-                .get(&format!("service/{}", svc.slug))
-                .into_iter()
-                .flatten()
-                .filter(|id| !self.is_reference(id))
-                .filter_map(|id| self.checks.get(id))
-                .collect();
-            let down = checks.iter().find(|t| t.health.state() == State::Down);
-            let slow = checks.iter().find(|t| t.health.state() == State::Degraded);
-            let en_name = svc.name_en.clone().unwrap_or_else(|| svc.slug.clone());
-            let (key, severity, vi, en, cause) = if let Some(t) = down {
-                (
-                    format!("service/{}", svc.slug),
+        let mut mine = Vec::with_capacity(new.len());
+        for w in new {
+            keys.push(w.new.key.clone());
+            mine.push(w.new.key.clone());
+            self.wants.insert(w.new.key.clone(), w);
+        }
+        if !mine.is_empty() {
+            self.wants_by_owner.insert(owner, mine);
+        }
+        keys
+    }
+
+    /// Recomputes what one site's health calls for: O(checks of the site).
+    fn recompute_site(&mut self, slug: &str, now: SystemTime) -> Vec<String> {
+        let (wants, timed) = self.site_wants(slug, now);
+        if timed {
+            self.timed_sites.insert(slug.to_string());
+        } else {
+            self.timed_sites.remove(slug);
+        }
+        self.replace_wants(format!("site/{slug}"), wants)
+    }
+
+    /// A site's wants, and whether they may change with the clock alone (a child waits for
+    /// its link to be verified healthy after the child's failure began).
+    fn site_wants(&self, slug: &str, now: SystemTime) -> (Vec<Want>, bool) {
+        let mut out = Vec::new();
+        let mut timed = false;
+        let Some(idx) = self.site_index.get(slug).copied() else {
+            return (out, false);
+        };
+        let site = &self.inv.sites[idx];
+        let teams = &self.site_teams[idx];
+        let link_state = self.link_of(slug).map(|t| t.health.state());
+        for t in self.site_checks(slug) {
+            let state = t.health.state();
+            let d = &t.def;
+            let (suffix, severity, vi, en) = match (d.role, state) {
+                (CheckRole::Link, State::Down) => (
+                    "",
                     Severity::Critical,
-                    format!(
-                        "Sự cố phần mềm dùng chung: {} — ảnh hưởng {} đơn vị",
-                        svc.name,
-                        all_sites.len()
-                    ),
-                    format!(
-                        "Shared service down: {en_name} — affects {} sites",
-                        all_sites.len()
-                    ),
-                    t.def.id.clone(),
-                )
-            } else if let Some(t) = slow {
-                (
-                    format!("service/{}/slow", svc.slug),
+                    format!("Mất kết nối: {}", site.name),
+                    format!("Link down: {}", site.name),
+                ),
+                (CheckRole::Link, State::Degraded) => (
+                    "-degraded",
                     Severity::Warning,
-                    format!("{} phản hồi chậm", svc.name),
-                    format!("{en_name} slow"),
-                    t.def.id.clone(),
-                )
-            } else {
-                continue;
-            };
-            out.insert(
-                key.clone(),
-                Want {
-                    new: NewIncident {
-                        key,
-                        title: vi,
-                        title_en: en,
-                        severity,
-                        scope: Scope::Service,
-                        sites: all_sites.clone(),
-                        service: Some(svc.slug.clone()),
-                        teams: self.inv.teams_of_service(&svc.slug),
+                    format!("Đường truyền suy giảm: {}", site.name),
+                    format!("Link degraded: {}", site.name),
+                ),
+                // Children of a down link are evidence on the link's incident, not incidents;
+                // and a child's failure is only its own once the link has been seen healthy
+                // after it began (else it is most likely the link, not yet confirmed).
+                (_, _) if link_state == Some(State::Down) => continue,
+                (_, State::Down) if !self.link_verified_since(slug, t.health.since(), now) => {
+                    timed = true;
+                    continue;
+                }
+                (role, State::Down) => (
+                    "",
+                    if role == CheckRole::Endpoint {
+                        Severity::Critical
+                    } else {
+                        Severity::Warning
                     },
-                    cause: Some(cause),
+                    format!("{} không hoạt động: {}", d.title, site.name),
+                    format!(
+                        "{} down: {}",
+                        d.title_en.as_deref().unwrap_or(&d.id.name),
+                        site.name
+                    ),
+                ),
+                (_, State::Degraded) => (
+                    "-slow",
+                    Severity::Warning,
+                    format!("{} phản hồi chậm: {}", d.title, site.name),
+                    format!(
+                        "{} slow: {}",
+                        d.title_en.as_deref().unwrap_or(&d.id.name),
+                        site.name
+                    ),
+                ),
+                _ => continue,
+            };
+            let key = format!("site/{}/{}{suffix}", site.slug, d.id.name);
+            out.push(Want {
+                new: NewIncident {
+                    key,
+                    title: vi,
+                    title_en: en,
+                    severity,
+                    scope: Scope::Site,
+                    sites: vec![site.slug.clone()],
+                    service: None,
+                    teams: teams.clone(),
                 },
-            );
+                cause: Some(d.id.clone()),
+            });
         }
-        // Prober isolation, with hysteresis: open at `share`, keep until below half of it.
+        (out, timed)
+    }
+
+    /// Recomputes what one shared service's health calls for: O(checks of the service).
+    fn recompute_service(&mut self, slug: &str) -> Vec<String> {
+        let want = self.service_want(slug);
+        self.replace_wants(format!("service/{slug}"), want.into_iter().collect())
+    }
+
+    fn service_want(&self, slug: &str) -> Option<Want> {
+        let svc = self.inv.services.iter().find(|s| s.slug == slug)?;
+        let checks: Vec<&Tracked> = self
+            .by_owner
+            .get(&format!("service/{}", svc.slug))
+            .into_iter()
+            .flatten()
+            .filter(|id| !self.is_reference(id))
+            .filter_map(|id| self.checks.get(id))
+            .collect();
+        let down = checks.iter().find(|t| t.health.state() == State::Down);
+        let slow = checks.iter().find(|t| t.health.state() == State::Degraded);
+        let en_name = svc.name_en.clone().unwrap_or_else(|| svc.slug.clone());
+        let n_sites = self.inv.sites.len();
+        let (key, severity, vi, en, cause) = if let Some(t) = down {
+            (
+                format!("service/{}", svc.slug),
+                Severity::Critical,
+                format!(
+                    "Sự cố phần mềm dùng chung: {} — ảnh hưởng {} đơn vị",
+                    svc.name, n_sites
+                ),
+                format!("Shared service down: {en_name} — affects {n_sites} sites"),
+                t.def.id.clone(),
+            )
+        } else if let Some(t) = slow {
+            (
+                format!("service/{}/slow", svc.slug),
+                Severity::Warning,
+                format!("{} phản hồi chậm", svc.name),
+                format!("{en_name} slow"),
+                t.def.id.clone(),
+            )
+        } else {
+            return None;
+        };
+        Some(Want {
+            new: NewIncident {
+                key,
+                title: vi,
+                title_en: en,
+                severity,
+                scope: Scope::Service,
+                sites: self.inv.sites.iter().map(|s| s.slug.clone()).collect(),
+                service: Some(svc.slug.clone()),
+                teams: self.inv.teams_of_service(&svc.slug),
+            },
+            cause: Some(cause),
+        })
+    }
+
+    /// Prober isolation, from the counters, with hysteresis: open at `share`, keep until below
+    /// half of it. O(1) unless it is wanted (then the list of sites down is copied).
+    fn recompute_prober(&mut self) -> Vec<String> {
         let share = self.inv.incidents.prober_share;
         // Over the sites this instance probes (a `--shard` probes only some).
-        let n = self
-            .inv
-            .sites
-            .iter()
-            .filter(|s| self.link_of(&s.slug).is_some())
-            .count()
-            .max(1) as f64;
-        let frac = links_down.len() as f64 / n;
-        let reference_down = self.inv.incidents.reference_checks.iter().find(|r| {
-            self.checks
-                .iter()
-                .any(|(id, t)| id.key() == **r && t.health.state() == State::Down)
-        });
+        let n = self.sites_with_link.max(1) as f64;
+        let down = self.links_down.len();
+        let frac = down as f64 / n;
+        let reference_down = self.references_down.iter().next().cloned();
         let threshold = if self.open.contains_key("prober") {
             share / 2.0
         } else {
             share
         };
-        if reference_down.is_some() || (links_down.len() >= MASS_MIN && frac >= threshold) {
-            let why_vi = match reference_down {
-                Some(r) => format!("điểm tham chiếu {r} không phản hồi"),
-                None => format!(
-                    "{} / {} đơn vị mất kết nối cùng lúc",
-                    links_down.len(),
-                    self.inv.sites.len()
-                ),
+        let wanted = reference_down.is_some() || (down >= MASS_MIN && frac >= threshold);
+        let was = self.wants.contains_key("prober");
+        if !wanted {
+            return if was {
+                self.replace_wants("prober".into(), Vec::new())
+            } else {
+                Vec::new()
             };
-            out.insert(
-                "prober".into(),
-                Want {
-                    new: NewIncident {
-                        key: "prober".into(),
-                        title: format!("Bộ dò lienthong mất đường lên ({why_vi}) — tạm giữ cảnh báo từng đơn vị"),
-                        title_en: format!("Prober uplink lost ({} sites unreachable at once) — per-site alerts held", links_down.len()),
-                        severity: Severity::Critical,
-                        scope: Scope::Prober,
-                        sites: links_down,
-                        service: None,
-                        teams: self.inv.teams_of_service("*"),
-                    },
-                    cause: None,
-                },
-            );
         }
-        out
+        // Open already: its title and first list are history; the list grows on the tick.
+        if was && self.open.contains_key("prober") {
+            return Vec::new();
+        }
+        let why_vi = match &reference_down {
+            Some(r) => format!("điểm tham chiếu {r} không phản hồi"),
+            None => format!(
+                "{} / {} đơn vị mất kết nối cùng lúc",
+                down,
+                self.inv.sites.len()
+            ),
+        };
+        let title =
+            format!("Bộ dò lienthong mất đường lên ({why_vi}) — tạm giữ cảnh báo từng đơn vị");
+        // Unchanged want: nothing to reconcile (the tick refreshes the open incident's list).
+        if let Some(w) = self.wants.get("prober") {
+            if w.new.sites.len() == down && w.new.title == title {
+                return Vec::new();
+            }
+        }
+        let want = Want {
+            new: NewIncident {
+                key: "prober".into(),
+                title,
+                title_en: format!(
+                    "Prober uplink lost ({down} sites unreachable at once) — per-site alerts held"
+                ),
+                severity: Severity::Critical,
+                scope: Scope::Prober,
+                sites: self.links_down.iter().cloned().collect(),
+                service: None,
+                teams: self.inv.teams_of_service("*"),
+            },
+            cause: None,
+        };
+        self.replace_wants("prober".into(), vec![want])
     }
 
     fn event(
@@ -775,6 +1044,7 @@ impl IncidentEngine {
             .store
             .open_incident(&want.new, &first, &self.targets(&o))?;
         self.open.insert(key.to_string(), OpenIncident { id, ..o });
+        self.open_generation += 1;
         if created {
             tracing::info!(incident = id, key, title = %want.new.title, "incident opened");
             self.opened.push((want.new.severity, want.new.scope));
@@ -813,15 +1083,12 @@ impl IncidentEngine {
         Ok(())
     }
 
-    /// Adds newly affected sites (the list only grows over an incident's life), at most every
-    /// [`SITES_UPDATE_EVERY`]: a mass outage changes it site by site.
-    fn update_sites(
-        &mut self,
-        key: &str,
-        sites: &[String],
-        now: SystemTime,
-    ) -> Result<(), StoreError> {
-        let Some(o) = self.open.get_mut(key) else {
+    /// Adds newly affected sites to the prober incident (the list only grows over its life),
+    /// at most every [`SITES_UPDATE_EVERY`]: a mass outage changes it site by site, and the
+    /// check is cheap in between (no list is compared until the period has passed).
+    fn update_prober_sites(&mut self, now: SystemTime) -> Result<(), StoreError> {
+        let key = "prober";
+        let Some(o) = self.open.get(key) else {
             return Ok(());
         };
         let recent = o.sites_updated.is_some_and(|t| {
@@ -829,15 +1096,26 @@ impl IncidentEngine {
                 .map(|d| d < SITES_UPDATE_EVERY)
                 .unwrap_or(true)
         });
-        let added: Vec<&String> = sites.iter().filter(|s| !o.sites.contains(s)).collect();
-        if added.is_empty() || recent {
+        if recent {
             return Ok(());
         }
+        // Both lists are sorted (links_down is a BTreeSet; the stored list is kept sorted).
+        let known: std::collections::BTreeSet<&String> = o.sites.iter().collect();
+        let added: Vec<String> = self
+            .links_down
+            .iter()
+            .filter(|s| !known.contains(s))
+            .cloned()
+            .collect();
+        let Some(o) = self.open.get_mut(key) else {
+            return Ok(());
+        };
         o.sites_updated = Some(now);
-        let mut all = o.sites.clone();
-        all.extend(added.into_iter().cloned());
-        all.sort();
-        o.sites = all;
+        if added.is_empty() {
+            return Ok(());
+        }
+        o.sites.extend(added);
+        o.sites.sort();
         let sites = o.sites.clone();
         let id = o.id;
         self.store.set_sites(id, &sites)?;
@@ -860,8 +1138,10 @@ impl IncidentEngine {
         let Some(o) = self.open.remove(key) else {
             return Ok(());
         };
+        self.open_generation += 1;
         if key == "prober" {
             self.prober_released = Some(now);
+            self.folded.clear();
         }
         let ev = NewEvent {
             at: ms(now),
