@@ -13,6 +13,10 @@
 //!   test (see [`CheckHealth`]), make it `Degraded`; `recover_after` clean runs undo it.
 //!
 //! The state shown is `Down` or `Failing` when availability says so, else `Degraded` or `Up`.
+//!
+//! Link rounds also keep an RTT **baseline** (see [`RttBaseline`]): a round whose median RTT
+//! rises well above the link's own normal is a breach even under the class's absolute
+//! `degraded_rtt` — on island links a latency rise is the first sign of a fallback path.
 
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
@@ -33,6 +37,20 @@ const LOSS_NORMAL: f64 = 0.3;
 const LOSS_BAD: f64 = 1.5;
 /// Loss evidence (share of `loss_evidence`) at which rounds are re-probed at the confirm interval.
 const LOSS_SUSPECT: f64 = 0.2;
+/// Passing rounds before the RTT baseline is trusted.
+const BASELINE_WARMUP: u32 = 12;
+/// Weight of a normal round in the baseline (≈ 100 rounds, a quarter of an hour at 10 s).
+const BASELINE_ALPHA: f64 = 0.01;
+/// A round over the limit still moves the baseline, 20× slower: a lasting route change becomes
+/// the new normal within hours, a fault does not within minutes.
+const BASELINE_ALPHA_HIGH: f64 = BASELINE_ALPHA / 20.0;
+/// A round's median RTT is a rise when it exceeds baseline + max(K × deviation, the baseline
+/// itself, the floor): doubling at least, and never for a few ms on a fast link.
+const RISE_DEVIATIONS: f64 = 6.0;
+const RISE_FLOOR: Duration = Duration::from_millis(40);
+/// Consecutive rising rounds → Degraded. Fewer than `degraded_after` on islands: a round's
+/// median is already robust to single late replies.
+const RISE_AFTER: u32 = 2;
 
 /// Health of a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
@@ -141,6 +159,8 @@ impl HealthPolicy {
 pub enum Breach {
     Loss,
     Rtt,
+    /// Median RTT well above the link's own baseline.
+    RttRise,
     Jitter,
     Latency,
 }
@@ -157,6 +177,9 @@ pub struct Evidence {
     /// Whole-run time.
     pub duration: Duration,
     pub rtt_avg: Option<Duration>,
+    /// Median RTT of the round and the link's baseline (what "normal" is for this link).
+    pub rtt_median: Option<Duration>,
+    pub rtt_baseline: Option<Duration>,
     pub jitter: Option<Duration>,
     /// Loss ratio of this round.
     pub loss: Option<f64>,
@@ -213,6 +236,57 @@ pub struct CheckHealth {
     loss_degraded: bool,
     /// (sent, lost) of the last rounds.
     recent: VecDeque<(u32, u32)>,
+    rtt: RttBaseline,
+    /// Consecutive rounds over the RTT baseline's limit.
+    rises: u32,
+}
+
+/// The normal RTT of one link: an exponentially weighted mean of passing rounds' median RTT and
+/// of their absolute deviation. The round median, not the mean, so one late reply does not
+/// count; rounds over the limit barely move it, so a sustained rise keeps breaching.
+#[derive(Debug, Clone, Default)]
+pub struct RttBaseline {
+    mean: f64,
+    deviation: f64,
+    samples: u32,
+}
+
+impl RttBaseline {
+    /// The baseline, once warmed up.
+    pub fn value(&self) -> Option<Duration> {
+        (self.samples >= BASELINE_WARMUP).then(|| Duration::from_secs_f64(self.mean.max(0.0)))
+    }
+
+    /// The RTT above which a round is a rise, once warmed up.
+    pub fn limit(&self) -> Option<f64> {
+        (self.samples >= BASELINE_WARMUP).then(|| {
+            self.mean
+                + (RISE_DEVIATIONS * self.deviation)
+                    .max(self.mean)
+                    .max(RISE_FLOOR.as_secs_f64())
+        })
+    }
+
+    /// Takes one round's median RTT; returns whether it was a rise.
+    fn observe(&mut self, median: f64) -> bool {
+        let rise = self.limit().is_some_and(|l| median > l);
+        let alpha = if self.samples < BASELINE_WARMUP {
+            1.0 / f64::from(self.samples + 1)
+        } else if rise {
+            BASELINE_ALPHA_HIGH
+        } else {
+            BASELINE_ALPHA
+        };
+        if self.samples == 0 {
+            self.mean = median;
+        } else {
+            let dev = (median - self.mean).abs();
+            self.mean += alpha * (median - self.mean);
+            self.deviation += alpha * (dev - self.deviation);
+        }
+        self.samples = self.samples.saturating_add(1);
+        rise
+    }
 }
 
 /// Measurements read from a run's details.
@@ -221,8 +295,24 @@ struct Measured {
     round: Option<(u32, u32)>,
     loss: Option<f64>,
     rtt_avg: Option<Duration>,
+    rtt_median: Option<Duration>,
     jitter: Option<Duration>,
     status: Option<u16>,
+}
+
+/// Median of a round's RTTs (seconds).
+fn median(rtts: &[f64]) -> Option<f64> {
+    if rtts.is_empty() {
+        return None;
+    }
+    let mut v = rtts.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
 }
 
 fn measure(outcome: &Outcome) -> Measured {
@@ -232,6 +322,7 @@ fn measure(outcome: &Outcome) -> Measured {
             round: Some((d.sent, d.sent - d.received.min(d.sent))),
             loss: Some(d.loss_ratio),
             rtt_avg: secs(d.rtt_avg),
+            rtt_median: secs(median(&d.rtts)),
             jitter: secs(d.jitter),
             status: None,
         },
@@ -269,6 +360,11 @@ impl CheckHealth {
     /// When the current state began (`None` before the first run).
     pub fn since(&self) -> Option<SystemTime> {
         self.since
+    }
+
+    /// The link's RTT baseline, once enough rounds passed.
+    pub fn rtt_baseline(&self) -> Option<Duration> {
+        self.rtt.value()
     }
 
     pub fn consecutive_failures(&self) -> u32 {
@@ -355,6 +451,8 @@ impl CheckHealth {
                     status: m.status,
                     duration: outcome.duration,
                     rtt_avg: m.rtt_avg,
+                    rtt_median: m.rtt_median,
+                    rtt_baseline: self.rtt.value(),
                     jitter: m.jitter,
                     loss: m.loss,
                     loss_recent,
@@ -387,6 +485,14 @@ impl CheckHealth {
         if m.rtt_avg.is_some_and(|r| over(r, t.rtt)) {
             breaches.push(Breach::Rtt);
         }
+        if let Some(med) = m.rtt_median {
+            if self.rtt.observe(med.as_secs_f64()) {
+                breaches.push(Breach::RttRise);
+                self.rises = self.rises.saturating_add(1);
+            } else {
+                self.rises = 0;
+            }
+        }
         if m.jitter.is_some_and(|j| over(j, t.jitter)) {
             breaches.push(Breach::Jitter);
         }
@@ -409,7 +515,11 @@ impl CheckHealth {
             self.over = self.over.saturating_add(1);
             self.clean = 0;
         }
-        if !self.degraded && (self.loss_degraded || self.over >= policy.degraded_after.max(1)) {
+        if !self.degraded
+            && (self.loss_degraded
+                || self.over >= policy.degraded_after.max(1)
+                || self.rises >= RISE_AFTER)
+        {
             self.degraded = true;
         } else if self.degraded && self.clean >= policy.recover_after.max(1) {
             self.degraded = false;
@@ -443,6 +553,7 @@ impl CheckHealth {
 
     fn reset_quality(&mut self) {
         self.degraded = false;
+        self.rises = 0;
         self.over = 0;
         self.clean = 0;
         self.loss_sum = 0.0;

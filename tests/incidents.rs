@@ -104,7 +104,12 @@ fn island_links_normal_loss_raise_nothing_over_a_simulated_day() {
         all.is_empty(),
         "false alarms: {:#?}",
         all.iter()
-            .map(|i| (&i.key, secs_since_epoch(i.started_at)))
+            .map(|i| (
+                &i.key,
+                &i.title,
+                secs_since_epoch(i.started_at),
+                i.events.first().and_then(|e| e.evidence.clone())
+            ))
             .collect::<Vec<_>>()
     );
 }
@@ -245,6 +250,74 @@ fn shared_service_outage_alone_still_opens() {
     assert_eq!(all[0].scope, Scope::Service);
     let opened = secs_since_epoch(all[0].started_at);
     assert!((100.0..125.0).contains(&opened), "opened at {opened}");
+}
+
+/// Thạnh An's link RTT rises by 300 ms for 120 s (a fallback path), rounds still pass: one
+/// warning "Đường truyền trễ cao" within 30 s, with the baseline in the evidence, resolved on
+/// return. Before, no absolute threshold caught it (island degraded_rtt is 400 ms).
+#[test]
+fn island_latency_rise_is_caught_against_the_link_baseline() {
+    let mut times = Vec::new();
+    for seed in 13..19 {
+        let mut sim = Sim::new(shipped());
+        let only = |c: &CheckDef| c.id.site.as_deref() == Some("xa-thanh-an");
+        let mut w = World::new(seed).fault("xa-thanh-an", 1800.0, 1920.0, Fault::Latency(0.3));
+        sim.run(&mut w, 0.0, 2200.0, &only);
+        let all = sim.incidents();
+        let keys: Vec<(&str, &str)> = all
+            .iter()
+            .map(|i| (i.key.as_str(), i.title.as_str()))
+            .collect();
+        assert_eq!(keys.len(), 1, "seed {seed}: {keys:?}");
+        let inc = &all[0];
+        assert_eq!(inc.key, "site/xa-thanh-an/link-degraded");
+        assert!(
+            inc.title.starts_with("Đường truyền trễ cao"),
+            "{}",
+            inc.title
+        );
+        let opened = secs_since_epoch(inc.started_at) - 1800.0;
+        assert!(
+            (0.0..30.0).contains(&opened),
+            "seed {seed}: detected after {opened:.1} s"
+        );
+        times.push(opened);
+        let ev = inc.events[0].evidence.as_ref().expect("evidence");
+        let baseline = ev["rtt_baseline_seconds"]
+            .as_f64()
+            .expect("baseline in the evidence");
+        assert!((0.03..0.1).contains(&baseline), "baseline {baseline}");
+        assert!(ev["rtt_median_seconds"].as_f64().unwrap() > 0.3);
+        let resolved = secs_since_epoch(inc.resolved_at.expect("resolved after the rise"));
+        assert!(
+            resolved > 1920.0 && resolved < 2000.0,
+            "resolved at {resolved}"
+        );
+    }
+    eprintln!("island +300 ms latency rise detected after {times:.1?} s");
+}
+
+/// Normal island jitter (35–70 ms, bursts of 100–400 ms on one packet in 25) over nine
+/// island-site-days raises no latency incident.
+#[test]
+fn island_normal_jitter_raises_no_latency_incident() {
+    for seed in [21, 22, 23] {
+        let mut sim = Sim::new(shipped());
+        sim.tick_ms = 10_000;
+        let mut w = World::new(seed);
+        let islands = |c: &CheckDef| c.link_class == "island" && c.role == CheckRole::Link;
+        sim.run(&mut w, 0.0, 86_400.0, &islands);
+        let latency: Vec<(String, f64)> = sim
+            .incidents()
+            .into_iter()
+            .filter(|i| i.title.starts_with("Đường truyền trễ cao"))
+            .map(|i| (i.key, secs_since_epoch(i.started_at)))
+            .collect();
+        assert!(
+            latency.is_empty(),
+            "seed {seed}: false latency alarms {latency:?}"
+        );
+    }
 }
 
 #[test]

@@ -776,6 +776,12 @@ impl IncidentEngine {
                     format!("Mất kết nối: {}", site.name),
                     format!("Link down: {}", site.name),
                 ),
+                (CheckRole::Link, State::Degraded) if latency_only(t) => (
+                    "-degraded",
+                    Severity::Warning,
+                    format!("Đường truyền trễ cao: {}", site.name),
+                    format!("High link latency: {}", site.name),
+                ),
                 (CheckRole::Link, State::Degraded) => (
                     "-degraded",
                     Severity::Warning,
@@ -1163,6 +1169,18 @@ impl IncidentEngine {
     }
 }
 
+/// A degraded link whose evidence is latency only (RTT over the class limit or over its own
+/// baseline), no loss or jitter: titled as such, it tells the team to look at the path.
+fn latency_only(t: &Tracked) -> bool {
+    use crate::health::Breach;
+    t.evidence.as_ref().is_some_and(|e| {
+        !e.breaches.is_empty()
+            && e.breaches
+                .iter()
+                .all(|b| matches!(b, Breach::Rtt | Breach::RttRise))
+    })
+}
+
 fn empty_evidence() -> Evidence {
     Evidence {
         reason: None,
@@ -1170,6 +1188,8 @@ fn empty_evidence() -> Evidence {
         status: None,
         duration: Duration::ZERO,
         rtt_avg: None,
+        rtt_median: None,
+        rtt_baseline: None,
         jitter: None,
         loss: None,
         loss_recent: None,
@@ -1187,6 +1207,8 @@ fn evidence_json(e: &Evidence) -> serde_json::Value {
         "status_code": e.status,
         "duration_seconds": e.duration.as_secs_f64(),
         "rtt_seconds": e.rtt_avg.map(|d| d.as_secs_f64()),
+        "rtt_median_seconds": e.rtt_median.map(|d| d.as_secs_f64()),
+        "rtt_baseline_seconds": e.rtt_baseline.map(|d| d.as_secs_f64()),
         "jitter_seconds": e.jitter.map(|d| d.as_secs_f64()),
         "loss_ratio": e.loss,
         "loss_ratio_recent": e.loss_recent,

@@ -51,7 +51,8 @@
 //! The default scenario ([`Scenario::default_demo`], written out in `examples/scenario.toml`):
 //! at 20 s `link_down` of Phường Bến Thành for 2 min; at 60 s `http_status` 503 on the
 //! administrative-procedures system for 90 s; at 150 s `link_loss` 15 % on Côn Đảo for 150 s; at
-//! 240 s `slow` 4 s on Phường Sài Gòn's public-service centre for 90 s; cycle 10 min.
+//! 240 s `slow` 4 s on Phường Sài Gòn's public-service centre for 90 s; at 340 s `link_latency`
+//! +300 ms on Xã Thạnh An for 2 min; cycle 10 min.
 
 mod certs;
 pub mod dns;

@@ -237,6 +237,7 @@ impl Scenario {
     /// - 60 s: the administrative-procedures system answers 503 for 90 s;
     /// - 150 s: Côn Đảo's island link loses 15 % for 150 s;
     /// - 240 s: Phường Sài Gòn's public-service centre answers in 4 s for 90 s;
+    /// - 340 s: Xã Thạnh An's island link gets 300 ms slower for 120 s (no loss);
     /// - cycle 10 min.
     pub fn default_demo() -> Scenario {
         let site = |mut f: Fault, slug: &str| {
@@ -252,8 +253,10 @@ impl Scenario {
         let mut slow = site(Fault::new(240, 90, FaultKind::Slow), "phuong-sai-gon");
         slow.check = Some("endpoint".into());
         slow.delay = Some(Duration::from_secs(4));
+        let mut latency = site(Fault::new(340, 120, FaultKind::LinkLatency), "xa-thanh-an");
+        latency.delay = Some(Duration::from_millis(300));
         Scenario {
-            faults: vec![down, status, loss, slow],
+            faults: vec![down, status, loss, slow, latency],
             ..Scenario::default()
         }
     }

@@ -41,11 +41,14 @@ pub enum Fault {
     Loss(f64),
     Http503,
     Slow(f64),
+    /// The link's RTT rises by this many seconds (e.g. a fallback path); no loss.
+    Latency(f64),
 }
 
 pub struct World {
     faults: Vec<(String, f64, f64, Fault)>, // (owner slug, from, to, fault)
     rng: rand::rngs::StdRng,
+    jitter_rng: rand::rngs::StdRng,
 }
 
 impl World {
@@ -53,6 +56,7 @@ impl World {
         World {
             faults: Vec::new(),
             rng: rand::rngs::StdRng::seed_from_u64(seed),
+            jitter_rng: rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed),
         }
     }
     pub fn fault(mut self, owner: &str, from: f64, to: f64, f: Fault) -> Self {
@@ -82,12 +86,24 @@ impl World {
                 let mut rtts = Vec::new();
                 for _ in 0..shape.packets {
                     if self.rng.random::<f64>() >= loss {
+                        // Spikes and mainland jitter come from their own stream, so the
+                        // loss draws are the same as without them.
                         let base = if island {
-                            0.035 + self.rng.random::<f64>() * 0.035
+                            // ~35–70 ms, and one packet in 25 caught in a 100–400 ms burst.
+                            let spike = if self.jitter_rng.random::<f64>() < 0.04 {
+                                0.1 + self.jitter_rng.random::<f64>() * 0.3
+                            } else {
+                                0.0
+                            };
+                            0.035 + self.rng.random::<f64>() * 0.035 + spike
                         } else {
-                            0.002
+                            0.002 + self.jitter_rng.random::<f64>() * 0.002
                         };
-                        rtts.push(base);
+                        let extra = match fault {
+                            Fault::Latency(s) => s,
+                            _ => 0.0,
+                        };
+                        rtts.push(base + extra);
                     }
                 }
                 let sent = shape.packets;
