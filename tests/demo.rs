@@ -133,7 +133,7 @@ fn demo_shows_all_sites_and_scripted_faults() {
     let wanted = [
         ("site/phuong-ben-thanh/link", "Mất kết nối: Phường Bến Thành"),
         ("service/thu-tuc-hanh-chinh", "Sự cố phần mềm dùng chung: Hệ thống thông tin giải quyết thủ tục hành chính — ảnh hưởng 168 đơn vị"),
-        ("site/phuong-sai-gon/endpoint-slow", "Trung tâm phục vụ hành chính công phản hồi chậm: Phường Sài Gòn"),
+        ("site/phuong-sai-gon/slow", "Phường Sài Gòn phản hồi chậm"),
     ];
     let mut incidents = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -163,7 +163,7 @@ fn endpoint_slowdown_is_a_warning() {
     );
     assert_eq!(
         (all[0].key.as_str(), all[0].severity),
-        ("site/phuong-sai-gon/endpoint-slow", Severity::Warning)
+        ("site/phuong-sai-gon/slow", Severity::Warning)
     );
     eprintln!(
         "slowdown: opened after {:.1} s",
@@ -318,6 +318,32 @@ fn island_normal_jitter_raises_no_latency_incident() {
             "seed {seed}: false latency alarms {latency:?}"
         );
     }
+}
+
+/// A ward whose service centre and video point are both slow: one incident "… phản hồi chậm"
+/// for the site, the second check attached to it, resolved when both are fast again.
+#[test]
+fn one_slow_incident_per_site() {
+    let mut sim = Sim::new(shipped());
+    let only = |c: &CheckDef| c.id.site.as_deref() == Some("phuong-sai-gon");
+    let mut w = World::new(14).fault("phuong-sai-gon", 100.0, 220.0, Fault::SlowAll(4.0));
+    sim.run(&mut w, 0.0, 400.0, &only);
+    let all = sim.incidents();
+    let keys: Vec<&str> = all.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(keys, ["site/phuong-sai-gon/slow"]);
+    let inc = &all[0];
+    assert_eq!(inc.title, "Phường Sài Gòn phản hồi chậm");
+    let checks: std::collections::BTreeSet<&str> = inc
+        .events
+        .iter()
+        .filter_map(|e| e.check.as_deref())
+        .collect();
+    assert!(
+        checks.contains("site/phuong-sai-gon/endpoint")
+            && checks.contains("site/phuong-sai-gon/video"),
+        "both slow checks are on the one incident: {checks:?}"
+    );
+    assert!(inc.resolved_at.is_some());
 }
 
 #[test]

@@ -701,6 +701,11 @@ impl IncidentEngine {
         };
         let parts: Vec<&str> = key.split('/').collect();
         match parts.as_slice() {
+            // The site's slowness: over when none of its non-link checks is slow any more.
+            ["site", site, "slow"] => self
+                .site_checks(site)
+                .filter(|t| t.def.role != CheckRole::Link)
+                .all(|t| ended(&t.def.id, true)),
             ["site", site, check] => {
                 let (name, quality) = match check
                     .strip_suffix("-slow")
@@ -810,16 +815,28 @@ impl IncidentEngine {
                         site.name
                     ),
                 ),
-                (_, State::Degraded) => (
-                    "-slow",
-                    Severity::Warning,
-                    format!("{} phản hồi chậm: {}", d.title, site.name),
-                    format!(
-                        "{} slow: {}",
-                        d.title_en.as_deref().unwrap_or(&d.id.name),
-                        site.name
-                    ),
-                ),
+                // Every slow check of a site is one cause ("the site is slow"): one incident,
+                // the first slow check opens it, the others are on its timeline.
+                (_, State::Degraded) => {
+                    if out.iter().any(|w: &Want| w.new.key.ends_with("/slow")) {
+                        continue;
+                    }
+                    let key = format!("site/{}/slow", site.slug);
+                    out.push(Want {
+                        new: NewIncident {
+                            key,
+                            title: format!("{} phản hồi chậm", site.name),
+                            title_en: format!("{} responding slowly", site.name),
+                            severity: Severity::Warning,
+                            scope: Scope::Site,
+                            sites: vec![site.slug.clone()],
+                            service: None,
+                            teams: teams.clone(),
+                        },
+                        cause: Some(d.id.clone()),
+                    });
+                    continue;
+                }
                 _ => continue,
             };
             let key = format!("site/{}/{}{suffix}", site.slug, d.id.name);
@@ -1058,6 +1075,29 @@ impl IncidentEngine {
             if let Ok(Some(inc)) = self.store.get(id) {
                 if let Some(ev) = inc.events.first() {
                     let _ = self.events.send(ev.clone());
+                }
+            }
+            // A site's slowness collects its other slow checks.
+            if key.starts_with("site/") && key.ends_with("/slow") {
+                let site = want.new.sites[0].clone();
+                let others: Vec<(CheckId, State, Option<Evidence>)> = self
+                    .site_checks(&site)
+                    .filter(|t| {
+                        t.def.role != CheckRole::Link
+                            && Some(&t.def.id) != want.cause.as_ref()
+                            && t.health.state() == State::Degraded
+                    })
+                    .map(|t| (t.def.id.clone(), t.health.state(), t.evidence.clone()))
+                    .collect();
+                for (cid, state, ev) in others {
+                    let e = self.event(
+                        EventKind::Attached,
+                        &cid,
+                        state,
+                        ev.unwrap_or_else(empty_evidence),
+                        now,
+                    );
+                    self.append(key, &e)?;
                 }
             }
             // A link incident collects the current failures of the site's other checks.

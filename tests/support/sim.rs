@@ -41,6 +41,8 @@ pub enum Fault {
     Loss(f64),
     Http503,
     Slow(f64),
+    /// Every HTTP and TCP check of the owner answers after this many seconds.
+    SlowAll(f64),
     /// The link's RTT rises by this many seconds (e.g. a fallback path); no loss.
     Latency(f64),
 }
@@ -169,6 +171,7 @@ impl World {
                 };
                 o.duration = match fault {
                     Fault::Slow(s) if http => Duration::from_secs_f64(s),
+                    Fault::SlowAll(s) => Duration::from_secs_f64(s),
                     _ => Duration::from_millis(5),
                 };
                 o
