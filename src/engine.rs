@@ -47,6 +47,8 @@ pub struct Engine {
     pub history: Arc<crate::history::Recorder>,
     /// The open-incident generation last published to the gauges.
     published: std::sync::atomic::AtomicU64,
+    /// `lienthong_incident_open`, refreshed whenever the open set changes.
+    pub open_series: Arc<crate::incidents::open_series::OpenIncidentSeries>,
     /// Set by a config load (the metrics reload reset the site gauges): the next tick
     /// publishes every site's status, not only the changed ones.
     republish_sites: std::sync::atomic::AtomicBool,
@@ -60,7 +62,15 @@ impl Engine {
         outbox_poke: Arc<tokio::sync::Notify>,
         history: Arc<crate::history::Recorder>,
     ) -> Engine {
+        let open_series = Arc::new(crate::incidents::open_series::OpenIncidentSeries::new());
+        if let Err(e) = metrics
+            .registry()
+            .register(Box::new(SharedCollector(open_series.clone())))
+        {
+            tracing::error!(error = %e, "cannot register lienthong_incident_open");
+        }
         Engine {
+            open_series,
             metrics,
             state,
             incidents: Mutex::new(incidents),
@@ -204,6 +214,19 @@ impl Engine {
             != generation
         {
             self.metrics.set_open_incidents(&inc.open_counts());
+            self.open_series.set(inc.open_rows());
         }
+    }
+}
+
+/// Registers an `Arc`-shared collector (the registry takes ownership of a box).
+struct SharedCollector(Arc<crate::incidents::open_series::OpenIncidentSeries>);
+
+impl prometheus::core::Collector for SharedCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.0.desc()
+    }
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.0.collect()
     }
 }

@@ -162,6 +162,32 @@ fn demo_shows_all_sites_and_scripted_faults() {
         "the ward's endpoint/video failures are attached to the link incident, not separate: {incidents:#?}"
     );
     let metrics = scrape(&base);
+    // One paging series per open incident, with the incident's identity as labels.
+    let link = incidents
+        .iter()
+        .find(|i| i["key"] == "site/phuong-ben-thanh/link")
+        .unwrap();
+    let series = format!(
+        r#"lienthong_incident_open{{former_province="tphcm",incident_id="{}",key="site/phuong-ben-thanh/link",kind="link_down",scope="site",severity="critical",site="phuong-ben-thanh",team="to-tphcm"}} 1"#,
+        link["id"]
+    );
+    assert!(
+        metrics.contains(&series),
+        "{series} in\n{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("incident_open"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let open_series = metrics
+        .lines()
+        .filter(|l| l.starts_with("lienthong_incident_open{"))
+        .count();
+    assert!(
+        open_series >= incidents.len(),
+        "one series per open incident"
+    );
     assert_eq!(
         value(
             &metrics,

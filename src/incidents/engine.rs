@@ -457,6 +457,35 @@ impl IncidentEngine {
         )
     }
 
+    /// One row per open incident, for `lienthong_incident_open` (the paging series).
+    pub fn open_rows(&self) -> Vec<super::open_series::OpenRow> {
+        self.open
+            .iter()
+            .map(|(key, o)| {
+                let site = (o.scope == Scope::Site)
+                    .then(|| o.sites.first().cloned())
+                    .flatten();
+                let former_province = site
+                    .as_deref()
+                    .and_then(|s| self.site_index.get(s))
+                    .map(|i| self.inv.sites[*i].former_province.clone());
+                let service = key
+                    .strip_prefix("service/")
+                    .map(|rest| rest.split('/').next().unwrap_or(rest).to_string());
+                super::open_series::OpenRow {
+                    id: o.id,
+                    key: key.clone(),
+                    severity: o.severity,
+                    scope: o.scope,
+                    teams: o.teams.clone(),
+                    site,
+                    service,
+                    former_province,
+                }
+            })
+            .collect()
+    }
+
     /// Open incidents by (severity, scope, team); an incident without team counts under "".
     pub fn open_counts(&self) -> OpenCounts {
         let mut out = OpenCounts::new();

@@ -3,6 +3,7 @@
 pub mod engine;
 pub mod history;
 pub mod model;
+pub mod open_series;
 pub mod store;
 
 pub use model::*;
