@@ -142,6 +142,10 @@ impl Engine {
         outcome: &Outcome,
         finished: SystemTime,
     ) -> Option<Duration> {
+        // A result queued before a reload removed its check must not bring its series back.
+        if !inc.is_current(check) {
+            return None;
+        }
         self.metrics.record(check, outcome, finished);
         if let Some(f) = &outcome.failure {
             tracing::debug!(check = %check.id, reason = %f.reason, error = %f.message, "check failed");

@@ -346,6 +346,75 @@ fn one_slow_incident_per_site() {
     assert!(inc.resolved_at.is_some());
 }
 
+/// A certificate shared by a ward's service centre and video point, 10 days from expiry: one
+/// warning for the certificate (not one per check); at 5 days it turns critical (the warning
+/// resolves, the critical opens); renewed, it resolves.
+#[test]
+fn certificate_lifecycle_is_one_incident_per_certificate() {
+    use lienthong::probe::tls::CertInfo;
+    use lienthong::probe::{Details, HttpDetails, Outcome, TcpDetails};
+    let mut sim = Sim::new(shipped());
+    let site = "phuong-tan-dinh";
+    let checks: Vec<CheckDef> = sim
+        .inv
+        .checks
+        .iter()
+        .filter(|c| c.id.site.as_deref() == Some(site))
+        .cloned()
+        .collect();
+    let cert = |serial: &str, expires: f64| CertInfo {
+        id: format!("CN=ward CA#{serial}"),
+        subject: "CN=tan-dinh.example".into(),
+        issuer: "CN=ward CA".into(),
+        not_after: (EPOCH_MS / 1000) as i64 + expires as i64,
+        problem: None,
+    };
+    let mut feed = |sim: &mut Sim, t: f64, c: &CertInfo| {
+        for def in &checks {
+            let details = match def.probe {
+                lienthong::probe::ProbeSpec::Http(_) => Details::Http(HttpDetails {
+                    status: Some(200),
+                    cert: Some(c.clone()),
+                    ..Default::default()
+                }),
+                lienthong::probe::ProbeSpec::Tcp(_) => Details::Tcp(TcpDetails {
+                    cert: Some(c.clone()),
+                    ..Default::default()
+                }),
+                _ => continue,
+            };
+            sim.engine.observe(def, &Outcome::ok(details), at(t));
+        }
+        sim.engine.tick(at(t));
+    };
+    let day = 86_400.0;
+    let old = cert("01", 10.0 * day + 100.0);
+    feed(&mut sim, 100.0, &old);
+    let all = sim.incidents();
+    assert_eq!(
+        all.len(),
+        1,
+        "{:?}",
+        all.iter().map(|i| &i.key).collect::<Vec<_>>()
+    );
+    assert_eq!(all[0].severity, Severity::Warning);
+    assert_eq!(
+        all[0].title,
+        "Chứng chỉ sắp hết hạn (còn 10 ngày): Phường Tân Định"
+    );
+    assert_eq!(all[0].sites, [site]);
+    // Five days later: critical.
+    feed(&mut sim, 5.0 * day + 100.0, &old);
+    let all = sim.incidents();
+    let open: Vec<_> = all.iter().filter(|i| i.resolved_at.is_none()).collect();
+    assert_eq!(open.len(), 1, "one open incident per certificate");
+    assert_eq!(open[0].severity, Severity::Critical);
+    assert!(open[0].key.ends_with("/critical"));
+    // Renewed: a new certificate far from expiry.
+    feed(&mut sim, 5.0 * day + 200.0, &cert("02", 400.0 * day));
+    assert!(sim.incidents().iter().all(|i| i.resolved_at.is_some()));
+}
+
 #[test]
 fn maintenance_window_opens_nothing() {
     let mut inv = shipped();

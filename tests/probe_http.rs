@@ -472,7 +472,12 @@ async fn https_unknown_ca_fails_but_reports_expiry() {
     let leaf = ca.leaf(&["127.0.0.1"], LONG_AGO, FAR, &[]);
     let addr = serve_https(app(), &leaf).await;
     let (outcome, d) = run(&spec(&format!("https://{addr}/")), Duration::from_secs(2)).await;
-    assert_reason(&outcome, Reason::Tls);
+    assert_reason(&outcome, Reason::CertUntrusted);
+    let cert = d
+        .cert
+        .as_ref()
+        .expect("the presented certificate is recorded");
+    assert_eq!(cert.issuer, "CN=unknown root");
     let msg = &outcome.failure.as_ref().expect("failure").message;
     assert!(
         msg.contains("UnknownIssuer") || msg.contains("unknown"),
@@ -491,7 +496,21 @@ async fn https_wrong_name_fails() {
     let mut s = spec(&format!("https://{addr}/"));
     s.ca_file = Some(ca_file.path().to_string_lossy().into_owned());
     let (outcome, _) = run(&s, Duration::from_secs(2)).await;
-    assert_reason(&outcome, Reason::Tls);
+    assert_reason(&outcome, Reason::CertHostname);
+}
+
+/// Expired and untrusted at once (an expired certificate from an unknown CA): the reason says
+/// "expired" — the one thing the team must renew — not a generic handshake error.
+#[tokio::test]
+async fn https_expired_and_untrusted_says_expired() {
+    let ca = Ca::root("some private root");
+    let leaf = ca.leaf(&["127.0.0.1"], (2018, 1, 1), (2020, 1, 1), &[]);
+    let addr = serve_https(app(), &leaf).await;
+    let (outcome, d) = run(&spec(&format!("https://{addr}/")), Duration::from_secs(2)).await;
+    assert_reason(&outcome, Reason::CertExpired);
+    let cert = d.cert.expect("recorded");
+    assert_eq!(cert.not_after, unix((2020, 1, 1)));
+    assert_eq!(cert.subject, "CN=127.0.0.1");
 }
 
 #[tokio::test]
@@ -503,7 +522,7 @@ async fn https_expired_leaf_fails_with_past_expiry() {
     let mut s = spec(&format!("https://{addr}/"));
     s.ca_file = Some(ca_file.path().to_string_lossy().into_owned());
     let (outcome, d) = run(&s, Duration::from_secs(2)).await;
-    assert_reason(&outcome, Reason::Tls);
+    assert_reason(&outcome, Reason::CertExpired);
     let msg = &outcome.failure.as_ref().expect("failure").message;
     assert!(msg.to_lowercase().contains("expired"), "{msg}");
     assert_eq!(d.cert_earliest_expiry, Some(unix((2020, 1, 1))));

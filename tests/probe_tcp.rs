@@ -193,7 +193,7 @@ async fn tls_bad_certificate_fails_with_expiry() {
     let mut s = spec(&addr.to_string());
     s.tls = true;
     let (outcome, d) = run(&s, Duration::from_secs(2)).await;
-    assert_reason(&outcome, Reason::Tls);
+    assert_reason(&outcome, Reason::CertUntrusted);
     assert_eq!(d.cert_earliest_expiry, Some(unix(FAR)));
 
     s.tls_verify = false;

@@ -41,6 +41,11 @@ const MASS_MIN: usize = 3;
 pub const PROBER_GRACE: Duration = Duration::from_secs(60);
 /// A child still down this long after its link recovered is a failure of its own.
 const CHILD_AFTER_LINK: Duration = Duration::from_secs(60);
+/// A presented certificate this close to its `notAfter` opens a warning; closer, a critical.
+pub const CERT_WARNING: Duration = Duration::from_secs(21 * 86_400);
+pub const CERT_CRITICAL: Duration = Duration::from_secs(7 * 86_400);
+/// Certificate wants are re-judged this often (the thresholds are days).
+const CERT_RECHECK: Duration = Duration::from_secs(60);
 /// The affected-sites list of an open incident is rewritten at most this often.
 const SITES_UPDATE_EVERY: Duration = Duration::from_secs(15);
 
@@ -60,6 +65,8 @@ struct Tracked {
     last_run: Option<SystemTime>,
     /// The last time a run left the check Failing or Down.
     last_bad: Option<SystemTime>,
+    /// The leaf certificate the check last presented (kept while the target is unreachable).
+    cert: Option<crate::probe::tls::CertInfo>,
     /// Set at start-up on a link whose incident was still open: the link was bad until then,
     /// and what its children did before the restart is unknown.
     resumed_bad: Option<SystemTime>,
@@ -117,6 +124,9 @@ pub struct IncidentEngine {
     links_bad: HashMap<String, SystemTime>,
     /// Sites that have a link check (the denominator of the prober share).
     sites_with_link: usize,
+    /// Certificate id → the checks presenting it (one incident per certificate).
+    cert_checks: BTreeMap<String, std::collections::BTreeSet<CheckId>>,
+    cert_checked: Option<SystemTime>,
     /// Service wants already attached to the open prober incident (attached once each).
     folded: std::collections::BTreeSet<String>,
     /// Reference checks (by key) currently Down.
@@ -183,6 +193,8 @@ impl IncidentEngine {
             sites_with_link: 0,
             references_down: Default::default(),
             folded: Default::default(),
+            cert_checks: BTreeMap::new(),
+            cert_checked: None,
             api_windows,
             prober_released: None,
             opened: Vec::new(),
@@ -222,8 +234,17 @@ impl IncidentEngine {
                 .filter(|t| t.def.probe.kind() == def.probe.kind());
             let mut policy = HealthPolicy::for_check(def);
             policy.confirm_interval = inv.incidents.confirm_interval.0.min(def.interval);
-            let (health, evidence, last_run, last_bad, resumed_bad) = prev
-                .map(|t| (t.health, t.evidence, t.last_run, t.last_bad, t.resumed_bad))
+            let (health, evidence, last_run, last_bad, resumed_bad, cert) = prev
+                .map(|t| {
+                    (
+                        t.health,
+                        t.evidence,
+                        t.last_run,
+                        t.last_bad,
+                        t.resumed_bad,
+                        t.cert,
+                    )
+                })
                 .unwrap_or_default();
             self.checks.insert(
                 def.id.clone(),
@@ -235,6 +256,7 @@ impl IncidentEngine {
                     last_run,
                     last_bad,
                     resumed_bad,
+                    cert,
                 },
             );
         }
@@ -252,6 +274,15 @@ impl IncidentEngine {
 
     /// Recounts links and reference checks from the tracked states (after a config load).
     fn rebuild_counters(&mut self) {
+        self.cert_checks.clear();
+        for (id, t) in &self.checks {
+            if let Some(c) = &t.cert {
+                self.cert_checks
+                    .entry(c.id.clone())
+                    .or_default()
+                    .insert(id.clone());
+            }
+        }
         self.links_down.clear();
         self.links_bad.clear();
         self.references_down.clear();
@@ -315,6 +346,10 @@ impl IncidentEngine {
         for slug in services {
             self.recompute_service(&slug);
         }
+        let certs: Vec<String> = self.cert_checks.keys().cloned().collect();
+        for id in certs {
+            self.recompute_cert(&id, now);
+        }
         self.recompute_prober();
         // Everything wanted and not open is reconsidered on the next tick.
         self.pending = self
@@ -339,6 +374,19 @@ impl IncidentEngine {
         if matches!(tracked.health.state(), State::Failing | State::Down) {
             tracked.last_bad = Some(now);
         }
+        let presented = match &outcome.details {
+            crate::probe::Details::Http(d) => d.cert.as_ref(),
+            crate::probe::Details::Tcp(d) => d.cert.as_ref(),
+            _ => None,
+        };
+        let cert_changed = presented.is_some_and(|c| tracked.cert.as_ref() != Some(c));
+        if cert_changed {
+            let old = std::mem::replace(&mut tracked.cert, presented.cloned());
+            self.on_cert_change(&def.id, old, now);
+        }
+        let Some(tracked) = self.checks.get_mut(&def.id) else {
+            return None;
+        };
         if let Some(t) = obs.transition {
             tracked.evidence = Some(t.evidence.clone());
             // unknown → up is every check's first run: not news.
@@ -373,9 +421,168 @@ impl IncidentEngine {
                 .cloned(),
         );
         keys.push("prober".into());
+        let recheck = self
+            .cert_checked
+            .is_none_or(|t| now.duration_since(t).map_or(true, |d| d >= CERT_RECHECK));
+        if recheck {
+            self.cert_checked = Some(now);
+            let certs: Vec<String> = self.cert_checks.keys().cloned().collect();
+            for id in certs {
+                keys.extend(self.recompute_cert(&id, now));
+            }
+        }
         if let Err(e) = self.reconcile_keys(keys, now) {
             tracing::error!(error = %e, "incident store");
         }
+    }
+
+    /// A check presented another certificate (or its first): re-index, re-judge both.
+    fn on_cert_change(
+        &mut self,
+        id: &CheckId,
+        old: Option<crate::probe::tls::CertInfo>,
+        now: SystemTime,
+    ) {
+        let mut keys = Vec::new();
+        if let Some(old) = old {
+            if let Some(set) = self.cert_checks.get_mut(&old.id) {
+                set.remove(id);
+                if set.is_empty() {
+                    self.cert_checks.remove(&old.id);
+                }
+            }
+            keys.extend(self.recompute_cert(&old.id, now));
+        }
+        let new_id = self
+            .checks
+            .get(id)
+            .and_then(|t| t.cert.as_ref())
+            .map(|c| c.id.clone());
+        if let Some(new_id) = new_id {
+            self.cert_checks
+                .entry(new_id.clone())
+                .or_default()
+                .insert(id.clone());
+            keys.extend(self.recompute_cert(&new_id, now));
+        }
+        if let Err(e) = self.reconcile_keys(keys, now) {
+            tracing::error!(error = %e, "incident store");
+        }
+    }
+
+    /// What one certificate calls for: warning under [`CERT_WARNING`] to its `notAfter`,
+    /// critical under [`CERT_CRITICAL`] or once expired. One incident per certificate, however
+    /// many checks present it.
+    fn recompute_cert(&mut self, cert_id: &str, now: SystemTime) -> Vec<String> {
+        let owner = format!("cert/{}", fnv1a(cert_id));
+        let checks: Vec<&Tracked> = self
+            .cert_checks
+            .get(cert_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.checks.get(id))
+            .collect();
+        let Some(cert) = checks.first().and_then(|t| t.cert.clone()) else {
+            return self.replace_wants(owner, Vec::new());
+        };
+        let now_s = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let left = cert.not_after - now_s;
+        let expired = left <= 0;
+        let severity = if expired || left < CERT_CRITICAL.as_secs() as i64 {
+            Severity::Critical
+        } else if left < CERT_WARNING.as_secs() as i64 {
+            Severity::Warning
+        } else {
+            return self.replace_wants(owner, Vec::new());
+        };
+        let mut sites: Vec<String> = checks
+            .iter()
+            .filter_map(|t| t.def.id.site.as_deref().map(String::from))
+            .collect();
+        sites.sort();
+        sites.dedup();
+        let mut services: Vec<String> = checks
+            .iter()
+            .filter_map(|t| t.def.id.service.as_deref().map(String::from))
+            .collect();
+        services.sort();
+        services.dedup();
+        let name_of_site = |slug: &String| {
+            self.site_index
+                .get(slug)
+                .map(|i| self.inv.sites[*i].name.clone())
+                .unwrap_or_else(|| slug.clone())
+        };
+        let name_of_service = |slug: &String| {
+            self.inv
+                .services
+                .iter()
+                .find(|s| &s.slug == slug)
+                .map(|s| s.name.clone())
+                .unwrap_or_else(|| slug.clone())
+        };
+        let names: Vec<String> = sites
+            .iter()
+            .map(name_of_site)
+            .chain(services.iter().map(name_of_service))
+            .collect();
+        let owners = match names.as_slice() {
+            [] => cert.subject.clone(),
+            [one] => one.clone(),
+            [first, rest @ ..] => format!("{first} và {} nơi khác", rest.len()),
+        };
+        let days = left.max(0) / 86_400;
+        let (vi, en) = if expired {
+            (
+                format!("Chứng chỉ đã hết hạn: {owners}"),
+                format!("Certificate expired: {owners}"),
+            )
+        } else {
+            (
+                format!("Chứng chỉ sắp hết hạn (còn {days} ngày): {owners}"),
+                format!("Certificate expires in {days} days: {owners}"),
+            )
+        };
+        let (scope, teams, service) = match (sites.as_slice(), services.as_slice()) {
+            ([site], []) => (
+                Scope::Site,
+                self.site_index
+                    .get(site)
+                    .map(|i| self.site_teams[*i].clone())
+                    .unwrap_or_default(),
+                None,
+            ),
+            ([], [svc]) => (
+                Scope::Service,
+                self.inv.teams_of_service(svc),
+                Some(svc.clone()),
+            ),
+            _ => (Scope::City, self.inv.teams_of_service("*"), None),
+        };
+        let cause = checks.first().map(|t| t.def.id.clone());
+        // Critical has its own key: when a warning turns critical the warning resolves and the
+        // critical opens (and pages) — still one open incident per certificate.
+        let key = match severity {
+            Severity::Critical => format!("{owner}/critical"),
+            Severity::Warning => owner.clone(),
+        };
+        let want = Want {
+            new: NewIncident {
+                key,
+                title: vi,
+                title_en: en,
+                severity,
+                scope,
+                sites,
+                service,
+                teams,
+            },
+            cause,
+        };
+        self.replace_wants(owner, vec![want])
     }
 
     /// Changes whenever the set of open incidents changed (for cheap gauge refreshes).
@@ -389,6 +596,14 @@ impl IncidentEngine {
             Ok(w) => self.api_windows = w,
             Err(e) => tracing::error!(error = %e, "incident store"),
         }
+    }
+
+    /// Whether `def` is a check of the current inventory (a result queued before a reload may
+    /// belong to a check that is gone, or that changed kind).
+    pub fn is_current(&self, def: &CheckDef) -> bool {
+        self.checks
+            .get(&def.id)
+            .is_some_and(|t| t.def.probe.kind() == def.probe.kind())
     }
 
     pub fn state_of(&self, id: &CheckId) -> State {
@@ -1248,6 +1463,17 @@ fn latency_only(t: &Tracked) -> bool {
                 .iter()
                 .all(|b| matches!(b, Breach::Rtt | Breach::RttRise))
     })
+}
+
+/// FNV-1a, 64 bit, hex: a stable short name for a certificate id in incident keys (stable
+/// across Rust versions, unlike the std hasher).
+fn fnv1a(s: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
 }
 
 fn empty_evidence() -> Evidence {

@@ -50,6 +50,7 @@ pub fn kind_of(key: &str) -> &'static str {
     let parts: Vec<&str> = key.split('/').collect();
     match parts.as_slice() {
         ["prober"] => "prober_isolation",
+        ["cert", ..] => "certificate",
         ["service", _] => "service_down",
         ["service", _, "slow"] => "service_slow",
         ["service", _, "cert"] | ["site", _, "cert", ..] | ["service", _, "cert", ..] => {

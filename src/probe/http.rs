@@ -105,6 +105,9 @@ pub struct HttpDetails {
     /// Earliest `notAfter` over the presented chain, Unix seconds. With redirects, the earliest
     /// over every chain met on the way: any of them expiring breaks the check.
     pub cert_earliest_expiry: Option<i64>,
+    /// The first leaf certificate presented, with the verdict when verification failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<super::tls::CertInfo>,
     pub body_bytes: u64,
     pub redirects: u32,
     pub tls: bool,
@@ -220,6 +223,7 @@ impl HttpProbe {
         let mut details = st.details;
         details.phases = st.clock.phases;
         details.cert_earliest_expiry = st.sink.get();
+        details.cert = st.sink.leaf();
         match failure {
             None => Outcome::ok(Details::Http(details)),
             Some((reason, message)) => Outcome::fail(reason, message, Details::Http(details)),

@@ -129,7 +129,29 @@ impl Probe {
             Probe::Dns(p) => p.run(timeout).await,
         };
         outcome.duration = started.elapsed();
+        refine_tls_reason(&mut outcome);
         outcome
+    }
+}
+
+/// A handshake that failed on the certificate says which certificate problem it was.
+fn refine_tls_reason(outcome: &mut Outcome) {
+    let cert = match &outcome.details {
+        Details::Http(d) => d.cert.as_ref(),
+        Details::Tcp(d) => d.cert.as_ref(),
+        _ => None,
+    };
+    let Some(problem) = cert.and_then(|c| c.problem) else {
+        return;
+    };
+    if let Some(f) = outcome.failure.as_mut() {
+        if f.reason == Reason::Tls {
+            f.reason = match problem {
+                tls::CertProblem::Expired => Reason::CertExpired,
+                tls::CertProblem::Untrusted => Reason::CertUntrusted,
+                tls::CertProblem::Hostname => Reason::CertHostname,
+            };
+        }
     }
 }
 
@@ -189,8 +211,14 @@ pub enum Reason {
     ConnectRefused,
     /// Any other connect failure (unreachable, reset, …).
     Connect,
-    /// TLS handshake or certificate verification failed.
+    /// TLS handshake failed (not because of the certificate: see the `Cert*` reasons).
     Tls,
+    /// The presented certificate has expired (or is not valid yet).
+    CertExpired,
+    /// The presented certificate is not trusted (self-signed, unknown CA, X.509 v1, …).
+    CertUntrusted,
+    /// The presented certificate is not valid for the checked name.
+    CertHostname,
     /// HTTP status not in the expected set.
     HttpStatus,
     /// Body did not match the expected substring / regex / JSON field.
@@ -212,12 +240,15 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 17] = [
         Reason::Timeout,
         Reason::Dns,
         Reason::ConnectRefused,
         Reason::Connect,
         Reason::Tls,
+        Reason::CertExpired,
+        Reason::CertUntrusted,
+        Reason::CertHostname,
         Reason::HttpStatus,
         Reason::BodyMismatch,
         Reason::BodyTooLarge,
@@ -236,6 +267,9 @@ impl Reason {
             Reason::ConnectRefused => "connect_refused",
             Reason::Connect => "connect",
             Reason::Tls => "tls",
+            Reason::CertExpired => "cert_expired",
+            Reason::CertUntrusted => "cert_untrusted",
+            Reason::CertHostname => "cert_hostname",
             Reason::HttpStatus => "http_status",
             Reason::BodyMismatch => "body_mismatch",
             Reason::BodyTooLarge => "body_too_large",

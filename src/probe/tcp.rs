@@ -50,6 +50,8 @@ fn default_read_max() -> u64 {
 pub struct TcpDetails {
     pub phases: Phases,
     pub cert_earliest_expiry: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<super::tls::CertInfo>,
     pub tls: bool,
 }
 
@@ -122,6 +124,7 @@ impl TcpProbe {
         let details = Details::Tcp(TcpDetails {
             phases: st.clock.phases,
             cert_earliest_expiry: st.sink.get(),
+            cert: st.sink.leaf(),
             tls: self.tls.is_some(),
         });
         match failure {

@@ -138,13 +138,14 @@ fn invalid(field: &'static str, e: impl std::fmt::Display) -> BuildError {
 }
 
 /// Earliest `notAfter` (Unix seconds) over every chain seen in one run (several with
-/// redirects). Shared with the verifier, and readable after a timeout dropped the handshake.
+/// redirects), and the first leaf certificate with the verifier's verdict. Shared with the
+/// verifier, and readable after a timeout dropped the handshake.
 #[derive(Debug, Clone)]
-pub(crate) struct ExpirySink(Arc<AtomicI64>);
+pub(crate) struct ExpirySink(Arc<AtomicI64>, Arc<std::sync::Mutex<Option<CertInfo>>>);
 
 impl Default for ExpirySink {
     fn default() -> Self {
-        ExpirySink(Arc::new(AtomicI64::new(i64::MAX)))
+        ExpirySink(Arc::new(AtomicI64::new(i64::MAX)), Default::default())
     }
 }
 
@@ -156,6 +157,71 @@ impl ExpirySink {
     pub(crate) fn get(&self) -> Option<i64> {
         let v = self.0.load(Ordering::Relaxed);
         (v != i64::MAX).then_some(v)
+    }
+
+    fn record_leaf(&self, info: CertInfo) {
+        let mut g = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        if g.is_none() {
+            *g = Some(info);
+        }
+    }
+
+    /// The first leaf certificate seen in the run, with its verdict.
+    pub(crate) fn leaf(&self) -> Option<CertInfo> {
+        self.1.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// What is wrong with a presented certificate (the reason of a failed handshake).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertProblem {
+    /// Past its `notAfter` (or not valid yet).
+    Expired,
+    /// Not chained to a trusted root: self-signed, unknown CA, bad signature, X.509 v1 …
+    Untrusted,
+    /// Valid, but not for the name the check asked for.
+    Hostname,
+}
+
+/// The leaf certificate a target presented: what a technician needs to renew or fix it.
+/// `id` (issuer + serial) names one certificate across checks: a site whose endpoint and
+/// conference point share a certificate has one certificate incident.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CertInfo {
+    pub id: String,
+    pub subject: String,
+    pub issuer: String,
+    /// `notAfter`, Unix seconds.
+    pub not_after: i64,
+    /// Set when verification was on and failed.
+    pub problem: Option<CertProblem>,
+}
+
+/// Reads a leaf certificate's identity; `None` when it does not parse.
+fn leaf_info(der: &[u8]) -> Option<CertInfo> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let issuer = cert.issuer().to_string();
+    Some(CertInfo {
+        id: format!("{issuer}#{}", cert.raw_serial_as_string()),
+        subject: cert.subject().to_string(),
+        issuer,
+        not_after: cert.validity().not_after.timestamp(),
+        problem: None,
+    })
+}
+
+/// Maps the real verifier's error to what a team must do about it.
+fn classify(e: &rustls::Error) -> CertProblem {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(
+            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. },
+        ) => CertProblem::Expired,
+        rustls::Error::InvalidCertificate(
+            C::NotValidForName | C::NotValidForNameContext { .. },
+        ) => CertProblem::Hostname,
+        _ => CertProblem::Untrusted,
     }
 }
 
@@ -191,11 +257,35 @@ impl ServerCertVerifier for Recorder {
         if let Some(t) = earliest_expiry(chain) {
             self.sink.record(t);
         }
+        let mut leaf = leaf_info(end_entity.as_ref());
         if !self.verify {
+            if let Some(info) = leaf {
+                self.sink.record_leaf(info);
+            }
             return Ok(ServerCertVerified::assertion());
         }
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        let verdict = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        if let Some(info) = leaf.as_mut() {
+            if let Err(e) = &verdict {
+                // An expired certificate is "expired" whatever else is wrong with it (webpki
+                // rejects an X.509 v1 or self-signed one before it looks at the dates).
+                info.problem = Some(if info.not_after < now.as_secs() as i64 {
+                    CertProblem::Expired
+                } else {
+                    classify(e)
+                });
+            }
+        }
+        if let Some(info) = leaf {
+            self.sink.record_leaf(info);
+        }
+        verdict
     }
 
     // Handshake signatures are checked even with verification off: they prove the peer holds
