@@ -177,10 +177,9 @@ pub async fn run(
     metrics.config_loaded(true);
     state.set_inventory(inv.clone());
     let db = &inv.incidents.database;
-    let store = Arc::new(
-        Store::open(std::path::Path::new(db))
-            .with_context(|| format!("cannot open the incident database {db}"))?,
-    );
+    // Exclusive: a second instance on the same file refuses to start (naming our PID).
+    let store = Store::open_exclusive(std::path::Path::new(db), metrics.registry())
+        .with_context(|| format!("cannot open the incident database {db}"))?;
     let incidents = IncidentEngine::new(
         inv.clone(),
         store.clone(),
