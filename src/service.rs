@@ -243,12 +243,18 @@ pub async fn run(
         maintenance_changed: maintenance_changed.clone(),
         pages: Default::default(),
     });
-    let web_shutdown = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { web_shutdown.cancelled().await })
-            .await
-    });
+    // Connection cap, header-read and idle timeouts ([server]); the cap stays well below the
+    // descriptor limit so API clients can never starve the probes' sockets.
+    let limits = crate::web::server::ServerLimits::new(
+        &inv.server,
+        crate::web::server::raise_nofile_limit(),
+    );
+    let server = tokio::spawn(crate::web::server::serve(
+        listener,
+        app,
+        limits,
+        shutdown.clone(),
+    ));
 
     let mut current = inv;
     loop {

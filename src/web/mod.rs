@@ -7,6 +7,7 @@ pub mod auth;
 pub mod feed;
 pub mod incidents;
 pub mod openapi;
+pub mod server;
 pub mod status;
 
 use std::sync::Arc;
