@@ -186,8 +186,9 @@ pub async fn run(
         events.clone(),
         SystemTime::now(),
     )?;
-    // [[notify]] targets are read at start-up (a reload does not change them).
+    // [[notify]] targets: a reload pushes the new list through `notify_targets`.
     let notifier = Notifier::new(store.clone(), inv.notify.clone(), metrics.registry())?;
+    let notify_targets = notifier.targets_handle();
     let history = Arc::new(crate::history::Recorder::new());
     let engine = Arc::new(Engine {
         metrics: metrics.clone(),
@@ -273,6 +274,7 @@ pub async fn run(
                             Ok(next) => {
                                 std::mem::replace(&mut scheduler, next).stop().await;
                                 engine.set_inventory(new.clone());
+                                notify_targets.set(new.notify.clone());
                                 metrics.set_inventory(&new, Some(&current));
                                 state.set_inventory(new.clone());
                                 metrics.config_loaded(true);

@@ -829,6 +829,9 @@ const WRITE_OPS: &[&str] = &[
     "prune_resolved",
     "insert_history",
     "probe_write",
+    "outbox_shift",
+    "outbox_drop_target",
+    "outbox_drop",
 ];
 
 fn bound_wal(conn: &Connection) -> rusqlite::Result<()> {
@@ -1066,6 +1069,60 @@ impl Store {
                     ))
                 })?;
             Ok((log, done))
+        })
+    }
+
+    /// Undelivered rows due at `now`, plus rows scheduled further ahead than `horizon` (no
+    /// retry is ever scheduled that far: the wall clock went back since), oldest first.
+    pub fn due_outbox_within(
+        &self,
+        now: UnixMillis,
+        horizon: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        self.tracked("due_outbox", || {
+            let conn = self.reader();
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {OUTBOX_COLS} FROM outbox WHERE delivered_at IS NULL \
+                 AND (next_attempt_at <= ?1 OR next_attempt_at > ?1 + ?2) ORDER BY id LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(params![now, horizon, limit], outbox_from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Moves every undelivered row's `next_attempt_at` by `delta` ms (the wall clock stepped).
+    pub fn outbox_shift(&self, delta: i64) -> Result<u64, StoreError> {
+        self.tracked("outbox_shift", || {
+            let conn = self.writer();
+            let n = conn
+                .prepare_cached(
+                    "UPDATE outbox SET next_attempt_at = next_attempt_at + ?1 \
+                     WHERE delivered_at IS NULL",
+                )?
+                .execute([delta])?;
+            Ok(n as u64)
+        })
+    }
+
+    /// Deletes the undelivered rows of a notify target removed from the config.
+    pub fn outbox_drop_target(&self, target: &str) -> Result<u64, StoreError> {
+        self.tracked("outbox_drop_target", || {
+            let conn = self.writer();
+            let n = conn
+                .prepare_cached("DELETE FROM outbox WHERE target = ?1 AND delivered_at IS NULL")?
+                .execute([target])?;
+            Ok(n as u64)
+        })
+    }
+
+    /// Deletes one undelivered row.
+    pub fn outbox_drop(&self, id: i64) -> Result<(), StoreError> {
+        self.tracked("outbox_drop", || {
+            let conn = self.writer();
+            conn.prepare_cached("DELETE FROM outbox WHERE id = ?1 AND delivered_at IS NULL")?
+                .execute([id])?;
+            Ok(())
         })
     }
 
