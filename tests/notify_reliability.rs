@@ -292,3 +292,48 @@ async fn reloaded_targets_apply_to_queued_and_new_rows() {
     assert!(moved.wait_for(2, Duration::from_secs(3)).await);
     assert_eq!(fresh.keys(), vec!["site/b"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reload_moves_deliveries_to_the_new_url() {
+    let (a, url_a) = Receiver::start(0).await;
+    let (b, url_b) = Receiver::start(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let notify =
+        |url: &str| format!("[[notify]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{url}\"\n");
+    let db = dir.path().join("lienthong.db");
+    let text = common::svc::config(&db, &notify(&url_a));
+    let svc = common::svc::start(dir.path().join("probes.toml"), &text).await;
+    // The site's endpoint is down (closed port): its incident reaches A.
+    assert!(
+        a.wait_for(1, Duration::from_secs(20)).await,
+        "first incident notified"
+    );
+    // Reload: the target moves to B, and a second site (also down) appears.
+    let second = r#"  { code = "2", slug = "xa-b", name = "Xã B", kind = "xa", former_province = "tphcm", former_district = "Huyện Cần Giờ", island = false, lat = 10.4, lon = 106.9, link_class = "mainland", addr = { endpoint = "http://127.0.0.1:1/" } },
+]"#;
+    let text2 =
+        common::svc::config(&db, &notify(&url_b)).replacen("\n]", &format!("\n{second}"), 1);
+    std::fs::write(&svc.config, text2).unwrap();
+    let before = a.count();
+    svc.reload.send(()).await.unwrap();
+    let got = b.wait_for(1, Duration::from_secs(20)).await;
+    if !got {
+        let (_, inc) = svc.get("/api/v1/incidents").await;
+        let (_, m) = svc.get("/metrics").await;
+        let m: Vec<&str> = m
+            .lines()
+            .filter(|l| l.contains("reload") || l.contains("notif"))
+            .collect();
+        panic!(
+            "the new site's incident did not reach the new URL: a={:?} {inc}\n{m:#?}",
+            a.keys()
+        );
+    }
+    assert!(
+        b.keys().iter().any(|k| k.contains("xa-b")),
+        "{:?}",
+        b.keys()
+    );
+    assert_eq!(a.count(), before, "nothing more to the old URL");
+    svc.stop().await;
+}

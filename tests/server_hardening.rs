@@ -143,3 +143,52 @@ async fn event_stream_outlives_the_idle_timeout() {
     );
     svc.stop().await;
 }
+
+#[test]
+fn check_config_rejects_a_bad_listen_address_with_its_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lienthong.db");
+    for (extra, want) in [
+        (
+            "[server]\nlisten = \"127.0.0.1:99999\"\n",
+            "invalid listen address",
+        ),
+        ("[server]\nlisten = \"no port\"\n", "invalid listen address"),
+        ("[server]\nidle_timeout = \"5s\"\n", "idle_timeout"),
+    ] {
+        let text = common::svc::config(&db, extra);
+        let path = dir.path().join("probes.toml");
+        std::fs::write(&path, &text).unwrap();
+        let key = extra.lines().nth(1).unwrap().split(' ').next().unwrap();
+        let line = text.lines().position(|l| l.starts_with(key)).unwrap() + 1;
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lienthong"))
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{extra}: accepted\n{all}");
+        assert!(all.contains(want), "{extra}: {all}");
+        assert!(
+            all.contains(&format!("probes.toml:{line}:")),
+            "{extra}: no line {line} in {all}"
+        );
+    }
+    // The defaults pass.
+    let path = dir.path().join("probes.toml");
+    std::fs::write(&path, common::svc::config(&db, "")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lienthong"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
