@@ -812,6 +812,8 @@ impl Store {
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 256;
 /// `PRAGMA journal_size_limit`, bytes.
 pub const JOURNAL_SIZE_LIMIT: i64 = 1024 * 1024;
+/// Longest a periodic checkpoint waits for readers.
+const CHECKPOINT_WAIT: Duration = Duration::from_millis(200);
 /// How often the watchdog of [`Store::open_exclusive`] runs [`Store::watch_once`].
 pub const WATCH_EVERY: Duration = Duration::from_secs(5);
 
@@ -1060,15 +1062,14 @@ impl Store {
     pub fn checkpoint(&self) -> Result<(i64, i64), StoreError> {
         self.tracked("checkpoint", || {
             let conn = self.writer();
-            let (_busy, log, done) =
-                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                })?;
-            Ok((log, done))
+            // A TRUNCATE checkpoint waits for readers while holding off writers: wait briefly,
+            // and leave the rest to the next round rather than stall the engine.
+            conn.busy_timeout(CHECKPOINT_WAIT)?;
+            let r = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            });
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            Ok(r?)
         })
     }
 
