@@ -234,3 +234,21 @@ impl AsyncWrite for Activity {
         self.inner.is_write_vectored()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_cap_stays_below_a_quarter_of_the_descriptor_limit() {
+        let s = ServerSection::default();
+        assert_eq!(ServerLimits::new(&s, None).max_connections, 512);
+        assert_eq!(ServerLimits::new(&s, Some(1_048_576)).max_connections, 512);
+        // The case: 600 descriptors; 700 idle sockets used to take them all.
+        assert_eq!(ServerLimits::new(&s, Some(600)).max_connections, 150);
+        assert_eq!(ServerLimits::new(&s, Some(1)).max_connections, 1);
+        let l = ServerLimits::new(&s, None);
+        assert_eq!(l.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(l.idle_timeout, Duration::from_secs(60));
+    }
+}
