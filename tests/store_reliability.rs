@@ -99,7 +99,7 @@ fn second_serve_on_the_same_database_refuses_with_the_pid() {
     }
     let second = serve("127.0.0.1:0");
     let out = second.wait_with_output().unwrap();
-    let _ = Command::new("kill").arg(first.id().to_string()).status();
+    let _ = first.kill();
     let _ = first.wait();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "second serve must exit non-zero");

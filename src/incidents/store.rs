@@ -1127,8 +1127,9 @@ impl Store {
         })
     }
 
-    /// Runs one store operation, counting its error and keeping the health flag.
-    fn tracked<T>(
+    /// Runs one store operation, counting its error and keeping the health flag. Every public
+    /// operation goes through it (the history functions in `incidents/history.rs` may too).
+    pub(super) fn tracked<T>(
         &self,
         op: &'static str,
         f: impl FnOnce() -> Result<T, StoreError>,
