@@ -9,7 +9,7 @@
 //! error texts stored in the outbox never contain the target URL (webhook URLs often embed a
 //! secret) nor request headers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,7 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use prometheus::{GaugeVec, IntCounterVec, IntGauge, Opts, Registry};
 use rand::Rng;
 use serde_json::{json, Value};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{NotifyKind, NotifyTarget};
@@ -35,9 +36,14 @@ const BATCH: u32 = 100;
 const BACKOFF_BASE_MS: i64 = 1_000;
 /// Retry delay cap.
 const BACKOFF_MAX_MS: i64 = 5 * 60 * 1_000;
-/// Rows that cannot be delivered by retrying (target removed from the config, incident gone)
-/// are looked at again after this long.
-const PARKED_MS: i64 = 60 * 60 * 1_000;
+/// Rows that cannot be delivered by retrying (target not configured, incident gone) are looked
+/// at again after this long. Not above the retry cap: no row is ever scheduled further ahead
+/// than [`HORIZON_MS`], so one stored beyond it was scheduled by a clock that went back since.
+const PARKED_MS: i64 = BACKOFF_MAX_MS;
+/// Largest delay ever stored for a row: the retry cap, its jitter and a second of slack.
+const HORIZON_MS: i64 = BACKOFF_MAX_MS + BACKOFF_MAX_MS / 10 + 1_000;
+/// Wall clock and monotonic clock disagreeing by more than this between two rounds is a step.
+const CLOCK_STEP_MS: i64 = 2_000;
 /// Open incidents are re-sent to Alertmanager this often so they don't expire there.
 pub const ALERTMANAGER_REFRESH: Duration = Duration::from_secs(60);
 /// `endsAt` of a firing alert: now + this. Alertmanager resolves an alert that is not re-sent
@@ -67,6 +73,21 @@ pub fn targets_for(
         .filter(|t| t.teams.is_empty() || t.teams.iter().any(|team| incident_teams.contains(team)))
         .map(|t| t.name.clone())
         .collect()
+}
+
+/// The wall clock the notifier stamps rows with (injectable for tests of clock steps).
+pub type WallClock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// Pushes a new `[[notify]]` list to a running [`Notifier`] (on SIGHUP).
+#[derive(Clone)]
+pub struct TargetsHandle(watch::Sender<Vec<NotifyTarget>>);
+
+impl TargetsHandle {
+    /// Applied by the notifier before its next round: new deliveries use the new URLs, rows
+    /// queued for removed targets are dropped (logged, counted as `result="dropped"`).
+    pub fn set(&self, targets: Vec<NotifyTarget>) {
+        self.0.send_replace(targets);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +176,10 @@ impl NotifyMetrics {
     fn failed(&self, target: &str) {
         self.total.with_label_values(&[target, "failed"]).inc();
     }
+
+    fn dropped(&self, target: &str, n: u64) {
+        self.total.with_label_values(&[target, "dropped"]).inc_by(n);
+    }
 }
 
 /// The delivery task. Build it, keep [`Notifier::poke_handle`] for the engine, then spawn
@@ -168,8 +193,18 @@ pub struct Notifier {
     tick: Duration,
     refresh: Duration,
     /// Targets whose last attempt failed: no attempts (deliveries or refreshes) before this.
-    backing_off: HashMap<String, UnixMillis>,
-    last_refresh: Option<tokio::time::Instant>,
+    /// Monotonic, so a wall-clock step neither delays nor hurries a retry.
+    backing_off: HashMap<String, Instant>,
+    /// Rows this run scheduled for later (failed, deferred, parked): not before this.
+    hold: HashMap<i64, Instant>,
+    /// Targets removed by a reload: late rows for them are dropped, not parked.
+    removed: HashSet<String>,
+    last_refresh: Option<Instant>,
+    targets_rx: watch::Receiver<Vec<NotifyTarget>>,
+    targets_tx: watch::Sender<Vec<NotifyTarget>>,
+    wall: WallClock,
+    /// (wall ms, monotonic) at the previous round, for the clock-step detector.
+    last_seen: Option<(UnixMillis, Instant)>,
 }
 
 impl Notifier {
@@ -189,35 +224,128 @@ impl Notifier {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("lienthong/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let targets = targets
-            .into_iter()
-            .map(|cfg| {
-                let token = cfg.bearer_token_env.as_deref().and_then(|var| {
-                    match std::env::var(var) {
-                        Ok(v) if !v.trim().is_empty() => Some(Secret(v.trim().to_string())),
-                        _ => {
-                            tracing::warn!(
-                                target_name = %cfg.name,
-                                "notify: environment variable {var} is not set; sending without a bearer token"
-                            );
-                            None
-                        }
-                    }
-                });
-                (cfg.name.clone(), Target { cfg, token })
-            })
-            .collect();
+        let (targets_tx, targets_rx) = watch::channel(targets.clone());
         Ok(Notifier {
             store,
-            targets,
+            targets: build_targets(targets),
             client,
             poke: Arc::new(Notify::new()),
             metrics,
             tick: TICK,
             refresh: ALERTMANAGER_REFRESH,
             backing_off: HashMap::new(),
+            hold: HashMap::new(),
+            removed: HashSet::new(),
             last_refresh: None,
+            targets_rx,
+            targets_tx,
+            wall: Arc::new(SystemTime::now),
+            last_seen: None,
         })
+    }
+
+    /// The handle the reload path pushes a new `[[notify]]` list through.
+    pub fn targets_handle(&self) -> TargetsHandle {
+        TargetsHandle(self.targets_tx.clone())
+    }
+
+    /// Replaces the wall clock rows are stamped with (tests step it).
+    pub fn with_wall_clock(mut self, wall: WallClock) -> Self {
+        self.wall = wall;
+        self
+    }
+
+    fn now_ms(&self) -> UnixMillis {
+        to_ms((self.wall)())
+    }
+
+    /// Wall-clock stamp (for the stored row, display and restarts) of a monotonic instant.
+    fn wall_at(&self, at: Instant) -> UnixMillis {
+        let ahead = at.saturating_duration_since(Instant::now());
+        self.now_ms() + ahead.as_millis() as i64
+    }
+
+    /// Applies a new target list: changed URLs and tokens take effect for the next delivery
+    /// (their backoff is cleared), removed targets' queued rows are dropped, new ones start.
+    async fn apply_targets(&mut self, new: Vec<NotifyTarget>) {
+        let names: HashSet<String> = new.iter().map(|t| t.name.clone()).collect();
+        let gone: Vec<String> = self
+            .targets
+            .keys()
+            .filter(|n| !names.contains(*n))
+            .cloned()
+            .collect();
+        let changed: Vec<String> = new
+            .iter()
+            .filter(|t| {
+                self.targets
+                    .get(&t.name)
+                    .is_some_and(|old| !same_target(&old.cfg, t))
+            })
+            .map(|t| t.name.clone())
+            .collect();
+        let added = new
+            .iter()
+            .filter(|t| !self.targets.contains_key(&t.name))
+            .count();
+        for t in &new {
+            for result in ["delivered", "failed"] {
+                self.metrics
+                    .total
+                    .with_label_values(&[t.name.as_str(), result]);
+            }
+            self.removed.remove(&t.name);
+        }
+        for name in changed.iter().chain(&gone) {
+            self.backing_off.remove(name);
+        }
+        // Rows held for a changed target are retried at once, on the new URL.
+        self.hold.clear();
+        self.targets = build_targets(new);
+        for name in &gone {
+            let n = name.clone();
+            match self.db(move |s| s.outbox_drop_target(&n)).await {
+                Ok(n) => {
+                    self.metrics.dropped(name, n);
+                    tracing::info!(
+                        target_name = %name,
+                        dropped = n,
+                        "notify target removed; its queued notifications are dropped"
+                    );
+                }
+                Err(e) => tracing::warn!(target_name = %name, "notify: dropping rows: {e}"),
+            }
+            self.removed.insert(name.clone());
+        }
+        tracing::info!(
+            targets = self.targets.len(),
+            added,
+            removed = gone.len(),
+            changed = changed.len(),
+            "notify targets reloaded"
+        );
+    }
+
+    /// Compares how far the wall clock and the monotonic clock moved since the last round. A
+    /// step is logged and the stored retry times are moved with it, so they keep meaning
+    /// "in N seconds" (the in-memory schedule is monotonic and needs nothing).
+    async fn detect_clock_step(&mut self) {
+        let (wall, mono) = (self.now_ms(), Instant::now());
+        if let Some((last_wall, last_mono)) = self.last_seen {
+            let mono_ms = mono.duration_since(last_mono).as_millis() as i64;
+            let step = (wall - last_wall) - mono_ms;
+            if step.abs() > CLOCK_STEP_MS {
+                tracing::warn!(
+                    step_ms = step,
+                    "wall clock stepped by {:+.1} s; re-basing notification retry times",
+                    step as f64 / 1000.0
+                );
+                if let Err(e) = self.db(move |s| s.outbox_shift(step)).await {
+                    tracing::warn!("notify: re-basing the outbox: {e}");
+                }
+            }
+        }
+        self.last_seen = Some((wall, mono));
     }
 
     /// Changes how often open incidents are re-sent to Alertmanager targets (default 60 s).
@@ -236,7 +364,15 @@ impl Notifier {
     /// due and is sent again after the restart (receivers dedup by `Idempotency-Key`).
     pub async fn run(mut self, cancel: CancellationToken) {
         tracing::info!(targets = self.targets.len(), "notifier started");
+        self.targets_rx.mark_unchanged();
+        let mut reloaded = false;
         loop {
+            // `changed()` below marks the new list seen: `reloaded` remembers it.
+            if std::mem::take(&mut reloaded) || self.targets_rx.has_changed().unwrap_or(false) {
+                let new = self.targets_rx.borrow_and_update().clone();
+                self.apply_targets(new).await;
+            }
+            self.detect_clock_step().await;
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = self.round() => {}
@@ -244,6 +380,7 @@ impl Notifier {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = self.poke.notified() => {}
+                r = self.targets_rx.changed() => reloaded = r.is_ok(),
                 _ = tokio::time::sleep(self.tick) => {}
             }
         }
@@ -265,8 +402,13 @@ impl Notifier {
     /// One delivery round: due rows in creation order, one at a time.
     async fn round(&mut self) {
         self.update_pending().await;
-        let now = now_ms();
-        let mut due = match self.db(move |s| s.due_outbox(now, BATCH)).await {
+        let now = self.now_ms();
+        let mono = Instant::now();
+        self.hold.retain(|_, until| *until > mono);
+        let mut due = match self
+            .db(move |s| s.due_outbox_within(now, HORIZON_MS, BATCH))
+            .await
+        {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!("notify: due_outbox: {e}");
@@ -300,23 +442,36 @@ impl Notifier {
         incidents: &mut HashMap<i64, Option<Incident>>,
     ) -> Result<(), StoreError> {
         let id = item.id;
+        // Scheduled for later by this run (monotonic): whatever the stored wall time says.
+        if self
+            .hold
+            .get(&id)
+            .is_some_and(|&until| until > Instant::now())
+        {
+            return Ok(());
+        }
         let Some(target) = self.targets.get(&item.target) else {
+            if self.removed.contains(&item.target) {
+                let name = item.target.clone();
+                self.metrics.dropped(&name, 1);
+                tracing::info!(target_name = %name, outbox_id = id, "notification for a removed target dropped");
+                return self.db(move |s| s.outbox_drop(id)).await;
+            }
             let err = format!(
-                "notify target `{}` is not configured any more; kept in the outbox",
+                "notify target `{}` is not configured; kept in the outbox",
                 item.target
             );
-            let next = now_ms() + PARKED_MS;
-            return self.db(move |s| s.outbox_failed(id, next, &err)).await;
+            return self.later(id, Instant::now() + ms(PARKED_MS), err).await;
         };
         // An earlier row of this target failed in this round or is still backing off: keep the
         // order and don't hammer a receiver that is down.
         if let Some(&until) = self.backing_off.get(&item.target) {
-            if until > now_ms() {
+            if until > Instant::now() {
                 let err = format!(
                     "deferred: an earlier delivery to `{}` failed; retrying in order",
                     item.target
                 );
-                return self.db(move |s| s.outbox_failed(id, until, &err)).await;
+                return self.later(id, until, err).await;
             }
         }
         if !incidents.contains_key(&item.incident_id) {
@@ -327,35 +482,36 @@ impl Notifier {
         let incident = incidents.get(&item.incident_id).and_then(Option::as_ref);
         let Some(incident) = incident else {
             let err = format!("incident {} no longer exists", item.incident_id);
-            let next = now_ms() + PARKED_MS;
-            return self.db(move |s| s.outbox_failed(id, next, &err)).await;
+            return self.later(id, Instant::now() + ms(PARKED_MS), err).await;
         };
         let Some(event) = incident.events.iter().find(|e| e.id == item.event_id) else {
             let err = format!(
                 "event {} is not in the timeline of incident {}",
                 item.event_id, item.incident_id
             );
-            let next = now_ms() + PARKED_MS;
-            return self.db(move |s| s.outbox_failed(id, next, &err)).await;
+            return self.later(id, Instant::now() + ms(PARKED_MS), err).await;
         };
         let body = match target.cfg.kind {
             NotifyKind::Webhook => webhook_payload(item, incident, event),
-            NotifyKind::Alertmanager => {
-                Value::Array(vec![alertmanager_alert(incident, &event.message, now_ms())])
-            }
+            NotifyKind::Alertmanager => Value::Array(vec![alertmanager_alert(
+                incident,
+                &event.message,
+                self.now_ms(),
+            )]),
         };
         let name = target.cfg.name.clone();
         match self.post(target, Some(&item.idempotency_key), &body).await {
             Ok(()) => {
-                let at = now_ms();
+                let at = self.now_ms();
                 self.backing_off.remove(&name);
+                self.hold.remove(&id);
                 self.metrics.delivered(&name, at);
                 tracing::debug!(target_name = %name, key = %item.idempotency_key, "notification delivered");
                 self.db(move |s| s.outbox_delivered(id, at)).await
             }
             Err(err) => {
-                let next = now_ms() + backoff_ms(item.attempts);
-                self.backing_off.insert(name.clone(), next);
+                let until = Instant::now() + ms(backoff_ms(item.attempts));
+                self.backing_off.insert(name.clone(), until);
                 self.metrics.failed(&name);
                 tracing::warn!(
                     target_name = %name,
@@ -363,9 +519,21 @@ impl Notifier {
                     attempt = item.attempts + 1,
                     "notification failed: {err}"
                 );
-                self.db(move |s| s.outbox_failed(id, next, &err)).await
+                self.hold.remove(&id);
+                self.later(id, until, err).await
             }
         }
+    }
+
+    /// Records an attempt that did not deliver and holds the row until `until` (monotonic);
+    /// the stored time is its wall-clock equivalent. A row already held is not written again.
+    async fn later(&mut self, id: i64, until: Instant, err: String) -> Result<(), StoreError> {
+        if self.hold.contains_key(&id) {
+            return Ok(());
+        }
+        self.hold.insert(id, until);
+        let next = self.wall_at(until);
+        self.db(move |s| s.outbox_failed(id, next, &err)).await
     }
 
     /// POSTs `body`; Err is a secret-free error text.
@@ -425,7 +593,7 @@ impl Notifier {
         if !due || am.is_empty() {
             return;
         }
-        self.last_refresh = Some(tokio::time::Instant::now());
+        self.last_refresh = Some(Instant::now());
         let open = match self.db(|s| s.unresolved()).await {
             Ok(v) => v,
             Err(e) => {
@@ -443,11 +611,15 @@ impl Notifier {
             }
         }
         for name in am {
-            if self.backing_off.get(&name).is_some_and(|&u| u > now_ms()) {
+            if self
+                .backing_off
+                .get(&name)
+                .is_some_and(|&u| u > Instant::now())
+            {
                 continue;
             }
             let target = &self.targets[&name];
-            let now = now_ms();
+            let now = self.now_ms();
             let alerts: Vec<Value> = full
                 .iter()
                 .filter(|i| i.state != IncidentState::Resolved)
@@ -463,7 +635,7 @@ impl Notifier {
                 continue;
             }
             match self.post(target, None, &Value::Array(alerts)).await {
-                Ok(()) => self.metrics.success(&name, now_ms()),
+                Ok(()) => self.metrics.success(&name, self.now_ms()),
                 Err(e) => tracing::warn!(target_name = %name, "alertmanager refresh failed: {e}"),
             }
         }
@@ -615,11 +787,43 @@ fn error_text(e: reqwest::Error) -> String {
     text
 }
 
-fn now_ms() -> UnixMillis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+fn to_ms(t: SystemTime) -> UnixMillis {
+    t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Whether a reload changed nothing of a target (Serialize gives every field).
+fn same_target(a: &NotifyTarget, b: &NotifyTarget) -> bool {
+    serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
+}
+
+fn ms(n: i64) -> Duration {
+    Duration::from_millis(u64::try_from(n).unwrap_or(0))
+}
+
+/// Targets by name, with their bearer tokens read from the environment (a missing variable is
+/// logged by name and the target is used without a token).
+fn build_targets(targets: Vec<NotifyTarget>) -> HashMap<String, Target> {
+    targets
+        .into_iter()
+        .map(|cfg| {
+            let token = cfg
+                .bearer_token_env
+                .as_deref()
+                .and_then(|var| match std::env::var(var) {
+                    Ok(v) if !v.trim().is_empty() => Some(Secret(v.trim().to_string())),
+                    _ => {
+                        tracing::warn!(
+                            target_name = %cfg.name,
+                            "notify: environment variable {var} is not set; sending without a bearer token"
+                        );
+                        None
+                    }
+                });
+            (cfg.name.clone(), Target { cfg, token })
+        })
+        .collect()
 }
 
 #[cfg(test)]

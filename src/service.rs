@@ -177,18 +177,18 @@ pub async fn run(
     metrics.config_loaded(true);
     state.set_inventory(inv.clone());
     let db = &inv.incidents.database;
-    let store = Arc::new(
-        Store::open(std::path::Path::new(db))
-            .with_context(|| format!("cannot open the incident database {db}"))?,
-    );
+    // Exclusive: a second instance on the same file refuses to start (naming our PID).
+    let store = Store::open_exclusive(std::path::Path::new(db), metrics.registry())
+        .with_context(|| format!("cannot open the incident database {db}"))?;
     let incidents = IncidentEngine::new(
         inv.clone(),
         store.clone(),
         events.clone(),
         SystemTime::now(),
     )?;
-    // [[notify]] targets are read at start-up (a reload does not change them).
+    // [[notify]] targets: a reload pushes the new list through `notify_targets`.
     let notifier = Notifier::new(store.clone(), inv.notify.clone(), metrics.registry())?;
+    let notify_targets = notifier.targets_handle();
     let history = Arc::new(crate::history::Recorder::new());
     let engine = Arc::new(Engine::new(
         metrics.clone(),
@@ -248,12 +248,18 @@ pub async fn run(
         maintenance_changed: maintenance_changed.clone(),
         pages: Default::default(),
     });
-    let web_shutdown = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { web_shutdown.cancelled().await })
-            .await
-    });
+    // Connection cap, header-read and idle timeouts ([server]); the cap stays well below the
+    // descriptor limit so API clients can never starve the probes' sockets.
+    let limits = crate::web::server::ServerLimits::new(
+        &inv.server,
+        crate::web::server::raise_nofile_limit(),
+    );
+    let server = tokio::spawn(crate::web::server::serve(
+        listener,
+        app,
+        limits,
+        shutdown.clone(),
+    ));
 
     let mut current = inv;
     loop {
@@ -272,6 +278,7 @@ pub async fn run(
                             Ok(next) => {
                                 std::mem::replace(&mut scheduler, next).stop().await;
                                 engine.set_inventory(new.clone());
+                                notify_targets.set(new.notify.clone());
                                 metrics.set_inventory(&new, Some(&current));
                                 state.set_inventory(new.clone());
                                 metrics.config_loaded(true);

@@ -235,10 +235,14 @@ async fn only_wrong_ids_until_timeout_is_protocol() {
 }
 
 #[tokio::test]
-async fn truncated_response_is_evaluated_as_is() {
+async fn truncated_response_is_a_failure() {
     let server = responder(Mode::Truncated).await;
     let o = run(&spec(server, "www.example.test."), T).await;
-    assert!(o.success, "{o:?}");
+    assert_eq!(o.reason(), Some(Reason::DnsAnswer), "{o:?}");
+    assert!(
+        o.failure.as_ref().unwrap().message.contains("TC bit"),
+        "{o:?}"
+    );
     assert!(details(&o).truncated);
 }
 

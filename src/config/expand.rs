@@ -162,6 +162,8 @@ pub struct Inventory {
     pub maintenance: Vec<crate::maintenance::Window>,
     pub readiness: ReadinessSection,
     pub history: HistorySection,
+    /// `[server]` (HTTP limits; `listen` is used at start only).
+    pub server: ServerSection,
 }
 
 impl Inventory {
@@ -229,6 +231,7 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
         notify: file.notify.iter().map(|t| t.get_ref().clone()).collect(),
         readiness: file.readiness.clone(),
         history: file.history.clone(),
+        server: file.server.clone(),
         ..Default::default()
     };
     let mut slugs = HashSet::new();

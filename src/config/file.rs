@@ -302,25 +302,89 @@ pub struct MaintenanceSpec {
     pub duration: Option<HumanDuration>,
 }
 
-/// `[server]`
+/// `[server]`: the HTTP server (metrics, API, status page). Its limits keep one client from
+/// holding connections (and file descriptors) the prober needs.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
-    /// Address of the HTTP server (metrics, API, status page).
-    #[serde(default = "default_listen")]
+    /// Address of the HTTP server, `ip:port` or `host:port`.
+    #[serde(default = "default_listen", deserialize_with = "listen_address")]
     pub listen: String,
+    /// A client must send a request's whole head within this time (slowloris).
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: HumanDuration,
+    /// A connection with no byte read or written for this long is closed. At least 20 s:
+    /// event streams send a keep-alive comment every 15 s.
+    #[serde(default = "default_idle_timeout", deserialize_with = "idle_timeout")]
+    pub idle_timeout: HumanDuration,
+    /// Connections served at once; more wait in the kernel's accept queue. Also capped at
+    /// start to a quarter of the process's file-descriptor limit, so the API can never use
+    /// the descriptors the probes need.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for ServerSection {
     fn default() -> Self {
         ServerSection {
             listen: default_listen(),
+            header_read_timeout: default_header_read_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }
 
 fn default_listen() -> String {
     "127.0.0.1:9168".into()
+}
+fn default_header_read_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(10))
+}
+fn default_idle_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(60))
+}
+fn default_max_connections() -> usize {
+    512
+}
+
+/// Smallest `idle_timeout`: above the 15 s keep-alive of the event stream.
+pub const MIN_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// `ip:port`, `[ipv6]:port` or `host:port` with a numeric port: checked when the file is read, so
+/// `check-config` and a reload reject what `bind` would reject at the next start.
+fn listen_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    use serde::de::Error;
+    let s = String::deserialize(d)?;
+    if s.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(s);
+    }
+    let bad = || {
+        D::Error::custom(format!(
+            "invalid listen address {s:?}: expected ip:port, [ipv6]:port or host:port (e.g. \"127.0.0.1:9168\")"
+        ))
+    };
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if !host_ok || port.parse::<u16>().is_err() {
+        return Err(bad());
+    }
+    Ok(s)
+}
+
+fn idle_timeout<'de, D: serde::Deserializer<'de>>(d: D) -> Result<HumanDuration, D::Error> {
+    use serde::de::Error;
+    let v = HumanDuration::deserialize(d)?;
+    if v.0 < MIN_IDLE_TIMEOUT {
+        return Err(D::Error::custom(format!(
+            "idle_timeout {:?} is below {MIN_IDLE_TIMEOUT:?}: event streams send a keep-alive every 15 s",
+            v.0
+        )));
+    }
+    Ok(v)
 }
 
 /// `[scheduler]`

@@ -29,7 +29,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use rusqlite::types::Value as SqlValue;
@@ -54,6 +54,24 @@ pub enum StoreError {
     /// `append_event` / `set_sites` on an id that does not exist.
     #[error("no incident with id {0}")]
     NoSuchIncident(i64),
+    /// Another process holds the database's lock file.
+    #[error(
+        "database {path} is in use by lienthong PID {pid} (lock file {lock}); \
+         stop that instance or set another [incidents] database"
+    )]
+    Locked {
+        path: String,
+        lock: String,
+        pid: String,
+    },
+    #[error("lock file {path}: {source}")]
+    Lock {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("store metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// One page of a listing, newest first.
@@ -195,6 +213,12 @@ pub struct Store {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     writer: Mutex<Connection>,
+    /// Error counts and the readiness verdict, shared with the web layer.
+    health: Arc<StoreHealth>,
+    /// Held for the store's life by [`Store::open_exclusive`]; closing it releases the lock.
+    _lock: Option<std::fs::File>,
+    /// (device, inode) of the file when it was opened, to notice a deleted/replaced file.
+    file_id: Option<(u64, u64)>,
 }
 
 impl std::fmt::Debug for Store {
@@ -236,6 +260,7 @@ impl Store {
         writer
             .pragma_update(None, "foreign_keys", true)
             .map_err(open_err)?;
+        bound_wal(&writer).map_err(open_err)?;
         writer.set_prepared_statement_cache_capacity(64);
         migrate(&mut writer)?;
 
@@ -262,6 +287,9 @@ impl Store {
             readers,
             next_reader: AtomicUsize::new(0),
             writer: Mutex::new(writer),
+            health: Arc::new(StoreHealth::new()),
+            _lock: None,
+            file_id: file_id(path),
         })
     }
 
@@ -281,34 +309,36 @@ impl Store {
         first: &NewEvent,
         notify: &[String],
     ) -> Result<(i64, bool), StoreError> {
-        let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let existing: Option<i64> = tx
-            .prepare_cached("SELECT id FROM incidents WHERE key = ?1 AND resolved_at IS NULL")?
-            .query_row([&new.key], |r| r.get(0))
-            .optional()?;
-        if let Some(id) = existing {
-            return Ok((id, false));
-        }
-        tx.prepare_cached(
-            "INSERT INTO incidents (key, title, title_en, severity, scope, service, started_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(params![
-            new.key,
-            new.title,
-            new.title_en,
-            to_text(new.severity),
-            to_text(new.scope),
-            new.service,
-            first.at,
-        ])?;
-        let id = tx.last_insert_rowid();
-        insert_sites(&tx, id, &new.sites)?;
-        insert_teams(&tx, id, &new.teams)?;
-        insert_event(&tx, id, first, notify)?;
-        tx.commit()?;
-        Ok((id, true))
+        self.tracked("open_incident", || {
+            let mut conn = self.writer();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let existing: Option<i64> = tx
+                .prepare_cached("SELECT id FROM incidents WHERE key = ?1 AND resolved_at IS NULL")?
+                .query_row([&new.key], |r| r.get(0))
+                .optional()?;
+            if let Some(id) = existing {
+                return Ok((id, false));
+            }
+            tx.prepare_cached(
+                "INSERT INTO incidents (key, title, title_en, severity, scope, service, started_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                new.key,
+                new.title,
+                new.title_en,
+                to_text(new.severity),
+                to_text(new.scope),
+                new.service,
+                first.at,
+            ])?;
+            let id = tx.last_insert_rowid();
+            insert_sites(&tx, id, &new.sites)?;
+            insert_teams(&tx, id, &new.teams)?;
+            insert_event(&tx, id, first, notify)?;
+            tx.commit()?;
+            Ok((id, true))
+        })
     }
 
     /// Appends a timeline event (and outbox rows) to an incident. Returns the event id.
@@ -318,28 +348,32 @@ impl Store {
         ev: &NewEvent,
         notify: &[String],
     ) -> Result<i64, StoreError> {
-        let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if !exists(&tx, incident_id)? {
-            return Err(StoreError::NoSuchIncident(incident_id));
-        }
-        let event_id = insert_event(&tx, incident_id, ev, notify)?;
-        tx.commit()?;
-        Ok(event_id)
+        self.tracked("append_event", || {
+            let mut conn = self.writer();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if !exists(&tx, incident_id)? {
+                return Err(StoreError::NoSuchIncident(incident_id));
+            }
+            let event_id = insert_event(&tx, incident_id, ev, notify)?;
+            tx.commit()?;
+            Ok(event_id)
+        })
     }
 
     /// Replaces the affected sites of an incident.
     pub fn set_sites(&self, incident_id: i64, sites: &[String]) -> Result<(), StoreError> {
-        let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if !exists(&tx, incident_id)? {
-            return Err(StoreError::NoSuchIncident(incident_id));
-        }
-        tx.prepare_cached("DELETE FROM incident_sites WHERE incident_id = ?1")?
-            .execute([incident_id])?;
-        insert_sites(&tx, incident_id, sites)?;
-        tx.commit()?;
-        Ok(())
+        self.tracked("set_sites", || {
+            let mut conn = self.writer();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if !exists(&tx, incident_id)? {
+                return Err(StoreError::NoSuchIncident(incident_id));
+            }
+            tx.prepare_cached("DELETE FROM incident_sites WHERE incident_id = ?1")?
+                .execute([incident_id])?;
+            insert_sites(&tx, incident_id, sites)?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Resolves an unresolved incident at `ev.at`, appending `ev` (a `Resolved` event) and outbox
@@ -350,19 +384,21 @@ impl Store {
         ev: &NewEvent,
         notify: &[String],
     ) -> Result<bool, StoreError> {
-        let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let changed = tx
-            .prepare_cached(
-                "UPDATE incidents SET resolved_at = ?2 WHERE id = ?1 AND resolved_at IS NULL",
-            )?
-            .execute(params![incident_id, ev.at])?;
-        if changed == 0 {
-            return Ok(false);
-        }
-        insert_event(&tx, incident_id, ev, notify)?;
-        tx.commit()?;
-        Ok(true)
+        self.tracked("resolve", || {
+            let mut conn = self.writer();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE incidents SET resolved_at = ?2 WHERE id = ?1 AND resolved_at IS NULL",
+                )?
+                .execute(params![incident_id, ev.at])?;
+            if changed == 0 {
+                return Ok(false);
+            }
+            insert_event(&tx, incident_id, ev, notify)?;
+            tx.commit()?;
+            Ok(true)
+        })
     }
 
     /// Acknowledges an incident (idempotent). None when there is no such incident.
@@ -376,48 +412,50 @@ impl Store {
         at: UnixMillis,
         by: &str,
     ) -> Result<Option<(Incident, IncidentEvent)>, StoreError> {
-        let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let acked: Option<Option<i64>> = tx
-            .prepare_cached("SELECT acknowledged_at FROM incidents WHERE id = ?1")?
-            .query_row([id], |r| r.get(0))
-            .optional()?;
-        let Some(acked) = acked else {
-            return Ok(None);
-        };
-        let ack_kind = to_text(EventKind::Acknowledged);
-        let first_ack: Option<i64> = if acked.is_some() {
-            tx.prepare_cached(
-                "SELECT id FROM events WHERE incident_id = ?1 AND kind = ?2 ORDER BY id LIMIT 1",
-            )?
-            .query_row(params![id, ack_kind], |r| r.get(0))
-            .optional()?
-        } else {
-            tx.prepare_cached(
-                "UPDATE incidents SET acknowledged_at = ?2, acknowledged_by = ?3 WHERE id = ?1",
-            )?
-            .execute(params![id, at, by])?;
-            None
-        };
-        let event_id = match first_ack {
-            Some(event_id) => event_id,
-            // First acknowledgement (or one imported without its event): record it.
-            None => {
-                let ev = NewEvent {
-                    at: acked.unwrap_or(at),
-                    kind: EventKind::Acknowledged,
-                    check: None,
-                    state: None,
-                    message: format!("Đã tiếp nhận: {by} (acknowledged by {by})"),
-                    evidence: Some(serde_json::json!({ "by": by })),
-                };
-                insert_event(&tx, id, &ev, &[])?
-            }
-        };
-        let incident = load_incident(&tx, id)?.ok_or(StoreError::NoSuchIncident(id))?;
-        let event = load_event(&tx, event_id)?;
-        tx.commit()?;
-        Ok(Some((incident, event)))
+        self.tracked("acknowledge", || {
+            let mut conn = self.writer();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let acked: Option<Option<i64>> = tx
+                .prepare_cached("SELECT acknowledged_at FROM incidents WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?;
+            let Some(acked) = acked else {
+                return Ok(None);
+            };
+            let ack_kind = to_text(EventKind::Acknowledged);
+            let first_ack: Option<i64> = if acked.is_some() {
+                tx.prepare_cached(
+                    "SELECT id FROM events WHERE incident_id = ?1 AND kind = ?2 ORDER BY id LIMIT 1",
+                )?
+                .query_row(params![id, ack_kind], |r| r.get(0))
+                .optional()?
+            } else {
+                tx.prepare_cached(
+                    "UPDATE incidents SET acknowledged_at = ?2, acknowledged_by = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id, at, by])?;
+                None
+            };
+            let event_id = match first_ack {
+                Some(event_id) => event_id,
+                // First acknowledgement (or one imported without its event): record it.
+                None => {
+                    let ev = NewEvent {
+                        at: acked.unwrap_or(at),
+                        kind: EventKind::Acknowledged,
+                        check: None,
+                        state: None,
+                        message: format!("Đã tiếp nhận: {by} (acknowledged by {by})"),
+                        evidence: Some(serde_json::json!({ "by": by })),
+                    };
+                    insert_event(&tx, id, &ev, &[])?
+                }
+            };
+            let incident = load_incident(&tx, id)?.ok_or(StoreError::NoSuchIncident(id))?;
+            let event = load_event(&tx, event_id)?;
+            tx.commit()?;
+            Ok(Some((incident, event)))
+        })
     }
 
     /// Adds a technician's note (also a `Note` timeline event). None when there is no such incident.
@@ -430,54 +468,60 @@ impl Store {
         author: &str,
         text: &str,
     ) -> Result<Option<(Note, IncidentEvent)>, StoreError> {
-        let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if !exists(&tx, id)? {
-            return Ok(None);
-        }
-        tx.prepare_cached(
-            "INSERT INTO notes (incident_id, at, author, text) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![id, at, author, text])?;
-        let note = Note {
-            id: tx.last_insert_rowid(),
-            at,
-            author: author.to_string(),
-            text: text.to_string(),
-        };
-        let ev = NewEvent {
-            at,
-            kind: EventKind::Note,
-            check: None,
-            state: None,
-            message: format!("{author}: {text}"),
-            evidence: Some(serde_json::json!({ "note_id": note.id, "author": author })),
-        };
-        let event_id = insert_event(&tx, id, &ev, &[])?;
-        let event = load_event(&tx, event_id)?;
-        tx.commit()?;
-        Ok(Some((note, event)))
+        self.tracked("add_note", || {
+            let mut conn = self.writer();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if !exists(&tx, id)? {
+                return Ok(None);
+            }
+            tx.prepare_cached(
+                "INSERT INTO notes (incident_id, at, author, text) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![id, at, author, text])?;
+            let note = Note {
+                id: tx.last_insert_rowid(),
+                at,
+                author: author.to_string(),
+                text: text.to_string(),
+            };
+            let ev = NewEvent {
+                at,
+                kind: EventKind::Note,
+                check: None,
+                state: None,
+                message: format!("{author}: {text}"),
+                evidence: Some(serde_json::json!({ "note_id": note.id, "author": author })),
+            };
+            let event_id = insert_event(&tx, id, &ev, &[])?;
+            let event = load_event(&tx, event_id)?;
+            tx.commit()?;
+            Ok(Some((note, event)))
+        })
     }
 
     /// One incident with its events and notes.
     pub fn get(&self, id: i64) -> Result<Option<Incident>, StoreError> {
-        let mut conn = self.reader();
-        // One read transaction: incident, events and notes from the same snapshot.
-        let tx = conn.transaction()?;
-        let incident = load_incident(&tx, id)?;
-        tx.commit()?;
-        Ok(incident)
+        self.tracked("get", || {
+            let mut conn = self.reader();
+            // One read transaction: incident, events and notes from the same snapshot.
+            let tx = conn.transaction()?;
+            let incident = load_incident(&tx, id)?;
+            tx.commit()?;
+            Ok(incident)
+        })
     }
 
     /// Every unresolved incident (without events), for the engine at start-up and for metrics.
     /// Oldest first.
     pub fn unresolved(&self) -> Result<Vec<Incident>, StoreError> {
-        let conn = self.reader();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {INCIDENT_COLS} FROM incidents i WHERE i.resolved_at IS NULL ORDER BY i.id"
-        ))?;
-        let rows = stmt.query_map([], incident_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.tracked("unresolved", || {
+            let conn = self.reader();
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {INCIDENT_COLS} FROM incidents i WHERE i.resolved_at IS NULL ORDER BY i.id"
+            ))?;
+            let rows = stmt.query_map([], incident_from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
     }
 
     /// Filtered listing, newest first, `limit` ≤ 500; `cursor` = the `next_cursor` of the
@@ -490,78 +534,88 @@ impl Store {
         cursor: Option<i64>,
         limit: u32,
     ) -> Result<Page, StoreError> {
-        let limit = limit.clamp(1, MAX_PAGE);
-        let conn = self.reader();
-        let mut since_selective = false;
-        if let Some(since) = f.since {
-            if !matches!(
-                f.state,
-                Some(IncidentState::Open | IncidentState::Acknowledged)
-            ) {
-                match started_since(&conn, since, cursor, SINCE_SELECTIVE)? {
-                    // Nothing started since then (below the cursor): the page is empty.
-                    0 => {
-                        return Ok(Page {
-                            items: Vec::new(),
-                            next_cursor: None,
-                        })
+        self.tracked("list", || {
+            let limit = limit.clamp(1, MAX_PAGE);
+            let conn = self.reader();
+            let mut since_selective = false;
+            if let Some(since) = f.since {
+                if !matches!(
+                    f.state,
+                    Some(IncidentState::Open | IncidentState::Acknowledged)
+                ) {
+                    match started_since(&conn, since, cursor, SINCE_SELECTIVE)? {
+                        // Nothing started since then (below the cursor): the page is empty.
+                        0 => {
+                            return Ok(Page {
+                                items: Vec::new(),
+                                next_cursor: None,
+                            })
+                        }
+                        n => since_selective = n <= SINCE_SELECTIVE,
                     }
-                    n => since_selective = n <= SINCE_SELECTIVE,
                 }
             }
-        }
-        let (sql, args) = list_query(f, cursor, limit, since_selective);
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args), incident_from_row)?;
-        let mut items: Vec<Incident> = rows.collect::<Result<_, _>>()?;
-        let next_cursor = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|i| i.id)
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+            let (sql, args) = list_query(f, cursor, limit, since_selective);
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args), incident_from_row)?;
+            let mut items: Vec<Incident> = rows.collect::<Result<_, _>>()?;
+            let next_cursor = if items.len() > limit as usize {
+                items.truncate(limit as usize);
+                items.last().map(|i| i.id)
+            } else {
+                None
+            };
+            Ok(Page { items, next_cursor })
+        })
     }
 
     /// Timeline events with id > `after`, oldest first (SSE catch-up via Last-Event-ID).
     pub fn events_after(&self, after: i64, limit: u32) -> Result<Vec<IncidentEvent>, StoreError> {
-        let conn = self.reader();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {EVENT_COLS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map(params![after, limit], event_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.tracked("events_after", || {
+            let conn = self.reader();
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![after, limit], event_from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
     }
 
     /// The newest `limit` timeline events, newest first (Atom feed).
     pub fn recent_events(&self, limit: u32) -> Result<Vec<IncidentEvent>, StoreError> {
-        let conn = self.reader();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {EVENT_COLS} FROM events ORDER BY id DESC LIMIT ?1"
-        ))?;
-        let rows = stmt.query_map([limit], event_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.tracked("recent_events", || {
+            let conn = self.reader();
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLS} FROM events ORDER BY id DESC LIMIT ?1"
+            ))?;
+            let rows = stmt.query_map([limit], event_from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
     }
 
     /// Outbox rows due at `now`, oldest first.
     pub fn due_outbox(&self, now: UnixMillis, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
-        let conn = self.reader();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {OUTBOX_COLS} FROM outbox \
-             WHERE delivered_at IS NULL AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map(params![now, limit], outbox_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.tracked("due_outbox", || {
+            let conn = self.reader();
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {OUTBOX_COLS} FROM outbox \
+                 WHERE delivered_at IS NULL AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![now, limit], outbox_from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
     }
 
     /// Marks a row delivered (the first delivery time is kept).
     pub fn outbox_delivered(&self, id: i64, at: UnixMillis) -> Result<(), StoreError> {
-        let conn = self.writer();
-        conn.prepare_cached(
-            "UPDATE outbox SET delivered_at = ?2 WHERE id = ?1 AND delivered_at IS NULL",
-        )?
-        .execute(params![id, at])?;
-        Ok(())
+        self.tracked("outbox_delivered", || {
+            let conn = self.writer();
+            conn.prepare_cached(
+                "UPDATE outbox SET delivered_at = ?2 WHERE id = ?1 AND delivered_at IS NULL",
+            )?
+            .execute(params![id, at])?;
+            Ok(())
+        })
     }
 
     /// Records a failed attempt: `attempts + 1`, retry at `next_attempt_at`, `last_error` cut
@@ -572,41 +626,47 @@ impl Store {
         next_attempt_at: UnixMillis,
         error: &str,
     ) -> Result<(), StoreError> {
-        let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
-        let conn = self.writer();
-        conn.prepare_cached(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 \
-             WHERE id = ?1 AND delivered_at IS NULL",
-        )?
-        .execute(params![id, next_attempt_at, error])?;
-        Ok(())
+        self.tracked("outbox_failed", || {
+            let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
+            let conn = self.writer();
+            conn.prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 \
+                 WHERE id = ?1 AND delivered_at IS NULL",
+            )?
+            .execute(params![id, next_attempt_at, error])?;
+            Ok(())
+        })
     }
 
     /// Rows not yet delivered.
     pub fn outbox_pending(&self) -> Result<u64, StoreError> {
-        let conn = self.reader();
-        let n: i64 = conn
-            .prepare_cached("SELECT count(*) FROM outbox WHERE delivered_at IS NULL")?
-            .query_row([], |r| r.get(0))?;
-        Ok(n as u64)
+        self.tracked("outbox_pending", || {
+            let conn = self.reader();
+            let n: i64 = conn
+                .prepare_cached("SELECT count(*) FROM outbox WHERE delivered_at IS NULL")?
+                .query_row([], |r| r.get(0))?;
+            Ok(n as u64)
+        })
     }
 
     /// Stores a window (its `id` is ignored) and returns the new id.
     pub fn add_maintenance(&self, w: &MaintenanceWindow) -> Result<i64, StoreError> {
-        let conn = self.writer();
-        conn.prepare_cached(
-            "INSERT INTO maintenance (site, service, starts_at, ends_at, reason, created_by) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![
-            w.site,
-            w.service,
-            w.starts_at,
-            w.ends_at,
-            w.reason,
-            w.created_by
-        ])?;
-        Ok(conn.last_insert_rowid())
+        self.tracked("add_maintenance", || {
+            let conn = self.writer();
+            conn.prepare_cached(
+                "INSERT INTO maintenance (site, service, starts_at, ends_at, reason, created_by) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                w.site,
+                w.service,
+                w.starts_at,
+                w.ends_at,
+                w.reason,
+                w.created_by
+            ])?;
+            Ok(conn.last_insert_rowid())
+        })
     }
 
     /// Windows that have not ended at `now` (`ends_at > now`), by start time.
@@ -614,22 +674,24 @@ impl Store {
         &self,
         now: UnixMillis,
     ) -> Result<Vec<MaintenanceWindow>, StoreError> {
-        let conn = self.reader();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {MAINTENANCE_COLS} FROM maintenance WHERE ends_at > ?1 ORDER BY starts_at, id"
-        ))?;
-        let rows = stmt.query_map([now], |r| {
-            Ok(MaintenanceWindow {
-                id: r.get(0)?,
-                site: r.get(1)?,
-                service: r.get(2)?,
-                starts_at: r.get(3)?,
-                ends_at: r.get(4)?,
-                reason: r.get(5)?,
-                created_by: r.get(6)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.tracked("maintenance_windows", || {
+            let conn = self.reader();
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {MAINTENANCE_COLS} FROM maintenance WHERE ends_at > ?1 ORDER BY starts_at, id"
+            ))?;
+            let rows = stmt.query_map([now], |r| {
+                Ok(MaintenanceWindow {
+                    id: r.get(0)?,
+                    site: r.get(1)?,
+                    service: r.get(2)?,
+                    starts_at: r.get(3)?,
+                    ends_at: r.get(4)?,
+                    reason: r.get(5)?,
+                    created_by: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
     }
 
     /// Deletes incidents resolved before `before` (with their events, notes and delivered
@@ -639,26 +701,28 @@ impl Store {
     /// (its notification payload is rendered from it). Works in batches of 1,000 incidents per
     /// transaction so the writer is never held for long.
     pub fn prune_resolved(&self, before: UnixMillis) -> Result<u64, StoreError> {
-        let mut total = 0u64;
-        loop {
-            let mut conn = self.writer();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let n = tx
-                .prepare_cached(
-                    "DELETE FROM incidents WHERE id IN ( \
-                       SELECT i.id FROM incidents i \
-                       WHERE i.resolved_at < ?1 AND NOT EXISTS ( \
-                         SELECT 1 FROM outbox o \
-                         WHERE o.incident_id = i.id AND o.delivered_at IS NULL) \
-                       LIMIT ?2)",
-                )?
-                .execute(params![before, PRUNE_BATCH])?;
-            tx.commit()?;
-            total += n as u64;
-            if (n as i64) < PRUNE_BATCH {
-                return Ok(total);
+        self.tracked("prune_resolved", || {
+            let mut total = 0u64;
+            loop {
+                let mut conn = self.writer();
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let n = tx
+                    .prepare_cached(
+                        "DELETE FROM incidents WHERE id IN ( \
+                           SELECT i.id FROM incidents i \
+                           WHERE i.resolved_at < ?1 AND NOT EXISTS ( \
+                             SELECT 1 FROM outbox o \
+                             WHERE o.incident_id = i.id AND o.delivered_at IS NULL) \
+                           LIMIT ?2)",
+                    )?
+                    .execute(params![before, PRUNE_BATCH])?;
+                tx.commit()?;
+                total += n as u64;
+                if (n as i64) < PRUNE_BATCH {
+                    return Ok(total);
+                }
             }
-        }
+        })
     }
 
     /// Inserts complete incidents as given — timestamps, sites, teams, events and notes; their
@@ -666,51 +730,53 @@ impl Store {
     /// Returns the new ids in order. For seeding history in benchmarks, tests and imports; the
     /// one-unresolved-per-key rule still holds (the whole batch fails otherwise).
     pub fn insert_history(&self, incidents: &[Incident]) -> Result<Vec<i64>, StoreError> {
-        let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut ids = Vec::with_capacity(incidents.len());
-        for inc in incidents {
-            tx.prepare_cached(
-                "INSERT INTO incidents (key, title, title_en, severity, scope, service, \
-                 started_at, acknowledged_at, acknowledged_by, resolved_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute(params![
-                inc.key,
-                inc.title,
-                inc.title_en,
-                to_text(inc.severity),
-                to_text(inc.scope),
-                inc.service,
-                inc.started_at,
-                inc.acknowledged_at,
-                inc.acknowledged_by,
-                inc.resolved_at,
-            ])?;
-            let id = tx.last_insert_rowid();
-            insert_sites(&tx, id, &inc.sites)?;
-            insert_teams(&tx, id, &inc.teams)?;
-            for ev in &inc.events {
-                let ev = NewEvent {
-                    at: ev.at,
-                    kind: ev.kind,
-                    check: ev.check.clone(),
-                    state: ev.state.clone(),
-                    message: ev.message.clone(),
-                    evidence: ev.evidence.clone(),
-                };
-                insert_event(&tx, id, &ev, &[])?;
-            }
-            for note in &inc.notes {
+        self.tracked("insert_history", || {
+            let mut conn = self.writer();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut ids = Vec::with_capacity(incidents.len());
+            for inc in incidents {
                 tx.prepare_cached(
-                    "INSERT INTO notes (incident_id, at, author, text) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO incidents (key, title, title_en, severity, scope, service, \
+                     started_at, acknowledged_at, acknowledged_by, resolved_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )?
-                .execute(params![id, note.at, note.author, note.text])?;
+                .execute(params![
+                    inc.key,
+                    inc.title,
+                    inc.title_en,
+                    to_text(inc.severity),
+                    to_text(inc.scope),
+                    inc.service,
+                    inc.started_at,
+                    inc.acknowledged_at,
+                    inc.acknowledged_by,
+                    inc.resolved_at,
+                ])?;
+                let id = tx.last_insert_rowid();
+                insert_sites(&tx, id, &inc.sites)?;
+                insert_teams(&tx, id, &inc.teams)?;
+                for ev in &inc.events {
+                    let ev = NewEvent {
+                        at: ev.at,
+                        kind: ev.kind,
+                        check: ev.check.clone(),
+                        state: ev.state.clone(),
+                        message: ev.message.clone(),
+                        evidence: ev.evidence.clone(),
+                    };
+                    insert_event(&tx, id, &ev, &[])?;
+                }
+                for note in &inc.notes {
+                    tx.prepare_cached(
+                        "INSERT INTO notes (incident_id, at, author, text) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![id, note.at, note.author, note.text])?;
+                }
+                ids.push(id);
             }
-            ids.push(id);
-        }
-        tx.commit()?;
-        Ok(ids)
+            tx.commit()?;
+            Ok(ids)
+        })
     }
 
     pub(super) fn writer(&self) -> MutexGuard<'_, Connection> {
@@ -736,6 +802,345 @@ impl Store {
         self.readers[i]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+// --- Reliability: exclusive lock, bounded WAL, file watch, error accounting ---------------
+
+/// The WAL is checkpointed every ~1 MiB of frames and cut back to 1 MiB after a checkpoint;
+/// SQLite's defaults leave a 4 MB WAL in place forever, enough to fill a small volume.
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 256;
+/// `PRAGMA journal_size_limit`, bytes.
+pub const JOURNAL_SIZE_LIMIT: i64 = 1024 * 1024;
+/// Longest a periodic checkpoint waits for readers.
+const CHECKPOINT_WAIT: Duration = Duration::from_millis(200);
+/// How often the watchdog of [`Store::open_exclusive`] runs [`Store::watch_once`].
+pub const WATCH_EVERY: Duration = Duration::from_secs(5);
+
+/// Operations that change the file: one of them succeeding means the store works again.
+const WRITE_OPS: &[&str] = &[
+    "open_incident",
+    "append_event",
+    "set_sites",
+    "resolve",
+    "acknowledge",
+    "add_note",
+    "outbox_delivered",
+    "outbox_failed",
+    "add_maintenance",
+    "prune_resolved",
+    "insert_history",
+    "probe_write",
+    "outbox_shift",
+    "outbox_drop_target",
+    "outbox_drop",
+];
+
+fn bound_wal(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update_and_check(None, "journal_size_limit", JOURNAL_SIZE_LIMIT, |r| {
+        r.get::<_, i64>(0)
+    })?;
+    conn.pragma_update_and_check(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES, |r| {
+        r.get::<_, i64>(0)
+    })?;
+    Ok(())
+}
+
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// `lienthong.db` → `lienthong.db.lock`.
+pub fn lock_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Takes an exclusive `flock` on the lock file beside `db` and writes our PID into it. The lock
+/// dies with the process (even on `kill -9`), so a stale file never blocks a restart.
+fn lock_file(db: &Path) -> Result<std::fs::File, StoreError> {
+    use std::io::{Read, Seek, Write};
+    let path = lock_path(db);
+    let io_err = |source| StoreError::Lock {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_err)?;
+    // flock(2) on Linux: tied to this open file, released by the kernel when it closes.
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            return Err(StoreError::Locked {
+                path: db.display().to_string(),
+                lock: path.display().to_string(),
+                pid: if pid.is_empty() {
+                    "unknown".into()
+                } else {
+                    pid.into()
+                },
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io_err(e)),
+    }
+    file.set_len(0).map_err(io_err)?;
+    file.rewind().map_err(io_err)?;
+    writeln!(file, "{}", std::process::id()).map_err(io_err)?;
+    Ok(file)
+}
+
+/// Error counts and the store's readiness verdict; the web layer reads it for `/readyz`.
+#[derive(Debug)]
+pub struct StoreHealth {
+    errors: prometheus::IntCounterVec,
+    /// The last failed operation, until a write succeeds again.
+    failing: Mutex<Option<String>>,
+    /// Set once the path no longer names the file we write to; only a restart clears it.
+    replaced: Mutex<Option<String>>,
+}
+
+impl StoreHealth {
+    fn new() -> Self {
+        let errors = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "lienthong_store_errors_total",
+                "Failed incident-store operations by operation.",
+            ),
+            &["op"],
+        )
+        .expect("valid metric definition");
+        StoreHealth {
+            errors,
+            failing: Mutex::new(None),
+            replaced: Mutex::new(None),
+        }
+    }
+
+    /// Why the store is not healthy, or None.
+    pub fn problem(&self) -> Option<String> {
+        let replaced = self.replaced.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(r) = replaced.as_ref() {
+            return Some(r.clone());
+        }
+        drop(replaced);
+        self.failing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Errors counted for `op` so far.
+    pub fn errors(&self, op: &str) -> u64 {
+        self.errors.with_label_values(&[op]).get()
+    }
+
+    /// The counter, to register on a registry.
+    pub fn counter(&self) -> &prometheus::IntCounterVec {
+        &self.errors
+    }
+
+    fn failed(&self, op: &str, e: &StoreError) {
+        self.errors.with_label_values(&[op]).inc();
+        // A missing id is the caller's mistake, not a failing store.
+        if matches!(e, StoreError::NoSuchIncident(_)) {
+            return;
+        }
+        let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
+        if failing.is_none() {
+            tracing::error!(op, error = %e, "incident store failing");
+        }
+        *failing = Some(format!("store operation {op} failed: {e}"));
+    }
+
+    fn wrote(&self) {
+        let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
+        if failing.take().is_some() {
+            tracing::info!("incident store writes succeed again");
+        }
+    }
+
+    fn file_gone(&self, why: String) {
+        self.errors.with_label_values(&["file_check"]).inc();
+        let mut replaced = self.replaced.lock().unwrap_or_else(PoisonError::into_inner);
+        if replaced.is_none() {
+            tracing::error!("{why}");
+            *replaced = Some(why);
+        }
+    }
+}
+
+impl Store {
+    /// [`Store::open`] for the service: takes the database's exclusive lock first (a second
+    /// instance fails with [`StoreError::Locked`] naming the holder's PID), registers
+    /// `lienthong_store_errors_total` on `registry` and starts a watchdog thread that runs
+    /// [`Store::watch_once`] every [`WATCH_EVERY`] for as long as the store lives.
+    pub fn open_exclusive(
+        path: &Path,
+        registry: &prometheus::Registry,
+    ) -> Result<Arc<Store>, StoreError> {
+        let lock = lock_file(path)?;
+        let mut store = Store::open(path)?;
+        store._lock = Some(lock);
+        match registry.register(Box::new(store.health.errors.clone())) {
+            Ok(()) | Err(prometheus::Error::AlreadyReg) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let store = Arc::new(store);
+        let weak = Arc::downgrade(&store);
+        let spawned = std::thread::Builder::new()
+            .name("store-watch".into())
+            .spawn(move || loop {
+                std::thread::sleep(WATCH_EVERY);
+                match weak.upgrade() {
+                    Some(store) => store.watch_once(),
+                    None => return,
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the store watchdog");
+        }
+        Ok(store)
+    }
+
+    /// The shared health flag and error counter.
+    pub fn health(&self) -> Arc<StoreHealth> {
+        self.health.clone()
+    }
+
+    /// One watchdog round: is the path still our file; does a write still succeed (a full
+    /// disk or read-only filesystem shows here even when nothing else writes); truncate the WAL.
+    pub fn watch_once(&self) {
+        if let Err(why) = self.check_file() {
+            self.health.file_gone(why);
+        }
+        let _ = self.probe_write();
+        let _ = self.checkpoint();
+    }
+
+    /// Err when the database path was deleted or now names another file: writes would go to
+    /// an unlinked file and vanish at the next start.
+    pub fn check_file(&self) -> Result<(), String> {
+        let Some(opened) = self.file_id else {
+            return Ok(());
+        };
+        let path = self.path.display();
+        match file_id(&self.path) {
+            None => Err(format!(
+                "database file {path} was deleted while running: new incidents are lost at restart; restart lienthong"
+            )),
+            Some(now) if now != opened => Err(format!(
+                "database file {path} was replaced while running (another inode): restart lienthong"
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// A one-page write transaction (the schema version rewritten as it is).
+    pub fn probe_write(&self) -> Result<(), StoreError> {
+        self.tracked("probe_write", || {
+            let mut conn = self.writer();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let v: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            tx.pragma_update(None, "user_version", v)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// `wal_checkpoint(TRUNCATE)`: copies the WAL into the file and cuts it to zero bytes.
+    /// Returns (WAL frames, frames checkpointed); a busy reader leaves the rest for next time.
+    pub fn checkpoint(&self) -> Result<(i64, i64), StoreError> {
+        self.tracked("checkpoint", || {
+            let conn = self.writer();
+            // A TRUNCATE checkpoint waits for readers while holding off writers: wait briefly,
+            // and leave the rest to the next round rather than stall the engine.
+            conn.busy_timeout(CHECKPOINT_WAIT)?;
+            let r = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            });
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            Ok(r?)
+        })
+    }
+
+    /// Undelivered rows due at `now`, plus rows scheduled further ahead than `horizon` (no
+    /// retry is ever scheduled that far: the wall clock went back since), oldest first.
+    pub fn due_outbox_within(
+        &self,
+        now: UnixMillis,
+        horizon: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        self.tracked("due_outbox", || {
+            let conn = self.reader();
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {OUTBOX_COLS} FROM outbox WHERE delivered_at IS NULL \
+                 AND (next_attempt_at <= ?1 OR next_attempt_at > ?1 + ?2) ORDER BY id LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(params![now, horizon, limit], outbox_from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Moves every undelivered row's `next_attempt_at` by `delta` ms (the wall clock stepped).
+    pub fn outbox_shift(&self, delta: i64) -> Result<u64, StoreError> {
+        self.tracked("outbox_shift", || {
+            let conn = self.writer();
+            let n = conn
+                .prepare_cached(
+                    "UPDATE outbox SET next_attempt_at = next_attempt_at + ?1 \
+                     WHERE delivered_at IS NULL",
+                )?
+                .execute([delta])?;
+            Ok(n as u64)
+        })
+    }
+
+    /// Deletes the undelivered rows of a notify target removed from the config.
+    pub fn outbox_drop_target(&self, target: &str) -> Result<u64, StoreError> {
+        self.tracked("outbox_drop_target", || {
+            let conn = self.writer();
+            let n = conn
+                .prepare_cached("DELETE FROM outbox WHERE target = ?1 AND delivered_at IS NULL")?
+                .execute([target])?;
+            Ok(n as u64)
+        })
+    }
+
+    /// Deletes one undelivered row.
+    pub fn outbox_drop(&self, id: i64) -> Result<(), StoreError> {
+        self.tracked("outbox_drop", || {
+            let conn = self.writer();
+            conn.prepare_cached("DELETE FROM outbox WHERE id = ?1 AND delivered_at IS NULL")?
+                .execute([id])?;
+            Ok(())
+        })
+    }
+
+    /// Runs one store operation, counting its error and keeping the health flag. Every public
+    /// operation goes through it (the history functions in `incidents/history.rs` may too).
+    pub(super) fn tracked<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let result = f();
+        match &result {
+            Err(e) => self.health.failed(op, e),
+            Ok(_) if WRITE_OPS.contains(&op) => self.health.wrote(),
+            Ok(_) => {}
+        }
+        result
     }
 }
 

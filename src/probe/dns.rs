@@ -2,10 +2,11 @@
 //! answers.
 //!
 //! The query carries EDNS(0) with a 1232-byte UDP payload (the DNS flag day 2020 size) so that
-//! ordinary answers are not truncated. A truncated (TC) response is evaluated as received — there
-//! is no TCP retry; `truncated` in the details says so. Only datagrams from the server (the socket
-//! is connected) whose id matches are considered; a matching one that does not parse fails the
-//! run with `protocol`, and a timeout after only unusable datagrams is also `protocol`.
+//! ordinary answers are not truncated. A truncated (TC) response fails the run with
+//! `dns_answer` (there is no TCP retry, so its answers are incomplete); `truncated` in the
+//! details says so. Only datagrams from the server (the socket is connected) whose id matches
+//! are considered; a matching one that does not parse fails the run with `protocol`, and a
+//! timeout after only unusable datagrams is also `protocol`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -320,6 +321,16 @@ impl DnsProbe {
         d.truncated = m.truncated();
 
         let (q, server) = (format!("{} {}", self.name, self.record), self.server);
+        // A truncated answer set cannot be judged (and there is no TCP retry): a failure, so
+        // an overgrown zone is seen before resolvers start failing over to TCP.
+        if d.truncated {
+            let msg = format!(
+                "{q} at {server}: truncated response (TC bit set, {} answer(s) received); \
+                 the answers are incomplete and are not checked",
+                d.answers.len()
+            );
+            return Outcome::fail(Reason::DnsAnswer, msg, Details::Dns(d));
+        }
         if rcode != self.rcode {
             let msg = format!(
                 "{q} at {server}: expected rcode {}, got {}",

@@ -19,8 +19,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use url::{Position, Url};
 
 mod check;
+mod guard;
 
 use check::Checks;
+use guard::{GuardError, Guarded, Limits};
 
 use super::tcp::{connect_host, Fail, Phase, PhaseClock};
 use super::tls::{ExpirySink, TlsClient};
@@ -129,11 +131,12 @@ pub struct HttpProbe {
 }
 
 /// Per-run state kept outside the timed future so a timeout still reports what was measured.
-#[derive(Default)]
 struct RunState {
     clock: PhaseClock,
     sink: ExpirySink,
     details: HttpDetails,
+    /// The run's one deadline (over every hop) and its 1xx count, enforced on each IO.
+    limits: Limits,
 }
 
 /// How one hop ended when it did not fail.
@@ -206,12 +209,19 @@ impl HttpProbe {
     }
 
     pub async fn run(&self, timeout: Duration) -> Outcome {
-        let mut st = RunState::default();
-        let result = tokio::time::timeout(timeout, self.exchange(&mut st)).await;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut st = RunState {
+            clock: PhaseClock::default(),
+            sink: ExpirySink::default(),
+            details: HttpDetails::default(),
+            limits: Limits::new(deadline),
+        };
+        let result = tokio::time::timeout_at(deadline, self.exchange(&mut st)).await;
         let failure = match result {
             Ok(Ok(())) => None,
-            Ok(Err(fail)) => Some(fail),
-            Err(_) => {
+            Ok(Err(fail)) if fail.0 != Reason::Timeout => Some(fail),
+            // The guard saw the deadline before the timer did: the same report.
+            Ok(Err(_)) | Err(_) => {
                 let mut msg = st.clock.timeout_message(timeout);
                 if st.clock.current() == Some(Phase::Transfer) {
                     msg += &format!("; {} body bytes received", st.details.body_bytes);
@@ -309,6 +319,7 @@ impl HttpProbe {
         let host = url.host_str().unwrap_or_default();
         let port = url.port_or_known_default().unwrap_or(80);
         let tcp = connect_host(host, port, &mut st.clock).await?;
+        let tcp = Guarded::new(tcp, st.limits.clone());
         if url.scheme() != "https" {
             return self.http1(tcp, req, st).await;
         }
@@ -318,7 +329,13 @@ impl HttpProbe {
             .tls
             .connect(tcp, host, &[b"http/1.1"], &st.sink)
             .await
-            .map_err(|m| (Reason::Tls, m))?;
+            .map_err(|m| {
+                // The guard ends a handshake at the deadline: that is a timeout, not bad TLS.
+                match tokio::time::Instant::now() >= st.limits.deadline {
+                    true => (Reason::Timeout, m),
+                    false => (Reason::Tls, m),
+                }
+            })?;
         st.clock.end();
         self.http1(stream, req, st).await
     }
@@ -327,12 +344,17 @@ impl HttpProbe {
     async fn http1<S>(
         &self,
         io: S,
-        req: Request<Full<Bytes>>,
+        mut req: Request<Full<Bytes>>,
         st: &mut RunState,
     ) -> Result<Hop, Fail>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        // hyper skips 1xx heads in a loop; count them so the guard can end an endless stream.
+        let count = st.limits.informational.clone();
+        hyper::ext::on_informational(&mut req, move |_| {
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| hyper_fail("HTTP handshake", &e))?;
@@ -381,6 +403,11 @@ impl HttpProbe {
 fn hyper_fail(what: &str, e: &hyper::Error) -> Fail {
     use std::error::Error;
     use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    match GuardError::find(e) {
+        Some(GuardError::Deadline) => return (Reason::Timeout, format!("{what}: {e}")),
+        Some(g @ GuardError::Informational) => return (Reason::Protocol, format!("{what}: {g}")),
+        None => {}
+    }
     let mut text = format!("{what}: {e}");
     let mut reason = Reason::Protocol;
     let mut source = e.source();

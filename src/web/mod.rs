@@ -7,6 +7,7 @@ pub mod auth;
 pub mod feed;
 pub mod incidents;
 pub mod openapi;
+pub mod server;
 pub mod status;
 
 use std::sync::Arc;
@@ -70,6 +71,13 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(app): State<AppState>) -> Response {
+    // Probing on without a working store loses incidents: not ready, and say why.
+    if let Some(problem) = app.store.health().problem() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("degraded: {problem}"),
+        );
+    }
     let inv = app.state.inventory();
     if app.state.is_running() && !inv.checks.is_empty() {
         (

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test crate uses a different subset
 
 pub mod demo;
+pub mod svc;
 pub mod tls;
 
 use std::future::Future;
