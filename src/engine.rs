@@ -195,7 +195,11 @@ impl Engine {
     }
 
     pub fn set_inventory(&self, inv: Arc<Inventory>) {
-        self.lock().set_inventory(inv);
+        let mut inc = self.lock();
+        inc.set_inventory(inv);
+        // Incidents of removed checks ended: publish now, not at the next result.
+        self.publish_counts(&mut inc);
+        drop(inc);
         // Gauges of removed sites were reset by the metrics reload: publish everything again.
         self.published
             .store(0, std::sync::atomic::Ordering::Relaxed);

@@ -369,7 +369,7 @@ fn certificate_lifecycle_is_one_incident_per_certificate() {
         not_after: (EPOCH_MS / 1000) as i64 + expires as i64,
         problem: None,
     };
-    let mut feed = |sim: &mut Sim, t: f64, c: &CertInfo| {
+    let feed = |sim: &mut Sim, t: f64, c: &CertInfo| {
         for def in &checks {
             let details = match def.probe {
                 lienthong::probe::ProbeSpec::Http(_) => Details::Http(HttpDetails {

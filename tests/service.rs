@@ -222,9 +222,13 @@ async fn service_probes_exports_metrics_and_reloads() {
     let (_, metrics) = get(&format!("{base}/metrics")).await;
     assert!(metrics.contains("lienthong_config_last_reload_successful 1"));
     assert!(metrics.contains("lienthong_checks_configured 3"));
+    let stale: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.contains(r#"site="xa-b""#))
+        .collect();
     assert!(
-        !metrics.contains(r#"site="xa-b""#),
-        "series of the removed site remain"
+        stale.is_empty(),
+        "series of the removed site remain: {stale:#?}"
     );
 
     shutdown.cancel();

@@ -270,6 +270,17 @@ impl IncidentEngine {
         self.inv = inv;
         self.rebuild_counters();
         self.recompute_all_wants(self.last_now);
+        // Incidents of checks the new config removed end now, not on the next tick.
+        let gone: Vec<String> = self
+            .open
+            .keys()
+            .filter(|k| !self.wants.contains_key(*k))
+            .cloned()
+            .collect();
+        let now = self.last_now.unwrap_or_else(SystemTime::now);
+        if let Err(e) = self.reconcile_keys(gone, now) {
+            tracing::error!(error = %e, "incident store");
+        }
     }
 
     /// Recounts links and reference checks from the tracked states (after a config load).
