@@ -688,22 +688,26 @@ pub fn webhook_payload(item: &OutboxItem, incident: &Incident, event: &IncidentE
 /// One Alertmanager v2 alert for an incident. `endsAt` is the resolution time once resolved,
 /// otherwise `now` + 5 min (the alert is re-sent before then while the incident is open).
 pub fn alertmanager_alert(incident: &Incident, description: &str, now: UnixMillis) -> Value {
-    let mut labels = serde_json::Map::new();
-    labels.insert("alertname".into(), "LienthongIncident".into());
-    labels.insert("incident_key".into(), incident.key.clone().into());
-    labels.insert("severity".into(), severity_str(incident.severity).into());
-    labels.insert("scope".into(), scope_str(incident.scope).into());
-    if !incident.teams.is_empty() {
-        labels.insert("team".into(), incident.teams.join(",").into());
-    }
-    // Only for site incidents: the label set must not change while the incident lives, or
-    // Alertmanager would see a second alert.
-    if let (Scope::Site, [site]) = (incident.scope, incident.sites.as_slice()) {
-        labels.insert("site".into(), site.clone().into());
-    }
-    if let Some(service) = &incident.service {
-        labels.insert("service".into(), service.clone().into());
-    }
+    // The same identity as the `lienthong_incident_open` series the shipped paging rule fires
+    // on, so Alertmanager deduplicates when both paths are on. Only for site incidents does
+    // `site` appear: the label set must not change while the incident lives.
+    let row = crate::incidents::open_series::OpenRow {
+        id: incident.id,
+        key: incident.key.clone(),
+        severity: incident.severity,
+        scope: incident.scope,
+        teams: incident.teams.clone(),
+        site: match (incident.scope, incident.sites.as_slice()) {
+            (Scope::Site, [site]) => Some(site.clone()),
+            _ => None,
+        },
+        service: incident.service.clone(),
+        former_province: None,
+    };
+    let labels: serde_json::Map<String, Value> = crate::incidents::open_series::alert_labels(&row)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v)))
+        .collect();
     let ends_at = match incident.resolved_at {
         Some(r) => r,
         None => now + ALERT_TTL_MS,

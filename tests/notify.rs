@@ -508,7 +508,9 @@ async fn alertmanager_firing_then_resolved() {
         a["labels"],
         serde_json::json!({
             "alertname": "LienthongIncident",
-            "incident_key": "site/phuong-ben-thanh/link",
+            "incident_id": id.to_string(),
+            "key": "site/phuong-ben-thanh/link",
+            "kind": "link_down",
             "severity": "critical",
             "scope": "site",
             "team": "trung-tam",
@@ -548,7 +550,7 @@ async fn alertmanager_firing_then_resolved() {
     );
     assert_eq!(a["startsAt"], format_rfc3339(t0).as_str());
     assert_eq!(a["annotations"]["description"], "Đã kết nối lại");
-    assert_eq!(a["labels"]["incident_key"], "site/phuong-ben-thanh/link");
+    assert_eq!(a["labels"]["key"], "site/phuong-ben-thanh/link");
     assert_eq!(
         seen[n].headers["idempotency-key"],
         format!("{}:am", fx.store.get(id).unwrap().unwrap().events[1].id).as_str()
@@ -573,7 +575,8 @@ async fn alertmanager_service_incident_labels_and_open_refresh() {
     };
     // No outbox row at all (notify = []): the open incident still reaches Alertmanager through
     // the periodic refresh, so it never expires there.
-    fx.store
+    let (id, _) = fx
+        .store
         .open_incident(
             &inc,
             &event(EventKind::Opened, now_ms(), "down", "LGSP lỗi"),
@@ -600,7 +603,9 @@ async fn alertmanager_service_incident_labels_and_open_refresh() {
         a["labels"],
         serde_json::json!({
             "alertname": "LienthongIncident",
-            "incident_key": "service/lgsp",
+            "incident_id": id.to_string(),
+            "key": "service/lgsp",
+            "kind": "service_down",
             "severity": "warning",
             "scope": "service",
             "team": "trung-tam,thu-duc",

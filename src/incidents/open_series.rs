@@ -81,11 +81,16 @@ fn scope_str(s: Scope) -> &'static str {
     }
 }
 
-/// The alert identity of an incident: `alertname` plus [`LABELS`] with non-empty values.
-/// Prometheus drops empty labels, so the direct push must too.
+/// The alert identity of an incident: `alertname` plus [`LABELS`] with non-empty values, but
+/// not `former_province` (the shipped rule aggregates it away: it is for dashboards, and the
+/// direct push does not know it). Prometheus drops empty labels, so the push must too.
 pub fn alert_labels(row: &OpenRow) -> Vec<(&'static str, String)> {
     let mut out = vec![("alertname", "LienthongIncident".to_string())];
-    out.extend(series_labels(row));
+    out.extend(
+        series_labels(row)
+            .into_iter()
+            .filter(|(k, _)| *k != "former_province"),
+    );
     out
 }
 
