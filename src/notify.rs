@@ -749,15 +749,6 @@ fn severity_str(s: Severity) -> &'static str {
     }
 }
 
-fn scope_str(s: Scope) -> &'static str {
-    match s {
-        Scope::Site => "site",
-        Scope::Service => "service",
-        Scope::City => "city",
-        Scope::Prober => "prober",
-    }
-}
-
 /// Header values must be visible ASCII: percent-encode anything else (non-ASCII target names).
 fn header_safe(key: &str) -> String {
     let mut out = String::with_capacity(key.len());

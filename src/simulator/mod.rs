@@ -44,6 +44,7 @@
 //! - `http_status` (site or service, `status`): every HTTP request is answered with `status`.
 //! - `slow` (site or service, `delay`): every HTTP response waits `delay` first.
 //! - `tcp_down` (site or service): the TCP listeners are closed (HTTP stays up).
+//! - `wrong_body` (site or service): HTTP answers `200` with a maintenance page (the app is gone).
 //!
 //! A listener shared by several checks closes when a fault hits any of them. `http_status` and
 //! `slow` with a `check` apply to requests for that check's URL path.
@@ -52,7 +53,8 @@
 //! at 20 s `link_down` of Phường Bến Thành for 2 min; at 60 s `http_status` 503 on the
 //! administrative-procedures system for 90 s; at 150 s `link_loss` 15 % on Côn Đảo for 150 s; at
 //! 240 s `slow` 4 s on Phường Sài Gòn's public-service centre for 90 s; at 340 s `link_latency`
-//! +300 ms on Xã Thạnh An for 2 min; cycle 10 min.
+//! +300 ms on Xã Thạnh An for 2 min; at 480 s `wrong_body` on the document-management system
+//! for 60 s (200 with a maintenance page); cycle 10 min.
 
 mod certs;
 pub mod dns;

@@ -86,6 +86,9 @@ pub enum FaultKind {
     Slow,
     /// The target's TCP listeners are closed (HTTP stays up).
     TcpDown,
+    /// Every HTTP request is answered `200` with a maintenance page instead of the
+    /// application: "answering", not "working".
+    WrongBody,
 }
 
 impl FaultKind {
@@ -97,6 +100,7 @@ impl FaultKind {
             FaultKind::HttpStatus => "http_status",
             FaultKind::Slow => "slow",
             FaultKind::TcpDown => "tcp_down",
+            FaultKind::WrongBody => "wrong_body",
         }
     }
 }
@@ -178,6 +182,9 @@ impl Fault {
             ),
             FaultKind::Slow => format!("slow {t}: HTTP responses delayed {}", ms(self.delay)),
             FaultKind::TcpDown => format!("tcp_down {t}: TCP listeners closed"),
+            FaultKind::WrongBody => {
+                format!("wrong_body {t}: HTTP answers 200 with a maintenance page")
+            }
         }
     }
 
@@ -238,6 +245,7 @@ impl Scenario {
     /// - 150 s: Côn Đảo's island link loses 15 % for 150 s;
     /// - 240 s: Phường Sài Gòn's public-service centre answers in 4 s for 90 s;
     /// - 340 s: Xã Thạnh An's island link gets 300 ms slower for 120 s (no loss);
+    /// - 480 s: the document-management system answers 200 with a maintenance page for 60 s;
     /// - cycle 10 min.
     pub fn default_demo() -> Scenario {
         let site = |mut f: Fault, slug: &str| {
@@ -255,8 +263,10 @@ impl Scenario {
         slow.delay = Some(Duration::from_secs(4));
         let mut latency = site(Fault::new(340, 120, FaultKind::LinkLatency), "xa-thanh-an");
         latency.delay = Some(Duration::from_millis(300));
+        let mut wrong = Fault::new(480, 60, FaultKind::WrongBody);
+        wrong.service = Some("quan-ly-van-ban".into());
         Scenario {
-            faults: vec![down, status, loss, slow, latency],
+            faults: vec![down, status, loss, slow, latency, wrong],
             ..Scenario::default()
         }
     }

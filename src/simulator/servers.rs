@@ -296,26 +296,28 @@ impl HttpSite {
 
     /// Status override and delay for a request to `path`. The request is for the checks whose
     /// URL path is `path`, or for every check of the listener when none is.
-    fn effects(&self, path: &str, active: &[Fault]) -> (Option<u16>, Duration) {
+    fn effects(&self, path: &str, active: &[Fault]) -> (Option<u16>, Duration, bool) {
         let exact = self.owners.iter().any(|(_, p)| p == path);
         let mut status = None;
         let mut delay = Duration::ZERO;
+        let mut wrong = false;
         for (id, _) in self.owners.iter().filter(|(_, p)| !exact || p == path) {
             for f in active.iter().filter(|f| f.targets(id, false)) {
                 match f.kind {
                     FaultKind::HttpStatus => status = status.or(f.status),
                     FaultKind::Slow => delay = delay.max(f.delay.unwrap_or_default()),
+                    FaultKind::WrongBody => wrong = true,
                     _ => {}
                 }
             }
         }
-        (status, delay)
+        (status, delay, wrong)
     }
 
     async fn respond(&self, req: Request<Incoming>, view: &FaultView) -> Response<Full<Bytes>> {
         let path = req.uri().path().to_string();
         drop(req);
-        let (status, delay) = self.effects(&path, &view.current());
+        let (status, delay, wrong) = self.effects(&path, &view.current());
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
@@ -326,6 +328,14 @@ impl HttpSite {
                 code.as_u16()
             );
             return reply(code, "application/json", body);
+        }
+        if wrong {
+            // What a reverse proxy shows while the application behind it is gone.
+            return reply(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                "<!doctype html><html><body><h1>Hệ thống đang bảo trì</h1></body></html>\n".into(),
+            );
         }
         match path.as_str() {
             "/healthz" | "/api/health" | "/status" => reply(
