@@ -184,13 +184,13 @@ impl Metrics {
             ),
             icmp_sent: gauge(
                 &r,
-                "probe_icmp_packets_sent_count",
+                "probe_icmp_packets_sent",
                 "Echo requests sent in the last round",
                 &[],
             ),
             icmp_received: gauge(
                 &r,
-                "probe_icmp_packets_received_count",
+                "probe_icmp_packets_received",
                 "Echo replies received in the last round",
                 &[],
             ),
