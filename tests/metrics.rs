@@ -424,7 +424,10 @@ fn render_runs_while_a_writer_records() {
     let mut renders = 0;
     while !writer.is_finished() || renders == 0 {
         let text = m.render();
-        assert!(text.contains("# TYPE probe_success gauge"));
+        assert_eq!(
+            text.matches("\nlienthong_check_info{").count(),
+            inv.checks.len()
+        );
         renders += 1;
     }
     writer.join().unwrap();
@@ -435,4 +438,85 @@ fn render_runs_while_a_writer_records() {
         .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(total, 2000);
+}
+
+/// `GET /metrics` through the real router: gzip when asked, the same exposition either way.
+#[tokio::test]
+async fn metrics_endpoint_gzips_when_asked() {
+    use std::io::Read;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(lienthong::incidents::Store::open(&dir.path().join("m.db")).unwrap());
+    let (m, _) = scenario();
+    let m = Arc::new(m);
+    let app = lienthong::web::AppState {
+        metrics: m.clone(),
+        state: Arc::new(lienthong::state::LiveState::default()),
+        store,
+        events: tokio::sync::broadcast::channel(4).0,
+        api_token: None,
+        maintenance_changed: Arc::new(tokio::sync::Notify::new()),
+        pages: Default::default(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/metrics", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, lienthong::web::router(app)).await });
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+
+    let plain = http.get(&url).send().await.unwrap();
+    assert_eq!(plain.status(), 200);
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain = plain.text().await.unwrap();
+    assert_eq!(plain, m.render());
+
+    let zipped = http
+        .get(&url)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zipped.status(), 200);
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    assert_eq!(zipped.headers()["vary"], "accept-encoding");
+    assert!(zipped.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let bytes = zipped.bytes().await.unwrap();
+    assert!(
+        bytes.len() < plain.len() / 3,
+        "{} vs {}",
+        bytes.len(),
+        plain.len()
+    );
+    let mut unzipped = String::new();
+    flate2::read::GzDecoder::new(&bytes[..])
+        .read_to_string(&mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, plain);
+
+    let refused = http
+        .get(&url)
+        .header("accept-encoding", "gzip;q=0, identity")
+        .send()
+        .await
+        .unwrap();
+    assert!(refused.headers().get("content-encoding").is_none());
+    assert_eq!(refused.text().await.unwrap(), plain);
+}
+
+/// The fast writer of the per-check families makes exactly what the prometheus crate's
+/// `TextEncoder` makes of the same state collected as protos (also after a reload and with a
+/// label value that needs escaping).
+#[test]
+fn render_equals_text_encoder_of_gather() {
+    let (m, inv) = scenario();
+    let encode = |m: &Metrics| {
+        prometheus::TextEncoder::new()
+            .encode_to_string(&m.gather())
+            .unwrap()
+    };
+    assert_eq!(m.render(), encode(&m));
+    m.set_inventory(&config(false), Some(&inv));
+    assert_eq!(m.render(), encode(&m));
 }
