@@ -6,15 +6,17 @@
 //! by several reasons) into the real [`Metrics`], then renders the exposition 10 times.
 //!
 //! Prints: record cost per run, render time p50/max and size (plain and gzip, as /metrics
-//! sends it to Prometheus), the longest `record` while renders run on another thread (the lock
-//! the writer and a scrape share), and the resident-memory growth (VmRSS) per check.
+//! sends it to Prometheus), `record` latency while renders run on another thread (the lock
+//! the writer and a scrape share), live heap bytes per check (a counting allocator) and the
+//! resident-memory growth (VmRSS).
 //!
 //! Run with `cargo bench --bench metrics` (`BENCH_CHECKS=10000 cargo bench --bench metrics` for
 //! another size). No network: the addresses are only parsed.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -27,6 +29,31 @@ use lienthong::probe::tcp::TcpDetails;
 use lienthong::probe::{Details, Outcome, Phases, ProbeKind, Reason};
 
 const RENDERS: usize = 10;
+
+/// Counts live heap bytes: RSS alone cannot tell the metrics' share from the freed config
+/// parse that the allocator reuses.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size(), Ordering::Relaxed);
+        System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        System.dealloc(p, l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new, Ordering::Relaxed);
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        System.realloc(p, l, new)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 fn main() {
     let n: usize = match std::env::var("BENCH_CHECKS") {
@@ -47,9 +74,6 @@ fn main() {
         counts(ProbeKind::Icmp)
     );
 
-    let rss_before = rss_kib();
-    let metrics = Arc::new(Metrics::new());
-    metrics.set_inventory(&inv, None);
     let outcomes: Vec<Outcome> = inv
         .checks
         .iter()
@@ -57,6 +81,10 @@ fn main() {
         .map(|(i, c)| outcome(c, i))
         .collect();
     let finished = SystemTime::now();
+    let rss_before = rss_kib();
+    let heap_before = LIVE.load(Ordering::Relaxed);
+    let metrics = Arc::new(Metrics::new());
+    metrics.set_inventory(&inv, None);
 
     // First run of every check, then a steady-state one (slots exist, failures allocated).
     let t = Instant::now();
@@ -66,6 +94,7 @@ fn main() {
     record_all(&metrics, &inv, &outcomes, finished);
     let steady = t.elapsed();
     let rss_state = rss_kib();
+    let heap_state = LIVE.load(Ordering::Relaxed);
 
     let mut times = Vec::with_capacity(RENDERS);
     let mut text = String::new();
@@ -75,6 +104,7 @@ fn main() {
         times.push(t.elapsed());
     }
     let rss_rendered = rss_kib();
+    let heap_rendered = LIVE.load(Ordering::Relaxed) - text.len();
     times.sort();
     let samples = text.lines().filter(|l| !l.starts_with('#')).count();
 
@@ -101,17 +131,17 @@ fn main() {
             k
         })
     };
-    let mut worst = Duration::ZERO;
-    let mut recorded = 0u64;
+    let mut lat = Vec::new();
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(3) {
         for (c, o) in inv.checks.iter().zip(&outcomes).take(2000) {
             let r = Instant::now();
             metrics.record(c, o, finished);
-            worst = worst.max(r.elapsed());
-            recorded += 1;
+            lat.push(r.elapsed());
         }
     }
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize];
     stop.store(true, Ordering::Relaxed);
     let concurrent_renders = renderer.join().expect("render thread");
 
@@ -136,8 +166,16 @@ fn main() {
         ms(gz6_t)
     );
     println!(
-        "  record vs render: longest record {:.2} ms over {recorded} records during {concurrent_renders} concurrent renders",
-        ms(worst)
+        "  record vs render: {} records during {concurrent_renders} concurrent renders: p50 {:.2} µs, p99.9 {:.2} µs, max {:.2} ms",
+        lat.len(),
+        pct(0.5).as_secs_f64() * 1e6,
+        pct(0.999).as_secs_f64() * 1e6,
+        ms(lat[lat.len() - 1])
+    );
+    println!(
+        "  heap:             {:.0} B/check live after recording; {:.0} B/check after {RENDERS} renders (exposition text excluded)",
+        (heap_state - heap_before) as f64 / n as f64,
+        (heap_rendered.saturating_sub(heap_before)) as f64 / n as f64,
     );
     println!(
         "  RSS:              {:.1} MiB before, +{:.1} MiB with state ({:.0} B/check), +{:.1} MiB after renders ({:.0} B/check incl. allocator-retained render buffers)",

@@ -900,7 +900,6 @@ fn sample(
     tail: &str,
     v: f64,
 ) {
-    use std::fmt::Write;
     out.push_str(name);
     out.push_str(suffix);
     out.push('{');
@@ -914,13 +913,23 @@ fn sample(
     }
     out.push(',');
     out.push_str(tail);
-    // f64's Display, as TextEncoder writes values.
-    let _ = writeln!(out, "}} {v}");
+    out.push_str("} ");
+    push_value(out, v);
+}
+
+/// `v` as f64's Display writes it (what TextEncoder uses), with a shortcut for whole numbers
+/// (counts, timestamps, status codes: most samples), then a newline.
+fn push_value(out: &mut String, v: f64) {
+    use std::fmt::Write;
+    if v.fract() == 0.0 && v.abs() < 1e15 && !(v == 0.0 && v.is_sign_negative()) {
+        let _ = writeln!(out, "{}", v as i64);
+    } else {
+        let _ = writeln!(out, "{v}");
+    }
 }
 
 /// A histogram bucket line: the `le` label comes after the others.
 fn sample_le(out: &mut String, name: &str, head: &str, tail: &str, le: &[(&str, &str)], v: f64) {
-    use std::fmt::Write;
     out.push_str(name);
     out.push_str("_bucket{");
     out.push_str(head);
@@ -928,7 +937,8 @@ fn sample_le(out: &mut String, name: &str, head: &str, tail: &str, le: &[(&str, 
     out.push_str(tail);
     out.push_str(",le=\"");
     out.push_str(le[0].1);
-    let _ = writeln!(out, "\"}} {v}");
+    out.push_str("\"} ");
+    push_value(out, v);
 }
 
 /// Only the descriptors of [`CheckSeries`]: registered so the registry refuses a clash with a
@@ -1010,6 +1020,31 @@ mod tests {
         assert_eq!(cum[13], 3);
         assert_eq!(p.get_sample_count(), 4);
         assert!((p.get_sample_sum() - 61.0021).abs() < 1e-9);
+    }
+
+    #[test]
+    fn values_print_as_f64_display() {
+        for v in [
+            0.0,
+            -0.0,
+            1.0,
+            -3.0,
+            0.5,
+            1e15,
+            1e16,
+            123456789.0,
+            1_800_000_000.0,
+            2.5e-7,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.1 + 0.2,
+            9007199254740993.0,
+        ] {
+            let mut out = String::new();
+            push_value(&mut out, v);
+            assert_eq!(out, format!("{v}\n"), "{v:?}");
+        }
     }
 
     #[test]
