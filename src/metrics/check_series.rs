@@ -1,10 +1,14 @@
-//! Per-check series, rendered from compact per-check state by a custom collector.
+//! Per-check series, kept as compact per-check state.
 //!
 //! A `GaugeVec` child per series costs about a kilobyte (label strings, hash entry, atomics)
 //! and every update hashes 4–5 label values; at 20,000 checks that is ~85k children. Here a
-//! check is one slot of plain numbers, found once per run by its id. Label pairs exist only
-//! while rendering, built from a copy of the slots taken under a short lock, so a scrape never
-//! holds up the writer for longer than a memcpy.
+//! check is one slot of plain numbers (~600 B with its index entry), found once per run by its
+//! id. Two ways out, from a copy of the slots taken under a short lock (a scrape never holds up
+//! the writer for longer than a memcpy):
+//! - [`Snapshot::write`]: the text format directly (what `/metrics` serves), escaped label text
+//!   built once per check and render;
+//! - `impl Collector`: the same families as prometheus protos (`Metrics::gather`); a test
+//!   checks that `TextEncoder` makes of them exactly the bytes `write` makes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,7 +25,9 @@ pub(super) const LATENCY_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-// Phase label → index into the slot's phase array, in label order (the exposition's order).
+/// Phase label → index into the slot's phase array, in label order (the exposition's order).
+type PhaseNames = [(&'static str, usize)];
+
 const HTTP_PHASES: [(&str, usize); 5] = [
     ("connect", 1),
     ("processing", 3),
@@ -454,7 +460,7 @@ impl Slot {
     }
 
     /// The phase values of family `f` with their names, in label order.
-    fn phases(&self, f: usize) -> Option<(&'static [(&'static str, usize)], &[f64])> {
+    fn phases(&self, f: usize) -> Option<(&'static PhaseNames, &[f64])> {
         match (f, &self.series) {
             (HTTP_PHASE, KindSeries::Http { phases, .. }) => Some((&HTTP_PHASES, phases)),
             (ICMP_PHASE, KindSeries::Icmp(s)) => Some((&ICMP_PHASES, &s.phases)),
@@ -591,7 +597,8 @@ impl Table {
     }
 }
 
-/// The collector of every per-check family (registered on the service's registry).
+/// Every per-check family: the slots, their descriptors and the per-kind duration histogram
+/// each run also feeds.
 #[derive(Clone)]
 pub(super) struct CheckSeries {
     table: Arc<Mutex<Table>>,
