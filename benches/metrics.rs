@@ -12,6 +12,18 @@
 //!
 //! Run with `cargo bench --bench metrics` (`BENCH_CHECKS=10000 cargo bench --bench metrics` for
 //! another size). No network: the addresses are only parsed.
+//!
+//! Measured on the 2-core box (load average ≈ 5 from parallel builds), 20,000 checks, 288,471
+//! samples, 28.5 MiB of text (1.13 MiB gzip level 1, 20 ms):
+//!
+//! | | `GaugeVec` per series (before) | slots + direct writer |
+//! | --- | --- | --- |
+//! | render p50 / max | 883 / 928 ms | 83 / 101 ms |
+//! | `record` per run, steady | 3.7 µs | 0.47 µs |
+//! | `record` p99.9 while rendering | 91 µs | 1.5 µs |
+//! | live heap per check | 7,638 B | 580 B |
+//!
+//! At 10,000 checks: render p50 28 ms, 581 B/check.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
