@@ -519,4 +519,18 @@ fn render_equals_text_encoder_of_gather() {
     assert_eq!(m.render(), encode(&m));
     m.set_inventory(&config(false), Some(&inv));
     assert_eq!(m.render(), encode(&m));
+
+    // Within one check name, the first site has runs but no HTTP details yet, the second has.
+    let m = Metrics::new();
+    m.set_inventory(&inv, None);
+    let a_ep = check(&inv, Some("a"), None, "endpoint");
+    let b_ep = check(&inv, Some("b"), None, "endpoint");
+    m.record(a_ep, &fail(Reason::Timeout, Details::None), UNIX_EPOCH);
+    m.record(b_ep, &http_ok(200, Some(1)), UNIX_EPOCH);
+    m.set_check_state(b_ep, State::Up);
+    let text = m.render();
+    assert!(text.contains(
+        r#"probe_http_duration_seconds{check="endpoint",kind="http",phase="connect",service="",site="b"} 0.002"#
+    ));
+    assert_eq!(text, encode(&m));
 }

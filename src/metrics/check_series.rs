@@ -835,11 +835,16 @@ impl Snapshot {
                 }
             }
             Shape::Phases => {
+                let names: &PhaseNames = match f {
+                    HTTP_PHASE => &HTTP_PHASES,
+                    ICMP_PHASE => &ICMP_PHASES,
+                    _ => &DNS_PHASES,
+                };
                 for g in &self.groups {
                     let group = &self.order[g.clone()];
-                    let Some((names, _)) = group.first().and_then(|i| slot(i).phases(f)) else {
+                    if group.iter().all(|i| slot(i).phases(f).is_none()) {
                         continue;
-                    };
+                    }
                     for (phase, k) in names {
                         for i in group {
                             if let Some((_, values)) = slot(i).phases(f) {
