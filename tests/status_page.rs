@@ -379,3 +379,89 @@ fn status_page_in_a_real_browser() {
     assert_eq!(get(&demo, "/sites/khong-co").0, 404);
     drop(demo);
 }
+
+/// A site page over a real store and router (no browser): a running maintenance window shows
+/// its reason, end time and author; ending it through the API removes the panel.
+#[tokio::test]
+async fn site_page_shows_the_running_maintenance_window() {
+    use lienthong::web::{router, AppState};
+    use std::sync::Arc;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid.toml");
+    let config = lienthong::config::Config::load(&fixture).unwrap();
+    let state = Arc::new(lienthong::state::LiveState::default());
+    state.set_inventory(config.inventory.clone());
+    let store = Arc::new(lienthong::incidents::Store::open(&dir.path().join("db.sqlite")).unwrap());
+    let (events, _) = tokio::sync::broadcast::channel(16);
+    let app = AppState {
+        metrics: Arc::new(lienthong::metrics::Metrics::new()),
+        state,
+        store,
+        events,
+        api_token: Some(Arc::from("tok")),
+        maintenance_changed: Arc::new(tokio::sync::Notify::new()),
+        pages: Default::default(),
+    };
+    let addr = common::serve(router(app)).await;
+    let http = reqwest::Client::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let ends = now + 2 * 3_600_000;
+    let w: serde_json::Value = http
+        .post(format!("http://{addr}/api/v1/maintenance"))
+        .bearer_auth("tok")
+        .body(
+            serde_json::json!({
+                "site": "b",
+                "starts_at": lienthong::maintenance::format_rfc3339(now - 60_000),
+                "ends_at": lienthong::maintenance::format_rfc3339(ends),
+                "reason": "Thay bộ định tuyến <VNPT>",
+                "created_by": "Tổ 2 — Lê Thị Hoa"
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = w["id"].as_i64().expect("created");
+    let page = |slug: &'static str| {
+        let http = http.clone();
+        async move {
+            http.get(format!("http://{addr}/sites/{slug}"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let html = page("b").await;
+    let panel = &html[html
+        .find("id=\"site-maintenance\"")
+        .expect("a maintenance panel")..];
+    assert!(panel.contains("Đang bảo trì"));
+    assert!(
+        panel.contains("Thay bộ định tuyến &lt;VNPT&gt;"),
+        "escaped reason"
+    );
+    assert!(panel.contains("Tổ 2 — Lê Thị Hoa"));
+    let end_local = lienthong::maintenance::format_local(ends / 1000 * 1000);
+    assert!(panel.contains(&end_local), "end time {end_local}");
+    // Another site is not under this window.
+    assert!(!page("a").await.contains("id=\"site-maintenance\""));
+    let r = http
+        .post(format!("http://{addr}/api/v1/maintenance/{id}/end"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(!page("b").await.contains("id=\"site-maintenance\""));
+}

@@ -21,6 +21,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/incidents/stream"),
     ("GET", "/api/v1/maintenance"),
     ("POST", "/api/v1/maintenance"),
+    ("DELETE", "/api/v1/maintenance/{id}"),
+    ("POST", "/api/v1/maintenance/{id}/end"),
     ("GET", "/api/v1/checks"),
     ("GET", "/api/v1/sites"),
     ("GET", "/api/v1/sites/{slug}"),
@@ -66,6 +68,14 @@ fn id_param() -> Value {
     })
 }
 
+fn window_id_param() -> Value {
+    json!({
+        "name": "id", "in": "path", "required": true,
+        "description": "Maintenance window id (a positive integer, from POST or GET /api/v1/maintenance); anything else → 400.",
+        "schema": { "type": "integer", "format": "int64", "minimum": 1 }
+    })
+}
+
 fn query(name: &str, description: &str, schema: Value) -> Value {
     json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
 }
@@ -94,8 +104,14 @@ pub fn operation(method: &str, path: &str) -> Option<Value> {
             "description": "Filters combine with AND. Unknown parameters, or a parameter given \
                             twice, → 400. Empty values count as absent.",
             "parameters": [
-                query("state", "Derived state: resolved > acknowledged > open.",
+                query("state", "`open` = every unresolved incident, acknowledged or not (as the \
+                               status page counts them); `acknowledged` = unresolved and \
+                               acknowledged; `resolved`.",
                       json!({ "type": "string", "enum": ["open", "acknowledged", "resolved"] })),
+                query("acknowledged", "Narrows unresolved incidents: `true` = acknowledged, \
+                                      `false` = nobody has taken them yet. Alone it implies \
+                                      unresolved; with state=resolved → 400.",
+                      json!({ "type": "boolean" })),
                 query("site", "Slug of an affected site.", json!({ "type": "string" })),
                 query("team", "Name of a specialist team ([[team]] in the config).", json!({ "type": "string" })),
                 query("severity", "Severity.", json!({ "type": "string", "enum": ["critical", "warning"] })),
@@ -127,15 +143,18 @@ pub fn operation(method: &str, path: &str) -> Option<Value> {
         ("POST", "/api/v1/incidents/{id}/ack") => json!({
             "tags": ["incidents"],
             "operationId": "acknowledgeIncident",
-            "summary": "Acknowledge an incident (idempotent)",
+            "summary": "Acknowledge an incident (idempotent for the same person)",
             "description": "The body is optional; `by` defaults to \"api\". The new timeline \
-                            event is published on the SSE stream.",
+                            event is published on the SSE stream. The first acknowledgement \
+                            holds: the same `by` again → 200 unchanged; another `by` → 409 \
+                            naming the current acknowledger.",
             "security": [{ "bearerAuth": [] }],
             "parameters": [id_param()],
             "requestBody": { "required": false, "content": json_body(s("AckRequest")) },
             "responses": write_errors(json!({
                 "200": { "description": "The acknowledged incident with its timeline.", "content": json_body(s("Incident")) },
-                "404": r("NotFound")
+                "404": r("NotFound"),
+                "409": { "description": "Already acknowledged by someone else.", "content": json_body(s("AckConflict")) }
             }))
         }),
         ("POST", "/api/v1/incidents/{id}/notes") => json!({
@@ -192,11 +211,44 @@ pub fn operation(method: &str, path: &str) -> Option<Value> {
             "summary": "Create a maintenance window",
             "description": "During the window checks still run and are recorded, but no \
                             incident is opened for what it covers. The engine picks it up at \
-                            once.",
+                            once. A window lasts at most [api] max_maintenance (default 7 \
+                            days); a city-wide window needs `\"scope\": \"city\"`.",
             "security": [{ "bearerAuth": [] }],
             "requestBody": { "required": true, "content": json_body(s("MaintenanceRequest")) },
             "responses": write_errors(json!({
                 "201": { "description": "The stored window.", "content": json_body(s("MaintenanceWindow")) }
+            }))
+        }),
+        ("DELETE", "/api/v1/maintenance/{id}") => json!({
+            "tags": ["maintenance"],
+            "operationId": "deleteMaintenance",
+            "summary": "Delete a maintenance window created through the API",
+            "description": "As if it had never been created (past minutes it covered are no \
+                            longer counted as maintenance). To stop a running window and keep \
+                            its record, use POST …/end.",
+            "security": [{ "bearerAuth": [] }],
+            "parameters": [window_id_param()],
+            "responses": {
+                "204": { "description": "Deleted." },
+                "400": r("BadRequest"),
+                "401": r("Unauthorized"),
+                "403": r("Forbidden"),
+                "404": r("NotFound"),
+                "500": r("InternalError")
+            }
+        }),
+        ("POST", "/api/v1/maintenance/{id}/end") => json!({
+            "tags": ["maintenance"],
+            "operationId": "endMaintenance",
+            "summary": "End a maintenance window now",
+            "description": "Sets ends_at to now (a window not started yet then covers \
+                            nothing). No body.",
+            "security": [{ "bearerAuth": [] }],
+            "parameters": [window_id_param()],
+            "responses": write_errors(json!({
+                "200": { "description": "The window as ended.", "content": json_body(s("MaintenanceWindow")) },
+                "404": r("NotFound"),
+                "409": { "description": "The window had already ended.", "content": json_body(s("Error")) }
             }))
         }),
         ("GET", "/api/v1/checks") => json!({
@@ -408,7 +460,8 @@ fn schemas() -> Value {
         a.push(json!("notes"));
     }
     let maint_props = json!({
-        "site": { "type": "string", "nullable": true, "description": "Site slug; neither site nor service = the whole city." },
+        "scope": { "type": "string", "enum": ["site", "service", "city"], "description": "What the window covers. Optional with site or service; required as \"city\" for a window over the whole city (no site, no service)." },
+        "site": { "type": "string", "nullable": true, "description": "Site slug (not with service)." },
         "service": { "type": "string", "nullable": true, "description": "Shared-service slug (not with site)." }
     });
     json!({
@@ -460,6 +513,15 @@ fn schemas() -> Value {
                 "text": { "type": "string" }
             }
         },
+        "AckConflict": {
+            "type": "object",
+            "required": ["error", "acknowledged_by"],
+            "properties": {
+                "error": { "type": "string" },
+                "acknowledged_by": { "type": "string", "description": "Who holds the acknowledgement." },
+                "acknowledged_at": opt_time("UTC")
+            }
+        },
         "AckRequest": {
             "type": "object",
             "additionalProperties": false,
@@ -479,19 +541,21 @@ fn schemas() -> Value {
             "additionalProperties": false,
             "required": ["starts_at", "ends_at", "reason"],
             "properties": {
+                "scope": maint_props["scope"],
                 "site": maint_props["site"],
                 "service": maint_props["service"],
                 "starts_at": { "type": "string", "description": "RFC 3339 or local Asia/Ho_Chi_Minh \"YYYY-MM-DD HH:MM\".", "example": "2026-11-28 22:00" },
-                "ends_at": { "type": "string", "description": "After starts_at and not in the past; same formats.", "example": "2026-11-29 02:00" },
+                "ends_at": { "type": "string", "description": "After starts_at, not in the past, at most [api] max_maintenance (default 7 days) after starts_at; same formats.", "example": "2026-11-29 02:00" },
                 "reason": { "type": "string", "minLength": 1, "maxLength": MAX_REASON_CHARS },
                 "created_by": { "type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "default": "api" }
             }
         },
         "MaintenanceWindow": {
             "type": "object",
-            "required": ["id", "site", "service", "starts_at", "ends_at", "reason", "created_by"],
+            "required": ["id", "scope", "site", "service", "starts_at", "ends_at", "reason", "created_by"],
             "properties": {
                 "id": { "type": "integer", "format": "int64" },
+                "scope": maint_props["scope"],
                 "site": maint_props["site"],
                 "service": maint_props["service"],
                 "starts_at": time("UTC"),
@@ -591,7 +655,7 @@ pub fn spec() -> Value {
                 "BadRequest": error_response("Bad parameter or body; `error` says which and what is allowed."),
                 "Unauthorized": unauthorized,
                 "Forbidden": error_response("Wrong token, or the write API is disabled (no token configured)."),
-                "NotFound": error_response("No such incident or site."),
+                "NotFound": error_response("No such incident, maintenance window or site."),
                 "PayloadTooLarge": error_response(&format!("Request body over {} KiB.", BODY_LIMIT / 1024)),
                 "InternalError": error_response("The incident store failed; details in the server log.")
             },

@@ -1087,6 +1087,7 @@ async fn site_page(
             .unwrap_or_default();
         let (from, to) = page_window(&inv, now);
         let report = cache.report(&store, &inv, from, to, now).ok();
+        let maintenance = active_windows(&inv, &store, &slug, now);
         Some(
             render_site(
                 &SiteData {
@@ -1097,6 +1098,7 @@ async fn site_page(
                     series: &series,
                     incidents: &incidents,
                     report: report.as_deref(),
+                    maintenance: &maintenance,
                     now,
                 },
                 lang,
@@ -1122,6 +1124,53 @@ async fn site_page(
     }
 }
 
+/// A maintenance window in force for a site, as its page tells it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveWindow {
+    pub reason: String,
+    /// None for a recurring window of the config (it ends with its slot).
+    pub ends_at: Option<i64>,
+    /// Who created it: the API's `created_by`, or "probes.toml".
+    pub by: String,
+    pub city_wide: bool,
+}
+
+/// Windows (config and API) in force at `now` that cover the site.
+fn active_windows(
+    inv: &Inventory,
+    store: &crate::incidents::Store,
+    slug: &str,
+    now: i64,
+) -> Vec<ActiveWindow> {
+    let mut out: Vec<ActiveWindow> = inv
+        .maintenance
+        .iter()
+        .filter(|w| w.active_at(now) && w.covers(Some(slug), None))
+        .map(|w| ActiveWindow {
+            reason: w.reason.clone(),
+            ends_at: match w.when {
+                crate::maintenance::When::Once { end, .. } => Some(end),
+                crate::maintenance::When::Recurring { .. } => None,
+            },
+            by: "probes.toml".into(),
+            city_wide: w.site.is_none() && w.service.is_none(),
+        })
+        .collect();
+    let api = store.maintenance_windows(now).unwrap_or_default();
+    out.extend(
+        api.into_iter()
+            .filter(|w| w.starts_at <= now && w.service.is_none())
+            .filter(|w| w.site.as_deref().is_none_or(|s| s == slug))
+            .map(|w| ActiveWindow {
+                city_wide: w.site.is_none(),
+                reason: w.reason,
+                ends_at: Some(w.ends_at),
+                by: w.created_by,
+            }),
+    );
+    out
+}
+
 /// What a site page shows.
 pub struct SiteData<'a> {
     pub inv: &'a Inventory,
@@ -1131,6 +1180,8 @@ pub struct SiteData<'a> {
     pub series: &'a HashMap<String, Vec<SeriesPoint>>,
     pub incidents: &'a [Incident],
     pub report: Option<&'a Report>,
+    /// Maintenance windows in force now.
+    pub maintenance: &'a [ActiveWindow],
     pub now: i64,
 }
 
@@ -1181,6 +1232,20 @@ pub fn render_site(d: &SiteData, lang: Lang) -> Markup {
                     dt { (lang.pick("Loại đường truyền", "Link class")) } dd { (s.link_class) }
                     dt { (lang.pick("Tọa độ", "Coordinates")) } dd { (format!("{:.4}, {:.4}", s.lat, s.lon)) }
                     @if !team_titles.is_empty() { dt { (lang.pick("Tổ chuyên trách", "Teams")) } dd { (team_titles.join(", ")) } }
+                }
+            }
+            @for w in d.maintenance {
+                section.panel.s-maintenance #site-maintenance {
+                    h2 { (lang.pick("Đang bảo trì", "Under maintenance"))
+                        @if w.city_wide { " " span.muted.small { (lang.pick("(toàn thành phố)", "(city-wide)")) } } }
+                    dl.meta {
+                        dt { (lang.pick("Lý do", "Reason")) } dd.m-reason { (w.reason) }
+                        dt { (lang.pick("Kết thúc", "Ends")) } dd.m-end { @match w.ends_at {
+                            Some(e) => { (format_local(e)) " " span.muted.small { "(" (lang.pick("giờ Việt Nam", "Vietnam time")) ")" } }
+                            None => { (lang.pick("theo lịch định kỳ trong probes.toml", "per the recurring schedule in probes.toml")) }
+                        } }
+                        dt { (lang.pick("Người tạo", "Created by")) } dd.m-by { (w.by) }
+                    }
                 }
             }
             @if let (Some(v), Some(r)) = (verdict, d.report) {
