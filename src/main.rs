@@ -48,7 +48,10 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Validate a config: exit 0 with a summary, or list every problem with file:line:column.
-    CheckConfig { config: PathBuf },
+    CheckConfig {
+        #[arg(default_value = "probes.toml")]
+        config: PathBuf,
+    },
     /// Run the checks of one site (or shared service) once and print a readable breakdown.
     Probe {
         #[arg(long, default_value = "probes.toml")]
@@ -176,10 +179,10 @@ fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
             const SHOWN: usize = 25;
             let text = e.to_string();
             let n = e.problems().len().max(1);
-            // Each problem is one line plus an optional "  hint:" line.
+            // Each problem is one line plus an optional indented hint.
             let mut shown = 0;
             for line in text.lines() {
-                if !line.starts_with("  hint:") {
+                if !line.starts_with(' ') {
                     shown += 1;
                 }
                 if shown > SHOWN {

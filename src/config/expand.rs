@@ -249,6 +249,7 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
                 "every site needs its own official code",
             );
         }
+        check_coordinates(s, site.span(), &mut cx);
         let class = s
             .link_class
             .clone()
@@ -442,7 +443,6 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
                 ),
                 &known_classes(file),
             );
-            continue;
         }
         let mut names = HashSet::new();
         for chk in &s.checks {
@@ -525,6 +525,13 @@ fn check_runtime_sections(file: &ConfigFile, inv: &Inventory, cx: &mut Ctx) {
             );
         }
     }
+    if file.api.max_maintenance.0 < Duration::from_secs(60) {
+        cx.push(
+            0..0,
+            "[api] max_maintenance must be at least 1m",
+            "the longest window POST /api/v1/maintenance accepts, e.g. \"7days\"",
+        );
+    }
     let share = file.incidents.prober_share;
     if !(share > 0.0 && share <= 1.0) {
         cx.push(
@@ -562,14 +569,11 @@ fn check_runtime_sections(file: &ConfigFile, inv: &Inventory, cx: &mut Ctx) {
                 "notify names must be unique",
             );
         }
-        if !(t.url.starts_with("http://") || t.url.starts_with("https://")) {
+        if let Err(e) = check_notify_url(&t.url) {
             cx.push(
-                n.span(),
-                format!(
-                    "notify `{}`: url must start with http:// or https://",
-                    t.name
-                ),
-                "",
+                field_span(cx.loc, n.span(), "url"),
+                format!("notify `{}`: url `{}` {e}", t.name, t.url),
+                "e.g. url = \"https://chat.example.vn/hooks/lienthong\"",
             );
         }
         if let Some(env) = &t.bearer_token_env {
@@ -590,6 +594,67 @@ fn check_runtime_sections(file: &ConfigFile, inv: &Inventory, cx: &mut Ctx) {
                 );
             }
         }
+    }
+}
+
+/// A notify URL as a client will use it: parsed by the `url` crate (so a port over 65535 or
+/// a bad host is refused), http or https, with a host.
+fn check_notify_url(raw: &str) -> Result<(), String> {
+    let u = url::Url::parse(raw.trim()).map_err(|e| format!("is not a valid URL: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!("has scheme `{}`: use http or https", u.scheme()));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err("has no host".into());
+    }
+    Ok(())
+}
+
+/// The span of `field = …` inside an entry's span (for a precise column), else the entry's.
+fn field_span(loc: &Locator, entry: std::ops::Range<usize>, field: &str) -> std::ops::Range<usize> {
+    let text = loc.text().get(entry.clone()).unwrap_or("");
+    let mut from = 0;
+    while let Some(i) = text[from..].find(field) {
+        let at = from + i;
+        let before_ok = at == 0
+            || !text[..at]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.');
+        let after = text[at + field.len()..].trim_start();
+        if before_ok && after.starts_with('=') {
+            return entry.start + at..entry.start + at + field.len();
+        }
+        from = at + field.len();
+    }
+    entry
+}
+
+/// Latitude and longitude in range; for this city a latitude that looks like a longitude
+/// (Ho Chi Minh City is near 10.8 N, 106.7 E) is most likely swapped.
+fn check_coordinates(s: &Site, span: std::ops::Range<usize>, cx: &mut Ctx) {
+    let swapped = (100.0..=110.0).contains(&s.lat) && (8.0..=12.0).contains(&s.lon);
+    let swap_hint = if swapped {
+        format!(
+            "lat and lon look swapped: Ho Chi Minh City is near lat 10.8, lon 106.7 (write lat = {}, lon = {})",
+            s.lon, s.lat
+        )
+    } else {
+        "lat is degrees north in -90..90 (about 8.5–11.2 for this city)".to_string()
+    };
+    if !(-90.0..=90.0).contains(&s.lat) {
+        cx.push(
+            field_span(cx.loc, span.clone(), "lat"),
+            format!("site `{}`: lat {} is outside -90..90", s.slug, s.lat),
+            &swap_hint,
+        );
+    }
+    if !(-180.0..=180.0).contains(&s.lon) {
+        cx.push(
+            field_span(cx.loc, span, "lon"),
+            format!("site `{}`: lon {} is outside -180..180", s.slug, s.lon),
+            "lon is degrees east in -180..180 (about 106–107.5 for this city)",
+        );
     }
 }
 
@@ -773,8 +838,30 @@ impl CheckSource<'_> {
         span: std::ops::Range<usize>,
         cx: &mut Ctx,
     ) -> Option<CheckDef> {
-        let class = file.link_class.get(self.class)?.get_ref();
+        let Some(class) = file.link_class.get(self.class).map(|c| c.get_ref()) else {
+            // The unknown class is reported at the site or service; the probe still is checked.
+            let round = RoundShape {
+                packets: 1,
+                pacing: Duration::from_millis(100),
+                max_loss: 0.0,
+                reply_timeout: Duration::from_secs(1),
+            };
+            if let Err(e) = self.probe.build(&BuildContext { round }) {
+                cx.push(span, format!("check `{}`: {e}", self.id), build_hint(&e));
+            }
+            return None;
+        };
         if cx.bad_classes {
+            // The class is reported once; its checks' own mistakes (a bad URL …) still are.
+            let round = RoundShape {
+                packets: (*class.packets.get_ref()).clamp(1, 100),
+                pacing: class.pacing.0,
+                max_loss: class.max_loss.get_ref().clamp(0.0, 1.0),
+                reply_timeout: class.reply_timeout.0,
+            };
+            if let Err(e) = self.probe.build(&BuildContext { round }) {
+                cx.push(span, format!("check `{}`: {e}", self.id), build_hint(&e));
+            }
             return None;
         }
         let interval = self
