@@ -46,6 +46,9 @@ enum Command {
         /// Config to simulate; default: ./probes.toml, or the copy built into the binary.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Delete the demo's database (./lienthong.db) first: no history of earlier runs.
+        #[arg(long)]
+        fresh: bool,
     },
     /// Validate a config: exit 0 with a summary, or list every problem with file:line:column.
     CheckConfig {
@@ -121,7 +124,8 @@ fn main() -> ExitCode {
                 listen,
                 scenario,
                 config,
-            } => demo(listen, scenario, config).await,
+                fresh,
+            } => demo(listen, scenario, config, fresh).await,
             Command::Probe {
                 config,
                 target,
@@ -256,8 +260,16 @@ async fn demo(
     listen: String,
     scenario: Option<PathBuf>,
     config: Option<PathBuf>,
+    fresh: bool,
 ) -> anyhow::Result<ExitCode> {
-    lienthong::demo::run(&listen, scenario.as_deref(), config.as_deref(), signals).await?;
+    lienthong::demo::run(
+        &listen,
+        scenario.as_deref(),
+        config.as_deref(),
+        fresh,
+        signals,
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 

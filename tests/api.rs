@@ -1224,3 +1224,130 @@ async fn openapi_matches_the_router() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"], "no such endpoint");
 }
+
+/// Every value named like a duration in a JSON tree is a number of seconds, never serde's
+/// `{"secs", "nanos"}` struct.
+fn no_duration_structs(v: &Value, path: &str) {
+    match v {
+        Value::Object(m) => {
+            assert!(
+                !(m.contains_key("secs") || m.contains_key("nanos")),
+                "{path} is a Duration struct: {v}"
+            );
+            for (k, x) in m {
+                no_duration_structs(x, &format!("{path}.{k}"));
+            }
+        }
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, x)| no_duration_structs(x, &format!("{path}[{i}]"))),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn durations_are_seconds_everywhere() {
+    use lienthong::probe::{http::HttpDetails, Details, Outcome, Phases};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg =
+        lienthong::config::Config::load(std::path::Path::new("tests/fixtures/valid.toml")).unwrap();
+    let state = Arc::new(LiveState::default());
+    state.set_inventory(cfg.inventory.clone());
+    let ep = cfg
+        .inventory
+        .checks
+        .iter()
+        .find(|c| c.id.key() == "site/a/endpoint")
+        .unwrap();
+    let mut o = Outcome::ok(Details::Http(HttpDetails {
+        phases: Phases {
+            resolve: Some(Duration::from_micros(2)),
+            connect: Some(Duration::from_nanos(1482)),
+            tls: None,
+            processing: Some(Duration::from_millis(30)),
+            transfer: Some(Duration::from_millis(1)),
+        },
+        status: Some(200),
+        ..Default::default()
+    }));
+    o.duration = Duration::from_millis(33);
+    state.record(&ep.id, &o, std::time::SystemTime::now());
+    let (events, _) = broadcast::channel(4);
+    let app = AppState {
+        metrics: Arc::new(Metrics::new()),
+        state,
+        store: Arc::new(Store::open(&dir.path().join("db.sqlite")).unwrap()),
+        events,
+        api_token: None,
+        maintenance_changed: Arc::new(Notify::new()),
+        pages: Default::default(),
+    };
+    let addr = common::serve(router(app)).await;
+    let http = reqwest::Client::new();
+    for path in ["/api/v1/checks", "/api/v1/sites/a"] {
+        let v: Value = http
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        no_duration_structs(&v, path);
+    }
+    let checks: Value = http
+        .get(format!("http://{addr}/api/v1/checks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let last = &checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["key"] == "site/a/endpoint")
+        .unwrap()["last"];
+    let phases = &last["details"]["phases"];
+    assert_eq!(phases["connect"].as_f64(), Some(1.482e-6), "{phases}");
+    assert_eq!(phases["processing"].as_f64(), Some(0.03));
+    assert!(phases["tls"].is_null());
+    assert_eq!(last["duration_seconds"].as_f64(), Some(0.033));
+}
+
+#[tokio::test]
+async fn build_info_carries_the_git_revision() {
+    let f = fixture().await;
+    let text = f
+        .http
+        .get(format!("{}/metrics", f.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("lienthong_build_info{"))
+        .expect("lienthong_build_info");
+    let git = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    // A LIENTHONG_REVISION given by hand at build time wins; else git's, else "unknown".
+    let want = std::env::var("LIENTHONG_REVISION")
+        .ok()
+        .or(git)
+        .unwrap_or_else(|| "unknown".to_string());
+    assert!(
+        line.contains(&format!("revision=\"{want}\"")),
+        "{line} (want {want})"
+    );
+}

@@ -585,6 +585,17 @@ fn schemas() -> Value {
                 "link_class": { "type": "string" }
             }
         },
+        "Phases": {
+            "type": "object",
+            "description": "Time of each phase of an HTTP or TCP run, in seconds (f64); null = phase not reached.",
+            "properties": {
+                "resolve": { "type": "number", "format": "double", "nullable": true },
+                "connect": { "type": "number", "format": "double", "nullable": true },
+                "tls": { "type": "number", "format": "double", "nullable": true },
+                "processing": { "type": "number", "format": "double", "nullable": true, "description": "Request written → first response byte." },
+                "transfer": { "type": "number", "format": "double", "nullable": true, "description": "First response byte → body read." }
+            }
+        },
         "Check": {
             "type": "object",
             "additionalProperties": true,
@@ -598,7 +609,17 @@ fn schemas() -> Value {
                 "title": { "type": "string" },
                 "interval_seconds": { "type": "number" },
                 "timeout_seconds": { "type": "number" },
-                "last": { "type": "object", "nullable": true, "additionalProperties": true },
+                "last": {
+                    "type": "object", "nullable": true, "additionalProperties": true,
+                    "description": "The last run: at, success, duration_seconds, reason, message, details (per kind; every duration in it — details.phases.resolve/connect/tls/processing/transfer, rtt, jitter … — is seconds as a number, null when not reached).",
+                    "properties": {
+                        "duration_seconds": { "type": "number", "format": "double" },
+                        "details": {
+                            "type": "object", "additionalProperties": true,
+                            "properties": { "phases": s("Phases") }
+                        }
+                    }
+                },
                 "consecutive_failures": { "type": "integer" },
                 "runs": { "type": "integer" }
             }
@@ -630,7 +651,8 @@ pub fn spec() -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Prober of the 168 commune-level sites of Ho Chi Minh City: incidents \
                             (one per real cause), their timelines, maintenance windows and the \
-                            live status of every check. Times are served as RFC 3339 in UTC. \
+                            live status of every check. Times are served as RFC 3339 in UTC; \
+                            durations as seconds (a JSON number, f64). \
                             Write endpoints need the bearer token from the environment variable \
                             named by [api] token_env.",
             "license": { "name": "Apache-2.0" }
