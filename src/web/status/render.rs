@@ -1,146 +1,11 @@
-//! The status page (`GET /`), the per-site pages (`GET /sites/{slug}`), the readiness report
-//! (`GET /readiness`, HTML) and its API (`GET /api/v1/readiness`).
-//!
-//! Server-rendered HTML (maud: every interpolation is escaped), one self-contained document per
-//! page: inline CSS, inline SVG icons and map, a little inline JavaScript for search, filters and
-//! the refresh (a short poll, hurried by the incident event stream). No CDN, no web fonts: it
-//! works offline and on a wall screen. Vietnamese first; `?lang=en` for English. Status is shown
-//! by an icon and a word as well as a colour.
-//!
-//! Read only: the live state, the store and the readiness arithmetic.
+//! HTML rendering of the pages: words, frame, status page, map, site page, charts, report.
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use maud::{html, Markup, PreEscaped, DOCTYPE};
-
-use super::incidents::parse_time;
-use super::{ApiError, AppState};
-use crate::config::{CheckDef, CheckRole, Inventory, SiteInfo};
-use crate::health::{SiteStatus, State as Health};
-use crate::incidents::history::SeriesPoint;
-use crate::incidents::{Incident, IncidentFilter, Severity, Store};
-use crate::maintenance::{format_local, OFFSET_MS};
-use crate::probe::{Details, ProbeKind};
-use crate::readiness::{self, ms as fmt_ms, pct, Lang, Report, Verdict};
-use crate::state::CheckStatus;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(index))
-        .route("/sites/{slug}", get(site_page))
-        .route("/readiness", get(report_page))
-        .route("/api/v1/readiness", get(readiness_api))
-}
-
-/// Hours of minute data in a site page's latency charts.
-const CHART_HOURS: i64 = 3;
-/// The status page judges readiness up to this long ago, so the minutes it counts are written.
-const SETTLE_MS: i64 = 10_000;
-
-/// The last readiness report of the status page, reused while its window is the same (it moves
-/// once a minute).
-#[derive(Default)]
-pub struct PageCache {
-    readiness: Mutex<Option<CachedReport>>,
-}
-
-struct CachedReport {
-    from: i64,
-    to: i64,
-    inventory: usize,
-    report: Arc<Report>,
-}
-
-impl PageCache {
-    /// The report over `[from, to)`, computed at most once per window and inventory.
-    fn report(
-        &self,
-        store: &Store,
-        inv: &Arc<Inventory>,
-        from: i64,
-        to: i64,
-        now: i64,
-    ) -> Result<Arc<Report>, crate::incidents::StoreError> {
-        let mut g = self.readiness.lock().unwrap_or_else(|e| e.into_inner());
-        let key = Arc::as_ptr(inv) as usize;
-        if let Some(c) = g.as_ref() {
-            if c.from == from && c.to == to && c.inventory == key {
-                return Ok(c.report.clone());
-            }
-        }
-        let report = Arc::new(readiness::load(store, inv, from, to, now)?);
-        *g = Some(CachedReport {
-            from,
-            to,
-            inventory: key,
-            report: report.clone(),
-        });
-        Ok(report)
-    }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn ms_of(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// The status page's readiness window: the configured span up to the last settled minute.
-pub fn page_window(inv: &Inventory, now: i64) -> (i64, i64) {
-    let to = (now - SETTLE_MS).div_euclid(60_000) * 60_000;
-    (to - inv.readiness.window.0.as_millis() as i64, to)
-}
-
-/// "HH:MM:SS" in Asia/Ho_Chi_Minh.
-fn local_hms(ms: i64) -> String {
-    let s = (ms + OFFSET_MS).rem_euclid(86_400_000) / 1000;
-    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-}
-
-fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(q.unwrap_or("").as_bytes())
-        .into_owned()
-        .collect()
-}
-
-fn lang_of(q: &[(String, String)]) -> Lang {
-    Lang::parse(q.iter().find(|(k, _)| k == "lang").map(|(_, v)| v.as_str()))
-}
-
-/// `?lang=en` to append to links when the page is in English.
-fn lang_suffix(lang: Lang, first: bool) -> &'static str {
-    match (lang, first) {
-        (Lang::Vi, _) => "",
-        (Lang::En, true) => "?lang=en",
-        (Lang::En, false) => "&lang=en",
-    }
-}
-
-fn html_response(body: Markup) -> Response {
-    (
-        [(header::CACHE_CONTROL, "no-store")],
-        Html(body.into_string()),
-    )
-        .into_response()
-}
+use super::*;
 
 // ---------------------------------------------------------------------------------------------
 // Words
 
-fn status_label(s: SiteStatus, lang: Lang) -> &'static str {
+pub(super) fn status_label(s: SiteStatus, lang: Lang) -> &'static str {
     match s {
         SiteStatus::Up => lang.pick("Bình thường", "Up"),
         SiteStatus::Degraded => lang.pick("Suy giảm", "Degraded"),
@@ -150,7 +15,7 @@ fn status_label(s: SiteStatus, lang: Lang) -> &'static str {
     }
 }
 
-fn health_status(h: Health) -> SiteStatus {
+pub(super) fn health_status(h: Health) -> SiteStatus {
     match h {
         Health::Up | Health::Failing => SiteStatus::Up,
         Health::Degraded => SiteStatus::Degraded,
@@ -159,7 +24,7 @@ fn health_status(h: Health) -> SiteStatus {
     }
 }
 
-fn health_label(h: Health, lang: Lang) -> &'static str {
+pub(super) fn health_label(h: Health, lang: Lang) -> &'static str {
     match h {
         Health::Up => lang.pick("Bình thường", "Up"),
         Health::Degraded => lang.pick("Suy giảm", "Degraded"),
@@ -169,7 +34,7 @@ fn health_label(h: Health, lang: Lang) -> &'static str {
     }
 }
 
-fn reason_label(r: &str, lang: Lang) -> &str {
+pub(super) fn reason_label(r: &str, lang: Lang) -> &str {
     let (vi, en) = match r {
         "timeout" => ("quá thời gian chờ", "timeout"),
         "dns" => ("lỗi phân giải tên miền", "name resolution failed"),
@@ -190,7 +55,7 @@ fn reason_label(r: &str, lang: Lang) -> &str {
     lang.pick(vi, en)
 }
 
-fn status_class(s: SiteStatus) -> &'static str {
+pub(super) fn status_class(s: SiteStatus) -> &'static str {
     match s {
         SiteStatus::Up => "s-up",
         SiteStatus::Degraded => "s-degraded",
@@ -200,7 +65,7 @@ fn status_class(s: SiteStatus) -> &'static str {
     }
 }
 
-fn verdict_class(v: Verdict) -> &'static str {
+pub(super) fn verdict_class(v: Verdict) -> &'static str {
     match v {
         Verdict::Ready => "s-up",
         Verdict::NotReady => "s-down",
@@ -208,7 +73,7 @@ fn verdict_class(v: Verdict) -> &'static str {
     }
 }
 
-fn verdict_icon(v: Verdict) -> &'static str {
+pub(super) fn verdict_icon(v: Verdict) -> &'static str {
     match v {
         Verdict::Ready => "up",
         Verdict::NotReady => "down",
@@ -216,7 +81,7 @@ fn verdict_icon(v: Verdict) -> &'static str {
     }
 }
 
-fn severity_label(s: Severity, lang: Lang) -> &'static str {
+pub(super) fn severity_label(s: Severity, lang: Lang) -> &'static str {
     match s {
         Severity::Critical => lang.pick("Nghiêm trọng", "Critical"),
         Severity::Warning => lang.pick("Cảnh báo", "Warning"),
@@ -224,19 +89,19 @@ fn severity_label(s: Severity, lang: Lang) -> &'static str {
 }
 
 /// An inline icon from the page's symbol sheet, with an accessible name.
-fn icon(name: &str) -> Markup {
+pub(super) fn icon(name: &str) -> Markup {
     PreEscaped(format!(
         "<svg class=\"ic\" aria-hidden=\"true\" focusable=\"false\"><use href=\"#i-{name}\"/></svg>"
     ))
 }
 
-fn status_badge(s: SiteStatus, lang: Lang) -> Markup {
+pub(super) fn status_badge(s: SiteStatus, lang: Lang) -> Markup {
     html! {
         span class={"badge " (status_class(s))} { (icon(s.as_str())) " " (status_label(s, lang)) }
     }
 }
 
-fn verdict_badge(v: Verdict, lang: Lang) -> Markup {
+pub(super) fn verdict_badge(v: Verdict, lang: Lang) -> Markup {
     html! {
         span class={"badge " (verdict_class(v))} { (icon(verdict_icon(v))) " " (v.label(lang)) }
     }
@@ -244,7 +109,7 @@ fn verdict_badge(v: Verdict, lang: Lang) -> Markup {
 
 /// What is wrong with a check now, in a few words: its failure reason, or the threshold its
 /// last run is over.
-fn check_problem(c: &CheckStatus, lang: Lang) -> Option<String> {
+pub(super) fn check_problem(c: &CheckStatus, lang: Lang) -> Option<String> {
     let last = c.last.as_ref()?;
     match c.health {
         Health::Down | Health::Failing => Some(
@@ -282,7 +147,7 @@ fn check_problem(c: &CheckStatus, lang: Lang) -> Option<String> {
     }
 }
 
-fn check_title(c: &CheckDef, lang: Lang) -> String {
+pub(super) fn check_title(c: &CheckDef, lang: Lang) -> String {
     match lang {
         Lang::Vi => c.title.clone(),
         Lang::En => c.title_en.clone().unwrap_or_else(|| c.title.clone()),
@@ -290,7 +155,7 @@ fn check_title(c: &CheckDef, lang: Lang) -> String {
 }
 
 /// The worst check of a site that explains its status, as "Đường truyền mạng: mất gói".
-fn site_problem(checks: &[&CheckStatus], lang: Lang) -> Option<String> {
+pub(super) fn site_problem(checks: &[&CheckStatus], lang: Lang) -> Option<String> {
     let rank = |h: Health| match h {
         Health::Down => 0,
         Health::Failing => 1,
@@ -308,7 +173,7 @@ fn site_problem(checks: &[&CheckStatus], lang: Lang) -> Option<String> {
 // ---------------------------------------------------------------------------------------------
 // Page frame
 
-const CSS: &str = r#"
+pub(super) const CSS: &str = r#"
 :root{--up:#17692c;--up-bg:#e5f4e8;--degraded:#7a4f00;--degraded-bg:#fff2cc;--down:#a8211a;--down-bg:#fde3e0;--maintenance:#1f4b91;--maintenance-bg:#e2ebfa;--unknown:#4d4d4d;--unknown-bg:#ececec;--fg:#1a1a1a;--muted:#555;--line:#cfcfcf;--panel:#fff}
 *{box-sizing:border-box}
 body{margin:0;font:14px/1.4 system-ui,"Segoe UI","DejaVu Sans",Arial,sans-serif;color:var(--fg);background:#f4f4f1}
@@ -375,7 +240,7 @@ footer{padding:1rem;color:var(--muted);font-size:.85rem}
 "#;
 
 /// Status icons, referenced with `<use href="#i-…">`.
-const SYMBOLS: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" style="display:none">
+pub(super) const SYMBOLS: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" style="display:none">
 <symbol id="i-up" viewBox="0 0 16 16"><circle cx="8" cy="8" r="7.5"/><path d="M4.2 8.3l2.4 2.4 5-5" fill="none" stroke="#fff" stroke-width="2"/></symbol>
 <symbol id="i-degraded" viewBox="0 0 16 16"><path d="M8 .8L15.6 15H.4z"/><path d="M8 5.5v4.5M8 11.6v1.6" stroke="#fff" stroke-width="1.9"/></symbol>
 <symbol id="i-down" viewBox="0 0 16 16"><path d="M4.7.5h6.6l4.2 4.2v6.6l-4.2 4.2H4.7L.5 11.3V4.7z"/><path d="M5.2 5.2l5.6 5.6M10.8 5.2l-5.6 5.6" stroke="#fff" stroke-width="2"/></symbol>
@@ -383,7 +248,7 @@ const SYMBOLS: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" style="display
 <symbol id="i-unknown" viewBox="0 0 16 16"><circle cx="8" cy="8" r="7.5"/><path d="M5.6 6a2.5 2.5 0 1 1 3.4 2.3c-.7.3-1 .8-1 1.5v.6M8 12v1.6" fill="none" stroke="#fff" stroke-width="1.8"/></symbol>
 </svg>"##;
 
-const SCRIPT: &str = r#"
+pub(super) const SCRIPT: &str = r#"
 (function(){
   document.documentElement.classList.add('js');
   var q=document.getElementById('q'), prov=document.getElementById('prov'), isl=document.getElementById('isl');
@@ -431,7 +296,7 @@ const SCRIPT: &str = r#"
 })();
 "#;
 
-fn page(lang: Lang, title: &str, updated: i64, alt_href: &str, body: Markup) -> Markup {
+pub(super) fn page(lang: Lang, title: &str, updated: i64, alt_href: &str, body: Markup) -> Markup {
     let lang_code = match lang {
         Lang::Vi => "vi",
         Lang::En => "en",
@@ -467,99 +332,6 @@ fn page(lang: Lang, title: &str, updated: i64, alt_href: &str, body: Markup) -> 
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// GET /
-
-/// What the status page shows, gathered in one place (so the benchmark can time its parts).
-pub struct StatusData {
-    pub inv: Arc<Inventory>,
-    pub checks: Vec<CheckStatus>,
-    pub sites: Vec<SiteStatus>,
-    pub open: Vec<Incident>,
-    pub readiness: Option<Arc<Report>>,
-    pub now: i64,
-}
-
-/// Reads the live state and the store for the status page.
-pub fn gather(
-    state: &crate::state::LiveState,
-    store: &Store,
-    cache: &PageCache,
-    now: i64,
-) -> StatusData {
-    let inv = state.inventory();
-    let checks = state.snapshot();
-    let sites = inv
-        .sites
-        .iter()
-        .map(|s| state.site_status(&s.slug))
-        .collect();
-    let open = store.unresolved().unwrap_or_else(|e| {
-        tracing::error!(error = %e, "incident store");
-        Vec::new()
-    });
-    let (from, to) = page_window(&inv, now);
-    let readiness = match cache.report(store, &inv, from, to, now) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            tracing::error!(error = %e, "readiness");
-            None
-        }
-    };
-    StatusData {
-        inv,
-        checks,
-        sites,
-        open,
-        readiness,
-        now,
-    }
-}
-
-/// Initial search and filters of the status page, from its URL (`?q=&prov=&island=1&status=`),
-/// so a filtered view can be bookmarked or put on a wall screen.
-#[derive(Debug, Clone, Default)]
-pub struct Filters {
-    pub q: String,
-    pub prov: String,
-    pub island: bool,
-}
-
-impl Filters {
-    fn from_pairs(pairs: &[(String, String)]) -> Filters {
-        let get = |k: &str| {
-            pairs
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
-        Filters {
-            q: get("q"),
-            prov: get("prov"),
-            island: matches!(get("island").as_str(), "1" | "true" | "on"),
-        }
-    }
-}
-
-async fn index(State(app): State<AppState>, RawQuery(q): RawQuery) -> Response {
-    let pairs = query_pairs(q.as_deref());
-    let lang = lang_of(&pairs);
-    let filters = Filters::from_pairs(&pairs);
-    let (state, store, cache) = (app.state.clone(), app.store.clone(), app.pages.clone());
-    let body = tokio::task::spawn_blocking(move || {
-        let data = gather(&state, &store, &cache, now_ms());
-        render_index_with(&data, lang, &filters).into_string()
-    })
-    .await
-    .unwrap_or_default();
-    ([(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
-}
-
-/// Districts of a former province and their sites, in inventory order.
-type Districts<'a> = Vec<(&'a str, Vec<&'a SiteInfo>)>;
-
-/// The status page.
 pub fn render_index(d: &StatusData, lang: Lang) -> Markup {
     render_index_with(d, lang, &Filters::default())
 }
@@ -670,7 +442,7 @@ pub fn render_index_with(d: &StatusData, lang: Lang, f: &Filters) -> Markup {
     page(lang, title, d.now, alt, body)
 }
 
-fn tile(s: &SiteInfo, st: SiteStatus, checks: &[&CheckStatus], lang: Lang) -> Markup {
+pub(super) fn tile(s: &SiteInfo, st: SiteStatus, checks: &[&CheckStatus], lang: Lang) -> Markup {
     let why = match st {
         SiteStatus::Down | SiteStatus::Degraded => site_problem(checks, lang),
         _ => None,
@@ -689,7 +461,7 @@ fn tile(s: &SiteInfo, st: SiteStatus, checks: &[&CheckStatus], lang: Lang) -> Ma
     }
 }
 
-fn readiness_summary(r: &Report, lang: Lang) -> Markup {
+pub(super) fn readiness_summary(r: &Report, lang: Lang) -> Markup {
     let c = &r.city;
     let services_failing = r.services.iter().any(|s| s.verdict == Verdict::NotReady);
     let cls = if c.all_ready {
@@ -753,7 +525,7 @@ fn readiness_summary(r: &Report, lang: Lang) -> Markup {
 }
 
 /// "Đánh giá 24 giờ qua" / "Judged over the last 24 hours".
-fn window_words(r: &Report, lang: Lang) -> String {
+pub(super) fn window_words(r: &Report, lang: Lang) -> String {
     let from = crate::web::incidents::parse_rfc3339(&r.from).unwrap_or(0);
     let to = crate::web::incidents::parse_rfc3339(&r.to).unwrap_or(0);
     let hours = (to - from) / 3_600_000;
@@ -765,7 +537,7 @@ fn window_words(r: &Report, lang: Lang) -> String {
     }
 }
 
-fn services_panel(
+pub(super) fn services_panel(
     inv: &Inventory,
     by_service: &HashMap<&str, Vec<&CheckStatus>>,
     lang: Lang,
@@ -795,7 +567,7 @@ fn services_panel(
 }
 
 /// Order of badness for the roll-up of a service's checks.
-fn severity_rank(s: SiteStatus) -> u8 {
+pub(super) fn severity_rank(s: SiteStatus) -> u8 {
     match s {
         SiteStatus::Unknown => 0,
         SiteStatus::Up => 1,
@@ -805,7 +577,7 @@ fn severity_rank(s: SiteStatus) -> u8 {
     }
 }
 
-fn incidents_panel(open: &[Incident], inv: &Inventory, lang: Lang) -> Markup {
+pub(super) fn incidents_panel(open: &[Incident], inv: &Inventory, lang: Lang) -> Markup {
     let mut open: Vec<&Incident> = open.iter().collect();
     open.sort_by_key(|i| (i.severity, std::cmp::Reverse(i.started_at)));
     html! {
@@ -1052,139 +824,6 @@ pub fn esc(s: &str) -> String {
     o
 }
 
-// ---------------------------------------------------------------------------------------------
-// GET /sites/{slug}
-
-async fn site_page(
-    State(app): State<AppState>,
-    Path(slug): Path<String>,
-    RawQuery(q): RawQuery,
-) -> Response {
-    let lang = lang_of(&query_pairs(q.as_deref()));
-    let (state, store, cache) = (app.state.clone(), app.store.clone(), app.pages.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        let now = now_ms();
-        let inv = state.inventory();
-        let site = inv.site(&slug)?.clone();
-        let checks: Vec<CheckStatus> = state
-            .snapshot()
-            .into_iter()
-            .filter(|c| c.check.id.site.as_deref() == Some(slug.as_str()))
-            .collect();
-        let status = state.site_status(&slug);
-        let keys: Vec<String> = checks.iter().map(|c| c.check.id.key()).collect();
-        let to_m = now.div_euclid(60_000);
-        let series = store
-            .history_series(&keys, to_m - CHART_HOURS * 60, to_m + 1)
-            .unwrap_or_default();
-        let filter = IncidentFilter {
-            site: Some(slug.clone()),
-            ..Default::default()
-        };
-        let incidents = store
-            .list(&filter, None, 20)
-            .map(|p| p.items)
-            .unwrap_or_default();
-        let (from, to) = page_window(&inv, now);
-        let report = cache.report(&store, &inv, from, to, now).ok();
-        let maintenance = active_windows(&inv, &store, &slug, now);
-        Some(
-            render_site(
-                &SiteData {
-                    inv: &inv,
-                    site: &site,
-                    status,
-                    checks: &checks,
-                    series: &series,
-                    incidents: &incidents,
-                    report: report.as_deref(),
-                    maintenance: &maintenance,
-                    now,
-                },
-                lang,
-            )
-            .into_string(),
-        )
-    })
-    .await
-    .ok()
-    .flatten();
-    match out {
-        Some(body) => ([(header::CACHE_CONTROL, "no-store")], Html(body)).into_response(),
-        None => {
-            let body = page(
-                lang,
-                lang.pick("Không tìm thấy", "Not found"),
-                now_ms(),
-                "/",
-                html! { main { div.panel { p { (lang.pick("Không có xã, phường, đặc khu này. ", "No such site. ")) a href={ "/" (lang_suffix(lang, true)) } { (lang.pick("Về trang tổng quan", "Back to the overview")) } } } } },
-            );
-            (StatusCode::NOT_FOUND, Html(body.into_string())).into_response()
-        }
-    }
-}
-
-/// A maintenance window in force for a site, as its page tells it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ActiveWindow {
-    pub reason: String,
-    /// None for a recurring window of the config (it ends with its slot).
-    pub ends_at: Option<i64>,
-    /// Who created it: the API's `created_by`, or "probes.toml".
-    pub by: String,
-    pub city_wide: bool,
-}
-
-/// Windows (config and API) in force at `now` that cover the site.
-fn active_windows(
-    inv: &Inventory,
-    store: &crate::incidents::Store,
-    slug: &str,
-    now: i64,
-) -> Vec<ActiveWindow> {
-    let mut out: Vec<ActiveWindow> = inv
-        .maintenance
-        .iter()
-        .filter(|w| w.active_at(now) && w.covers(Some(slug), None))
-        .map(|w| ActiveWindow {
-            reason: w.reason.clone(),
-            ends_at: match w.when {
-                crate::maintenance::When::Once { end, .. } => Some(end),
-                crate::maintenance::When::Recurring { .. } => None,
-            },
-            by: "probes.toml".into(),
-            city_wide: w.site.is_none() && w.service.is_none(),
-        })
-        .collect();
-    let api = store.maintenance_windows(now).unwrap_or_default();
-    out.extend(
-        api.into_iter()
-            .filter(|w| w.starts_at <= now && w.service.is_none())
-            .filter(|w| w.site.as_deref().is_none_or(|s| s == slug))
-            .map(|w| ActiveWindow {
-                city_wide: w.site.is_none(),
-                reason: w.reason,
-                ends_at: Some(w.ends_at),
-                by: w.created_by,
-            }),
-    );
-    out
-}
-
-/// What a site page shows.
-pub struct SiteData<'a> {
-    pub inv: &'a Inventory,
-    pub site: &'a SiteInfo,
-    pub status: SiteStatus,
-    pub checks: &'a [CheckStatus],
-    pub series: &'a HashMap<String, Vec<SeriesPoint>>,
-    pub incidents: &'a [Incident],
-    pub report: Option<&'a Report>,
-    /// Maintenance windows in force now.
-    pub maintenance: &'a [ActiveWindow],
-    pub now: i64,
-}
-
 pub fn render_site(d: &SiteData, lang: Lang) -> Markup {
     let s = d.site;
     let teams = d.inv.teams_of_site(s);
@@ -1315,11 +954,11 @@ pub fn render_site(d: &SiteData, lang: Lang) -> Markup {
     page(lang, &title, d.now, &alt, body)
 }
 
-fn opt(v: Option<String>) -> String {
+pub(super) fn opt(v: Option<String>) -> String {
     v.unwrap_or_else(|| "–".into())
 }
 
-fn limit_ms(c: &CheckDef) -> Option<f64> {
+pub(super) fn limit_ms(c: &CheckDef) -> Option<f64> {
     let l = if c.probe.kind() == ProbeKind::Icmp {
         c.degraded.rtt
     } else {
@@ -1328,7 +967,7 @@ fn limit_ms(c: &CheckDef) -> Option<f64> {
     (!l.is_zero()).then_some(l.as_secs_f64() * 1000.0)
 }
 
-fn incident_line(i: &Incident, lang: Lang) -> Markup {
+pub(super) fn incident_line(i: &Incident, lang: Lang) -> Markup {
     html! {
         div.inc data-incident=(i.id) {
             span class={"badge " (if i.severity == Severity::Critical { "s-down" } else { "s-degraded" })} { (severity_label(i.severity, lang)) }
@@ -1342,7 +981,7 @@ fn incident_line(i: &Incident, lang: Lang) -> Markup {
     }
 }
 
-fn check_row(c: &CheckStatus, lang: Lang) -> Markup {
+pub(super) fn check_row(c: &CheckStatus, lang: Lang) -> Markup {
     let st = health_status(c.health);
     let last = c.last.as_ref();
     let (rtt, jitter, loss) = match last.map(|l| &l.details) {
@@ -1408,7 +1047,7 @@ fn check_row(c: &CheckStatus, lang: Lang) -> Markup {
     }
 }
 
-fn truncate(s: &str, n: usize) -> String {
+pub(super) fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
     } else {
@@ -1545,69 +1184,6 @@ pub fn chart_svg(
     }
     o.push_str("</svg>");
     o
-}
-
-// ---------------------------------------------------------------------------------------------
-// Readiness: API and HTML report
-
-fn window_of(
-    pairs: &[(String, String)],
-    inv: &Inventory,
-    now: i64,
-    allowed: &[&str],
-) -> Result<(i64, i64), ApiError> {
-    let mut from = None;
-    let mut to = None;
-    for (k, v) in pairs {
-        let parse = |name: &str| {
-            parse_time(v).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "{name}: `{v}` is neither RFC 3339 (e.g. 2026-11-26T00:00:00Z) nor local \
-                     Asia/Ho_Chi_Minh time \"YYYY-MM-DD HH:MM\""
-                ))
-            })
-        };
-        match k.as_str() {
-            "from" => from = Some(parse("from")?),
-            "to" => to = Some(parse("to")?),
-            other if allowed.contains(&other) => {}
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown parameter `{other}` (use {})",
-                    allowed.join(", ")
-                )))
-            }
-        }
-    }
-    readiness::window(from, to, inv.readiness.window.0, now).map_err(ApiError::bad_request)
-}
-
-async fn readiness_api(
-    State(app): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Json<Report>, ApiError> {
-    let pairs = query_pairs(q.as_deref());
-    let now = now_ms();
-    let inv = app.state.inventory();
-    let (from, to) = window_of(&pairs, &inv, now, &["from", "to"])?;
-    let report =
-        super::incidents::db(&app, move |s| readiness::load(s, &inv, from, to, now)).await?;
-    Ok(Json(report))
-}
-
-async fn report_page(State(app): State<AppState>, RawQuery(q): RawQuery) -> Response {
-    let pairs = query_pairs(q.as_deref());
-    let lang = lang_of(&pairs);
-    let now = now_ms();
-    let inv = app.state.inventory();
-    let (from, to) = match window_of(&pairs, &inv, now, &["from", "to", "lang"]) {
-        Ok(w) => w,
-        Err(e) => return e.into_response(),
-    };
-    match super::incidents::db(&app, move |s| readiness::load(s, &inv, from, to, now)).await {
-        Ok(r) => html_response(report_html(&r, lang)),
-        Err(e) => e.into_response(),
-    }
 }
 
 /// The readiness report as a standalone HTML document (also `lienthong readiness --format html`).
