@@ -464,4 +464,39 @@ async fn site_page_shows_the_running_maintenance_window() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert!(!page("b").await.contains("id=\"site-maintenance\""));
+
+    // The inventory has 2 sites: every title counts them, none says 168.
+    let get = |path: &'static str| {
+        let http = http.clone();
+        async move {
+            http.get(format!("http://{addr}{path}"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let index = get("/").await;
+    assert!(
+        index.contains("Trạng thái kết nối 2 xã, phường, đặc khu"),
+        "title"
+    );
+    assert!(get("/?lang=en")
+        .await
+        .contains("Connectivity of the 2 communes"));
+    let feed = get("/incidents.atom").await;
+    assert!(feed.contains("Sự cố của 2 xã, phường, đặc khu"), "{feed}");
+    let doc = get("/api/v1/openapi.json").await;
+    assert!(doc.contains("the 2 commune-level sites"));
+    for text in [&index, &feed, &doc] {
+        assert!(!text.contains("168 "), "a hard-coded 168");
+    }
+    // No data yet: collecting, not a red "0/2 sẵn sàng".
+    assert!(
+        index.contains("Đang thu thập dữ liệu — còn ~"),
+        "collecting headline"
+    );
+    assert!(!index.contains("0/2 sẵn sàng"));
 }

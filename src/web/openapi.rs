@@ -37,8 +37,21 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/readyz"),
 ];
 
-pub async fn document() -> Json<Value> {
-    Json(spec())
+pub async fn document(
+    axum::extract::State(app): axum::extract::State<super::AppState>,
+) -> Json<Value> {
+    let mut doc = spec();
+    let n = app.state.inventory().sites.len();
+    if n > 0 {
+        // The description counts the sites of the loaded inventory, not a fixed 168.
+        if let Some(d) = doc["info"]["description"].as_str() {
+            doc["info"]["description"] = json!(d.replace(
+                "the commune-level sites",
+                &format!("the {n} commune-level sites")
+            ));
+        }
+    }
+    Json(doc)
 }
 
 fn r(name: &str) -> Value {
@@ -312,7 +325,7 @@ pub fn operation(method: &str, path: &str) -> Option<Value> {
                             "to": { "type": "string", "format": "date-time" },
                             "city": {
                                 "type": "object",
-                                "description": "`headline` is e.g. \"165/168 sẵn sàng\".",
+                                "description": "`headline` is \"R/N sẵn sàng\" (R ready of the inventory's N sites), or \"Đang thu thập dữ liệu — còn ~N phút\" while no site has a verdict yet.",
                                 "properties": {
                                     "total": { "type": "integer" }, "ready": { "type": "integer" },
                                     "not_ready": { "type": "integer" }, "insufficient_data": { "type": "integer" },
@@ -649,7 +662,7 @@ pub fn spec() -> Value {
         "info": {
             "title": "lienthong",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Prober of the 168 commune-level sites of Ho Chi Minh City: incidents \
+            "description": "Prober of the commune-level sites of Ho Chi Minh City: incidents \
                             (one per real cause), their timelines, maintenance windows and the \
                             live status of every check. Times are served as RFC 3339 in UTC; \
                             durations as seconds (a JSON number, f64). \

@@ -355,10 +355,10 @@ pub fn render_index_with(d: &StatusData, lang: Lang, f: &Filters) -> Markup {
         .map(|(s, st)| (s.slug.as_str(), *st))
         .collect();
     let count = |st: SiteStatus| d.sites.iter().filter(|s| **s == st).count();
-    let title = lang.pick(
-        "Trạng thái kết nối 168 xã, phường, đặc khu",
-        "Connectivity of the 168 communes, wards and special zone",
-    );
+    let n = inv.sites.len();
+    let title_vi = format!("Trạng thái kết nối {n} xã, phường, đặc khu");
+    let title_en = format!("Connectivity of the {n} communes, wards and special zone");
+    let title = lang.pick(&title_vi, &title_en);
     let alt = lang.pick("/?lang=en", "/");
     // Former provinces and their districts, in inventory order.
     let mut provinces: Vec<(&str, Districts)> = Vec::new();
@@ -486,7 +486,8 @@ pub(super) fn readiness_summary(r: &Report, lang: Lang) -> Markup {
         section #readiness class={"panel ready " (cls)} aria-label=(lang.pick("Tình trạng sẵn sàng", "Readiness"))
             data-from=(r.from) data-to=(r.to) data-total=(c.total) data-ready=(c.ready)
             data-not-ready=(c.not_ready) data-insufficient=(c.insufficient_data)
-            data-services-ready=(c.services_ready) data-services-total=(c.services_total) {
+            data-services-ready=(c.services_ready) data-services-total=(c.services_total)
+            data-collecting=[c.collecting_minutes_left] {
             div {
                 div.headline #readiness-headline { (lang.pick(&c.headline, &c.headline_en)) }
                 div.small.muted { (window_words(r, lang)) ": " (r.from_local) " → " (r.to_local) }
