@@ -256,6 +256,8 @@ pub struct Criteria {
     pub latency_quantile: f64,
     pub min_coverage: f64,
     pub min_observed_minutes: u64,
+    /// Vietnamese display names of the link classes (`display_name`), for the words.
+    pub class_names: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -854,6 +856,7 @@ pub fn compute(
             latency_quantile: cfg.latency_quantile,
             min_coverage: cfg.min_coverage,
             min_observed_minutes: cfg.min_observed.0.as_secs().div_ceil(60),
+            class_names: inv.class_names.clone(),
         },
         city,
         provinces,
@@ -895,7 +898,13 @@ pub fn criteria_lines(r: &Report, lang: Lang) -> Vec<String> {
     let targets = c
         .availability
         .iter()
-        .map(|(k, v)| format!("{k} {}", pct(*v, lang)))
+        .map(|(k, v)| {
+            let name = match lang {
+                Lang::Vi => c.class_names.get(k).unwrap_or(k),
+                Lang::En => k,
+            };
+            format!("{name} {}", pct(*v, lang))
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let q = format!("p{}", (c.latency_quantile * 100.0).round());

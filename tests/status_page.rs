@@ -493,10 +493,141 @@ async fn site_page_shows_the_running_maintenance_window() {
     for text in [&index, &feed, &doc] {
         assert!(!text.contains("168 "), "a hard-coded 168");
     }
+    // Checks without title_en get an English title from their role, not the Vietnamese one.
+    let en = get("/sites/a?lang=en").await;
+    assert!(en.contains("Network link (link)"), "English fallback title");
+    assert!(en.contains("Public service centre (endpoint)"));
+    assert!(!en.contains("Đường truyền mạng"));
     // No data yet: collecting, not a red "0/2 sẵn sàng".
     assert!(
         index.contains("Đang thu thập dữ liệu — còn ~"),
         "collecting headline"
     );
     assert!(!index.contains("0/2 sẵn sàng"));
+}
+
+/// The words of the pages over the shipped probes.toml (real router, store and live state): the
+/// island unit wording, link class display names, the breached threshold of a degraded link,
+/// and the incident list's duration, acknowledgement and owning team.
+#[tokio::test]
+async fn pages_say_why_and_who() {
+    use lienthong::health::State as Health;
+    use lienthong::incidents::{EventKind, NewEvent, NewIncident, Scope, Severity, Store};
+    use lienthong::probe::{Details, IcmpDetails, Outcome};
+    use lienthong::web::{router, AppState};
+    use std::sync::Arc;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        lienthong::config::Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("probes.toml"))
+            .unwrap();
+    let inv = config.inventory.clone();
+    let state = Arc::new(lienthong::state::LiveState::default());
+    state.set_inventory(inv.clone());
+    let link = inv
+        .checks
+        .iter()
+        .find(|c| c.id.key() == "site/dac-khu-con-dao/link")
+        .expect("Côn Đảo's link check");
+    let mut o = Outcome::ok(Details::Icmp(IcmpDetails {
+        sent: 50,
+        received: 41,
+        rtt_avg: Some(0.08),
+        loss_ratio: 0.18,
+        ..Default::default()
+    }));
+    o.duration = Duration::from_millis(900);
+    state.record(&link.id, &o, std::time::SystemTime::now());
+    state.set_health(&link.id, Health::Degraded);
+    let store = Arc::new(Store::open(&dir.path().join("db.sqlite")).unwrap());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let team = inv
+        .teams
+        .iter()
+        .find(|t| {
+            inv.teams_of_site(inv.site("dac-khu-con-dao").unwrap())
+                .contains(&t.name)
+        })
+        .expect("a team covers Côn Đảo")
+        .clone();
+    let (id, _) = store
+        .open_incident(
+            &NewIncident {
+                key: "site/dac-khu-con-dao/link".into(),
+                title: "Mất gói: Đặc khu Côn Đảo".into(),
+                title_en: "Loss: Con Dao".into(),
+                severity: Severity::Warning,
+                scope: Scope::Site,
+                sites: vec!["dac-khu-con-dao".into()],
+                service: None,
+                teams: vec![team.name.clone()],
+            },
+            &NewEvent {
+                at: now - 12 * 60_000 - 5_000,
+                kind: EventKind::Opened,
+                check: None,
+                state: Some("degraded".into()),
+                message: "loss".into(),
+                evidence: None,
+            },
+            &[],
+        )
+        .unwrap();
+    store.acknowledge(id, now, "Tổ Côn Đảo — Trần B").unwrap();
+    let (events, _) = tokio::sync::broadcast::channel(16);
+    let app = AppState {
+        metrics: Arc::new(lienthong::metrics::Metrics::new()),
+        state,
+        store,
+        events,
+        api_token: None,
+        maintenance_changed: Arc::new(tokio::sync::Notify::new()),
+        pages: Default::default(),
+    };
+    let addr = common::serve(router(app)).await;
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let http = http.clone();
+        async move {
+            http.get(format!("http://{addr}{path}"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let index = get("/".into()).await;
+    assert!(index.contains("Chỉ đơn vị đảo") && !index.contains("Chỉ xã đảo"));
+    assert!(!index.contains("Xã đảo"));
+    // The incident list: how long, who took it, which team owns it.
+    let inc = &index[index
+        .find(&format!("data-incident=\"{id}\""))
+        .expect("listed")..];
+    let inc = &inc[..inc.find("</div></div>").unwrap_or(inc.len())];
+    assert!(inc.contains("đã 12 phút"), "{inc}");
+    assert!(inc.contains("Đã tiếp nhận: Tổ Côn Đảo — Trần B"), "{inc}");
+    assert!(inc.contains(&format!("Phụ trách: {}", team.title)), "{inc}");
+
+    let site = get("/sites/dac-khu-con-dao".into()).await;
+    assert!(site.contains("Đơn vị đảo"));
+    let class = &site[site.find("class=\"link-class\"").expect("link class")..];
+    assert!(
+        class[..200].contains("Đơn vị đảo") && !class[..200].contains(">island<"),
+        "{}",
+        &class[..200]
+    );
+    let en = get("/sites/dac-khu-con-dao?lang=en".into()).await;
+    assert!(en.contains(">island<"), "English shows the class key");
+    // The degraded link says which threshold it is over (island: degraded_loss 10 %).
+    let row = &site[site
+        .find("data-check=\"site/dac-khu-con-dao/link\"")
+        .unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains("mất gói 18 % &gt; 10 %"), "{row}");
+    assert!(!row.contains("Đạt"), "{row}");
 }

@@ -162,9 +162,16 @@ pub struct Inventory {
     pub maintenance: Vec<crate::maintenance::Window>,
     pub readiness: ReadinessSection,
     pub history: HistorySection,
+    /// `display_name` of the link classes that set one (class key → Vietnamese name).
+    pub class_names: BTreeMap<String, String>,
 }
 
 impl Inventory {
+    /// The Vietnamese display name of a link class; the key when it has none.
+    pub fn class_display<'a>(&'a self, class: &'a str) -> &'a str {
+        self.class_names.get(class).map_or(class, String::as_str)
+    }
+
     pub fn site(&self, slug: &str) -> Option<&SiteInfo> {
         self.sites.iter().find(|s| s.slug == slug)
     }
@@ -229,6 +236,14 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
         notify: file.notify.iter().map(|t| t.get_ref().clone()).collect(),
         readiness: file.readiness.clone(),
         history: file.history.clone(),
+        class_names: file
+            .link_class
+            .iter()
+            .filter_map(|(k, c)| {
+                let name = c.get_ref().display_name.as_deref()?.trim();
+                (!name.is_empty()).then(|| (k.clone(), name.to_string()))
+            })
+            .collect(),
         ..Default::default()
     };
     let mut slugs = HashSet::new();

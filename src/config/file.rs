@@ -366,6 +366,10 @@ fn default_per_site() -> usize {
 pub struct LinkClass {
     #[serde(default)]
     pub description: Option<String>,
+    /// Name shown on Vietnamese pages and reports instead of the class key
+    /// ("Phường nội thành" rather than "mainland"); default: the key.
+    #[serde(default)]
+    pub display_name: Option<String>,
     pub interval: Spanned<HumanDuration>,
     pub timeout: Spanned<HumanDuration>,
     /// Echo requests per link round.

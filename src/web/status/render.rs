@@ -117,41 +117,74 @@ pub(super) fn check_problem(c: &CheckStatus, lang: Lang) -> Option<String> {
                 .map(|r| reason_label(r, lang).to_string())
                 .unwrap_or_else(|| health_label(c.health, lang).to_string()),
         ),
-        Health::Degraded => {
-            let d = &c.check.degraded;
-            let text = match &last.details {
-                Details::Icmp(i) => {
-                    let rtt = i.rtt_avg.unwrap_or(0.0);
-                    let jit = i.jitter.unwrap_or(0.0);
-                    if !d.rtt.is_zero() && rtt > d.rtt.as_secs_f64() {
-                        format!("RTT {}", fmt_ms(rtt * 1000.0, lang))
-                    } else if !d.jitter.is_zero() && jit > d.jitter.as_secs_f64() {
-                        format!("jitter {}", fmt_ms(jit * 1000.0, lang))
-                    } else {
-                        format!(
-                            "{} {}",
-                            lang.pick("mất gói", "loss"),
-                            pct(i.loss_ratio, lang)
-                        )
-                    }
-                }
-                _ => format!(
-                    "{} {}",
-                    lang.pick("chậm", "slow"),
-                    fmt_ms(last.duration_seconds * 1000.0, lang)
-                ),
-            };
-            Some(text)
-        }
+        Health::Degraded => Some(breached(c, lang)),
         _ => None,
+    }
+}
+
+/// Which degraded threshold the last run is over, with both numbers: "mất gói 18 % > 10 %".
+pub(super) fn breached(c: &CheckStatus, lang: Lang) -> String {
+    let d = &c.check.degraded;
+    let Some(last) = c.last.as_ref() else {
+        return health_label(c.health, lang).to_string();
+    };
+    let ms = |s: f64| fmt_ms(s * 1000.0, lang);
+    match &last.details {
+        Details::Icmp(i) => {
+            let rtt = i.rtt_avg.unwrap_or(0.0);
+            let jit = i.jitter.unwrap_or(0.0);
+            if !d.rtt.is_zero() && rtt > d.rtt.as_secs_f64() {
+                format!("RTT {} > {}", ms(rtt), ms(d.rtt.as_secs_f64()))
+            } else if !d.jitter.is_zero() && jit > d.jitter.as_secs_f64() {
+                format!("jitter {} > {}", ms(jit), ms(d.jitter.as_secs_f64()))
+            } else if i.loss_ratio > d.loss {
+                format!(
+                    "{} {} > {}",
+                    lang.pick("mất gói", "loss"),
+                    pct(i.loss_ratio, lang),
+                    pct(d.loss, lang)
+                )
+            } else {
+                // Loss is judged over many rounds: this one alone may be under the limit.
+                format!(
+                    "{} > {}",
+                    lang.pick(
+                        "mất gói kéo dài qua nhiều vòng",
+                        "sustained loss over rounds"
+                    ),
+                    pct(d.loss, lang)
+                )
+            }
+        }
+        _ => format!(
+            "{} {} > {}",
+            lang.pick("chậm", "slow"),
+            ms(last.duration_seconds),
+            ms(d.latency.as_secs_f64())
+        ),
     }
 }
 
 pub(super) fn check_title(c: &CheckDef, lang: Lang) -> String {
     match lang {
         Lang::Vi => c.title.clone(),
-        Lang::En => c.title_en.clone().unwrap_or_else(|| c.title.clone()),
+        Lang::En => c.title_en.clone().unwrap_or_else(|| english_title(c)),
     }
+}
+
+/// An English title for a check that has no `title_en`: what it checks, by role and kind, and
+/// which check of its owner it is (the Vietnamese title would repeat the service's name).
+pub(super) fn english_title(c: &CheckDef) -> String {
+    let what = match (c.role, c.probe.kind()) {
+        (CheckRole::Link, _) => "Network link",
+        (CheckRole::Endpoint, _) => "Public service centre",
+        (CheckRole::Video, _) => "Video conference point",
+        (_, ProbeKind::Http) => "HTTP check",
+        (_, ProbeKind::Tcp) => "TCP check",
+        (_, ProbeKind::Icmp) => "Echo check",
+        (_, ProbeKind::Dns) => "DNS check",
+    };
+    format!("{what} ({})", c.id.name)
 }
 
 /// The worst check of a site that explains its status, as "Đường truyền mạng: mất gói".
@@ -216,6 +249,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .svc .name{font-weight:600}
 .inc{padding:.3rem 0;border-bottom:1px solid #eee}
 .inc:last-child{border-bottom:0}
+.ack{display:inline-block;padding:0 .4rem;border:1px solid var(--up);border-radius:3px;color:var(--up);font-size:.85em}
 .toolbar{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;margin:.4rem 0 .6rem}
 .toolbar input[type=search]{font:inherit;padding:.35rem .5rem;min-width:16rem;border:1px solid #999;border-radius:4px}
 .toolbar select{font:inherit;padding:.3rem}
@@ -390,7 +424,7 @@ pub fn render_index_with(d: &StatusData, lang: Lang, f: &Filters) -> Markup {
                         }
                     }
                 }
-                label { input #isl type="checkbox" checked[f.island]; " " (lang.pick("Chỉ xã đảo", "Island sites only")) }
+                label { input #isl type="checkbox" checked[f.island]; " " (lang.pick("Chỉ đơn vị đảo", "Island units only")) }
             }
             div #live data-generated=(d.now) {
                 @if let Some(r) = &d.readiness { (readiness_summary(r, lang)) }
@@ -411,7 +445,7 @@ pub fn render_index_with(d: &StatusData, lang: Lang, f: &Filters) -> Markup {
                     }
                     div {
                         (services_panel(inv, &by_service, lang))
-                        (incidents_panel(&d.open, inv, lang))
+                        (incidents_panel(&d.open, inv, d.now, lang))
                     }
                 }
                 section #sites aria-labelledby="sites-h" {
@@ -453,7 +487,7 @@ pub(super) fn tile(s: &SiteInfo, st: SiteStatus, checks: &[&CheckStatus], lang: 
             data-district=(s.former_district) data-island=(if s.island { "1" } else { "0" }) {
             (icon(st.as_str()))
             span.t {
-                span.nm { (s.name) @if s.island { span.isl title=(lang.pick("Xã đảo", "Island site")) { (lang.pick("Đảo", "Island")) } } }
+                span.nm { (s.name) @if s.island { span.isl title=(lang.pick("Đơn vị đảo", "Island unit")) { (lang.pick("Đảo", "Island")) } } }
                 span.st { (status_label(st, lang)) }
                 @if let Some(w) = why { span.why title=(w) { (w) } }
             }
@@ -578,7 +612,34 @@ pub(super) fn severity_rank(s: SiteStatus) -> u8 {
     }
 }
 
-pub(super) fn incidents_panel(open: &[Incident], inv: &Inventory, lang: Lang) -> Markup {
+/// How long an incident has lasted: "đã 12 phút", "đã 2 giờ 5 phút", "đã 3 ngày 4 giờ".
+pub(super) fn lasted(from: i64, to: i64, lang: Lang) -> String {
+    let min = (to - from).max(0) / 60_000;
+    let (d, h, m) = (min / 1440, min / 60 % 24, min % 60);
+    match lang {
+        Lang::Vi if d > 0 => format!("đã {d} ngày {h} giờ"),
+        Lang::Vi if h > 0 => format!("đã {h} giờ {m} phút"),
+        Lang::Vi => format!("đã {m} phút"),
+        Lang::En if d > 0 => format!("for {d} d {h} h"),
+        Lang::En if h > 0 => format!("for {h} h {m} min"),
+        Lang::En => format!("for {m} min"),
+    }
+}
+
+/// Titles of the teams owning an incident (their names when a team has no title).
+pub(super) fn team_titles(i: &Incident, inv: &Inventory) -> Vec<String> {
+    i.teams
+        .iter()
+        .map(|name| {
+            inv.teams
+                .iter()
+                .find(|t| &t.name == name)
+                .map_or_else(|| name.clone(), |t| t.title.clone())
+        })
+        .collect()
+}
+
+pub(super) fn incidents_panel(open: &[Incident], inv: &Inventory, now: i64, lang: Lang) -> Markup {
     let mut open: Vec<&Incident> = open.iter().collect();
     open.sort_by_key(|i| (i.severity, std::cmp::Reverse(i.started_at)));
     html! {
@@ -593,9 +654,17 @@ pub(super) fn incidents_panel(open: &[Incident], inv: &Inventory, lang: Lang) ->
                     " "
                     a href={ "/api/v1/incidents/" (i.id) } { "#" (i.id) } " "
                     b { (lang.pick(&i.title, &i.title_en)) }
+                    @if i.acknowledged_at.is_some() {
+                        " " span.ack title=(lang.pick("Đã có người tiếp nhận", "Someone has taken it")) {
+                            "✓ " (lang.pick("Đã tiếp nhận", "Acknowledged"))
+                            @if let Some(by) = &i.acknowledged_by { ": " (by) }
+                        }
+                    }
                     div.small.muted {
-                        (lang.pick("Từ ", "Since ")) (format_local(i.started_at))
-                        @if i.acknowledged_at.is_some() { " · " (lang.pick("đã tiếp nhận", "acknowledged")) @if let Some(by) = &i.acknowledged_by { " (" (by) ")" } }
+                        span.dur { (lasted(i.started_at, now, lang)) } " · "
+                        (lang.pick("từ ", "since ")) (format_local(i.started_at))
+                        @let teams = team_titles(i, inv);
+                        @if !teams.is_empty() { " · " span.team { (lang.pick("Phụ trách: ", "Team: ")) (teams.join(", ")) } }
                         @if i.sites.len() == 1 {
                             @if let Some(s) = inv.site(&i.sites[0]) { " · " a href={ "/sites/" (s.slug) (lang_suffix(lang, true)) } { (s.name) } }
                         } @else if i.sites.len() > 1 {
@@ -865,11 +934,11 @@ pub fn render_site(d: &SiteData, lang: Lang) -> Markup {
             p { a href={ "/" (lang_suffix(lang, true)) } { "← " (lang.pick("Tất cả xã, phường, đặc khu", "All sites")) } }
             section.panel #site data-slug=(s.slug) data-status=(d.status.as_str()) {
                 h2 style="font-size:1.4rem" { (s.name) " " (status_badge(d.status, lang))
-                    @if s.island { " " span.isl { (lang.pick("Xã đảo", "Island site")) } } }
+                    @if s.island { " " span.isl { (lang.pick("Đơn vị đảo", "Island unit")) } } }
                 dl.meta {
                     dt { (lang.pick("Mã đơn vị", "Code")) } dd { (s.code) }
                     dt { (lang.pick("Khu vực cũ", "Former area")) } dd { (s.former_district) ", " (lang.pick(&pvi, &pen)) }
-                    dt { (lang.pick("Loại đường truyền", "Link class")) } dd { (s.link_class) }
+                    dt { (lang.pick("Loại đường truyền", "Link class")) } dd.link-class data-class=(s.link_class) { (lang.pick(d.inv.class_display(&s.link_class), &s.link_class)) }
                     dt { (lang.pick("Tọa độ", "Coordinates")) } dd { (format!("{:.4}, {:.4}", s.lat, s.lon)) }
                     @if !team_titles.is_empty() { dt { (lang.pick("Tổ chuyên trách", "Teams")) } dd { (team_titles.join(", ")) } }
                 }
@@ -904,7 +973,7 @@ pub fn render_site(d: &SiteData, lang: Lang) -> Markup {
                         tbody {
                             @for c in &v.checks {
                                 tr {
-                                    td { (c.title) } td { (verdict_badge(c.verdict, lang)) }
+                                    td { (d.checks.iter().find(|x| x.check.id.key() == c.key).map_or_else(|| c.title.clone(), |x| check_title(&x.check, lang))) } td { (verdict_badge(c.verdict, lang)) }
                                     td.n { (opt(c.availability.map(|a| pct(a, lang)))) } td.n { (pct(c.target, lang)) }
                                     td.n { (opt(c.latency_quantile_ms.map(|v| fmt_ms(v, lang)))) } td.n { (opt(c.latency_limit_ms.map(|v| fmt_ms(v, lang)))) }
                                     td.n { (opt(c.loss.map(|v| pct(v, lang)))) } td.n { (c.observed_minutes) "/" (c.expected_minutes) }
@@ -1032,6 +1101,9 @@ pub(super) fn check_row(c: &CheckStatus, lang: Lang) -> Markup {
             td { @if let Some(l) = last { (local_hms(ms_of(l.at))) } @else { "–" } }
             td {
                 @match last {
+                    Some(_) if c.health == Health::Degraded => {
+                        b.breach { (lang.pick("Suy giảm: ", "Degraded: ")) (breached(c, lang)) }
+                    }
                     Some(l) if l.success => { (lang.pick("Đạt", "Passed")) }
                     Some(l) => {
                         b { (l.reason.map(|r| reason_label(r, lang)).unwrap_or("")) }
