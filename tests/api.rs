@@ -1118,11 +1118,17 @@ fn source_routes() -> BTreeSet<String> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web");
     let re = regex::Regex::new(r#"\.route\(\s*"([^"]+)""#).unwrap();
     let mut paths = BTreeSet::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "rs") {
-            let text = std::fs::read_to_string(&path).unwrap();
-            paths.extend(re.captures_iter(&text).map(|c| c[1].to_string()));
+    // src/web and its submodules (src/web/status/…).
+    let mut dirs = vec![dir];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                paths.extend(re.captures_iter(&text).map(|c| c[1].to_string()));
+            }
         }
     }
     paths
@@ -1349,5 +1355,137 @@ async fn build_info_carries_the_git_revision() {
     assert!(
         line.contains(&format!("revision=\"{want}\"")),
         "{line} (want {want})"
+    );
+}
+
+/// `POST /api/v1/checks/{owner}/{check}/run` and `lienthong probe --url`: the service runs the
+/// check with its own inventory (here pointing at a test server on 127.0.0.1:0).
+#[tokio::test]
+async fn run_a_check_now_through_the_service() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let target =
+        common::serve(axum::Router::new().route("/status", axum::routing::get(|| async { "ok" })))
+            .await;
+    let text = std::fs::read_to_string("tests/fixtures/valid.toml")
+        .unwrap()
+        .replace(
+            "http://127.0.0.1:1/status",
+            &format!("http://{target}/status"),
+        );
+    let cfg = lienthong::config::Config::from_str(std::path::Path::new("run.toml"), &text).unwrap();
+    let state = Arc::new(LiveState::default());
+    state.set_inventory(cfg.inventory.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let (events, _) = broadcast::channel(4);
+    let app = AppState {
+        metrics: Arc::new(Metrics::new()),
+        state: state.clone(),
+        store: Arc::new(Store::open(&dir.path().join("db.sqlite")).unwrap()),
+        events,
+        api_token: Some(Arc::from(TOKEN)),
+        maintenance_changed: Arc::new(Notify::new()),
+        pages: Default::default(),
+    };
+    let addr = common::serve(router(app)).await;
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::new();
+    let run = |path: &str, auth: bool| {
+        let mut req = http.post(format!("{base}/api/v1/checks/{path}/run"));
+        if auth {
+            req = req.bearer_auth(TOKEN);
+        }
+        req.send()
+    };
+    assert_eq!(
+        run("lgsp/api", false).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let r = run("lgsp/api", true).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["key"], "service/lgsp/api");
+    assert_eq!(v["success"], true, "{v}");
+    assert_eq!(v["details"]["status"], 200);
+    assert!(v["details"]["phases"]["connect"].as_f64().is_some(), "{v}");
+    assert!(
+        v["breakdown"]
+            .as_str()
+            .unwrap()
+            .contains("service/lgsp/api"),
+        "{v}"
+    );
+    // Not recorded: the live state did not see the run.
+    assert!(state.snapshot().iter().all(|c| c.last.is_none()));
+    // A failing check answers its reason.
+    let v: Value = run("a/endpoint", true).await.unwrap().json().await.unwrap();
+    assert_eq!(v["success"], false);
+    assert_eq!(v["reason"], "connect_refused", "{v}");
+    // Unknown names: 404 with the closest names.
+    for (path, want) in [
+        ("lgps/api", "did you mean `lgsp`?"),
+        ("lgsp/apx", "did you mean `api`?"),
+        ("b/lnk", "did you mean `link`?"),
+    ] {
+        let (status, e) = error_of(run(path, true).await.unwrap()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(e.contains(want), "{path}: {e}");
+    }
+
+    // The CLI prints the same breakdown as a local `probe`.
+    let bin = env!("CARGO_BIN_EXE_lienthong");
+    let out = tokio::process::Command::new(bin)
+        .args(["probe", "--url", &base, "lgsp"])
+        .env("LIENTHONG_API_TOKEN", TOKEN)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("service/lgsp/api"), "{stdout}");
+    let local = tokio::process::Command::new(bin)
+        .args([
+            "probe",
+            "--config",
+            "tests/fixtures/valid.toml",
+            "lgsp",
+            "api",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let local = String::from_utf8_lossy(&local.stdout);
+    // Same shape (the local run fails: the fixture points at port 1).
+    let first = |s: &str| {
+        s.lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next()
+            .map(str::to_string)
+    };
+    assert_eq!(first(&stdout), first(&local), "{stdout}\n---\n{local}");
+    let out = tokio::process::Command::new(bin)
+        .args(["probe", "--url", &base, "lgps"])
+        .env("LIENTHONG_API_TOKEN", TOKEN)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `lgsp`?"));
+    // Locally too.
+    let out = tokio::process::Command::new(bin)
+        .args(["probe", "--config", "tests/fixtures/valid.toml", "lgps"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("did you mean `lgsp`?"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -24,6 +24,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/maintenance/{id}"),
     ("POST", "/api/v1/maintenance/{id}/end"),
     ("GET", "/api/v1/checks"),
+    ("POST", "/api/v1/checks/{owner}/{check}/run"),
     ("GET", "/api/v1/sites"),
     ("GET", "/api/v1/sites/{slug}"),
     ("GET", "/api/v1/readiness"),
@@ -271,6 +272,42 @@ pub fn operation(method: &str, path: &str) -> Option<Value> {
             "responses": {
                 "200": { "description": "The checks.", "content": json_body(json!({ "type": "array", "items": s("Check") })) }
             }
+        }),
+        ("POST", "/api/v1/checks/{owner}/{check}/run") => json!({
+            "tags": ["status"],
+            "operationId": "runCheck",
+            "summary": "Run one check now, with the service's effective config",
+            "description": "Builds the probe from the inventory the service is running (in the \
+                            demo: UDP echo links and the demo CA) and runs it in the request, \
+                            bounded by the check's timeout. The result is answered, not recorded \
+                            (no metrics, no incident). `lienthong probe --url` uses it. At most 4 \
+                            at once (429). Unknown names → 404 with the closest names.",
+            "security": [{ "bearerAuth": [] }],
+            "parameters": [
+                { "name": "owner", "in": "path", "required": true, "description": "Site or shared-service slug.", "schema": { "type": "string", "example": "phuong-ben-thanh" } },
+                { "name": "check", "in": "path", "required": true, "description": "Check name, e.g. link, endpoint.", "schema": { "type": "string", "example": "link" } }
+            ],
+            "responses": write_errors(json!({
+                "200": {
+                    "description": "The run.",
+                    "content": json_body(json!({
+                        "type": "object",
+                        "required": ["key", "success", "duration_seconds", "reason", "message", "details", "breakdown"],
+                        "properties": {
+                            "key": { "type": "string" },
+                            "success": { "type": "boolean" },
+                            "duration_seconds": { "type": "number", "format": "double" },
+                            "reason": { "type": "string", "nullable": true },
+                            "message": { "type": "string", "nullable": true },
+                            "details": { "type": "object", "additionalProperties": true, "description": "Per kind; durations in seconds." },
+                            "breakdown": { "type": "string", "description": "The text `lienthong probe` prints." }
+                        }
+                    }))
+                },
+                "404": r("NotFound"),
+                "422": { "description": "The probe cannot be built (e.g. a secret's variable is missing in the service).", "content": json_body(s("Error")) },
+                "429": { "description": "Too many on-demand runs in progress.", "content": json_body(s("Error")) }
+            }))
         }),
         ("GET", "/api/v1/sites") => json!({
             "tags": ["status"],
