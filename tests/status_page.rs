@@ -64,6 +64,19 @@ fn artifacts() -> PathBuf {
     dir
 }
 
+/// Whether Chromium is there; outside CI a missing one skips the test, with CI=true it fails.
+fn have_chromium(test: &str) -> bool {
+    if Path::new(CHROMIUM).exists() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "{test}: {CHROMIUM} not found and CI=true (.ci/run installs chromium)"
+    );
+    eprintln!("SKIPPED {test}: {CHROMIUM} not found (apt-get install chromium; .ci/run does)");
+    false
+}
+
 /// Runs headless Chromium with the flags of the issue and a fresh profile; returns stdout.
 fn chromium(args: &[String], url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
@@ -135,10 +148,7 @@ fn json_u64(v: &serde_json::Value, path: &str) -> u64 {
 
 #[test]
 fn status_page_in_a_real_browser() {
-    if !Path::new(CHROMIUM).exists() {
-        eprintln!(
-            "SKIPPED status_page_in_a_real_browser: {CHROMIUM} not found (apt-get install chromium; .ci/run does)"
-        );
+    if !have_chromium("status_page_in_a_real_browser") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -630,4 +640,98 @@ async fn pages_say_why_and_who() {
     let row = &row[..row.find("</tr>").unwrap()];
     assert!(row.contains("mất gói 18 % &gt; 10 %"), "{row}");
     assert!(!row.contains("Đạt"), "{row}");
+}
+
+/// `/?wall=1` in Chromium at 1920×1080 over the shipped 168 sites with open incidents: the
+/// headline, the map, the shared services and the incidents are on screen and nothing scrolls
+/// (the page records its own layout check in `data-fits`); a screenshot is saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wall_screen_fits_1920x1080() {
+    use lienthong::incidents::{EventKind, NewEvent, NewIncident, Scope, Severity, Store};
+    use lienthong::web::{router, AppState};
+    use std::sync::Arc;
+    if !have_chromium("wall_screen_fits_1920x1080") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        lienthong::config::Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("probes.toml"))
+            .unwrap();
+    let inv = config.inventory.clone();
+    let state = Arc::new(lienthong::state::LiveState::default());
+    state.set_inventory(inv.clone());
+    let store = Arc::new(Store::open(&dir.path().join("db.sqlite")).unwrap());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // More open incidents than the wall lists: the rest is counted, not scrolled to.
+    for s in inv.sites.iter().take(12) {
+        store
+            .open_incident(
+                &NewIncident {
+                    key: format!("site/{}/link", s.slug),
+                    title: format!("Mất kết nối: {}", s.name),
+                    title_en: format!("Link down: {}", s.name),
+                    severity: Severity::Critical,
+                    scope: Scope::Site,
+                    sites: vec![s.slug.clone()],
+                    service: None,
+                    teams: inv.teams_of_site(s),
+                },
+                &NewEvent {
+                    at: now - 600_000,
+                    kind: EventKind::Opened,
+                    check: None,
+                    state: Some("down".into()),
+                    message: "timeout".into(),
+                    evidence: None,
+                },
+                &[],
+            )
+            .unwrap();
+    }
+    let (events, _) = tokio::sync::broadcast::channel(16);
+    let app = AppState {
+        metrics: Arc::new(lienthong::metrics::Metrics::new()),
+        state,
+        store,
+        events,
+        api_token: None,
+        maintenance_changed: Arc::new(tokio::sync::Notify::new()),
+        pages: Default::default(),
+    };
+    let addr = common::serve(router(app)).await;
+    let url = format!("http://{addr}/?wall=1");
+    let shot = artifacts().join("wall-1920x1080.png");
+    let size = "--window-size=1920,1080".to_string();
+    let (dom, _) = tokio::task::spawn_blocking({
+        let (url, shot, size) = (url.clone(), shot.clone(), size.clone());
+        move || {
+            let dom = chromium(&[size.clone(), "--dump-dom".into()], &url);
+            let png = chromium(&[size, format!("--screenshot={}", shot.display())], &url);
+            (dom, png)
+        }
+    })
+    .await
+    .unwrap();
+    std::fs::write(artifacts().join("wall-1920x1080.html"), &dom).unwrap();
+    assert!(dom.contains("<main class=\"wall\">"), "wall layout");
+    for id in [
+        "id=\"readiness-headline\"",
+        "id=\"services\"",
+        "id=\"incidents\"",
+    ] {
+        assert!(dom.contains(id), "{id} on the wall");
+    }
+    assert!(dom.contains("<svg"), "the map");
+    assert!(!dom.contains("id=\"sites\""), "no site list on the wall");
+    assert_eq!(
+        attr(&dom, "<html", "data-fits").as_deref(),
+        Some("1"),
+        "everything on one 1920×1080 screen, no scrolling"
+    );
+    // The incidents beyond the first six are counted.
+    assert!(dom.contains("… 6 sự cố khác"), "rest counted");
+    assert!(shot.exists(), "screenshot saved");
 }

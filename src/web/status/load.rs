@@ -58,6 +58,8 @@ pub struct Filters {
     pub q: String,
     pub prov: String,
     pub island: bool,
+    /// `?wall=1`: the wall-screen layout (one 1920×1080 screen, no scrolling).
+    pub wall: bool,
 }
 
 impl Filters {
@@ -73,6 +75,7 @@ impl Filters {
             q: get("q"),
             prov: get("prov"),
             island: matches!(get("island").as_str(), "1" | "true" | "on"),
+            wall: matches!(get("wall").as_str(), "1" | "true" | "on"),
         }
     }
 }

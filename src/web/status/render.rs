@@ -234,6 +234,17 @@ main{padding:.2rem 1rem 1rem}
 .cols{display:grid;grid-template-columns:minmax(300px,440px) 1fr;gap:0 1rem}
 @media (max-width:900px){.cols{grid-template-columns:1fr}}
 .map svg{width:100%;height:auto;display:block}
+body:has(main.wall){height:100vh;display:flex;flex-direction:column;overflow:hidden}
+body:has(main.wall) footer{display:none}
+main.wall{flex:1;min-height:0;max-width:none;padding:.4rem 1rem .8rem;box-sizing:border-box}
+main.wall #live{height:100%;display:flex;flex-direction:column;gap:.6rem}
+.wall-head{display:flex;align-items:center;gap:1.5rem 2.5rem;flex-wrap:wrap}
+.wall-head .headline{font-size:2.4rem;font-weight:700}
+.wall-head .counts{margin:0}.wall-head .counts .badge{font-size:1.25rem;padding:.25rem .6rem}
+.wall-grid{flex:1;min-height:0;display:grid;grid-template-columns:minmax(0,1.15fr) minmax(0,1fr);gap:1rem}
+.wall-grid .map{min-height:0;overflow:hidden;display:flex}.wall-grid .map svg{height:100%;width:100%}
+.wall-side{min-height:0;display:flex;flex-direction:column;gap:1rem;overflow:hidden}
+.wall-side .panel{overflow:hidden;margin:0}.wall-side #incidents{flex:1 1 auto;min-height:0}
 .map .m{stroke:#fff;stroke-width:.6}
 .map .m-up{fill:var(--up)}.map .m-degraded{fill:#b27400}.map .m-down{fill:var(--down)}.map .m-maintenance{fill:var(--maintenance)}.map .m-unknown{fill:#8a8a8a}
 .map text{font-size:10px;fill:#333;paint-order:stroke;stroke:#fff;stroke-width:3px}
@@ -314,7 +325,7 @@ pub(super) const SCRIPT: &str = r#"
     if(busy) return; busy=true;
     fetch(location.href,{cache:'no-store'}).then(function(r){if(!r.ok) throw r.status; return r.text();}).then(function(t){
       var doc=new DOMParser().parseFromString(t,'text/html'), fresh=doc.getElementById('live'), old=document.getElementById('live');
-      if(fresh&&old){old.replaceWith(fresh); apply();}
+      if(fresh&&old){old.replaceWith(fresh); apply(); fit();}
       var u=doc.getElementById('updated'), cur=document.getElementById('updated'); if(u&&cur) cur.textContent=u.textContent;
       last=Date.now(); if(dot) dot.classList.remove('stale');
     }).catch(function(){}).then(function(){busy=false;});
@@ -326,7 +337,18 @@ pub(super) const SCRIPT: &str = r#"
       es.addEventListener(k,function(){ if(timer) clearTimeout(timer); timer=setTimeout(refresh,1500); });
     });
   }
-  apply();
+  // Wall screen: record whether everything fits one screen (checked by a browser test).
+  function fit(){
+    if(!document.querySelector('main.wall')) return;
+    var e=document.documentElement, ok=e.scrollHeight<=innerHeight+1&&e.scrollWidth<=innerWidth+1;
+    ['readiness-headline','services','incidents'].forEach(function(id){var x=document.getElementById(id); if(x){var r=x.getBoundingClientRect(); ok=ok&&r.bottom<=innerHeight+1&&r.right<=innerWidth+1;}});
+    // Nothing cut off inside a panel either (they clip rather than scroll).
+    document.querySelectorAll('main.wall .wall-side .panel').forEach(function(p){var b=p.getBoundingClientRect().bottom; p.querySelectorAll('*').forEach(function(c){if(c.getBoundingClientRect().bottom>b+1) ok=false;});});
+    var m=document.querySelector('main.wall .map svg'); if(m){var r=m.getBoundingClientRect(); ok=ok&&r.height>200&&r.bottom<=innerHeight+1;}
+    e.setAttribute('data-fits',ok?'1':'0');
+  }
+  addEventListener('resize',fit); addEventListener('load',fit);
+  apply(); fit();
 })();
 "#;
 
@@ -394,6 +416,16 @@ pub fn render_index_with(d: &StatusData, lang: Lang, f: &Filters) -> Markup {
     let title_en = format!("Connectivity of the {n} communes, wards and special zone");
     let title = lang.pick(&title_vi, &title_en);
     let alt = lang.pick("/?lang=en", "/");
+    if f.wall {
+        let body = wall_body(d, inv, &by_service, &status_of, lang);
+        return page(
+            lang,
+            title,
+            d.now,
+            lang.pick("/?lang=en&wall=1", "/?wall=1"),
+            body,
+        );
+    }
     // Former provinces and their districts, in inventory order.
     let mut provinces: Vec<(&str, Districts)> = Vec::new();
     for s in &inv.sites {
@@ -445,7 +477,7 @@ pub fn render_index_with(d: &StatusData, lang: Lang, f: &Filters) -> Markup {
                     }
                     div {
                         (services_panel(inv, &by_service, lang))
-                        (incidents_panel(&d.open, inv, d.now, lang))
+                        (incidents_panel(&d.open, inv, d.now, 30, lang))
                     }
                 }
                 section #sites aria-labelledby="sites-h" {
@@ -601,6 +633,54 @@ pub(super) fn services_panel(
     }
 }
 
+/// `/?wall=1`: headline and counts, map, shared services and open incidents on one
+/// 1920×1080 screen without scrolling (the wall of an operations room); refreshed like `/`.
+pub(super) fn wall_body(
+    d: &StatusData,
+    inv: &Inventory,
+    by_service: &HashMap<&str, Vec<&CheckStatus>>,
+    status_of: &HashMap<&str, SiteStatus>,
+    lang: Lang,
+) -> Markup {
+    let count = |st: SiteStatus| d.sites.iter().filter(|s| **s == st).count();
+    let headline = d.readiness.as_ref().map(|r| {
+        let c = &r.city;
+        (
+            lang.pick(&c.headline, &c.headline_en).to_string(),
+            c.collecting_minutes_left.is_some(),
+        )
+    });
+    html! {
+        main.wall {
+            div #live data-generated=(d.now) {
+                div.wall-head {
+                    @if let Some((h, collecting)) = &headline {
+                        div.headline #readiness-headline data-collecting=[collecting.then_some("1")] { (h) }
+                    }
+                    div.counts {
+                        @for st in [SiteStatus::Down, SiteStatus::Degraded, SiteStatus::Maintenance, SiteStatus::Unknown, SiteStatus::Up] {
+                            span class={"badge " (status_class(st))} id={"count-" (st.as_str())} {
+                                (icon(st.as_str())) " " b { (count(st)) } " " (status_label(st, lang))
+                            }
+                        }
+                    }
+                }
+                div.wall-grid {
+                    section.panel.map aria-label=(lang.pick("Bản đồ sơ đồ", "Schematic map")) {
+                        (PreEscaped(map_svg(inv, status_of, lang)))
+                    }
+                    div.wall-side {
+                        (services_panel(inv, by_service, lang))
+                        (incidents_panel(&d.open, inv, d.now, 6, lang))
+                    }
+                }
+            }
+        }
+        // The same refresh as `/` (a short poll of this URL, hurried by the event stream).
+        script { (PreEscaped(SCRIPT)) }
+    }
+}
+
 /// Order of badness for the roll-up of a service's checks.
 pub(super) fn severity_rank(s: SiteStatus) -> u8 {
     match s {
@@ -639,14 +719,20 @@ pub(super) fn team_titles(i: &Incident, inv: &Inventory) -> Vec<String> {
         .collect()
 }
 
-pub(super) fn incidents_panel(open: &[Incident], inv: &Inventory, now: i64, lang: Lang) -> Markup {
+pub(super) fn incidents_panel(
+    open: &[Incident],
+    inv: &Inventory,
+    now: i64,
+    max: usize,
+    lang: Lang,
+) -> Markup {
     let mut open: Vec<&Incident> = open.iter().collect();
     open.sort_by_key(|i| (i.severity, std::cmp::Reverse(i.started_at)));
     html! {
         section.panel #incidents aria-labelledby="inc-h" {
             h2 #inc-h { (lang.pick("Sự cố đang mở", "Open incidents")) " (" (open.len()) ")" }
             @if open.is_empty() { p.muted { (lang.pick("Không có sự cố nào đang mở.", "No open incident.")) } }
-            @for i in open.iter().take(30) {
+            @for i in open.iter().take(max) {
                 div.inc data-incident=(i.id) {
                     span class={"badge " (if i.severity == Severity::Critical { "s-down" } else { "s-degraded" })} {
                         (icon(if i.severity == Severity::Critical { "down" } else { "degraded" })) " " (severity_label(i.severity, lang))
@@ -673,7 +759,7 @@ pub(super) fn incidents_panel(open: &[Incident], inv: &Inventory, now: i64, lang
                     }
                 }
             }
-            @if open.len() > 30 { p.muted { "… " (open.len() - 30) } }
+            @if open.len() > max { p.muted { "… " (open.len() - max) (lang.pick(" sự cố khác", " more")) } }
         }
     }
 }
