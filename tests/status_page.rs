@@ -587,6 +587,25 @@ async fn pages_say_why_and_who() {
         )
         .unwrap();
     store.acknowledge(id, now, "Tổ Côn Đảo — Trần B").unwrap();
+    // Five minutes of echo rounds on the island link: 2 of 10 packets lost each minute.
+    let minute = now / 60_000;
+    let rows: Vec<lienthong::history::MinuteRow> = (1..=5)
+        .map(|k| lienthong::history::MinuteRow {
+            check: link.id.key(),
+            minute: minute - k,
+            stats: lienthong::history::MinuteStats {
+                attempts: 5,
+                successes: 5,
+                lat_n: 5,
+                lat_sum: 400.0,
+                lat_max: 90.0,
+                sent: 10,
+                lost: 2,
+                ..Default::default()
+            },
+        })
+        .collect();
+    store.history_write(&rows).unwrap();
     let (events, _) = tokio::sync::broadcast::channel(16);
     let app = AppState {
         metrics: Arc::new(lienthong::metrics::Metrics::new()),
@@ -640,6 +659,20 @@ async fn pages_say_why_and_who() {
     let row = &row[..row.find("</tr>").unwrap()];
     assert!(row.contains("mất gói 18 % &gt; 10 %"), "{row}");
     assert!(!row.contains("Đạt"), "{row}");
+    // The island page charts loss as well as RTT: one bar per minute, the 10 % limit dashed.
+    let chart = &site[site
+        .find("data-check=\"site/dac-khu-con-dao/link\"><h3")
+        .expect("link chart")..];
+    let chart = &chart[..chart.find("</div></div>").unwrap()];
+    assert!(chart.contains("Tỷ lệ mất gói mỗi phút"), "{chart}");
+    assert_eq!(chart.matches("class=\"loss\"").count(), 5, "{chart}");
+    assert!(chart.contains("class=\"loss-limit\""));
+    assert!(chart.contains(">10 %<"));
+    // Only echo rounds have loss.
+    let ep = &site[site
+        .find("data-check=\"site/dac-khu-con-dao/endpoint\"><h3")
+        .expect("endpoint chart")..];
+    assert!(!ep[..ep.find("</div>").unwrap()].contains("loss"));
 }
 
 /// `/?wall=1` in Chromium at 1920×1080 over the shipped 168 sites with open incidents: the

@@ -1093,6 +1093,12 @@ pub fn render_site(d: &SiteData, lang: Lang) -> Markup {
                     div.chart data-check=(key) {
                         h3 style="font-size:.95rem;margin:.6rem 0 .2rem" { (check_title(&c.check, lang)) }
                         (PreEscaped(chart_svg(pts, from_m, to_m, limit_ms(&c.check), lang)))
+                        @if c.check.probe.kind() == ProbeKind::Icmp {
+                            div.loss-chart {
+                                div.small.muted { (lang.pick("Tỷ lệ mất gói mỗi phút", "Packet loss per minute")) }
+                                (PreEscaped(loss_chart_svg(pts, from_m, to_m, c.check.degraded.loss, lang)))
+                            }
+                        }
                     }
                 }
             }
@@ -1214,6 +1220,79 @@ pub(super) fn truncate(s: &str, n: usize) -> String {
         t.push('…');
         t
     }
+}
+
+/// Packet loss of echo rounds per minute (lost / sent) over `[from_m, to_m)`, with the class's
+/// degraded loss threshold dashed: on island links loss, not RTT, is what degrades first.
+pub fn loss_chart_svg(
+    pts: &[SeriesPoint],
+    from_m: i64,
+    to_m: i64,
+    threshold: f64,
+    lang: Lang,
+) -> String {
+    const W: f64 = 720.0;
+    const H: f64 = 90.0;
+    const L: f64 = 44.0;
+    const T: f64 = 8.0;
+    const PH: f64 = 60.0;
+    let pw = W - L - 8.0;
+    let span = (to_m - from_m).max(1) as f64;
+    let x = |m: i64| L + (m - from_m) as f64 / span * pw;
+    let loss = |p: &SeriesPoint| {
+        (p.stats.sent > 0)
+            .then(|| f64::from(p.stats.lost.min(p.stats.sent)) / f64::from(p.stats.sent))
+    };
+    let top = (pts.iter().filter_map(loss).fold(0.0, f64::max) * 1.25)
+        .max(threshold * 1.5)
+        .clamp(0.01, 1.0);
+    let y = |v: f64| T + PH - (v / top).min(1.0) * PH;
+    let mut o = String::with_capacity(2048);
+    let _ = write!(
+        o,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W:.0} {H:.0}" role="img"><title>{}</title><line x1="{L}" y1="{b:.1}" x2="{r:.1}" y2="{b:.1}" stroke="#888"/><line x1="{L}" y1="{T}" x2="{L}" y2="{b:.1}" stroke="#888"/><text x="{tx:.1}" y="{ty:.1}" text-anchor="end">{}</text><text x="{tx:.1}" y="{b:.1}" text-anchor="end">0</text>"##,
+        lang.pick("Biểu đồ mất gói", "Packet loss chart"),
+        esc(&pct(top, lang)),
+        b = T + PH,
+        r = L + pw,
+        tx = L - 3.0,
+        ty = T + 8.0,
+    );
+    if threshold > 0.0 {
+        let _ = write!(
+            o,
+            r##"<line class="loss-limit" x1="{L}" y1="{yy:.1}" x2="{r:.1}" y2="{yy:.1}" stroke="#a8211a" stroke-dasharray="5 4"/><text x="{r:.1}" y="{ty:.1}" fill="#a8211a" text-anchor="end">{}</text>"##,
+            esc(&pct(threshold, lang)),
+            yy = y(threshold),
+            r = L + pw,
+            ty = y(threshold) - 3.0,
+        );
+    }
+    let bw = (pw / span).max(1.0);
+    for p in pts {
+        if let Some(v) = loss(p) {
+            let _ = write!(
+                o,
+                r##"<rect class="loss" data-minute="{}" x="{:.1}" y="{:.1}" width="{bw:.1}" height="{:.1}" fill="{}"/>"##,
+                p.minute,
+                x(p.minute),
+                y(v),
+                T + PH - y(v),
+                if v > threshold { "#a8211a" } else { "#5b7fa6" }
+            );
+        }
+    }
+    if !pts.iter().any(|p| loss(p).is_some()) {
+        let _ = write!(
+            o,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}</text>"##,
+            L + pw / 2.0,
+            T + PH / 2.0,
+            lang.pick("Chưa có dữ liệu", "No data yet")
+        );
+    }
+    o.push_str("</svg>");
+    o
 }
 
 /// A small latency chart of minute averages over `[from_m, to_m)`, failures and maintenance
