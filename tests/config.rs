@@ -365,14 +365,12 @@ fn an_empty_file_says_so_and_shows_a_minimal_example_that_loads() {
 #[test]
 fn secrets_in_urls_are_redacted_in_every_message() {
     // check-config and the SIGHUP reload both print the ConfigError's Display.
-    for name in ["many-problems"] {
-        let text = problem(name);
-        assert!(
-            !text.contains("hunter2") && !text.contains("abc123"),
-            "{text}"
-        );
-        assert!(text.contains("https://***@chat.example.vn"), "{text}");
-    }
+    let text = problem("many-problems");
+    assert!(
+        !text.contains("hunter2") && !text.contains("abc123"),
+        "{text}"
+    );
+    assert!(text.contains("https://***@chat.example.vn"), "{text}");
     // A probe URL with a password in a check's build error, too.
     let valid = std::fs::read_to_string("tests/fixtures/valid.toml").unwrap();
     let text = valid.replace(

@@ -602,7 +602,7 @@ fn merge_pages(
     let more = a.next_cursor.is_some() || b.next_cursor.is_some();
     let mut items = a.items;
     items.extend(b.items);
-    items.sort_by(|x, y| y.id.cmp(&x.id));
+    items.sort_by_key(|i| std::cmp::Reverse(i.id));
     let more = more || items.len() > limit as usize;
     items.truncate(limit as usize);
     let next_cursor = if more {

@@ -80,6 +80,7 @@ impl Filters {
     }
 }
 
+/// A maintenance window in force for a site, as its page tells it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActiveWindow {
     pub reason: String,

@@ -160,7 +160,6 @@ async fn index(State(app): State<AppState>, RawQuery(q): RawQuery) -> Response {
 /// Districts of a former province and their sites, in inventory order.
 type Districts<'a> = Vec<(&'a str, Vec<&'a SiteInfo>)>;
 
-/// The status page.
 // ---------------------------------------------------------------------------------------------
 // GET /sites/{slug}
 
@@ -233,7 +232,6 @@ async fn site_page(
     }
 }
 
-/// A maintenance window in force for a site, as its page tells it.
 // ---------------------------------------------------------------------------------------------
 // Readiness: API and HTML report
 

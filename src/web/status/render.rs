@@ -388,6 +388,7 @@ pub(super) fn page(lang: Lang, title: &str, updated: i64, alt_href: &str, body: 
     }
 }
 
+/// The status page.
 pub fn render_index(d: &StatusData, lang: Lang) -> Markup {
     render_index_with(d, lang, &Filters::default())
 }
