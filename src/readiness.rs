@@ -243,8 +243,8 @@ pub struct CitySummary {
     /// verdict yet.
     pub headline: String,
     pub headline_en: String,
-    /// While no site has a verdict (every one "không đủ dữ liệu"): about how many minutes of
-    /// data are still needed. None once any site is judged.
+    /// While no site is ready and some lack data (a fresh start): about how many minutes of
+    /// data are still needed. None once a site is ready, or when none lacks data.
     pub collecting_minutes_left: Option<u64>,
 }
 
@@ -802,9 +802,9 @@ pub fn compute(
         .iter()
         .filter(|s| s.verdict == Verdict::Ready)
         .count() as u32;
-    // Nothing judged yet (a fresh start): say how long until the first verdicts instead of a
-    // headline of "0/168 sẵn sàng".
-    let collecting_minutes_left = (total > 0 && insufficient == total).then(|| {
+    // No site can be ready yet for lack of data (a fresh start; an outage may already make a
+    // site not ready): say how long until the first verdicts instead of "0/168 sẵn sàng".
+    let collecting_minutes_left = (ready == 0 && insufficient > 0).then(|| {
         let min_obs = inv.readiness.min_observed.0.as_secs().div_ceil(60);
         let most = sites
             .iter()

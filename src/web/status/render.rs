@@ -533,6 +533,9 @@ pub(super) fn readiness_summary(r: &Report, lang: Lang) -> Markup {
     let services_failing = r.services.iter().any(|s| s.verdict == Verdict::NotReady);
     let cls = if c.all_ready {
         "s-up"
+    } else if c.collecting_minutes_left.is_some() {
+        // Still collecting: not an alarm colour (the not-ready sites are listed below).
+        "s-unknown"
     } else if c.not_ready > 0 || services_failing {
         "s-down"
     } else {
