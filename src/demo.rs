@@ -74,7 +74,10 @@ impl DemoFiles {
     /// The start-up notice: where the files go, and that history is kept.
     pub fn notice(&self, existed: bool, fresh: bool) -> String {
         let history = match (existed, fresh) {
-            (_, true) => "started fresh (--fresh deleted the previous demo database)".to_string(),
+            (true, true) => {
+                "started fresh (--fresh deleted the previous demo database)".to_string()
+            }
+            (false, true) => "started fresh (there was no previous demo database)".to_string(),
             (true, false) => {
                 "history of previous runs is kept and shown (incidents, availability); \
                               start with --fresh to begin from an empty database"
@@ -123,11 +126,11 @@ where
     };
     let state_dir = std::env::current_dir()?;
     let files = DemoFiles::new(&state_dir, &inv);
+    // With --fresh, `existed` = a previous database was deleted.
     let existed = if fresh {
         files
             .remove_database()
-            .with_context(|| format!("--fresh: cannot delete {}", files.database.display()))?;
-        false
+            .with_context(|| format!("--fresh: cannot delete {}", files.database.display()))?
     } else {
         files.database.exists()
     };
@@ -199,6 +202,7 @@ mod tests {
             kept.contains("history") && kept.contains("--fresh"),
             "{kept}"
         );
-        assert!(files.notice(false, true).contains("fresh"));
+        assert!(files.notice(true, true).contains("deleted"));
+        assert!(files.notice(false, true).contains("no previous"));
     }
 }
