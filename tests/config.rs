@@ -417,3 +417,41 @@ fn check_config_defaults_to_probes_toml() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("probes.toml"));
 }
+
+#[test]
+fn section_values_are_located_at_their_key_each_reported() {
+    let valid = std::fs::read_to_string("tests/fixtures/valid.toml").unwrap();
+    let lines = valid.lines().count();
+    let text = format!(
+        "{valid}\n[readiness]\nwindow = \"24h\"\navailability = {{ mainland = 1.5, rural = 2.0 }}\nlatency_quantile = 1.0\n\n[api]\nmax_maintenance = \"30s\"\n"
+    );
+    let err = Config::from_str(Path::new("r.toml"), &text).unwrap_err();
+    let got: Vec<(usize, usize, &str)> = err
+        .problems()
+        .iter()
+        .map(|p| (p.line, p.column, p.message.as_str()))
+        .collect();
+    let (av, lq, mm) = (lines + 4, lines + 5, lines + 8);
+    let col = |s: &str| {
+        "availability = { mainland = 1.5, rural = 2.0 }"
+            .find(s)
+            .unwrap()
+            + 1
+    };
+    let want = [
+        (
+            av,
+            col("mainland"),
+            "availability.mainland must be in (0, 1]",
+        ),
+        (av, col("rural"), "unknown link class `rural`"),
+        (av, col("rural"), "availability.rural must be in (0, 1]"),
+        (lq, 1, "latency_quantile must be in [0.5, 1)"),
+        (mm, 1, "[api] max_maintenance must be at least 1m"),
+    ];
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!((g.0, g.1), (w.0, w.1), "{g:?}");
+        assert!(g.2.contains(w.2), "{g:?} lacks {}", w.2);
+    }
+}

@@ -222,7 +222,7 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
     check_classes(file, &mut cx);
     if file.scheduler.max_concurrency == 0 || file.scheduler.per_site_concurrency == 0 {
         cx.push(
-            0..0,
+            key_span(cx.loc, "scheduler", "max_concurrency"),
             "scheduler concurrency limits must be at least 1",
             "set [scheduler] max_concurrency and per_site_concurrency to 1 or more",
         );
@@ -534,7 +534,7 @@ fn check_runtime_sections(file: &ConfigFile, inv: &Inventory, cx: &mut Ctx) {
     for r in &file.incidents.reference_checks {
         if !keys.contains(r) {
             cx.push(
-                0..0,
+                key_span(cx.loc, "incidents", "reference_checks"),
                 format!("[incidents] reference_checks names unknown check `{r}`"),
                 "use a check key such as service/<slug>/<check>",
             );
@@ -542,7 +542,7 @@ fn check_runtime_sections(file: &ConfigFile, inv: &Inventory, cx: &mut Ctx) {
     }
     if file.api.max_maintenance.0 < Duration::from_secs(60) {
         cx.push(
-            0..0,
+            key_span(cx.loc, "api", "max_maintenance"),
             "[api] max_maintenance must be at least 1m",
             "the longest window POST /api/v1/maintenance accepts, e.g. \"7days\"",
         );
@@ -550,7 +550,7 @@ fn check_runtime_sections(file: &ConfigFile, inv: &Inventory, cx: &mut Ctx) {
     let share = file.incidents.prober_share;
     if !(share > 0.0 && share <= 1.0) {
         cx.push(
-            0..0,
+            key_span(cx.loc, "incidents", "prober_share"),
             "[incidents] prober_share must be in (0, 1]",
             "0.5 = half of the sites at once",
         );
@@ -645,6 +645,47 @@ fn field_span(loc: &Locator, entry: std::ops::Range<usize>, field: &str) -> std:
     entry
 }
 
+/// The span of `key = …` in the `[section]` table (for an exact line:column), else the section
+/// header, else the start of the file (the value is a default: it is not written anywhere).
+fn key_span(loc: &Locator, section: &str, key: &str) -> std::ops::Range<usize> {
+    let text = loc.text();
+    let header = format!("[{section}]");
+    let mut offset = 0;
+    let mut in_section = false;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        let col = line.len() - t.len();
+        if t.starts_with('[') {
+            in_section = t.trim_end().starts_with(&header);
+        } else if in_section {
+            if let Some(rest) = t.strip_prefix(key) {
+                if rest.trim_start().starts_with(['=', '.']) {
+                    return offset + col..offset + col + key.len();
+                }
+            }
+        }
+        offset += line.len();
+    }
+    // The header, when the key itself is not written.
+    text.find(&header).map_or(0..0, |h| h..h)
+}
+
+/// Like [`key_span`] for `sub` inside `key = { sub = … }` or `key.sub = …`.
+fn sub_key_span(loc: &Locator, section: &str, key: &str, sub: &str) -> std::ops::Range<usize> {
+    let span = key_span(loc, section, key);
+    let text = loc.text();
+    let line_end = text[span.start..]
+        .find('\n')
+        .map_or(text.len(), |i| span.start + i);
+    match text[span.end.min(line_end)..line_end].find(sub) {
+        Some(i) if span.end > span.start => {
+            let at = span.end + i;
+            at..at + sub.len()
+        }
+        _ => span,
+    }
+}
+
 /// Latitude and longitude in range; for this city a latitude that looks like a longitude
 /// (Ho Chi Minh City is near 10.8 N, 106.7 E) is most likely swapped.
 fn check_coordinates(s: &Site, span: std::ops::Range<usize>, cx: &mut Ctx) {
@@ -680,14 +721,14 @@ fn check_readiness(file: &ConfigFile, cx: &mut Ctx) {
     for (class, target) in &r.availability {
         if !file.link_class.contains_key(class) {
             cx.push(
-                0..0,
+                sub_key_span(cx.loc, "readiness", "availability", class),
                 format!("[readiness] availability names unknown link class `{class}`"),
                 &known_classes(file),
             );
         }
         if !ratio(*target) {
             cx.push(
-                0..0,
+                sub_key_span(cx.loc, "readiness", "availability", class),
                 format!("[readiness] availability.{class} must be in (0, 1]"),
                 "write 0.995 for 99.5 %",
             );
@@ -695,28 +736,28 @@ fn check_readiness(file: &ConfigFile, cx: &mut Ctx) {
     }
     if !ratio(r.default_availability) {
         cx.push(
-            0..0,
+            key_span(cx.loc, "readiness", "default_availability"),
             "[readiness] default_availability must be in (0, 1]",
             "write 0.99 for 99 %",
         );
     }
     if !(r.latency_quantile >= 0.5 && r.latency_quantile < 1.0) {
         cx.push(
-            0..0,
+            key_span(cx.loc, "readiness", "latency_quantile"),
             "[readiness] latency_quantile must be in [0.5, 1)",
             "0.95 = p95",
         );
     }
     if !(0.0..=1.0).contains(&r.min_coverage) {
         cx.push(
-            0..0,
+            key_span(cx.loc, "readiness", "min_coverage"),
             "[readiness] min_coverage must be between 0 and 1",
             "0.9 = 90 % of the expected minutes have data",
         );
     }
     if r.window.0 < Duration::from_secs(60) {
         cx.push(
-            0..0,
+            key_span(cx.loc, "readiness", "window"),
             "[readiness] window must be at least 1m",
             "e.g. window = \"24h\"",
         );
@@ -724,14 +765,14 @@ fn check_readiness(file: &ConfigFile, cx: &mut Ctx) {
     let h = &file.history;
     if h.keep_minutes.0 < Duration::from_secs(2 * 3600) {
         cx.push(
-            0..0,
+            key_span(cx.loc, "history", "keep_minutes"),
             "[history] keep_minutes must be at least 2h",
             "raw minutes are rolled up into hours; keep them for weeks, e.g. \"35d\"",
         );
     }
     if h.keep_hours.0 < h.keep_minutes.0 {
         cx.push(
-            0..0,
+            key_span(cx.loc, "history", "keep_hours"),
             "[history] keep_hours must not be shorter than keep_minutes",
             "hourly rollups are kept for years, e.g. \"1825d\"",
         );
