@@ -42,11 +42,66 @@ impl Source {
     }
 }
 
-/// Runs the demo until a shutdown signal.
+/// What the demo leaves on disk, relative to `dir` (the working directory).
+pub struct DemoFiles {
+    pub database: PathBuf,
+    pub ca_file: PathBuf,
+}
+
+impl DemoFiles {
+    pub fn new(dir: &Path, inv: &Inventory) -> DemoFiles {
+        DemoFiles {
+            database: dir.join(&inv.incidents.database),
+            ca_file: dir.join(simulator::CA_FILE_NAME),
+        }
+    }
+
+    /// Deletes the database with its WAL and shared-memory files; returns whether one existed.
+    pub fn remove_database(&self) -> std::io::Result<bool> {
+        let mut found = false;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = self.database.clone().into_os_string();
+            p.push(suffix);
+            match std::fs::remove_file(&p) {
+                Ok(()) => found = true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(found)
+    }
+
+    /// The start-up notice: where the files go, and that history is kept.
+    pub fn notice(&self, existed: bool, fresh: bool) -> String {
+        let history = match (existed, fresh) {
+            (true, true) => {
+                "started fresh (--fresh deleted the previous demo database)".to_string()
+            }
+            (false, true) => "started fresh (there was no previous demo database)".to_string(),
+            (true, false) => {
+                "history of previous runs is kept and shown (incidents, availability); \
+                              start with --fresh to begin from an empty database"
+                    .to_string()
+            }
+            (false, false) => {
+                "a new database; later runs keep its history (use --fresh to start over)"
+                    .to_string()
+            }
+        };
+        format!(
+            "demo: writes the incident database {} and the demo CA certificate {}; {history}",
+            self.database.display(),
+            self.ca_file.display()
+        )
+    }
+}
+
+/// Runs the demo until a shutdown signal. `fresh` deletes the demo's database first.
 pub async fn run<F>(
     listen: &str,
     scenario: Option<&Path>,
     config: Option<&Path>,
+    fresh: bool,
     signals: F,
 ) -> anyhow::Result<()>
 where
@@ -70,6 +125,16 @@ where
         None => Scenario::default_demo(),
     };
     let state_dir = std::env::current_dir()?;
+    let files = DemoFiles::new(&state_dir, &inv);
+    // With --fresh, `existed` = a previous database was deleted.
+    let existed = if fresh {
+        files
+            .remove_database()
+            .with_context(|| format!("--fresh: cannot delete {}", files.database.display()))?
+    } else {
+        files.database.exists()
+    };
+    tracing::info!("{}", files.notice(existed, fresh));
     let sim = Arc::new(
         Simulator::start(&inv, scenario, &state_dir)
             .await
@@ -100,4 +165,44 @@ where
         sim.stop().await;
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_removes_the_database_and_the_notice_says_where_files_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let inv = Inventory::default();
+        let files = DemoFiles::new(dir.path(), &inv);
+        assert_eq!(files.database, dir.path().join("lienthong.db"));
+        assert_eq!(files.ca_file, dir.path().join("lienthong-demo-ca.pem"));
+        assert!(!files.remove_database().unwrap(), "nothing to delete");
+        for suffix in ["", "-wal", "-shm"] {
+            std::fs::write(dir.path().join(format!("lienthong.db{suffix}")), b"x").unwrap();
+        }
+        std::fs::write(&files.ca_file, b"ca").unwrap();
+        assert!(files.remove_database().unwrap());
+        for suffix in ["", "-wal", "-shm"] {
+            assert!(!dir.path().join(format!("lienthong.db{suffix}")).exists());
+        }
+        assert!(files.ca_file.exists(), "the CA file is kept");
+
+        let kept = files.notice(true, false);
+        assert!(
+            kept.contains(&files.database.display().to_string()),
+            "{kept}"
+        );
+        assert!(
+            kept.contains(&files.ca_file.display().to_string()),
+            "{kept}"
+        );
+        assert!(
+            kept.contains("history") && kept.contains("--fresh"),
+            "{kept}"
+        );
+        assert!(files.notice(true, true).contains("deleted"));
+        assert!(files.notice(false, true).contains("no previous"));
+    }
 }

@@ -50,13 +50,26 @@ enum Command {
         /// Config to simulate; default: ./probes.toml, or the copy built into the binary.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Delete the demo's database (./lienthong.db) first: no history of earlier runs.
+        #[arg(long)]
+        fresh: bool,
     },
     /// Validate a config: exit 0 with a summary, or list every problem with file:line:column.
-    CheckConfig { config: PathBuf },
+    CheckConfig {
+        #[arg(default_value = "probes.toml")]
+        config: PathBuf,
+    },
     /// Run the checks of one site (or shared service) once and print a readable breakdown.
     Probe {
         #[arg(long, default_value = "probes.toml")]
         config: PathBuf,
+        /// Ask the running service at this address to run the checks now, with its effective
+        /// config (in the demo: UDP echo links, the demo CA), e.g. http://127.0.0.1:9168.
+        #[arg(long)]
+        url: Option<String>,
+        /// Environment variable holding the service's API token (with --url).
+        #[arg(long, default_value = "LIENTHONG_API_TOKEN")]
+        token_env: String,
         /// Site or service slug.
         target: String,
         /// Check name (default: all checks of the target).
@@ -122,11 +135,20 @@ fn main() -> ExitCode {
                 listen,
                 scenario,
                 config,
-            } => demo(listen, scenario, config).await,
+                fresh,
+            } => demo(listen, scenario, config, fresh).await,
+            Command::Probe {
+                url: Some(url),
+                token_env,
+                target,
+                check,
+                ..
+            } => probe_remote(&url, &token_env, &target, check.as_deref()).await,
             Command::Probe {
                 config,
                 target,
                 check,
+                ..
             } => probe_once(&config, &target, check.as_deref()).await,
             Command::Readiness {
                 config,
@@ -182,10 +204,10 @@ fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
             const SHOWN: usize = 25;
             let text = e.to_string();
             let n = e.problems().len().max(1);
-            // Each problem is one line plus an optional "  hint:" line.
+            // Each problem is one line plus an optional indented hint.
             let mut shown = 0;
             for line in text.lines() {
-                if !line.starts_with("  hint:") {
+                if !line.starts_with(' ') {
                     shown += 1;
                 }
                 if shown > SHOWN {
@@ -259,8 +281,16 @@ async fn demo(
     listen: String,
     scenario: Option<PathBuf>,
     config: Option<PathBuf>,
+    fresh: bool,
 ) -> anyhow::Result<ExitCode> {
-    lienthong::demo::run(&listen, scenario.as_deref(), config.as_deref(), signals).await?;
+    lienthong::demo::run(
+        &listen,
+        scenario.as_deref(),
+        config.as_deref(),
+        fresh,
+        signals,
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -274,8 +304,8 @@ async fn probe_once(config: &Path, target: &str, check: Option<&str>) -> anyhow:
         .collect();
     if checks.is_empty() {
         anyhow::bail!(
-            "no check matches `{target}`{} in {}",
-            check.map(|c| format!(" / `{c}`")).unwrap_or_default(),
+            "{} in {}",
+            lienthong::report::unknown_check(&cfg.inventory, target, check),
             config.display()
         );
     }
@@ -285,6 +315,86 @@ async fn probe_once(config: &Path, target: &str, check: Option<&str>) -> anyhow:
         let outcome = probe.run(c.timeout).await;
         all_ok &= outcome.success;
         print!("{}", lienthong::report::breakdown(c, &outcome));
+    }
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// `probe --url`: the service runs the checks (`POST /api/v1/checks/{owner}/{check}/run`).
+async fn probe_remote(
+    url: &str,
+    token_env: &str,
+    target: &str,
+    check: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let base = url.trim_end_matches('/');
+    let token = std::env::var(token_env).unwrap_or_default();
+    if token.is_empty() {
+        anyhow::bail!(
+            "--url needs the service's API token in the environment variable {token_env} \
+             (the one named by [api] token_env of the service)"
+        );
+    }
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(120))
+        .build()?;
+    let names: Vec<String> = match check {
+        Some(c) => vec![c.to_string()],
+        None => {
+            let checks: Vec<serde_json::Value> = http
+                .get(format!("{base}/api/v1/checks"))
+                .send()
+                .await
+                .with_context(|| format!("cannot reach {base}"))?
+                .error_for_status()?
+                .json()
+                .await?;
+            let owner = |c: &serde_json::Value| {
+                c["site"]
+                    .as_str()
+                    .or(c["service"].as_str())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let names: Vec<String> = checks
+                .iter()
+                .filter(|c| owner(c) == target)
+                .filter_map(|c| c["name"].as_str().map(str::to_string))
+                .collect();
+            if names.is_empty() {
+                let mut owners: Vec<String> = checks.iter().map(owner).collect();
+                owners.sort();
+                owners.dedup();
+                let s = lienthong::report::suggestions(target, owners.iter().map(String::as_str));
+                anyhow::bail!(
+                    "the service at {base} has no site or shared service `{target}`{}",
+                    lienthong::report::did_you_mean(&s)
+                );
+            }
+            names
+        }
+    };
+    let mut all_ok = true;
+    for name in names {
+        let r = http
+            .post(format!("{base}/api/v1/checks/{target}/{name}/run"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {base}"))?;
+        let status = r.status();
+        let body: serde_json::Value = r.json().await.unwrap_or_default();
+        if !status.is_success() {
+            anyhow::bail!(
+                "{base}: {status}: {}",
+                body["error"].as_str().unwrap_or("no reason given")
+            );
+        }
+        all_ok &= body["success"].as_bool().unwrap_or(false);
+        print!("{}", body["breakdown"].as_str().unwrap_or_default());
     }
     Ok(if all_ok {
         ExitCode::SUCCESS

@@ -239,9 +239,13 @@ pub struct CitySummary {
     pub services_ready: u32,
     /// Every site and every shared service ready.
     pub all_ready: bool,
-    /// "165/168 sẵn sàng".
+    /// "165/168 sẵn sàng", or "Đang thu thập dữ liệu — còn ~N phút" while no site has a
+    /// verdict yet.
     pub headline: String,
     pub headline_en: String,
+    /// While no site is ready and some lack data (a fresh start): about how many minutes of
+    /// data are still needed. None once a site is ready, or when none lacks data.
+    pub collecting_minutes_left: Option<u64>,
 }
 
 /// The criteria the report applied.
@@ -252,6 +256,8 @@ pub struct Criteria {
     pub latency_quantile: f64,
     pub min_coverage: f64,
     pub min_observed_minutes: u64,
+    /// Vietnamese display names of the link classes (`display_name`), for the words.
+    pub class_names: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -796,6 +802,27 @@ pub fn compute(
         .iter()
         .filter(|s| s.verdict == Verdict::Ready)
         .count() as u32;
+    // No site can be ready yet for lack of data (a fresh start; an outage may already make a
+    // site not ready): say how long until the first verdicts instead of "0/168 sẵn sàng".
+    let collecting_minutes_left = (ready == 0 && insufficient > 0).then(|| {
+        let min_obs = inv.readiness.min_observed.0.as_secs().div_ceil(60);
+        let most = sites
+            .iter()
+            .flat_map(|s| s.checks.iter().map(|c| c.observed_minutes))
+            .max()
+            .unwrap_or(0);
+        min_obs.saturating_sub(most).max(1)
+    });
+    let (headline, headline_en) = match collecting_minutes_left {
+        Some(n) => (
+            format!("Đang thu thập dữ liệu — còn ~{n} phút"),
+            format!("Collecting data — about {n} min left"),
+        ),
+        None => (
+            format!("{ready}/{total} sẵn sàng"),
+            format!("{ready}/{total} ready"),
+        ),
+    };
     let city = CitySummary {
         total,
         ready,
@@ -804,8 +831,9 @@ pub fn compute(
         services_total: services.len() as u32,
         services_ready,
         all_ready: ready == total && services_ready == services.len() as u32,
-        headline: format!("{ready}/{total} sẵn sàng"),
-        headline_en: format!("{ready}/{total} ready"),
+        headline,
+        headline_en,
+        collecting_minutes_left,
     };
     let cfg = &inv.readiness;
     let mut availability = BTreeMap::new();
@@ -828,6 +856,7 @@ pub fn compute(
             latency_quantile: cfg.latency_quantile,
             min_coverage: cfg.min_coverage,
             min_observed_minutes: cfg.min_observed.0.as_secs().div_ceil(60),
+            class_names: inv.class_names.clone(),
         },
         city,
         provinces,
@@ -869,7 +898,13 @@ pub fn criteria_lines(r: &Report, lang: Lang) -> Vec<String> {
     let targets = c
         .availability
         .iter()
-        .map(|(k, v)| format!("{k} {}", pct(*v, lang)))
+        .map(|(k, v)| {
+            let name = match lang {
+                Lang::Vi => c.class_names.get(k).unwrap_or(k),
+                Lang::En => k,
+            };
+            format!("{name} {}", pct(*v, lang))
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let q = format!("p{}", (c.latency_quantile * 100.0).round());
@@ -958,6 +993,12 @@ pub fn markdown(r: &Report, lang: Lang) -> String {
             t(
                 "toàn bộ xã, phường, đặc khu và dịch vụ dùng chung sẵn sàng",
                 "every site and shared service is ready",
+            )
+        } else if c.not_ready == 0 && !r.services.iter().any(|s| s.verdict == Verdict::NotReady) {
+            // Nothing failed: what is missing is data, not readiness.
+            t(
+                "không đủ dữ liệu để kết luận (không nơi nào chưa sẵn sàng)",
+                "insufficient data to conclude (nothing is not ready)",
             )
         } else {
             t("chưa sẵn sàng toàn bộ", "not everything is ready")
@@ -1359,7 +1400,13 @@ sites = [
         let r = run(&data(0, 60, &[]), &[]);
         assert_eq!(r.city.total, 1);
         assert_eq!(r.city.insufficient_data, 1);
-        assert_eq!(r.city.headline, "0/1 sẵn sàng");
+        // No verdict anywhere: collecting, not "0/1 sẵn sàng".
+        assert_eq!(r.city.headline, "Đang thu thập dữ liệu — còn ~10 phút");
+        assert_eq!(r.city.headline_en, "Collecting data — about 10 min left");
+        assert_eq!(r.city.collecting_minutes_left, Some(10));
+        let md = markdown(&r, Lang::Vi);
+        assert!(md.contains("không đủ dữ liệu để kết luận"), "{md}");
+        assert!(!md.contains("chưa sẵn sàng toàn bộ"), "{md}");
         let s = &r.sites[0];
         assert_eq!(s.verdict, Verdict::InsufficientData);
         assert!(s.reasons.iter().all(|f| f.code == "no_data"));

@@ -117,3 +117,103 @@ pub fn breakdown(c: &CheckDef, o: &Outcome) -> String {
     }
     out
 }
+
+/// Levenshtein distance, in characters.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The candidates closest to `input` (edit distance at most a third of its length, at least
+/// 2; or containing it), best first, at most 3.
+pub fn suggestions<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let limit = (input.chars().count() / 3).max(2);
+    let mut scored: Vec<(usize, &str)> = candidates
+        .into_iter()
+        .filter_map(|c| {
+            let d = distance(input, c);
+            (d <= limit || (input.len() >= 3 && c.contains(input))).then_some((d, c))
+        })
+        .collect();
+    scored.sort();
+    scored.dedup();
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
+/// " (did you mean `a` or `b`?)", or nothing.
+pub fn did_you_mean(candidates: &[String]) -> String {
+    match candidates {
+        [] => String::new(),
+        [one] => format!(" (did you mean `{one}`?)"),
+        many => format!(
+            " (did you mean {}?)",
+            many.iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ),
+    }
+}
+
+/// Why `target` / `check` names nothing in `inv`, with the closest names.
+pub fn unknown_check(inv: &crate::config::Inventory, target: &str, check: Option<&str>) -> String {
+    let owners: Vec<&str> = inv
+        .sites
+        .iter()
+        .map(|s| s.slug.as_str())
+        .chain(inv.services.iter().map(|s| s.slug.as_str()))
+        .collect();
+    if !owners.contains(&target) {
+        let s = suggestions(target, owners);
+        return format!("no site or shared service `{target}`{}", did_you_mean(&s));
+    }
+    let names: Vec<&str> = inv
+        .checks
+        .iter()
+        .filter(|c| c.id.owner() == target)
+        .map(|c| &*c.id.name)
+        .collect();
+    let check = check.unwrap_or("");
+    let s = suggestions(check, names.iter().copied());
+    format!(
+        "`{target}` has no check `{check}`{}; its checks: {}",
+        did_you_mean(&s),
+        names.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod suggest_tests {
+    use super::*;
+
+    #[test]
+    fn close_names_are_suggested() {
+        assert_eq!(distance("kitten", "sitting"), 3);
+        assert_eq!(distance("", "ab"), 2);
+        let names = ["phuong-ben-thanh", "phuong-sai-gon", "xa-thanh-an"];
+        assert_eq!(
+            suggestions("phuong-ben-tanh", names),
+            vec!["phuong-ben-thanh"]
+        );
+        assert_eq!(suggestions("ben-thanh", names), vec!["phuong-ben-thanh"]);
+        assert!(suggestions("zzz", names).is_empty());
+        assert_eq!(
+            did_you_mean(&["a".into(), "b".into()]),
+            " (did you mean `a` or `b`?)"
+        );
+    }
+}

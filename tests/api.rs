@@ -33,6 +33,13 @@ struct Fixture {
     ids: Vec<i64>,
 }
 
+fn now_ms() -> UnixMillis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 fn t(s: &str) -> UnixMillis {
     parse_rfc3339(s).unwrap()
 }
@@ -338,7 +345,8 @@ async fn list_rejects_bad_filters() {
         ("cursor=abc", ["cursor", "integer"]),
         ("since=yesterday", ["since", "RFC 3339"]),
         ("since=2026-13-01T00:00:00Z", ["since", "YYYY-MM-DD HH:MM"]),
-        ("status=open", ["status", "state, site, team"]),
+        ("status=open", ["status", "state, acknowledged, site, team"]),
+        ("acknowledged=maybe", ["acknowledged", "true, false"]),
         ("state=open&state=resolved", ["state", "more than once"]),
     ] {
         let (status, body) = f.get(&format!("/api/v1/incidents?{query}")).await;
@@ -534,16 +542,71 @@ async fn ack_and_notes() {
     let (_, page) = f.get("/api/v1/incidents?state=acknowledged").await;
     assert_eq!(ids_of(&page), vec![f.ids[0]]);
 
-    // Acknowledging again is idempotent and publishes nothing new.
+    // The same person again: idempotent, publishes nothing new.
     let (status, again) = f
+        .post_json(
+            &format!("/api/v1/incidents/{}/ack", f.ids[0]),
+            json!({ "by": " Tổ 1 — Nguyễn Văn An " }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["acknowledged_by"], "Tổ 1 — Nguyễn Văn An");
+    assert_eq!(again["acknowledged_at"], i["acknowledged_at"]);
+    assert!(rx.try_recv().is_err());
+
+    // Someone else: 409 naming the current acknowledger; nothing changes, nothing published.
+    let (status, conflict) = f
         .post_json(
             &format!("/api/v1/incidents/{}/ack", f.ids[0]),
             json!({ "by": "B" }),
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(again["acknowledged_by"], "Tổ 1 — Nguyễn Văn An");
+    assert_eq!(status, StatusCode::CONFLICT, "{conflict}");
+    assert_eq!(conflict["acknowledged_by"], "Tổ 1 — Nguyễn Văn An");
+    assert_eq!(conflict["acknowledged_at"], i["acknowledged_at"]);
+    assert!(conflict["error"]
+        .as_str()
+        .unwrap()
+        .contains("Tổ 1 — Nguyễn Văn An"));
     assert!(rx.try_recv().is_err());
+    let (_, got) = f.get(&format!("/api/v1/incidents/{}", f.ids[0])).await;
+    assert_eq!(got["acknowledged_by"], "Tổ 1 — Nguyễn Văn An");
+    let acks = got["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "acknowledged")
+        .count();
+    assert_eq!(acks, 1);
+
+    // `state=open` still lists the acknowledged incident (open = unresolved);
+    // `acknowledged` narrows it.
+    let ids = &f.ids;
+    let (_, page) = f.get("/api/v1/incidents?state=open").await;
+    assert_eq!(ids_of(&page), vec![ids[4], ids[3], ids[2], ids[0]]);
+    let (_, page) = f
+        .get("/api/v1/incidents?state=open&acknowledged=true")
+        .await;
+    assert_eq!(ids_of(&page), vec![ids[0]]);
+    let (_, page) = f.get("/api/v1/incidents?acknowledged=false").await;
+    assert_eq!(ids_of(&page), vec![ids[4], ids[3], ids[2]]);
+    // Merged pages still visit every unresolved incident once, in order.
+    let (_, page) = f.get("/api/v1/incidents?state=open&limit=3").await;
+    assert_eq!(ids_of(&page), vec![ids[4], ids[3], ids[2]]);
+    let c = page["next_cursor"].as_i64().expect("a next page");
+    let (_, page) = f
+        .get(&format!("/api/v1/incidents?state=open&limit=3&cursor={c}"))
+        .await;
+    assert_eq!(ids_of(&page), vec![ids[0]]);
+    assert!(page["next_cursor"].is_null());
+    let (_, page) = f.get("/api/v1/incidents?state=open&limit=4").await;
+    assert_eq!(ids_of(&page).len(), 4);
+    assert!(page["next_cursor"].is_null());
+    let (status, e) = f
+        .get("/api/v1/incidents?state=resolved&acknowledged=true")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(e["error"].as_str().unwrap().contains("acknowledged"));
 
     // No body: by = "api".
     let r = f
@@ -896,8 +959,9 @@ async fn maintenance_windows() {
             "/api/v1/maintenance",
             json!({
                 "service": "lgsp",
-                "starts_at": "2000-01-01T00:00:00Z",
-                "ends_at": "2099-01-01T00:00:00Z",
+                // Running now (started an hour ago, ends in a day).
+                "starts_at": lienthong::maintenance::format_rfc3339(now_ms() - 3_600_000),
+                "ends_at": lienthong::maintenance::format_rfc3339(now_ms() + 86_400_000),
                 "reason": "Bảo trì LGSP",
                 "created_by": "Tổ 3"
             }),
@@ -915,19 +979,39 @@ async fn maintenance_windows() {
 
     for (body, want) in [
         (
-            json!({ "starts_at": "2099-01-02 00:00", "ends_at": "2099-01-01 00:00", "reason": "x" }),
+            json!({ "starts_at": "2099-01-01 00:00", "ends_at": "2099-01-02 00:00", "reason": "x" }),
+            "\"scope\": \"city\"",
+        ),
+        (
+            json!({ "scope": "everywhere", "starts_at": "2099-01-01 00:00", "ends_at": "2099-01-02 00:00", "reason": "x" }),
+            "scope",
+        ),
+        (
+            json!({ "scope": "city", "site": "phuong-a", "starts_at": "2099-01-01 00:00", "ends_at": "2099-01-02 00:00", "reason": "x" }),
+            "city",
+        ),
+        (
+            json!({ "scope": "city", "starts_at": "1970-01-01 00:00", "ends_at": "9999-01-01 00:00", "reason": "x" }),
+            "max_maintenance",
+        ),
+        (
+            json!({ "scope": "city", "starts_at": "2099-01-01 00:00", "ends_at": "2099-01-01 00:00", "reason": "x" }),
             "ends_at must be after starts_at",
         ),
         (
-            json!({ "starts_at": "2000-01-01 00:00", "ends_at": "2000-01-02 00:00", "reason": "x" }),
+            json!({ "scope": "city", "starts_at": "2099-01-02 00:00", "ends_at": "2099-01-01 00:00", "reason": "x" }),
+            "ends_at must be after starts_at",
+        ),
+        (
+            json!({ "scope": "city", "starts_at": "2000-01-01 00:00", "ends_at": "2000-01-02 00:00", "reason": "x" }),
             "in the past",
         ),
         (
-            json!({ "starts_at": "soon", "ends_at": "2099-01-01 00:00", "reason": "x" }),
+            json!({ "scope": "city", "starts_at": "soon", "ends_at": "2099-01-01 00:00", "reason": "x" }),
             "starts_at",
         ),
         (
-            json!({ "starts_at": "2099-01-01 00:00", "ends_at": "2099-01-01 25:00", "reason": "x" }),
+            json!({ "scope": "city", "starts_at": "2099-01-01 00:00", "ends_at": "2099-01-01 25:00", "reason": "x" }),
             "ends_at",
         ),
         (
@@ -939,11 +1023,11 @@ async fn maintenance_windows() {
             "site",
         ),
         (
-            json!({ "starts_at": "2099-01-01 00:00", "ends_at": "2099-01-02 00:00", "reason": " " }),
+            json!({ "scope": "city", "starts_at": "2099-01-01 00:00", "ends_at": "2099-01-02 00:00", "reason": " " }),
             "reason",
         ),
         (
-            json!({ "starts_at": "2099-01-01 00:00", "ends_at": "2099-01-02 00:00" }),
+            json!({ "scope": "city", "starts_at": "2099-01-01 00:00", "ends_at": "2099-01-02 00:00" }),
             "missing field `reason`",
         ),
     ] {
@@ -953,6 +1037,80 @@ async fn maintenance_windows() {
         assert!(reason.contains(want), "{body}: `{reason}` lacks `{want}`");
     }
     assert_eq!(f.store.maintenance_windows(0).unwrap().len(), 2);
+
+    // Delete one window, end the other.
+    let bearer = format!("Bearer {TOKEN}");
+    let del = |id: &str, auth: Option<&str>| {
+        let mut req = f.http.delete(format!("{}/api/v1/maintenance/{id}", f.base));
+        if let Some(a) = auth {
+            req = req.header("authorization", a.to_string());
+        }
+        req.send()
+    };
+    let id = w["id"].as_i64().unwrap();
+    let r = del(&id.to_string(), None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let (status, e) = error_of(del("999", Some(&bearer)).await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(e.contains("999"), "{e}");
+    let (status, e) = error_of(del("x", Some(&bearer)).await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(e.contains("maintenance window"), "{e}");
+    let r = del(&id.to_string(), Some(&bearer)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    tokio::time::timeout(Duration::from_secs(1), f.maintenance_changed.notified())
+        .await
+        .expect("the engine is poked on delete");
+    let (_, list) = f.get("/api/v1/maintenance").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    let r = del(&id.to_string(), Some(&bearer)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // End the running LGSP window now: it stops being listed, its record stays.
+    let id2 = w2["id"].as_i64().unwrap();
+    let end = format!("/api/v1/maintenance/{id2}/end");
+    let r = f.post(&end, None, None).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = f.post(&end, Some(&bearer), None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let ended: Value = r.json().await.unwrap();
+    assert_eq!(ended["id"], id2);
+    assert_eq!(ended["scope"], "service");
+    let ends = parse_rfc3339(ended["ends_at"].as_str().unwrap()).unwrap();
+    assert!(ends <= now_ms() && ends > now_ms() - 60_000);
+    tokio::time::timeout(Duration::from_secs(1), f.maintenance_changed.notified())
+        .await
+        .expect("the engine is poked on end");
+    let (_, list) = f.get("/api/v1/maintenance").await;
+    assert_eq!(list["items"], json!([]));
+    let stored = f.store.maintenance_window(id2).unwrap().unwrap();
+    // (RFC 3339 in the API has whole seconds.)
+    assert_eq!(stored.ends_at / 1000 * 1000, ends);
+    let (status, e) = error_of(f.post(&end, Some(&bearer), None).await).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(e.contains("already ended"), "{e}");
+    let (status, _) = error_of(
+        f.post("/api/v1/maintenance/12345/end", Some(&bearer), None)
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A city-wide window, said explicitly, for at most 7 days.
+    let (status, city) = f
+        .post_json(
+            "/api/v1/maintenance",
+            json!({
+                "scope": "city",
+                "starts_at": "2099-01-01 00:00",
+                "ends_at": "2099-01-08 00:00",
+                "reason": "Chuyển đổi trung tâm dữ liệu"
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{city}");
+    assert_eq!(city["scope"], "city");
+    assert!(city["site"].is_null() && city["service"].is_null());
 }
 
 /// Route paths written in the web layer's source (`.route("…"`).
@@ -960,11 +1118,17 @@ fn source_routes() -> BTreeSet<String> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web");
     let re = regex::Regex::new(r#"\.route\(\s*"([^"]+)""#).unwrap();
     let mut paths = BTreeSet::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "rs") {
-            let text = std::fs::read_to_string(&path).unwrap();
-            paths.extend(re.captures_iter(&text).map(|c| c[1].to_string()));
+    // src/web and its submodules (src/web/status/…).
+    let mut dirs = vec![dir];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                paths.extend(re.captures_iter(&text).map(|c| c[1].to_string()));
+            }
         }
     }
     paths
@@ -1065,4 +1229,263 @@ async fn openapi_matches_the_router() {
     let (status, body) = f.get("/api/v1/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"], "no such endpoint");
+}
+
+/// Every value named like a duration in a JSON tree is a number of seconds, never serde's
+/// `{"secs", "nanos"}` struct.
+fn no_duration_structs(v: &Value, path: &str) {
+    match v {
+        Value::Object(m) => {
+            assert!(
+                !(m.contains_key("secs") || m.contains_key("nanos")),
+                "{path} is a Duration struct: {v}"
+            );
+            for (k, x) in m {
+                no_duration_structs(x, &format!("{path}.{k}"));
+            }
+        }
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, x)| no_duration_structs(x, &format!("{path}[{i}]"))),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn durations_are_seconds_everywhere() {
+    use lienthong::probe::{http::HttpDetails, Details, Outcome, Phases};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg =
+        lienthong::config::Config::load(std::path::Path::new("tests/fixtures/valid.toml")).unwrap();
+    let state = Arc::new(LiveState::default());
+    state.set_inventory(cfg.inventory.clone());
+    let ep = cfg
+        .inventory
+        .checks
+        .iter()
+        .find(|c| c.id.key() == "site/a/endpoint")
+        .unwrap();
+    let mut o = Outcome::ok(Details::Http(HttpDetails {
+        phases: Phases {
+            resolve: Some(Duration::from_micros(2)),
+            connect: Some(Duration::from_nanos(1482)),
+            tls: None,
+            processing: Some(Duration::from_millis(30)),
+            transfer: Some(Duration::from_millis(1)),
+        },
+        status: Some(200),
+        ..Default::default()
+    }));
+    o.duration = Duration::from_millis(33);
+    state.record(&ep.id, &o, std::time::SystemTime::now());
+    let (events, _) = broadcast::channel(4);
+    let app = AppState {
+        metrics: Arc::new(Metrics::new()),
+        state,
+        store: Arc::new(Store::open(&dir.path().join("db.sqlite")).unwrap()),
+        events,
+        api_token: None,
+        maintenance_changed: Arc::new(Notify::new()),
+        pages: Default::default(),
+    };
+    let addr = common::serve(router(app)).await;
+    let http = reqwest::Client::new();
+    for path in ["/api/v1/checks", "/api/v1/sites/a"] {
+        let v: Value = http
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        no_duration_structs(&v, path);
+    }
+    let checks: Value = http
+        .get(format!("http://{addr}/api/v1/checks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let last = &checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["key"] == "site/a/endpoint")
+        .unwrap()["last"];
+    let phases = &last["details"]["phases"];
+    assert_eq!(phases["connect"].as_f64(), Some(1.482e-6), "{phases}");
+    assert_eq!(phases["processing"].as_f64(), Some(0.03));
+    assert!(phases["tls"].is_null());
+    assert_eq!(last["duration_seconds"].as_f64(), Some(0.033));
+}
+
+#[tokio::test]
+async fn build_info_carries_the_git_revision() {
+    let f = fixture().await;
+    let text = f
+        .http
+        .get(format!("{}/metrics", f.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("lienthong_build_info{"))
+        .expect("lienthong_build_info");
+    let git = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    // A LIENTHONG_REVISION given by hand at build time wins; else git's, else "unknown".
+    let want = std::env::var("LIENTHONG_REVISION")
+        .ok()
+        .or(git)
+        .unwrap_or_else(|| "unknown".to_string());
+    assert!(
+        line.contains(&format!("revision=\"{want}\"")),
+        "{line} (want {want})"
+    );
+}
+
+/// `POST /api/v1/checks/{owner}/{check}/run` and `lienthong probe --url`: the service runs the
+/// check with its own inventory (here pointing at a test server on 127.0.0.1:0).
+#[tokio::test]
+async fn run_a_check_now_through_the_service() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let target =
+        common::serve(axum::Router::new().route("/status", axum::routing::get(|| async { "ok" })))
+            .await;
+    let text = std::fs::read_to_string("tests/fixtures/valid.toml")
+        .unwrap()
+        .replace(
+            "http://127.0.0.1:1/status",
+            &format!("http://{target}/status"),
+        );
+    let cfg = lienthong::config::Config::from_str(std::path::Path::new("run.toml"), &text).unwrap();
+    let state = Arc::new(LiveState::default());
+    state.set_inventory(cfg.inventory.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let (events, _) = broadcast::channel(4);
+    let app = AppState {
+        metrics: Arc::new(Metrics::new()),
+        state: state.clone(),
+        store: Arc::new(Store::open(&dir.path().join("db.sqlite")).unwrap()),
+        events,
+        api_token: Some(Arc::from(TOKEN)),
+        maintenance_changed: Arc::new(Notify::new()),
+        pages: Default::default(),
+    };
+    let addr = common::serve(router(app)).await;
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::new();
+    let run = |path: &str, auth: bool| {
+        let mut req = http.post(format!("{base}/api/v1/checks/{path}/run"));
+        if auth {
+            req = req.bearer_auth(TOKEN);
+        }
+        req.send()
+    };
+    assert_eq!(
+        run("lgsp/api", false).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let r = run("lgsp/api", true).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["key"], "service/lgsp/api");
+    assert_eq!(v["success"], true, "{v}");
+    assert_eq!(v["details"]["status"], 200);
+    assert!(v["details"]["phases"]["connect"].as_f64().is_some(), "{v}");
+    assert!(
+        v["breakdown"]
+            .as_str()
+            .unwrap()
+            .contains("service/lgsp/api"),
+        "{v}"
+    );
+    // Not recorded: the live state did not see the run.
+    assert!(state.snapshot().iter().all(|c| c.last.is_none()));
+    // A failing check answers its reason.
+    let v: Value = run("a/endpoint", true).await.unwrap().json().await.unwrap();
+    assert_eq!(v["success"], false);
+    assert_eq!(v["reason"], "connect_refused", "{v}");
+    // Unknown names: 404 with the closest names.
+    for (path, want) in [
+        ("lgps/api", "did you mean `lgsp`?"),
+        ("lgsp/apx", "did you mean `api`?"),
+        ("b/lnk", "did you mean `link`?"),
+    ] {
+        let (status, e) = error_of(run(path, true).await.unwrap()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(e.contains(want), "{path}: {e}");
+    }
+
+    // The CLI prints the same breakdown as a local `probe`.
+    let bin = env!("CARGO_BIN_EXE_lienthong");
+    let out = tokio::process::Command::new(bin)
+        .args(["probe", "--url", &base, "lgsp"])
+        .env("LIENTHONG_API_TOKEN", TOKEN)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("service/lgsp/api"), "{stdout}");
+    let local = tokio::process::Command::new(bin)
+        .args([
+            "probe",
+            "--config",
+            "tests/fixtures/valid.toml",
+            "lgsp",
+            "api",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let local = String::from_utf8_lossy(&local.stdout);
+    // Same shape (the local run fails: the fixture points at port 1).
+    let first = |s: &str| {
+        s.lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next()
+            .map(str::to_string)
+    };
+    assert_eq!(first(&stdout), first(&local), "{stdout}\n---\n{local}");
+    let out = tokio::process::Command::new(bin)
+        .args(["probe", "--url", &base, "lgps"])
+        .env("LIENTHONG_API_TOKEN", TOKEN)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `lgsp`?"));
+    // Locally too.
+    let out = tokio::process::Command::new(bin)
+        .args(["probe", "--config", "tests/fixtures/valid.toml", "lgps"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("did you mean `lgsp`?"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -110,6 +110,17 @@ fn each_invalid_fixture_names_line_column_and_fix() {
             "invalid-duplicate-service-check.toml:31:1:",
             "duplicate check `api`",
         ),
+        (
+            "many-problems",
+            "invalid-many-problems.toml:6:12:",
+            "max_loss must be a ratio",
+        ),
+        (
+            "type-errors",
+            "invalid-type-errors.toml:21:1:",
+            "unknown field `titel`",
+        ),
+        ("empty", "invalid-empty.toml:1:1:", "the file is empty"),
     ];
     let on_disk = std::fs::read_dir("tests/fixtures")
         .unwrap()
@@ -244,4 +255,203 @@ fn shipped_probes_toml_loads_and_matches_sites_csv() {
         shipped, reference,
         "probes.toml sites differ from sites.csv"
     );
+}
+
+/// The problems of a fixture as (line:column, message) in the order printed.
+fn problems_of(name: &str) -> Vec<(String, String)> {
+    let path = Path::new("tests/fixtures").join(format!("invalid-{name}.toml"));
+    let err = Config::load(&path).unwrap_err();
+    err.problems()
+        .iter()
+        .map(|p| (format!("{}:{}", p.line, p.column), p.message.clone()))
+        .collect()
+}
+
+#[test]
+fn every_problem_of_a_file_in_one_pass_in_file_order() {
+    // A bad link class does not hide a bad URL of a check using it, nor the other sections.
+    let got = problems_of("many-problems");
+    let want = [
+        ("6:12", "link class `mainland`: max_loss must be a ratio"),
+        ("28:1", "check `service/lgsp/api`: invalid url: ftp://127.0.0.1:1/status"),
+        ("35:135", "site `b`: lat 106.9 is outside -90..90"),
+        ("38:1", "notify `chat`: url `https://***@chat.example.vn:99999/hook?token=***` is not a valid URL: invalid port number"),
+        ("43:1", "notify `pager`: url `ftp://pager.example.vn/in` has scheme `ftp`"),
+    ];
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for ((at, msg), (want_at, want_msg)) in got.iter().zip(want) {
+        assert_eq!(at, want_at, "{msg}");
+        assert!(msg.contains(want_msg), "{msg} lacks {want_msg}");
+    }
+    // Type errors stop serde at the first one; each entry is still looked at on its own.
+    let got = problems_of("type-errors");
+    let want = [
+        ("21:1", "unknown field `titel`"),
+        ("35:142", "invalid type: string \"10.7\", expected f64"),
+        ("36:128", "invalid type: string \"no\", expected a boolean"),
+    ];
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for ((at, msg), (want_at, want_msg)) in got.iter().zip(want) {
+        assert_eq!(at, want_at, "{msg}");
+        assert!(msg.contains(want_msg), "{msg} lacks {want_msg}");
+    }
+}
+
+#[test]
+fn swapped_coordinates_get_a_hint() {
+    let text = problem("many-problems");
+    assert!(
+        text.contains("hint: lat and lon look swapped") && text.contains("lat = 10.4, lon = 106.9"),
+        "{text}"
+    );
+    let valid = std::fs::read_to_string("tests/fixtures/valid.toml").unwrap();
+    let far = valid.replace("lat = 10.7, lon = 106.7", "lat = -91, lon = 181");
+    let err = Config::from_str(Path::new("far.toml"), &far).unwrap_err();
+    let p: Vec<_> = err
+        .problems()
+        .iter()
+        .map(|p| (p.column, &p.message))
+        .collect();
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert!(p[0].1.contains("lat -91 is outside -90..90"));
+    assert!(p[1].1.contains("lon 181 is outside -180..180"));
+    assert!(p[0].0 < p[1].0, "each at its own field");
+    assert!(!err.to_string().contains("swapped"));
+}
+
+#[test]
+fn notify_urls_are_fully_validated() {
+    let valid = std::fs::read_to_string("tests/fixtures/valid.toml").unwrap();
+    let with = |url: &str| {
+        format!("{valid}\n[[notify]]\nname = \"n\"\nkind = \"webhook\"\nurl = \"{url}\"\n")
+    };
+    for (url, why) in [
+        ("http://127.0.0.1:99999/", "invalid port number"),
+        ("https://", "empty host"),
+        ("http://:80/", "empty host"),
+        ("mailto:ops@example.vn", "scheme `mailto`"),
+        ("127.0.0.1:9093", "not a valid URL"),
+        ("not a url", "not a valid URL"),
+    ] {
+        let err = Config::from_str(Path::new("n.toml"), &with(url))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(why), "{url}: {err}");
+    }
+    assert!(Config::from_str(Path::new("n.toml"), &with("http://127.0.0.1:9093/")).is_ok());
+}
+
+#[test]
+fn an_empty_file_says_so_and_shows_a_minimal_example_that_loads() {
+    let err = Config::load(Path::new("tests/fixtures/invalid-empty.toml")).unwrap_err();
+    let p = &err.problems()[0];
+    assert_eq!(err.problems().len(), 1);
+    assert_eq!(p.message, "the file is empty");
+    let hint = p.hint.as_deref().unwrap();
+    // The example in the hint is itself a valid config.
+    let example: String = hint
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with('('))
+        .map(|l| format!("{}\n", l.strip_prefix("  ").unwrap_or(l)))
+        .collect();
+    let cfg = Config::from_str(Path::new("example.toml"), &example)
+        .unwrap_or_else(|e| panic!("the example does not load:\n{example}\n{e}"));
+    assert_eq!(cfg.inventory.sites.len(), 1);
+    assert!(Config::from_str(Path::new("blank.toml"), "  \n").is_err());
+}
+
+#[test]
+fn secrets_in_urls_are_redacted_in_every_message() {
+    // check-config and the SIGHUP reload both print the ConfigError's Display.
+    let text = problem("many-problems");
+    assert!(
+        !text.contains("hunter2") && !text.contains("abc123"),
+        "{text}"
+    );
+    assert!(text.contains("https://***@chat.example.vn"), "{text}");
+    // A probe URL with a password in a check's build error, too.
+    let valid = std::fs::read_to_string("tests/fixtures/valid.toml").unwrap();
+    let text = valid.replace(
+        r#"probe.http = { url = "http://127.0.0.1:1/status" }"#,
+        r#"probe.http = { url = "htp://admin:s3cr3t@127.0.0.1:1/status?key=k3y" }"#,
+    );
+    let err = Config::from_str(Path::new("p.toml"), &text)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("check `service/lgsp/api`"), "{err}");
+    assert!(!err.contains("s3cr3t") && !err.contains("k3y"), "{err}");
+    // And a parse error quoting the value.
+    let text = valid.replace(
+        r#"probe.http = { url = "http://127.0.0.1:1/status" }"#,
+        r#"probe.http = { url = 5, x = "http://admin:s3cr3t@h/" }"#,
+    );
+    let err = Config::from_str(Path::new("p.toml"), &text)
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("s3cr3t"), "{err}");
+}
+
+#[test]
+fn check_config_defaults_to_probes_toml() {
+    let bin = env!("CARGO_BIN_EXE_lienthong");
+    let out = std::process::Command::new(bin)
+        .arg("check-config")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("probes.toml: ok"), "{stdout}");
+    let empty = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin)
+        .arg("check-config")
+        .current_dir(empty.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("probes.toml"));
+}
+
+#[test]
+fn section_values_are_located_at_their_key_each_reported() {
+    let valid = std::fs::read_to_string("tests/fixtures/valid.toml").unwrap();
+    let lines = valid.lines().count();
+    let text = format!(
+        "{valid}\n[readiness]\nwindow = \"24h\"\navailability = {{ mainland = 1.5, rural = 2.0 }}\nlatency_quantile = 1.0\n\n[api]\nmax_maintenance = \"30s\"\n"
+    );
+    let err = Config::from_str(Path::new("r.toml"), &text).unwrap_err();
+    let got: Vec<(usize, usize, &str)> = err
+        .problems()
+        .iter()
+        .map(|p| (p.line, p.column, p.message.as_str()))
+        .collect();
+    let (av, lq, mm) = (lines + 4, lines + 5, lines + 8);
+    let col = |s: &str| {
+        "availability = { mainland = 1.5, rural = 2.0 }"
+            .find(s)
+            .unwrap()
+            + 1
+    };
+    let want = [
+        (
+            av,
+            col("mainland"),
+            "availability.mainland must be in (0, 1]",
+        ),
+        (av, col("rural"), "unknown link class `rural`"),
+        (av, col("rural"), "availability.rural must be in (0, 1]"),
+        (lq, 1, "latency_quantile must be in [0.5, 1)"),
+        (mm, 1, "[api] max_maintenance must be at least 1m"),
+    ];
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!((g.0, g.1), (w.0, w.1), "{g:?}");
+        assert!(g.2.contains(w.2), "{g:?} lacks {}", w.2);
+    }
 }

@@ -164,9 +164,16 @@ pub struct Inventory {
     pub history: HistorySection,
     /// `[server]` (HTTP limits; `listen` is used at start only).
     pub server: ServerSection,
+    /// `display_name` of the link classes that set one (class key → Vietnamese name).
+    pub class_names: BTreeMap<String, String>,
 }
 
 impl Inventory {
+    /// The Vietnamese display name of a link class; the key when it has none.
+    pub fn class_display<'a>(&'a self, class: &'a str) -> &'a str {
+        self.class_names.get(class).map_or(class, String::as_str)
+    }
+
     pub fn site(&self, slug: &str) -> Option<&SiteInfo> {
         self.sites.iter().find(|s| s.slug == slug)
     }
@@ -217,7 +224,7 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
     check_classes(file, &mut cx);
     if file.scheduler.max_concurrency == 0 || file.scheduler.per_site_concurrency == 0 {
         cx.push(
-            0..0,
+            key_span(cx.loc, "scheduler", "max_concurrency"),
             "scheduler concurrency limits must be at least 1",
             "set [scheduler] max_concurrency and per_site_concurrency to 1 or more",
         );
@@ -232,6 +239,14 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
         readiness: file.readiness.clone(),
         history: file.history.clone(),
         server: file.server.clone(),
+        class_names: file
+            .link_class
+            .iter()
+            .filter_map(|(k, c)| {
+                let name = c.get_ref().display_name.as_deref()?.trim();
+                (!name.is_empty()).then(|| (k.clone(), name.to_string()))
+            })
+            .collect(),
         ..Default::default()
     };
     let mut slugs = HashSet::new();
@@ -252,6 +267,7 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
                 "every site needs its own official code",
             );
         }
+        check_coordinates(s, site.span(), &mut cx);
         let class = s
             .link_class
             .clone()
@@ -445,7 +461,6 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
                 ),
                 &known_classes(file),
             );
-            continue;
         }
         let mut names = HashSet::new();
         for chk in &s.checks {
@@ -522,16 +537,23 @@ fn check_runtime_sections(file: &ConfigFile, inv: &Inventory, cx: &mut Ctx) {
     for r in &file.incidents.reference_checks {
         if !keys.contains(r) {
             cx.push(
-                0..0,
+                key_span(cx.loc, "incidents", "reference_checks"),
                 format!("[incidents] reference_checks names unknown check `{r}`"),
                 "use a check key such as service/<slug>/<check>",
             );
         }
     }
+    if file.api.max_maintenance.0 < Duration::from_secs(60) {
+        cx.push(
+            key_span(cx.loc, "api", "max_maintenance"),
+            "[api] max_maintenance must be at least 1m",
+            "the longest window POST /api/v1/maintenance accepts, e.g. \"7days\"",
+        );
+    }
     let share = file.incidents.prober_share;
     if !(share > 0.0 && share <= 1.0) {
         cx.push(
-            0..0,
+            key_span(cx.loc, "incidents", "prober_share"),
             "[incidents] prober_share must be in (0, 1]",
             "0.5 = half of the sites at once",
         );
@@ -565,14 +587,11 @@ fn check_runtime_sections(file: &ConfigFile, inv: &Inventory, cx: &mut Ctx) {
                 "notify names must be unique",
             );
         }
-        if !(t.url.starts_with("http://") || t.url.starts_with("https://")) {
+        if let Err(e) = check_notify_url(&t.url) {
             cx.push(
-                n.span(),
-                format!(
-                    "notify `{}`: url must start with http:// or https://",
-                    t.name
-                ),
-                "",
+                field_span(cx.loc, n.span(), "url"),
+                format!("notify `{}`: url `{}` {e}", t.name, t.url),
+                "e.g. url = \"https://chat.example.vn/hooks/lienthong\"",
             );
         }
         if let Some(env) = &t.bearer_token_env {
@@ -596,6 +615,108 @@ fn check_runtime_sections(file: &ConfigFile, inv: &Inventory, cx: &mut Ctx) {
     }
 }
 
+/// A notify URL as a client will use it: parsed by the `url` crate (so a port over 65535 or
+/// a bad host is refused), http or https, with a host.
+fn check_notify_url(raw: &str) -> Result<(), String> {
+    let u = url::Url::parse(raw.trim()).map_err(|e| format!("is not a valid URL: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!("has scheme `{}`: use http or https", u.scheme()));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err("has no host".into());
+    }
+    Ok(())
+}
+
+/// The span of `field = …` inside an entry's span (for a precise column), else the entry's.
+fn field_span(loc: &Locator, entry: std::ops::Range<usize>, field: &str) -> std::ops::Range<usize> {
+    let text = loc.text().get(entry.clone()).unwrap_or("");
+    let mut from = 0;
+    while let Some(i) = text[from..].find(field) {
+        let at = from + i;
+        let before_ok = at == 0
+            || !text[..at]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.');
+        let after = text[at + field.len()..].trim_start();
+        if before_ok && after.starts_with('=') {
+            return entry.start + at..entry.start + at + field.len();
+        }
+        from = at + field.len();
+    }
+    entry
+}
+
+/// The span of `key = …` in the `[section]` table (for an exact line:column), else the section
+/// header, else the start of the file (the value is a default: it is not written anywhere).
+fn key_span(loc: &Locator, section: &str, key: &str) -> std::ops::Range<usize> {
+    let text = loc.text();
+    let header = format!("[{section}]");
+    let mut offset = 0;
+    let mut in_section = false;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        let col = line.len() - t.len();
+        if t.starts_with('[') {
+            in_section = t.trim_end().starts_with(&header);
+        } else if in_section {
+            if let Some(rest) = t.strip_prefix(key) {
+                if rest.trim_start().starts_with(['=', '.']) {
+                    return offset + col..offset + col + key.len();
+                }
+            }
+        }
+        offset += line.len();
+    }
+    // The header, when the key itself is not written.
+    text.find(&header).map_or(0..0, |h| h..h)
+}
+
+/// Like [`key_span`] for `sub` inside `key = { sub = … }` or `key.sub = …`.
+fn sub_key_span(loc: &Locator, section: &str, key: &str, sub: &str) -> std::ops::Range<usize> {
+    let span = key_span(loc, section, key);
+    let text = loc.text();
+    let line_end = text[span.start..]
+        .find('\n')
+        .map_or(text.len(), |i| span.start + i);
+    match text[span.end.min(line_end)..line_end].find(sub) {
+        Some(i) if span.end > span.start => {
+            let at = span.end + i;
+            at..at + sub.len()
+        }
+        _ => span,
+    }
+}
+
+/// Latitude and longitude in range; for this city a latitude that looks like a longitude
+/// (Ho Chi Minh City is near 10.8 N, 106.7 E) is most likely swapped.
+fn check_coordinates(s: &Site, span: std::ops::Range<usize>, cx: &mut Ctx) {
+    let swapped = (100.0..=110.0).contains(&s.lat) && (8.0..=12.0).contains(&s.lon);
+    let swap_hint = if swapped {
+        format!(
+            "lat and lon look swapped: Ho Chi Minh City is near lat 10.8, lon 106.7 (write lat = {}, lon = {})",
+            s.lon, s.lat
+        )
+    } else {
+        "lat is degrees north in -90..90 (about 8.5–11.2 for this city)".to_string()
+    };
+    if !(-90.0..=90.0).contains(&s.lat) {
+        cx.push(
+            field_span(cx.loc, span.clone(), "lat"),
+            format!("site `{}`: lat {} is outside -90..90", s.slug, s.lat),
+            &swap_hint,
+        );
+    }
+    if !(-180.0..=180.0).contains(&s.lon) {
+        cx.push(
+            field_span(cx.loc, span, "lon"),
+            format!("site `{}`: lon {} is outside -180..180", s.slug, s.lon),
+            "lon is degrees east in -180..180 (about 106–107.5 for this city)",
+        );
+    }
+}
+
 /// `[readiness]` and `[history]`.
 fn check_readiness(file: &ConfigFile, cx: &mut Ctx) {
     let r = &file.readiness;
@@ -603,14 +724,14 @@ fn check_readiness(file: &ConfigFile, cx: &mut Ctx) {
     for (class, target) in &r.availability {
         if !file.link_class.contains_key(class) {
             cx.push(
-                0..0,
+                sub_key_span(cx.loc, "readiness", "availability", class),
                 format!("[readiness] availability names unknown link class `{class}`"),
                 &known_classes(file),
             );
         }
         if !ratio(*target) {
             cx.push(
-                0..0,
+                sub_key_span(cx.loc, "readiness", "availability", class),
                 format!("[readiness] availability.{class} must be in (0, 1]"),
                 "write 0.995 for 99.5 %",
             );
@@ -618,28 +739,28 @@ fn check_readiness(file: &ConfigFile, cx: &mut Ctx) {
     }
     if !ratio(r.default_availability) {
         cx.push(
-            0..0,
+            key_span(cx.loc, "readiness", "default_availability"),
             "[readiness] default_availability must be in (0, 1]",
             "write 0.99 for 99 %",
         );
     }
     if !(r.latency_quantile >= 0.5 && r.latency_quantile < 1.0) {
         cx.push(
-            0..0,
+            key_span(cx.loc, "readiness", "latency_quantile"),
             "[readiness] latency_quantile must be in [0.5, 1)",
             "0.95 = p95",
         );
     }
     if !(0.0..=1.0).contains(&r.min_coverage) {
         cx.push(
-            0..0,
+            key_span(cx.loc, "readiness", "min_coverage"),
             "[readiness] min_coverage must be between 0 and 1",
             "0.9 = 90 % of the expected minutes have data",
         );
     }
     if r.window.0 < Duration::from_secs(60) {
         cx.push(
-            0..0,
+            key_span(cx.loc, "readiness", "window"),
             "[readiness] window must be at least 1m",
             "e.g. window = \"24h\"",
         );
@@ -647,14 +768,14 @@ fn check_readiness(file: &ConfigFile, cx: &mut Ctx) {
     let h = &file.history;
     if h.keep_minutes.0 < Duration::from_secs(2 * 3600) {
         cx.push(
-            0..0,
+            key_span(cx.loc, "history", "keep_minutes"),
             "[history] keep_minutes must be at least 2h",
             "raw minutes are rolled up into hours; keep them for weeks, e.g. \"35d\"",
         );
     }
     if h.keep_hours.0 < h.keep_minutes.0 {
         cx.push(
-            0..0,
+            key_span(cx.loc, "history", "keep_hours"),
             "[history] keep_hours must not be shorter than keep_minutes",
             "hourly rollups are kept for years, e.g. \"1825d\"",
         );
@@ -776,8 +897,30 @@ impl CheckSource<'_> {
         span: std::ops::Range<usize>,
         cx: &mut Ctx,
     ) -> Option<CheckDef> {
-        let class = file.link_class.get(self.class)?.get_ref();
+        let Some(class) = file.link_class.get(self.class).map(|c| c.get_ref()) else {
+            // The unknown class is reported at the site or service; the probe still is checked.
+            let round = RoundShape {
+                packets: 1,
+                pacing: Duration::from_millis(100),
+                max_loss: 0.0,
+                reply_timeout: Duration::from_secs(1),
+            };
+            if let Err(e) = self.probe.build(&BuildContext { round }) {
+                cx.push(span, format!("check `{}`: {e}", self.id), build_hint(&e));
+            }
+            return None;
+        };
         if cx.bad_classes {
+            // The class is reported once; its checks' own mistakes (a bad URL …) still are.
+            let round = RoundShape {
+                packets: (*class.packets.get_ref()).clamp(1, 100),
+                pacing: class.pacing.0,
+                max_loss: class.max_loss.get_ref().clamp(0.0, 1.0),
+                reply_timeout: class.reply_timeout.0,
+            };
+            if let Err(e) = self.probe.build(&BuildContext { round }) {
+                cx.push(span, format!("check `{}`: {e}", self.id), build_hint(&e));
+            }
             return None;
         }
         let interval = self

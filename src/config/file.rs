@@ -217,14 +217,23 @@ pub struct ApiSection {
     /// write endpoints answer 403 (disabled).
     #[serde(default = "default_token_env")]
     pub token_env: String,
+    /// Longest maintenance window `POST /api/v1/maintenance` accepts (a forgotten window
+    /// silences alerts for as long as it lasts).
+    #[serde(default = "default_max_maintenance")]
+    pub max_maintenance: HumanDuration,
 }
 
 impl Default for ApiSection {
     fn default() -> Self {
         ApiSection {
             token_env: default_token_env(),
+            max_maintenance: default_max_maintenance(),
         }
     }
+}
+
+fn default_max_maintenance() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(7 * 86400))
 }
 
 fn default_token_env() -> String {
@@ -421,6 +430,10 @@ fn default_per_site() -> usize {
 pub struct LinkClass {
     #[serde(default)]
     pub description: Option<String>,
+    /// Name shown on Vietnamese pages and reports instead of the class key
+    /// ("Phường nội thành" rather than "mainland"); default: the key.
+    #[serde(default)]
+    pub display_name: Option<String>,
     pub interval: Spanned<HumanDuration>,
     pub timeout: Spanned<HumanDuration>,
     /// Echo requests per link round.

@@ -2,6 +2,7 @@
 //! then semantic validation that reports every problem at once, then expansion of templates into
 //! one [`CheckDef`] per (site, check). Runtime state lives elsewhere.
 
+mod collect;
 mod expand;
 mod file;
 
@@ -77,6 +78,10 @@ impl<'a> Locator<'a> {
         Locator { text }
     }
 
+    pub(crate) fn text(&self) -> &'a str {
+        self.text
+    }
+
     pub(crate) fn at(&self, offset: usize) -> (usize, usize) {
         let mut offset = offset.min(self.text.len());
         while !self.text.is_char_boundary(offset) {
@@ -95,11 +100,12 @@ impl<'a> Locator<'a> {
         hint: Option<String>,
     ) -> ConfigProblem {
         let (line, column) = self.at(span.start);
+        // Messages quote values of the file: never a password or a token in a URL.
         ConfigProblem {
             line,
             column,
-            message: message.into(),
-            hint,
+            message: redact_urls(&message.into()),
+            hint: hint.map(|h| redact_urls(&h)),
         }
     }
 }
@@ -129,11 +135,26 @@ impl Config {
             path: path.to_path_buf(),
             problems,
         };
+        if is_empty(text) {
+            return Err(invalid(vec![loc.problem(
+                0..0,
+                "the file is empty",
+                Some(format!(
+                    "a config needs at least a link class and the sites, e.g.\n{MINIMAL_EXAMPLE}\n  \
+                     (the shipped probes.toml has all 168 sites, templates and comments)"
+                )),
+            )]));
+        }
         let file: ConfigFile = toml::from_str(text).map_err(|e| {
-            let span = e.span().unwrap_or(0..0);
-            let message = e.message().trim().to_string();
-            let hint = parse_hint(&message);
-            invalid(vec![loc.problem(span, message, hint)])
+            // serde stops at the first error: look at every section and entry on its own.
+            let mut problems = collect::problems(text, &loc);
+            if problems.is_empty() {
+                let span = e.span().unwrap_or(0..0);
+                let message = e.message().trim().to_string();
+                let hint = parse_hint(&message);
+                problems.push(loc.problem(span, message, hint));
+            }
+            invalid(problems)
         })?;
         let inventory = expand::expand(&file, &loc).map_err(invalid)?;
         Ok(Config {
@@ -160,6 +181,86 @@ impl Config {
             kinds.join(", ")
         )
     }
+}
+
+const MINIMAL_EXAMPLE: &str = r#"  [link_class.mainland]
+  interval = "15s"
+  timeout = "5s"
+  packets = 3
+  pacing = "200ms"
+  max_loss = 0.4
+  degraded_loss = 0.05
+  degraded_rtt = "60ms"
+  degraded_jitter = "20ms"
+  degraded_latency = "2s"
+
+  [[template]]
+  name = "link"
+  role = "link"
+  title = "Đường truyền"
+  probe.icmp = { host = "{addr.link}" }
+
+  [inventory]
+  sites = [
+    { code = "26734", slug = "phuong-ben-thanh", name = "Phường Bến Thành", kind = "phuong", former_province = "tphcm", former_district = "Quận 1", island = false, lat = 10.7725, lon = 106.6980, addr = { link = "10.0.0.1" } },
+  ]"#;
+
+/// Nothing but blank lines and comments.
+fn is_empty(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .all(|l| l.is_empty() || l.starts_with('#'))
+}
+
+/// Hides secrets in URLs quoted by a message: the userinfo (`user:pass@` → `***@`) and every
+/// query value (`?token=abc` → `?token=***`).
+pub fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        // The URL runs to the next character that cannot be in one as written in a message.
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>'))
+            .unwrap_or(tail.len());
+        let (url, after) = tail.split_at(end);
+        let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
+        let (authority, path) = url.split_at(authority_end);
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        match path.split_once('?') {
+            Some((p, query)) => {
+                out.push_str(p);
+                out.push('?');
+                let (query, fragment) = match query.split_once('#') {
+                    Some((q, f)) => (q, Some(f)),
+                    None => (query, None),
+                };
+                let pairs: Vec<String> = query
+                    .split('&')
+                    .map(|kv| match kv.split_once('=') {
+                        Some((k, _)) => format!("{k}=***"),
+                        None => kv.to_string(),
+                    })
+                    .collect();
+                out.push_str(&pairs.join("&"));
+                if let Some(f) = fragment {
+                    out.push('#');
+                    out.push_str(f);
+                }
+            }
+            None => out.push_str(path),
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A fix hint for the common parse errors.
@@ -189,5 +290,27 @@ impl<'de> serde::Deserialize<'de> for HumanDuration {
         humantime::parse_duration(&text)
             .map(HumanDuration)
             .map_err(|e| serde::de::Error::custom(format!("invalid duration \"{text}\": {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_urls;
+
+    #[test]
+    fn urls_lose_userinfo_and_query_values() {
+        assert_eq!(
+            redact_urls("check `x`: bad url `https://ops:hunter2@lgsp.example:99999/a?token=abc&x=1#f` here"),
+            "check `x`: bad url `https://***@lgsp.example:99999/a?token=***&x=***#f` here"
+        );
+        assert_eq!(
+            redact_urls("http://127.0.0.1:1/ ok"),
+            "http://127.0.0.1:1/ ok"
+        );
+        assert_eq!(redact_urls("no url at all"), "no url at all");
+        assert_eq!(
+            redact_urls("\"http://u:p@h\" and \"http://h/?a=b\""),
+            "\"http://***@h\" and \"http://h/?a=***\""
+        );
     }
 }

@@ -679,19 +679,52 @@ impl Store {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {MAINTENANCE_COLS} FROM maintenance WHERE ends_at > ?1 ORDER BY starts_at, id"
             ))?;
-            let rows = stmt.query_map([now], |r| {
-                Ok(MaintenanceWindow {
-                    id: r.get(0)?,
-                    site: r.get(1)?,
-                    service: r.get(2)?,
-                    starts_at: r.get(3)?,
-                    ends_at: r.get(4)?,
-                    reason: r.get(5)?,
-                    created_by: r.get(6)?,
-                })
-            })?;
+            let rows = stmt.query_map([now], window_from_row)?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
+    }
+
+    /// One API window by id, ended or not.
+    pub fn maintenance_window(&self, id: i64) -> Result<Option<MaintenanceWindow>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {MAINTENANCE_COLS} FROM maintenance WHERE id = ?1"
+        ))?;
+        Ok(stmt.query_row([id], window_from_row).optional()?)
+    }
+
+    /// Deletes an API window. False when there is no such window.
+    pub fn delete_maintenance(&self, id: i64) -> Result<bool, StoreError> {
+        let conn = self.writer();
+        let n = conn
+            .prepare_cached("DELETE FROM maintenance WHERE id = ?1")?
+            .execute([id])?;
+        Ok(n > 0)
+    }
+
+    /// Ends an API window at `now` (a window not yet started is ended before it starts: it
+    /// then covers nothing). Returns the window as stored afterwards, None when there is no
+    /// such window; a window that had already ended is returned unchanged.
+    pub fn end_maintenance(
+        &self,
+        id: i64,
+        now: UnixMillis,
+    ) -> Result<Option<MaintenanceWindow>, StoreError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.prepare_cached(
+            "UPDATE maintenance SET ends_at = ?2, starts_at = min(starts_at, ?2) \
+             WHERE id = ?1 AND ends_at > ?2",
+        )?
+        .execute(params![id, now])?;
+        let w = tx
+            .prepare_cached(&format!(
+                "SELECT {MAINTENANCE_COLS} FROM maintenance WHERE id = ?1"
+            ))?
+            .query_row([id], window_from_row)
+            .optional()?;
+        tx.commit()?;
+        Ok(w)
     }
 
     /// Deletes incidents resolved before `before` (with their events, notes and delivered
@@ -1368,6 +1401,18 @@ fn started_since(
     )?
     .query_row(params![since, cursor.unwrap_or(i64::MAX), n + 1], |r| {
         r.get(0)
+    })
+}
+
+fn window_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MaintenanceWindow> {
+    Ok(MaintenanceWindow {
+        id: r.get(0)?,
+        site: r.get(1)?,
+        service: r.get(2)?,
+        starts_at: r.get(3)?,
+        ends_at: r.get(4)?,
+        reason: r.get(5)?,
+        created_by: r.get(6)?,
     })
 }
 

@@ -159,7 +159,8 @@ fn refine_tls_reason(outcome: &mut Outcome) {
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     pub success: bool,
-    /// Wall time of the whole run (set by [`Probe::run`]).
+    /// Wall time of the whole run (set by [`Probe::run`]); seconds in JSON.
+    #[serde(serialize_with = "duration_secs")]
     pub duration: Duration,
     pub failure: Option<Failure>,
     pub details: Details,
@@ -312,15 +313,32 @@ pub enum Details {
 }
 
 /// Time spent in each phase, blackbox_exporter's semantics. `None` = phase not reached.
+/// Serialized as seconds (f64), like every duration of the JSON API.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct Phases {
+    #[serde(serialize_with = "opt_secs")]
     pub resolve: Option<Duration>,
+    #[serde(serialize_with = "opt_secs")]
     pub connect: Option<Duration>,
+    #[serde(serialize_with = "opt_secs")]
     pub tls: Option<Duration>,
     /// Request written → first response byte.
+    #[serde(serialize_with = "opt_secs")]
     pub processing: Option<Duration>,
     /// First response byte → body read.
+    #[serde(serialize_with = "opt_secs")]
     pub transfer: Option<Duration>,
+}
+
+fn opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+fn duration_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
 }
 
 /// Resolves `host:port` (IP literals skip the resolver) and returns every address, timing the

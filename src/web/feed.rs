@@ -45,7 +45,8 @@ pub async fn atom(State(app): State<AppState>, headers: HeaderMap) -> Response {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
-    let body = render(&events, &incidents, &base_url(&headers), now_ms());
+    let sites = app.state.inventory().sites.len();
+    let body = render(&events, &incidents, &base_url(&headers), now_ms(), sites);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }
 
@@ -126,12 +127,14 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// The feed document. `events` newest first; `incidents` by id (a missing one is named by id).
+/// The feed document. `events` newest first; `incidents` by id (a missing one is named by id);
+/// `sites` = how many sites the inventory has (for the subtitle).
 pub fn render(
     events: &[IncidentEvent],
     incidents: &HashMap<i64, Incident>,
     base: &str,
     now: i64,
+    sites: usize,
 ) -> String {
     let updated = events.iter().map(|e| e.at).max().unwrap_or(now);
     let mut x = String::with_capacity(1024 + events.len() * 1024);
@@ -141,8 +144,8 @@ pub fn render(
     let _ = writeln!(x, "  <title>{}</title>", escape(FEED_TITLE));
     let _ = writeln!(
         x,
-        "  <subtitle>Sự cố của 168 phường, xã, đặc khu TP. Hồ Chí Minh — incidents of the 168 \
-         commune-level sites of Ho Chi Minh City</subtitle>"
+        "  <subtitle>Sự cố của {sites} xã, phường, đặc khu TP. Hồ Chí Minh — incidents of the \
+         {sites} commune-level sites of Ho Chi Minh City</subtitle>"
     );
     let _ = writeln!(x, "  <updated>{}</updated>", format_rfc3339(updated));
     let _ = writeln!(

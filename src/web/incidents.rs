@@ -18,7 +18,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -54,6 +54,8 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/maintenance",
             get(list_maintenance).post(add_maintenance),
         )
+        .route("/api/v1/maintenance/{id}", delete(delete_maintenance))
+        .route("/api/v1/maintenance/{id}/end", post(end_maintenance))
         .route("/incidents.atom", get(super::feed::atom))
         .route("/api/v1/openapi.json", get(super::openapi::document))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -282,6 +284,7 @@ impl From<Note> for NoteView {
 #[derive(Debug, Serialize)]
 pub(crate) struct WindowView {
     id: i64,
+    scope: &'static str,
     site: Option<String>,
     service: Option<String>,
     starts_at: String,
@@ -294,6 +297,11 @@ impl From<MaintenanceWindow> for WindowView {
     fn from(w: MaintenanceWindow) -> Self {
         WindowView {
             id: w.id,
+            scope: match (&w.site, &w.service) {
+                (Some(_), _) => "site",
+                (None, Some(_)) => "service",
+                (None, None) => "city",
+            },
             site: w.site,
             service: w.service,
             starts_at: format_rfc3339(w.starts_at),
@@ -336,19 +344,34 @@ where
 /// `{id}` of an incident path: a positive integer, else 400.
 pub struct IncidentId(pub i64);
 
+/// `{id}` of a maintenance window path: a positive integer, else 400.
+pub struct WindowId(pub i64);
+
+async fn path_id(parts: &mut Parts, what: &str) -> Result<i64, ApiError> {
+    let Path(raw) = Path::<String>::from_request_parts(parts, &())
+        .await
+        .map_err(|e| ApiError::bad_request(format!("id: {}", e.body_text())))?;
+    match raw.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(ApiError::bad_request(format!(
+            "id: `{raw}` is not {what} id (a positive integer)"
+        ))),
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for IncidentId {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::bad_request(format!("id: {}", e.body_text())))?;
-        match raw.parse::<i64>() {
-            Ok(id) if id > 0 => Ok(IncidentId(id)),
-            _ => Err(ApiError::bad_request(format!(
-                "id: `{raw}` is not an incident id (a positive integer)"
-            ))),
-        }
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        path_id(parts, "an incident").await.map(IncidentId)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for WindowId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        path_id(parts, "a maintenance window").await.map(WindowId)
     }
 }
 
@@ -423,12 +446,16 @@ fn publish(app: &AppState, ev: IncidentEvent) {
 // ---------------------------------------------------------------------------------------------
 // GET /api/v1/incidents
 
-pub const LIST_PARAMS: &str = "state, site, team, severity, since, cursor, limit";
+pub const LIST_PARAMS: &str = "state, acknowledged, site, team, severity, since, cursor, limit";
 
 /// A parsed listing query.
 #[derive(Debug, PartialEq)]
 pub struct ListQuery {
+    /// `state` of the filter is the store's (open = unresolved and not acknowledged).
     pub filter: IncidentFilter,
+    /// `state=open` without `acknowledged`: every unresolved incident, so the store's open
+    /// and acknowledged listings are merged.
+    pub unresolved: bool,
     pub cursor: Option<i64>,
     pub limit: u32,
 }
@@ -438,9 +465,11 @@ pub struct ListQuery {
 pub fn parse_list_query(query: Option<&str>) -> Result<ListQuery, String> {
     let mut q = ListQuery {
         filter: IncidentFilter::default(),
+        unresolved: false,
         cursor: None,
         limit: DEFAULT_LIMIT,
     };
+    let mut acknowledged = None;
     let mut seen = Vec::new();
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         if seen.contains(&k) {
@@ -462,6 +491,13 @@ pub fn parse_list_query(query: Option<&str>) -> Result<ListQuery, String> {
                             "state: `{v}` is not one of open, acknowledged, resolved"
                         ))
                     }
+                })
+            }
+            "acknowledged" => {
+                acknowledged = Some(match v {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(format!("acknowledged: `{v}` is not one of true, false")),
                 })
             }
             "severity" => {
@@ -494,6 +530,28 @@ pub fn parse_list_query(query: Option<&str>) -> Result<ListQuery, String> {
             other => return Err(format!("unknown parameter `{other}`: use {LIST_PARAMS}")),
         }
     }
+    // "open" means unresolved (acknowledged or not); `acknowledged` narrows the unresolved ones.
+    q.filter.state = match (q.filter.state, acknowledged) {
+        (Some(IncidentState::Open), None) => {
+            q.unresolved = true;
+            Some(IncidentState::Open)
+        }
+        (Some(IncidentState::Open) | None, Some(false)) => Some(IncidentState::Open),
+        (Some(IncidentState::Open | IncidentState::Acknowledged) | None, Some(true)) => {
+            Some(IncidentState::Acknowledged)
+        }
+        (Some(IncidentState::Acknowledged), Some(false)) => {
+            return Err("acknowledged=false contradicts state=acknowledged".to_string())
+        }
+        (Some(IncidentState::Resolved), Some(_)) => {
+            return Err(
+                "acknowledged: filters unresolved incidents; it cannot be combined with \
+                 state=resolved"
+                    .to_string(),
+            )
+        }
+        (state, None) => state,
+    };
     Ok(q)
 }
 
@@ -508,7 +566,22 @@ async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Json<PageView>, ApiError> {
     let q = parse_list_query(query.as_deref()).map_err(ApiError::bad_request)?;
-    let page = db(&app, move |s| s.list(&q.filter, q.cursor, q.limit)).await?;
+    let page = db(&app, move |s| {
+        let page = s.list(&q.filter, q.cursor, q.limit)?;
+        if !q.unresolved {
+            return Ok(page);
+        }
+        let acked = IncidentFilter {
+            state: Some(IncidentState::Acknowledged),
+            ..q.filter.clone()
+        };
+        Ok(merge_pages(
+            page,
+            s.list(&acked, q.cursor, q.limit)?,
+            q.limit,
+        ))
+    })
+    .await?;
     Ok(Json(PageView {
         items: page
             .items
@@ -517,6 +590,27 @@ async fn list(
             .collect(),
         next_cursor: page.next_cursor,
     }))
+}
+
+/// Two newest-first pages taken below the same cursor over disjoint sets → the page of their
+/// union (keyset pagination stays exact: the union's first `limit` ids are among the two).
+fn merge_pages(
+    a: crate::incidents::Page,
+    b: crate::incidents::Page,
+    limit: u32,
+) -> crate::incidents::Page {
+    let more = a.next_cursor.is_some() || b.next_cursor.is_some();
+    let mut items = a.items;
+    items.extend(b.items);
+    items.sort_by_key(|i| std::cmp::Reverse(i.id));
+    let more = more || items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next_cursor = if more {
+        items.last().map(|i| i.id)
+    } else {
+        None
+    };
+    crate::incidents::Page { items, next_cursor }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -550,20 +644,36 @@ async fn ack(
     IncidentId(id): IncidentId,
     State(app): State<AppState>,
     OptionalJsonBody(body): OptionalJsonBody<AckBody>,
-) -> Result<Json<IncidentView>, ApiError> {
+) -> Result<Response, ApiError> {
     let by = body.by.unwrap_or_else(|| "api".to_string());
     text_field("by", &by, MAX_NAME_CHARS).map_err(ApiError::bad_request)?;
     let by = by.trim().to_string();
     let at = now_ms();
-    let (incident, ev) = db(&app, move |s| s.acknowledge(id, at, &by))
+    let me = by.clone();
+    let (incident, ev) = db(&app, move |s| s.acknowledge(id, at, &me))
         .await?
         .ok_or_else(|| no_incident(id))?;
-    // Acknowledging again is idempotent (the store returns the first acknowledgement): only a
-    // new timeline event goes live.
+    // The store keeps the first acknowledgement. The same person again is idempotent; someone
+    // else is told who holds it rather than silently ignored.
+    if incident.acknowledged_by.as_deref() != Some(by.as_str()) {
+        let holder = incident.acknowledged_by.clone().unwrap_or_default();
+        let since = incident.acknowledged_at.map(format_rfc3339);
+        return Ok((
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({
+                "error": format!(
+                    "incident {id} is already acknowledged by {holder}; add a note instead"
+                ),
+                "acknowledged_by": holder,
+                "acknowledged_at": since,
+            })),
+        )
+            .into_response());
+    }
     if ev.at == at {
         publish(&app, ev);
     }
-    Ok(Json(IncidentView::new(incident, true)))
+    Ok(Json(IncidentView::new(incident, true)).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -597,6 +707,8 @@ async fn add_note(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WindowBody {
+    /// "site", "service" or "city"; a city-wide window must say so.
+    scope: Option<String>,
     site: Option<String>,
     service: Option<String>,
     starts_at: String,
@@ -619,6 +731,7 @@ fn window_from(
     inv: &crate::config::Inventory,
 ) -> Result<MaintenanceWindow, String> {
     let WindowBody {
+        scope,
         site,
         service,
         starts_at,
@@ -628,8 +741,28 @@ fn window_from(
     } = body;
     let site = site.filter(|s| !s.is_empty());
     let service = service.filter(|s| !s.is_empty());
-    if site.is_some() && service.is_some() {
-        return Err("give site or service, not both (neither = the whole city)".to_string());
+    match (scope.as_deref().map(str::trim), &site, &service) {
+        (_, Some(_), Some(_)) => return Err("give site or service, not both".into()),
+        (None | Some("site"), Some(_), None) | (None | Some("service"), None, Some(_)) => {}
+        (Some("city"), None, None) => {}
+        (Some("city"), _, _) => {
+            return Err("scope: \"city\" covers every site: give no site and no service".into())
+        }
+        (None, None, None) => {
+            return Err(
+                "a window with no site and no service covers the whole city: say so \
+                        with \"scope\": \"city\", or give site or service"
+                    .into(),
+            )
+        }
+        (Some(s @ ("site" | "service")), _, _) => {
+            return Err(format!("scope: \"{s}\" needs the {s} field"))
+        }
+        (Some(other), _, _) => {
+            return Err(format!(
+                "scope: `{other}` is not one of site, service, city"
+            ))
+        }
     }
     if let Some(s) = &site {
         if !valid_slug(s) || (!inv.sites.is_empty() && inv.site(s).is_none()) {
@@ -647,6 +780,17 @@ fn window_from(
     let end = parse_time(&ends_at).ok_or_else(|| time_error("ends_at", &ends_at))?;
     if end <= start {
         return Err("ends_at must be after starts_at".to_string());
+    }
+    let max = inv.api.max_maintenance.0;
+    if (end - start) as u128 > max.as_millis() {
+        return Err(format!(
+            "the window lasts {}, longer than the maximum {} ([api] max_maintenance): split \
+             it, or end it early with POST /api/v1/maintenance/{{id}}/end",
+            humantime::format_duration(std::time::Duration::from_secs(
+                ((end - start) / 1000) as u64
+            )),
+            humantime::format_duration(max)
+        ));
     }
     if end <= now {
         return Err(format!(
@@ -689,6 +833,50 @@ async fn add_maintenance(
     w.id = db(&app, move |s| s.add_maintenance(&stored)).await?;
     app.maintenance_changed.notify_one();
     Ok((StatusCode::CREATED, Json(WindowView::from(w))))
+}
+
+fn no_window(id: i64) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no maintenance window with id {id} (windows from probes.toml have no id)"),
+    )
+}
+
+async fn delete_maintenance(
+    _: Writer,
+    WindowId(id): WindowId,
+    State(app): State<AppState>,
+) -> Result<StatusCode, ApiError> {
+    if !db(&app, move |s| s.delete_maintenance(id)).await? {
+        return Err(no_window(id));
+    }
+    app.maintenance_changed.notify_one();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn end_maintenance(
+    _: Writer,
+    WindowId(id): WindowId,
+    State(app): State<AppState>,
+) -> Result<Json<WindowView>, ApiError> {
+    let now = now_ms();
+    let before = db(&app, move |s| s.maintenance_window(id))
+        .await?
+        .ok_or_else(|| no_window(id))?;
+    if before.ends_at <= now {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "maintenance window {id} already ended at {}",
+                format_rfc3339(before.ends_at)
+            ),
+        ));
+    }
+    let w = db(&app, move |s| s.end_maintenance(id, now))
+        .await?
+        .ok_or_else(|| no_window(id))?;
+    app.maintenance_changed.notify_one();
+    Ok(Json(WindowView::from(w)))
 }
 
 #[derive(Serialize)]
@@ -873,6 +1061,29 @@ mod tests {
             let e = parse_list_query(Some(bad)).unwrap_err();
             assert!(e.contains(names), "{bad}: {e}");
         }
+        // open = unresolved (acknowledged or not); acknowledged narrows it.
+        let q = parse_list_query(Some("state=open")).unwrap();
+        assert!(q.unresolved);
+        assert_eq!(q.filter.state, Some(IncidentState::Open));
+        for (query, state) in [
+            ("state=open&acknowledged=false", IncidentState::Open),
+            ("acknowledged=false", IncidentState::Open),
+            ("state=open&acknowledged=true", IncidentState::Acknowledged),
+            ("acknowledged=true", IncidentState::Acknowledged),
+            ("state=acknowledged", IncidentState::Acknowledged),
+        ] {
+            let q = parse_list_query(Some(query)).unwrap();
+            assert!(!q.unresolved, "{query}");
+            assert_eq!(q.filter.state, Some(state), "{query}");
+        }
+        for bad in [
+            "acknowledged=yes",
+            "state=resolved&acknowledged=true",
+            "state=acknowledged&acknowledged=false",
+        ] {
+            let e = parse_list_query(Some(bad)).unwrap_err();
+            assert!(e.contains("acknowledged"), "{bad}: {e}");
+        }
         assert!(parse_list_query(Some("state=closed"))
             .unwrap_err()
             .contains("open, acknowledged, resolved"));
@@ -902,6 +1113,7 @@ mod tests {
             ..Inventory::default()
         };
         let body = |site: Option<&str>, service: Option<&str>| WindowBody {
+            scope: (site.is_none() && service.is_none()).then(|| "city".to_string()),
             site: site.map(str::to_string),
             service: service.map(str::to_string),
             starts_at: "2026-11-28 22:00".into(),
@@ -918,10 +1130,27 @@ mod tests {
             ("Nâng cấp", "api")
         );
         assert!(window_from(body(None, Some("lgsp")), now, &inv).is_ok());
-        assert!(window_from(body(Some(""), None), now, &inv)
-            .unwrap()
-            .site
-            .is_none());
+        // An empty site is no site: without scope = "city" that is refused.
+        let mut empty = body(Some(""), None);
+        let e = window_from(empty, now, &inv).unwrap_err();
+        assert!(e.contains("scope"), "{e}");
+        empty = body(Some(""), None);
+        empty.scope = Some("city".into());
+        assert!(window_from(empty, now, &inv).unwrap().site.is_none());
+        let mut city = body(Some("phuong-a"), None);
+        city.scope = Some("city".into());
+        assert!(window_from(city, now, &inv).unwrap_err().contains("city"));
+        let mut wrong = body(None, Some("lgsp"));
+        wrong.scope = Some("site".into());
+        assert!(window_from(wrong, now, &inv).unwrap_err().contains("site"));
+        // Longer than [api] max_maintenance (7 days by default).
+        let mut long = body(None, None);
+        long.ends_at = "2026-12-06 22:00".into();
+        let e = window_from(long, now, &inv).unwrap_err();
+        assert!(e.contains("max_maintenance") && e.contains("7days"), "{e}");
+        let mut week = body(None, None);
+        week.ends_at = "2026-12-05 22:00".into();
+        assert!(window_from(week, now, &inv).is_ok());
         let e = window_from(body(Some("phuong-z"), None), now, &inv).unwrap_err();
         assert!(e.contains("phuong-z"), "{e}");
         let e = window_from(body(None, Some("vneid")), now, &inv).unwrap_err();

@@ -21,7 +21,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/incidents/stream"),
     ("GET", "/api/v1/maintenance"),
     ("POST", "/api/v1/maintenance"),
+    ("DELETE", "/api/v1/maintenance/{id}"),
+    ("POST", "/api/v1/maintenance/{id}/end"),
     ("GET", "/api/v1/checks"),
+    ("POST", "/api/v1/checks/{owner}/{check}/run"),
     ("GET", "/api/v1/sites"),
     ("GET", "/api/v1/sites/{slug}"),
     ("GET", "/api/v1/readiness"),
@@ -35,8 +38,21 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/readyz"),
 ];
 
-pub async fn document() -> Json<Value> {
-    Json(spec())
+pub async fn document(
+    axum::extract::State(app): axum::extract::State<super::AppState>,
+) -> Json<Value> {
+    let mut doc = spec();
+    let n = app.state.inventory().sites.len();
+    if n > 0 {
+        // The description counts the sites of the loaded inventory, not a fixed 168.
+        if let Some(d) = doc["info"]["description"].as_str() {
+            doc["info"]["description"] = json!(d.replace(
+                "the commune-level sites",
+                &format!("the {n} commune-level sites")
+            ));
+        }
+    }
+    Json(doc)
 }
 
 fn r(name: &str) -> Value {
@@ -62,6 +78,14 @@ fn id_param() -> Value {
     json!({
         "name": "id", "in": "path", "required": true,
         "description": "Incident id (a positive integer); anything else → 400.",
+        "schema": { "type": "integer", "format": "int64", "minimum": 1 }
+    })
+}
+
+fn window_id_param() -> Value {
+    json!({
+        "name": "id", "in": "path", "required": true,
+        "description": "Maintenance window id (a positive integer, from POST or GET /api/v1/maintenance); anything else → 400.",
         "schema": { "type": "integer", "format": "int64", "minimum": 1 }
     })
 }
@@ -94,8 +118,14 @@ pub fn operation(method: &str, path: &str) -> Option<Value> {
             "description": "Filters combine with AND. Unknown parameters, or a parameter given \
                             twice, → 400. Empty values count as absent.",
             "parameters": [
-                query("state", "Derived state: resolved > acknowledged > open.",
+                query("state", "`open` = every unresolved incident, acknowledged or not (as the \
+                               status page counts them); `acknowledged` = unresolved and \
+                               acknowledged; `resolved`.",
                       json!({ "type": "string", "enum": ["open", "acknowledged", "resolved"] })),
+                query("acknowledged", "Narrows unresolved incidents: `true` = acknowledged, \
+                                      `false` = nobody has taken them yet. Alone it implies \
+                                      unresolved; with state=resolved → 400.",
+                      json!({ "type": "boolean" })),
                 query("site", "Slug of an affected site.", json!({ "type": "string" })),
                 query("team", "Name of a specialist team ([[team]] in the config).", json!({ "type": "string" })),
                 query("severity", "Severity.", json!({ "type": "string", "enum": ["critical", "warning"] })),
@@ -127,15 +157,18 @@ pub fn operation(method: &str, path: &str) -> Option<Value> {
         ("POST", "/api/v1/incidents/{id}/ack") => json!({
             "tags": ["incidents"],
             "operationId": "acknowledgeIncident",
-            "summary": "Acknowledge an incident (idempotent)",
+            "summary": "Acknowledge an incident (idempotent for the same person)",
             "description": "The body is optional; `by` defaults to \"api\". The new timeline \
-                            event is published on the SSE stream.",
+                            event is published on the SSE stream. The first acknowledgement \
+                            holds: the same `by` again → 200 unchanged; another `by` → 409 \
+                            naming the current acknowledger.",
             "security": [{ "bearerAuth": [] }],
             "parameters": [id_param()],
             "requestBody": { "required": false, "content": json_body(s("AckRequest")) },
             "responses": write_errors(json!({
                 "200": { "description": "The acknowledged incident with its timeline.", "content": json_body(s("Incident")) },
-                "404": r("NotFound")
+                "404": r("NotFound"),
+                "409": { "description": "Already acknowledged by someone else.", "content": json_body(s("AckConflict")) }
             }))
         }),
         ("POST", "/api/v1/incidents/{id}/notes") => json!({
@@ -192,11 +225,44 @@ pub fn operation(method: &str, path: &str) -> Option<Value> {
             "summary": "Create a maintenance window",
             "description": "During the window checks still run and are recorded, but no \
                             incident is opened for what it covers. The engine picks it up at \
-                            once.",
+                            once. A window lasts at most [api] max_maintenance (default 7 \
+                            days); a city-wide window needs `\"scope\": \"city\"`.",
             "security": [{ "bearerAuth": [] }],
             "requestBody": { "required": true, "content": json_body(s("MaintenanceRequest")) },
             "responses": write_errors(json!({
                 "201": { "description": "The stored window.", "content": json_body(s("MaintenanceWindow")) }
+            }))
+        }),
+        ("DELETE", "/api/v1/maintenance/{id}") => json!({
+            "tags": ["maintenance"],
+            "operationId": "deleteMaintenance",
+            "summary": "Delete a maintenance window created through the API",
+            "description": "As if it had never been created (past minutes it covered are no \
+                            longer counted as maintenance). To stop a running window and keep \
+                            its record, use POST …/end.",
+            "security": [{ "bearerAuth": [] }],
+            "parameters": [window_id_param()],
+            "responses": {
+                "204": { "description": "Deleted." },
+                "400": r("BadRequest"),
+                "401": r("Unauthorized"),
+                "403": r("Forbidden"),
+                "404": r("NotFound"),
+                "500": r("InternalError")
+            }
+        }),
+        ("POST", "/api/v1/maintenance/{id}/end") => json!({
+            "tags": ["maintenance"],
+            "operationId": "endMaintenance",
+            "summary": "End a maintenance window now",
+            "description": "Sets ends_at to now (a window not started yet then covers \
+                            nothing). No body.",
+            "security": [{ "bearerAuth": [] }],
+            "parameters": [window_id_param()],
+            "responses": write_errors(json!({
+                "200": { "description": "The window as ended.", "content": json_body(s("MaintenanceWindow")) },
+                "404": r("NotFound"),
+                "409": { "description": "The window had already ended.", "content": json_body(s("Error")) }
             }))
         }),
         ("GET", "/api/v1/checks") => json!({
@@ -206,6 +272,42 @@ pub fn operation(method: &str, path: &str) -> Option<Value> {
             "responses": {
                 "200": { "description": "The checks.", "content": json_body(json!({ "type": "array", "items": s("Check") })) }
             }
+        }),
+        ("POST", "/api/v1/checks/{owner}/{check}/run") => json!({
+            "tags": ["status"],
+            "operationId": "runCheck",
+            "summary": "Run one check now, with the service's effective config",
+            "description": "Builds the probe from the inventory the service is running (in the \
+                            demo: UDP echo links and the demo CA) and runs it in the request, \
+                            bounded by the check's timeout. The result is answered, not recorded \
+                            (no metrics, no incident). `lienthong probe --url` uses it. At most 4 \
+                            at once (429). Unknown names → 404 with the closest names.",
+            "security": [{ "bearerAuth": [] }],
+            "parameters": [
+                { "name": "owner", "in": "path", "required": true, "description": "Site or shared-service slug.", "schema": { "type": "string", "example": "phuong-ben-thanh" } },
+                { "name": "check", "in": "path", "required": true, "description": "Check name, e.g. link, endpoint.", "schema": { "type": "string", "example": "link" } }
+            ],
+            "responses": write_errors(json!({
+                "200": {
+                    "description": "The run.",
+                    "content": json_body(json!({
+                        "type": "object",
+                        "required": ["key", "success", "duration_seconds", "reason", "message", "details", "breakdown"],
+                        "properties": {
+                            "key": { "type": "string" },
+                            "success": { "type": "boolean" },
+                            "duration_seconds": { "type": "number", "format": "double" },
+                            "reason": { "type": "string", "nullable": true },
+                            "message": { "type": "string", "nullable": true },
+                            "details": { "type": "object", "additionalProperties": true, "description": "Per kind; durations in seconds." },
+                            "breakdown": { "type": "string", "description": "The text `lienthong probe` prints." }
+                        }
+                    }))
+                },
+                "404": r("NotFound"),
+                "422": { "description": "The probe cannot be built (e.g. a secret's variable is missing in the service).", "content": json_body(s("Error")) },
+                "429": { "description": "Too many on-demand runs in progress.", "content": json_body(s("Error")) }
+            }))
         }),
         ("GET", "/api/v1/sites") => json!({
             "tags": ["status"],
@@ -260,7 +362,7 @@ pub fn operation(method: &str, path: &str) -> Option<Value> {
                             "to": { "type": "string", "format": "date-time" },
                             "city": {
                                 "type": "object",
-                                "description": "`headline` is e.g. \"165/168 sẵn sàng\".",
+                                "description": "`headline` is \"R/N sẵn sàng\" (R ready of the inventory's N sites), or \"Đang thu thập dữ liệu — còn ~N phút\" while no site has a verdict yet.",
                                 "properties": {
                                     "total": { "type": "integer" }, "ready": { "type": "integer" },
                                     "not_ready": { "type": "integer" }, "insufficient_data": { "type": "integer" },
@@ -408,7 +510,8 @@ fn schemas() -> Value {
         a.push(json!("notes"));
     }
     let maint_props = json!({
-        "site": { "type": "string", "nullable": true, "description": "Site slug; neither site nor service = the whole city." },
+        "scope": { "type": "string", "enum": ["site", "service", "city"], "description": "What the window covers. Optional with site or service; required as \"city\" for a window over the whole city (no site, no service)." },
+        "site": { "type": "string", "nullable": true, "description": "Site slug (not with service)." },
         "service": { "type": "string", "nullable": true, "description": "Shared-service slug (not with site)." }
     });
     json!({
@@ -460,6 +563,15 @@ fn schemas() -> Value {
                 "text": { "type": "string" }
             }
         },
+        "AckConflict": {
+            "type": "object",
+            "required": ["error", "acknowledged_by"],
+            "properties": {
+                "error": { "type": "string" },
+                "acknowledged_by": { "type": "string", "description": "Who holds the acknowledgement." },
+                "acknowledged_at": opt_time("UTC")
+            }
+        },
         "AckRequest": {
             "type": "object",
             "additionalProperties": false,
@@ -479,19 +591,21 @@ fn schemas() -> Value {
             "additionalProperties": false,
             "required": ["starts_at", "ends_at", "reason"],
             "properties": {
+                "scope": maint_props["scope"],
                 "site": maint_props["site"],
                 "service": maint_props["service"],
                 "starts_at": { "type": "string", "description": "RFC 3339 or local Asia/Ho_Chi_Minh \"YYYY-MM-DD HH:MM\".", "example": "2026-11-28 22:00" },
-                "ends_at": { "type": "string", "description": "After starts_at and not in the past; same formats.", "example": "2026-11-29 02:00" },
+                "ends_at": { "type": "string", "description": "After starts_at, not in the past, at most [api] max_maintenance (default 7 days) after starts_at; same formats.", "example": "2026-11-29 02:00" },
                 "reason": { "type": "string", "minLength": 1, "maxLength": MAX_REASON_CHARS },
                 "created_by": { "type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "default": "api" }
             }
         },
         "MaintenanceWindow": {
             "type": "object",
-            "required": ["id", "site", "service", "starts_at", "ends_at", "reason", "created_by"],
+            "required": ["id", "scope", "site", "service", "starts_at", "ends_at", "reason", "created_by"],
             "properties": {
                 "id": { "type": "integer", "format": "int64" },
+                "scope": maint_props["scope"],
                 "site": maint_props["site"],
                 "service": maint_props["service"],
                 "starts_at": time("UTC"),
@@ -521,6 +635,17 @@ fn schemas() -> Value {
                 "link_class": { "type": "string" }
             }
         },
+        "Phases": {
+            "type": "object",
+            "description": "Time of each phase of an HTTP or TCP run, in seconds (f64); null = phase not reached.",
+            "properties": {
+                "resolve": { "type": "number", "format": "double", "nullable": true },
+                "connect": { "type": "number", "format": "double", "nullable": true },
+                "tls": { "type": "number", "format": "double", "nullable": true },
+                "processing": { "type": "number", "format": "double", "nullable": true, "description": "Request written → first response byte." },
+                "transfer": { "type": "number", "format": "double", "nullable": true, "description": "First response byte → body read." }
+            }
+        },
         "Check": {
             "type": "object",
             "additionalProperties": true,
@@ -534,7 +659,17 @@ fn schemas() -> Value {
                 "title": { "type": "string" },
                 "interval_seconds": { "type": "number" },
                 "timeout_seconds": { "type": "number" },
-                "last": { "type": "object", "nullable": true, "additionalProperties": true },
+                "last": {
+                    "type": "object", "nullable": true, "additionalProperties": true,
+                    "description": "The last run: at, success, duration_seconds, reason, message, details (per kind; every duration in it — details.phases.resolve/connect/tls/processing/transfer, rtt, jitter … — is seconds as a number, null when not reached).",
+                    "properties": {
+                        "duration_seconds": { "type": "number", "format": "double" },
+                        "details": {
+                            "type": "object", "additionalProperties": true,
+                            "properties": { "phases": s("Phases") }
+                        }
+                    }
+                },
                 "consecutive_failures": { "type": "integer" },
                 "runs": { "type": "integer" }
             }
@@ -564,9 +699,10 @@ pub fn spec() -> Value {
         "info": {
             "title": "lienthong",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Prober of the 168 commune-level sites of Ho Chi Minh City: incidents \
+            "description": "Prober of the commune-level sites of Ho Chi Minh City: incidents \
                             (one per real cause), their timelines, maintenance windows and the \
-                            live status of every check. Times are served as RFC 3339 in UTC. \
+                            live status of every check. Times are served as RFC 3339 in UTC; \
+                            durations as seconds (a JSON number, f64). \
                             Write endpoints need the bearer token from the environment variable \
                             named by [api] token_env.",
             "license": { "name": "Apache-2.0" }
@@ -591,7 +727,7 @@ pub fn spec() -> Value {
                 "BadRequest": error_response("Bad parameter or body; `error` says which and what is allowed."),
                 "Unauthorized": unauthorized,
                 "Forbidden": error_response("Wrong token, or the write API is disabled (no token configured)."),
-                "NotFound": error_response("No such incident or site."),
+                "NotFound": error_response("No such incident, maintenance window or site."),
                 "PayloadTooLarge": error_response(&format!("Request body over {} KiB.", BODY_LIMIT / 1024)),
                 "InternalError": error_response("The incident store failed; details in the server log.")
             },

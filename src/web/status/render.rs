@@ -1,146 +1,11 @@
-//! The status page (`GET /`), the per-site pages (`GET /sites/{slug}`), the readiness report
-//! (`GET /readiness`, HTML) and its API (`GET /api/v1/readiness`).
-//!
-//! Server-rendered HTML (maud: every interpolation is escaped), one self-contained document per
-//! page: inline CSS, inline SVG icons and map, a little inline JavaScript for search, filters and
-//! the refresh (a short poll, hurried by the incident event stream). No CDN, no web fonts: it
-//! works offline and on a wall screen. Vietnamese first; `?lang=en` for English. Status is shown
-//! by an icon and a word as well as a colour.
-//!
-//! Read only: the live state, the store and the readiness arithmetic.
+//! HTML rendering of the pages: words, frame, status page, map, site page, charts, report.
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use maud::{html, Markup, PreEscaped, DOCTYPE};
-
-use super::incidents::parse_time;
-use super::{ApiError, AppState};
-use crate::config::{CheckDef, CheckRole, Inventory, SiteInfo};
-use crate::health::{SiteStatus, State as Health};
-use crate::incidents::history::SeriesPoint;
-use crate::incidents::{Incident, IncidentFilter, Severity, Store};
-use crate::maintenance::{format_local, OFFSET_MS};
-use crate::probe::{Details, ProbeKind};
-use crate::readiness::{self, ms as fmt_ms, pct, Lang, Report, Verdict};
-use crate::state::CheckStatus;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(index))
-        .route("/sites/{slug}", get(site_page))
-        .route("/readiness", get(report_page))
-        .route("/api/v1/readiness", get(readiness_api))
-}
-
-/// Hours of minute data in a site page's latency charts.
-const CHART_HOURS: i64 = 3;
-/// The status page judges readiness up to this long ago, so the minutes it counts are written.
-const SETTLE_MS: i64 = 10_000;
-
-/// The last readiness report of the status page, reused while its window is the same (it moves
-/// once a minute).
-#[derive(Default)]
-pub struct PageCache {
-    readiness: Mutex<Option<CachedReport>>,
-}
-
-struct CachedReport {
-    from: i64,
-    to: i64,
-    inventory: usize,
-    report: Arc<Report>,
-}
-
-impl PageCache {
-    /// The report over `[from, to)`, computed at most once per window and inventory.
-    fn report(
-        &self,
-        store: &Store,
-        inv: &Arc<Inventory>,
-        from: i64,
-        to: i64,
-        now: i64,
-    ) -> Result<Arc<Report>, crate::incidents::StoreError> {
-        let mut g = self.readiness.lock().unwrap_or_else(|e| e.into_inner());
-        let key = Arc::as_ptr(inv) as usize;
-        if let Some(c) = g.as_ref() {
-            if c.from == from && c.to == to && c.inventory == key {
-                return Ok(c.report.clone());
-            }
-        }
-        let report = Arc::new(readiness::load(store, inv, from, to, now)?);
-        *g = Some(CachedReport {
-            from,
-            to,
-            inventory: key,
-            report: report.clone(),
-        });
-        Ok(report)
-    }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn ms_of(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// The status page's readiness window: the configured span up to the last settled minute.
-pub fn page_window(inv: &Inventory, now: i64) -> (i64, i64) {
-    let to = (now - SETTLE_MS).div_euclid(60_000) * 60_000;
-    (to - inv.readiness.window.0.as_millis() as i64, to)
-}
-
-/// "HH:MM:SS" in Asia/Ho_Chi_Minh.
-fn local_hms(ms: i64) -> String {
-    let s = (ms + OFFSET_MS).rem_euclid(86_400_000) / 1000;
-    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-}
-
-fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(q.unwrap_or("").as_bytes())
-        .into_owned()
-        .collect()
-}
-
-fn lang_of(q: &[(String, String)]) -> Lang {
-    Lang::parse(q.iter().find(|(k, _)| k == "lang").map(|(_, v)| v.as_str()))
-}
-
-/// `?lang=en` to append to links when the page is in English.
-fn lang_suffix(lang: Lang, first: bool) -> &'static str {
-    match (lang, first) {
-        (Lang::Vi, _) => "",
-        (Lang::En, true) => "?lang=en",
-        (Lang::En, false) => "&lang=en",
-    }
-}
-
-fn html_response(body: Markup) -> Response {
-    (
-        [(header::CACHE_CONTROL, "no-store")],
-        Html(body.into_string()),
-    )
-        .into_response()
-}
+use super::*;
 
 // ---------------------------------------------------------------------------------------------
 // Words
 
-fn status_label(s: SiteStatus, lang: Lang) -> &'static str {
+pub(super) fn status_label(s: SiteStatus, lang: Lang) -> &'static str {
     match s {
         SiteStatus::Up => lang.pick("Bình thường", "Up"),
         SiteStatus::Degraded => lang.pick("Suy giảm", "Degraded"),
@@ -150,7 +15,7 @@ fn status_label(s: SiteStatus, lang: Lang) -> &'static str {
     }
 }
 
-fn health_status(h: Health) -> SiteStatus {
+pub(super) fn health_status(h: Health) -> SiteStatus {
     match h {
         Health::Up | Health::Failing => SiteStatus::Up,
         Health::Degraded => SiteStatus::Degraded,
@@ -159,7 +24,7 @@ fn health_status(h: Health) -> SiteStatus {
     }
 }
 
-fn health_label(h: Health, lang: Lang) -> &'static str {
+pub(super) fn health_label(h: Health, lang: Lang) -> &'static str {
     match h {
         Health::Up => lang.pick("Bình thường", "Up"),
         Health::Degraded => lang.pick("Suy giảm", "Degraded"),
@@ -169,7 +34,7 @@ fn health_label(h: Health, lang: Lang) -> &'static str {
     }
 }
 
-fn reason_label(r: &str, lang: Lang) -> &str {
+pub(super) fn reason_label(r: &str, lang: Lang) -> &str {
     let (vi, en) = match r {
         "timeout" => ("quá thời gian chờ", "timeout"),
         "dns" => ("lỗi phân giải tên miền", "name resolution failed"),
@@ -190,7 +55,7 @@ fn reason_label(r: &str, lang: Lang) -> &str {
     lang.pick(vi, en)
 }
 
-fn status_class(s: SiteStatus) -> &'static str {
+pub(super) fn status_class(s: SiteStatus) -> &'static str {
     match s {
         SiteStatus::Up => "s-up",
         SiteStatus::Degraded => "s-degraded",
@@ -200,7 +65,7 @@ fn status_class(s: SiteStatus) -> &'static str {
     }
 }
 
-fn verdict_class(v: Verdict) -> &'static str {
+pub(super) fn verdict_class(v: Verdict) -> &'static str {
     match v {
         Verdict::Ready => "s-up",
         Verdict::NotReady => "s-down",
@@ -208,7 +73,7 @@ fn verdict_class(v: Verdict) -> &'static str {
     }
 }
 
-fn verdict_icon(v: Verdict) -> &'static str {
+pub(super) fn verdict_icon(v: Verdict) -> &'static str {
     match v {
         Verdict::Ready => "up",
         Verdict::NotReady => "down",
@@ -216,7 +81,7 @@ fn verdict_icon(v: Verdict) -> &'static str {
     }
 }
 
-fn severity_label(s: Severity, lang: Lang) -> &'static str {
+pub(super) fn severity_label(s: Severity, lang: Lang) -> &'static str {
     match s {
         Severity::Critical => lang.pick("Nghiêm trọng", "Critical"),
         Severity::Warning => lang.pick("Cảnh báo", "Warning"),
@@ -224,19 +89,19 @@ fn severity_label(s: Severity, lang: Lang) -> &'static str {
 }
 
 /// An inline icon from the page's symbol sheet, with an accessible name.
-fn icon(name: &str) -> Markup {
+pub(super) fn icon(name: &str) -> Markup {
     PreEscaped(format!(
         "<svg class=\"ic\" aria-hidden=\"true\" focusable=\"false\"><use href=\"#i-{name}\"/></svg>"
     ))
 }
 
-fn status_badge(s: SiteStatus, lang: Lang) -> Markup {
+pub(super) fn status_badge(s: SiteStatus, lang: Lang) -> Markup {
     html! {
         span class={"badge " (status_class(s))} { (icon(s.as_str())) " " (status_label(s, lang)) }
     }
 }
 
-fn verdict_badge(v: Verdict, lang: Lang) -> Markup {
+pub(super) fn verdict_badge(v: Verdict, lang: Lang) -> Markup {
     html! {
         span class={"badge " (verdict_class(v))} { (icon(verdict_icon(v))) " " (v.label(lang)) }
     }
@@ -244,7 +109,7 @@ fn verdict_badge(v: Verdict, lang: Lang) -> Markup {
 
 /// What is wrong with a check now, in a few words: its failure reason, or the threshold its
 /// last run is over.
-fn check_problem(c: &CheckStatus, lang: Lang) -> Option<String> {
+pub(super) fn check_problem(c: &CheckStatus, lang: Lang) -> Option<String> {
     let last = c.last.as_ref()?;
     match c.health {
         Health::Down | Health::Failing => Some(
@@ -252,45 +117,78 @@ fn check_problem(c: &CheckStatus, lang: Lang) -> Option<String> {
                 .map(|r| reason_label(r, lang).to_string())
                 .unwrap_or_else(|| health_label(c.health, lang).to_string()),
         ),
-        Health::Degraded => {
-            let d = &c.check.degraded;
-            let text = match &last.details {
-                Details::Icmp(i) => {
-                    let rtt = i.rtt_avg.unwrap_or(0.0);
-                    let jit = i.jitter.unwrap_or(0.0);
-                    if !d.rtt.is_zero() && rtt > d.rtt.as_secs_f64() {
-                        format!("RTT {}", fmt_ms(rtt * 1000.0, lang))
-                    } else if !d.jitter.is_zero() && jit > d.jitter.as_secs_f64() {
-                        format!("jitter {}", fmt_ms(jit * 1000.0, lang))
-                    } else {
-                        format!(
-                            "{} {}",
-                            lang.pick("mất gói", "loss"),
-                            pct(i.loss_ratio, lang)
-                        )
-                    }
-                }
-                _ => format!(
-                    "{} {}",
-                    lang.pick("chậm", "slow"),
-                    fmt_ms(last.duration_seconds * 1000.0, lang)
-                ),
-            };
-            Some(text)
-        }
+        Health::Degraded => Some(breached(c, lang)),
         _ => None,
     }
 }
 
-fn check_title(c: &CheckDef, lang: Lang) -> String {
-    match lang {
-        Lang::Vi => c.title.clone(),
-        Lang::En => c.title_en.clone().unwrap_or_else(|| c.title.clone()),
+/// Which degraded threshold the last run is over, with both numbers: "mất gói 18 % > 10 %".
+pub(super) fn breached(c: &CheckStatus, lang: Lang) -> String {
+    let d = &c.check.degraded;
+    let Some(last) = c.last.as_ref() else {
+        return health_label(c.health, lang).to_string();
+    };
+    let ms = |s: f64| fmt_ms(s * 1000.0, lang);
+    match &last.details {
+        Details::Icmp(i) => {
+            let rtt = i.rtt_avg.unwrap_or(0.0);
+            let jit = i.jitter.unwrap_or(0.0);
+            if !d.rtt.is_zero() && rtt > d.rtt.as_secs_f64() {
+                format!("RTT {} > {}", ms(rtt), ms(d.rtt.as_secs_f64()))
+            } else if !d.jitter.is_zero() && jit > d.jitter.as_secs_f64() {
+                format!("jitter {} > {}", ms(jit), ms(d.jitter.as_secs_f64()))
+            } else if i.loss_ratio > d.loss {
+                format!(
+                    "{} {} > {}",
+                    lang.pick("mất gói", "loss"),
+                    pct(i.loss_ratio, lang),
+                    pct(d.loss, lang)
+                )
+            } else {
+                // Loss is judged over many rounds: this one alone may be under the limit.
+                format!(
+                    "{} > {}",
+                    lang.pick(
+                        "mất gói kéo dài qua nhiều vòng",
+                        "sustained loss over rounds"
+                    ),
+                    pct(d.loss, lang)
+                )
+            }
+        }
+        _ => format!(
+            "{} {} > {}",
+            lang.pick("chậm", "slow"),
+            ms(last.duration_seconds),
+            ms(d.latency.as_secs_f64())
+        ),
     }
 }
 
+pub(super) fn check_title(c: &CheckDef, lang: Lang) -> String {
+    match lang {
+        Lang::Vi => c.title.clone(),
+        Lang::En => c.title_en.clone().unwrap_or_else(|| english_title(c)),
+    }
+}
+
+/// An English title for a check that has no `title_en`: what it checks, by role and kind, and
+/// which check of its owner it is (the Vietnamese title would repeat the service's name).
+pub(super) fn english_title(c: &CheckDef) -> String {
+    let what = match (c.role, c.probe.kind()) {
+        (CheckRole::Link, _) => "Network link",
+        (CheckRole::Endpoint, _) => "Public service centre",
+        (CheckRole::Video, _) => "Video conference point",
+        (_, ProbeKind::Http) => "HTTP check",
+        (_, ProbeKind::Tcp) => "TCP check",
+        (_, ProbeKind::Icmp) => "Echo check",
+        (_, ProbeKind::Dns) => "DNS check",
+    };
+    format!("{what} ({})", c.id.name)
+}
+
 /// The worst check of a site that explains its status, as "Đường truyền mạng: mất gói".
-fn site_problem(checks: &[&CheckStatus], lang: Lang) -> Option<String> {
+pub(super) fn site_problem(checks: &[&CheckStatus], lang: Lang) -> Option<String> {
     let rank = |h: Health| match h {
         Health::Down => 0,
         Health::Failing => 1,
@@ -308,7 +206,7 @@ fn site_problem(checks: &[&CheckStatus], lang: Lang) -> Option<String> {
 // ---------------------------------------------------------------------------------------------
 // Page frame
 
-const CSS: &str = r#"
+pub(super) const CSS: &str = r#"
 :root{--up:#17692c;--up-bg:#e5f4e8;--degraded:#7a4f00;--degraded-bg:#fff2cc;--down:#a8211a;--down-bg:#fde3e0;--maintenance:#1f4b91;--maintenance-bg:#e2ebfa;--unknown:#4d4d4d;--unknown-bg:#ececec;--fg:#1a1a1a;--muted:#555;--line:#cfcfcf;--panel:#fff}
 *{box-sizing:border-box}
 body{margin:0;font:14px/1.4 system-ui,"Segoe UI","DejaVu Sans",Arial,sans-serif;color:var(--fg);background:#f4f4f1}
@@ -336,6 +234,17 @@ main{padding:.2rem 1rem 1rem}
 .cols{display:grid;grid-template-columns:minmax(300px,440px) 1fr;gap:0 1rem}
 @media (max-width:900px){.cols{grid-template-columns:1fr}}
 .map svg{width:100%;height:auto;display:block}
+body:has(main.wall){height:100vh;display:flex;flex-direction:column;overflow:hidden}
+body:has(main.wall) footer{display:none}
+main.wall{flex:1;min-height:0;max-width:none;padding:.4rem 1rem .8rem;box-sizing:border-box}
+main.wall #live{height:100%;display:flex;flex-direction:column;gap:.6rem}
+.wall-head{display:flex;align-items:center;gap:1.5rem 2.5rem;flex-wrap:wrap}
+.wall-head .headline{font-size:2.4rem;font-weight:700}
+.wall-head .counts{margin:0}.wall-head .counts .badge{font-size:1.25rem;padding:.25rem .6rem}
+.wall-grid{flex:1;min-height:0;display:grid;grid-template-columns:minmax(0,1.15fr) minmax(0,1fr);gap:1rem}
+.wall-grid .map{min-height:0;overflow:hidden;display:flex}.wall-grid .map svg{height:100%;width:100%}
+.wall-side{min-height:0;display:flex;flex-direction:column;gap:1rem;overflow:hidden}
+.wall-side .panel{overflow:hidden;margin:0}.wall-side #incidents{flex:1 1 auto;min-height:0}
 .map .m{stroke:#fff;stroke-width:.6}
 .map .m-up{fill:var(--up)}.map .m-degraded{fill:#b27400}.map .m-down{fill:var(--down)}.map .m-maintenance{fill:var(--maintenance)}.map .m-unknown{fill:#8a8a8a}
 .map text{font-size:10px;fill:#333;paint-order:stroke;stroke:#fff;stroke-width:3px}
@@ -351,6 +260,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .svc .name{font-weight:600}
 .inc{padding:.3rem 0;border-bottom:1px solid #eee}
 .inc:last-child{border-bottom:0}
+.ack{display:inline-block;padding:0 .4rem;border:1px solid var(--up);border-radius:3px;color:var(--up);font-size:.85em}
 .toolbar{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;margin:.4rem 0 .6rem}
 .toolbar input[type=search]{font:inherit;padding:.35rem .5rem;min-width:16rem;border:1px solid #999;border-radius:4px}
 .toolbar select{font:inherit;padding:.3rem}
@@ -375,7 +285,7 @@ footer{padding:1rem;color:var(--muted);font-size:.85rem}
 "#;
 
 /// Status icons, referenced with `<use href="#i-…">`.
-const SYMBOLS: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" style="display:none">
+pub(super) const SYMBOLS: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" style="display:none">
 <symbol id="i-up" viewBox="0 0 16 16"><circle cx="8" cy="8" r="7.5"/><path d="M4.2 8.3l2.4 2.4 5-5" fill="none" stroke="#fff" stroke-width="2"/></symbol>
 <symbol id="i-degraded" viewBox="0 0 16 16"><path d="M8 .8L15.6 15H.4z"/><path d="M8 5.5v4.5M8 11.6v1.6" stroke="#fff" stroke-width="1.9"/></symbol>
 <symbol id="i-down" viewBox="0 0 16 16"><path d="M4.7.5h6.6l4.2 4.2v6.6l-4.2 4.2H4.7L.5 11.3V4.7z"/><path d="M5.2 5.2l5.6 5.6M10.8 5.2l-5.6 5.6" stroke="#fff" stroke-width="2"/></symbol>
@@ -383,7 +293,7 @@ const SYMBOLS: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" style="display
 <symbol id="i-unknown" viewBox="0 0 16 16"><circle cx="8" cy="8" r="7.5"/><path d="M5.6 6a2.5 2.5 0 1 1 3.4 2.3c-.7.3-1 .8-1 1.5v.6M8 12v1.6" fill="none" stroke="#fff" stroke-width="1.8"/></symbol>
 </svg>"##;
 
-const SCRIPT: &str = r#"
+pub(super) const SCRIPT: &str = r#"
 (function(){
   document.documentElement.classList.add('js');
   var q=document.getElementById('q'), prov=document.getElementById('prov'), isl=document.getElementById('isl');
@@ -415,7 +325,7 @@ const SCRIPT: &str = r#"
     if(busy) return; busy=true;
     fetch(location.href,{cache:'no-store'}).then(function(r){if(!r.ok) throw r.status; return r.text();}).then(function(t){
       var doc=new DOMParser().parseFromString(t,'text/html'), fresh=doc.getElementById('live'), old=document.getElementById('live');
-      if(fresh&&old){old.replaceWith(fresh); apply();}
+      if(fresh&&old){old.replaceWith(fresh); apply(); fit();}
       var u=doc.getElementById('updated'), cur=document.getElementById('updated'); if(u&&cur) cur.textContent=u.textContent;
       last=Date.now(); if(dot) dot.classList.remove('stale');
     }).catch(function(){}).then(function(){busy=false;});
@@ -427,11 +337,22 @@ const SCRIPT: &str = r#"
       es.addEventListener(k,function(){ if(timer) clearTimeout(timer); timer=setTimeout(refresh,1500); });
     });
   }
-  apply();
+  // Wall screen: record whether everything fits one screen (checked by a browser test).
+  function fit(){
+    if(!document.querySelector('main.wall')) return;
+    var e=document.documentElement, ok=e.scrollHeight<=innerHeight+1&&e.scrollWidth<=innerWidth+1;
+    ['readiness-headline','services','incidents'].forEach(function(id){var x=document.getElementById(id); if(x){var r=x.getBoundingClientRect(); ok=ok&&r.bottom<=innerHeight+1&&r.right<=innerWidth+1;}});
+    // Nothing cut off inside a panel either (they clip rather than scroll).
+    document.querySelectorAll('main.wall .wall-side .panel').forEach(function(p){var b=p.getBoundingClientRect().bottom; p.querySelectorAll('*').forEach(function(c){if(c.getBoundingClientRect().bottom>b+1) ok=false;});});
+    var m=document.querySelector('main.wall .map svg'); if(m){var r=m.getBoundingClientRect(); ok=ok&&r.height>200&&r.bottom<=innerHeight+1;}
+    e.setAttribute('data-fits',ok?'1':'0');
+  }
+  addEventListener('resize',fit); addEventListener('load',fit);
+  apply(); fit();
 })();
 "#;
 
-fn page(lang: Lang, title: &str, updated: i64, alt_href: &str, body: Markup) -> Markup {
+pub(super) fn page(lang: Lang, title: &str, updated: i64, alt_href: &str, body: Markup) -> Markup {
     let lang_code = match lang {
         Lang::Vi => "vi",
         Lang::En => "en",
@@ -467,98 +388,6 @@ fn page(lang: Lang, title: &str, updated: i64, alt_href: &str, body: Markup) -> 
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// GET /
-
-/// What the status page shows, gathered in one place (so the benchmark can time its parts).
-pub struct StatusData {
-    pub inv: Arc<Inventory>,
-    pub checks: Vec<CheckStatus>,
-    pub sites: Vec<SiteStatus>,
-    pub open: Vec<Incident>,
-    pub readiness: Option<Arc<Report>>,
-    pub now: i64,
-}
-
-/// Reads the live state and the store for the status page.
-pub fn gather(
-    state: &crate::state::LiveState,
-    store: &Store,
-    cache: &PageCache,
-    now: i64,
-) -> StatusData {
-    let inv = state.inventory();
-    let checks = state.snapshot();
-    let sites = inv
-        .sites
-        .iter()
-        .map(|s| state.site_status(&s.slug))
-        .collect();
-    let open = store.unresolved().unwrap_or_else(|e| {
-        tracing::error!(error = %e, "incident store");
-        Vec::new()
-    });
-    let (from, to) = page_window(&inv, now);
-    let readiness = match cache.report(store, &inv, from, to, now) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            tracing::error!(error = %e, "readiness");
-            None
-        }
-    };
-    StatusData {
-        inv,
-        checks,
-        sites,
-        open,
-        readiness,
-        now,
-    }
-}
-
-/// Initial search and filters of the status page, from its URL (`?q=&prov=&island=1&status=`),
-/// so a filtered view can be bookmarked or put on a wall screen.
-#[derive(Debug, Clone, Default)]
-pub struct Filters {
-    pub q: String,
-    pub prov: String,
-    pub island: bool,
-}
-
-impl Filters {
-    fn from_pairs(pairs: &[(String, String)]) -> Filters {
-        let get = |k: &str| {
-            pairs
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
-        Filters {
-            q: get("q"),
-            prov: get("prov"),
-            island: matches!(get("island").as_str(), "1" | "true" | "on"),
-        }
-    }
-}
-
-async fn index(State(app): State<AppState>, RawQuery(q): RawQuery) -> Response {
-    let pairs = query_pairs(q.as_deref());
-    let lang = lang_of(&pairs);
-    let filters = Filters::from_pairs(&pairs);
-    let (state, store, cache) = (app.state.clone(), app.store.clone(), app.pages.clone());
-    let body = tokio::task::spawn_blocking(move || {
-        let data = gather(&state, &store, &cache, now_ms());
-        render_index_with(&data, lang, &filters).into_string()
-    })
-    .await
-    .unwrap_or_default();
-    ([(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
-}
-
-/// Districts of a former province and their sites, in inventory order.
-type Districts<'a> = Vec<(&'a str, Vec<&'a SiteInfo>)>;
-
 /// The status page.
 pub fn render_index(d: &StatusData, lang: Lang) -> Markup {
     render_index_with(d, lang, &Filters::default())
@@ -583,11 +412,21 @@ pub fn render_index_with(d: &StatusData, lang: Lang, f: &Filters) -> Markup {
         .map(|(s, st)| (s.slug.as_str(), *st))
         .collect();
     let count = |st: SiteStatus| d.sites.iter().filter(|s| **s == st).count();
-    let title = lang.pick(
-        "Trạng thái kết nối 168 xã, phường, đặc khu",
-        "Connectivity of the 168 communes, wards and special zone",
-    );
+    let n = inv.sites.len();
+    let title_vi = format!("Trạng thái kết nối {n} xã, phường, đặc khu");
+    let title_en = format!("Connectivity of the {n} communes, wards and special zone");
+    let title = lang.pick(&title_vi, &title_en);
     let alt = lang.pick("/?lang=en", "/");
+    if f.wall {
+        let body = wall_body(d, inv, &by_service, &status_of, lang);
+        return page(
+            lang,
+            title,
+            d.now,
+            lang.pick("/?lang=en&wall=1", "/?wall=1"),
+            body,
+        );
+    }
     // Former provinces and their districts, in inventory order.
     let mut provinces: Vec<(&str, Districts)> = Vec::new();
     for s in &inv.sites {
@@ -618,7 +457,7 @@ pub fn render_index_with(d: &StatusData, lang: Lang, f: &Filters) -> Markup {
                         }
                     }
                 }
-                label { input #isl type="checkbox" checked[f.island]; " " (lang.pick("Chỉ xã đảo", "Island sites only")) }
+                label { input #isl type="checkbox" checked[f.island]; " " (lang.pick("Chỉ đơn vị đảo", "Island units only")) }
             }
             div #live data-generated=(d.now) {
                 @if let Some(r) = &d.readiness { (readiness_summary(r, lang)) }
@@ -639,7 +478,7 @@ pub fn render_index_with(d: &StatusData, lang: Lang, f: &Filters) -> Markup {
                     }
                     div {
                         (services_panel(inv, &by_service, lang))
-                        (incidents_panel(&d.open, inv, lang))
+                        (incidents_panel(&d.open, inv, d.now, 30, lang))
                     }
                 }
                 section #sites aria-labelledby="sites-h" {
@@ -670,7 +509,7 @@ pub fn render_index_with(d: &StatusData, lang: Lang, f: &Filters) -> Markup {
     page(lang, title, d.now, alt, body)
 }
 
-fn tile(s: &SiteInfo, st: SiteStatus, checks: &[&CheckStatus], lang: Lang) -> Markup {
+pub(super) fn tile(s: &SiteInfo, st: SiteStatus, checks: &[&CheckStatus], lang: Lang) -> Markup {
     let why = match st {
         SiteStatus::Down | SiteStatus::Degraded => site_problem(checks, lang),
         _ => None,
@@ -681,7 +520,7 @@ fn tile(s: &SiteInfo, st: SiteStatus, checks: &[&CheckStatus], lang: Lang) -> Ma
             data-district=(s.former_district) data-island=(if s.island { "1" } else { "0" }) {
             (icon(st.as_str()))
             span.t {
-                span.nm { (s.name) @if s.island { span.isl title=(lang.pick("Xã đảo", "Island site")) { (lang.pick("Đảo", "Island")) } } }
+                span.nm { (s.name) @if s.island { span.isl title=(lang.pick("Đơn vị đảo", "Island unit")) { (lang.pick("Đảo", "Island")) } } }
                 span.st { (status_label(st, lang)) }
                 @if let Some(w) = why { span.why title=(w) { (w) } }
             }
@@ -689,11 +528,14 @@ fn tile(s: &SiteInfo, st: SiteStatus, checks: &[&CheckStatus], lang: Lang) -> Ma
     }
 }
 
-fn readiness_summary(r: &Report, lang: Lang) -> Markup {
+pub(super) fn readiness_summary(r: &Report, lang: Lang) -> Markup {
     let c = &r.city;
     let services_failing = r.services.iter().any(|s| s.verdict == Verdict::NotReady);
     let cls = if c.all_ready {
         "s-up"
+    } else if c.collecting_minutes_left.is_some() {
+        // Still collecting: not an alarm colour (the not-ready sites are listed below).
+        "s-unknown"
     } else if c.not_ready > 0 || services_failing {
         "s-down"
     } else {
@@ -714,7 +556,8 @@ fn readiness_summary(r: &Report, lang: Lang) -> Markup {
         section #readiness class={"panel ready " (cls)} aria-label=(lang.pick("Tình trạng sẵn sàng", "Readiness"))
             data-from=(r.from) data-to=(r.to) data-total=(c.total) data-ready=(c.ready)
             data-not-ready=(c.not_ready) data-insufficient=(c.insufficient_data)
-            data-services-ready=(c.services_ready) data-services-total=(c.services_total) {
+            data-services-ready=(c.services_ready) data-services-total=(c.services_total)
+            data-collecting=[c.collecting_minutes_left] {
             div {
                 div.headline #readiness-headline { (lang.pick(&c.headline, &c.headline_en)) }
                 div.small.muted { (window_words(r, lang)) ": " (r.from_local) " → " (r.to_local) }
@@ -753,7 +596,7 @@ fn readiness_summary(r: &Report, lang: Lang) -> Markup {
 }
 
 /// "Đánh giá 24 giờ qua" / "Judged over the last 24 hours".
-fn window_words(r: &Report, lang: Lang) -> String {
+pub(super) fn window_words(r: &Report, lang: Lang) -> String {
     let from = crate::web::incidents::parse_rfc3339(&r.from).unwrap_or(0);
     let to = crate::web::incidents::parse_rfc3339(&r.to).unwrap_or(0);
     let hours = (to - from) / 3_600_000;
@@ -765,7 +608,7 @@ fn window_words(r: &Report, lang: Lang) -> String {
     }
 }
 
-fn services_panel(
+pub(super) fn services_panel(
     inv: &Inventory,
     by_service: &HashMap<&str, Vec<&CheckStatus>>,
     lang: Lang,
@@ -794,8 +637,56 @@ fn services_panel(
     }
 }
 
+/// `/?wall=1`: headline and counts, map, shared services and open incidents on one
+/// 1920×1080 screen without scrolling (the wall of an operations room); refreshed like `/`.
+pub(super) fn wall_body(
+    d: &StatusData,
+    inv: &Inventory,
+    by_service: &HashMap<&str, Vec<&CheckStatus>>,
+    status_of: &HashMap<&str, SiteStatus>,
+    lang: Lang,
+) -> Markup {
+    let count = |st: SiteStatus| d.sites.iter().filter(|s| **s == st).count();
+    let headline = d.readiness.as_ref().map(|r| {
+        let c = &r.city;
+        (
+            lang.pick(&c.headline, &c.headline_en).to_string(),
+            c.collecting_minutes_left.is_some(),
+        )
+    });
+    html! {
+        main.wall {
+            div #live data-generated=(d.now) {
+                div.wall-head {
+                    @if let Some((h, collecting)) = &headline {
+                        div.headline #readiness-headline data-collecting=[collecting.then_some("1")] { (h) }
+                    }
+                    div.counts {
+                        @for st in [SiteStatus::Down, SiteStatus::Degraded, SiteStatus::Maintenance, SiteStatus::Unknown, SiteStatus::Up] {
+                            span class={"badge " (status_class(st))} id={"count-" (st.as_str())} {
+                                (icon(st.as_str())) " " b { (count(st)) } " " (status_label(st, lang))
+                            }
+                        }
+                    }
+                }
+                div.wall-grid {
+                    section.panel.map aria-label=(lang.pick("Bản đồ sơ đồ", "Schematic map")) {
+                        (PreEscaped(map_svg(inv, status_of, lang)))
+                    }
+                    div.wall-side {
+                        (services_panel(inv, by_service, lang))
+                        (incidents_panel(&d.open, inv, d.now, 6, lang))
+                    }
+                }
+            }
+        }
+        // The same refresh as `/` (a short poll of this URL, hurried by the event stream).
+        script { (PreEscaped(SCRIPT)) }
+    }
+}
+
 /// Order of badness for the roll-up of a service's checks.
-fn severity_rank(s: SiteStatus) -> u8 {
+pub(super) fn severity_rank(s: SiteStatus) -> u8 {
     match s {
         SiteStatus::Unknown => 0,
         SiteStatus::Up => 1,
@@ -805,14 +696,47 @@ fn severity_rank(s: SiteStatus) -> u8 {
     }
 }
 
-fn incidents_panel(open: &[Incident], inv: &Inventory, lang: Lang) -> Markup {
+/// How long an incident has lasted: "đã 12 phút", "đã 2 giờ 5 phút", "đã 3 ngày 4 giờ".
+pub(super) fn lasted(from: i64, to: i64, lang: Lang) -> String {
+    let min = (to - from).max(0) / 60_000;
+    let (d, h, m) = (min / 1440, min / 60 % 24, min % 60);
+    match lang {
+        Lang::Vi if d > 0 => format!("đã {d} ngày {h} giờ"),
+        Lang::Vi if h > 0 => format!("đã {h} giờ {m} phút"),
+        Lang::Vi => format!("đã {m} phút"),
+        Lang::En if d > 0 => format!("for {d} d {h} h"),
+        Lang::En if h > 0 => format!("for {h} h {m} min"),
+        Lang::En => format!("for {m} min"),
+    }
+}
+
+/// Titles of the teams owning an incident (their names when a team has no title).
+pub(super) fn team_titles(i: &Incident, inv: &Inventory) -> Vec<String> {
+    i.teams
+        .iter()
+        .map(|name| {
+            inv.teams
+                .iter()
+                .find(|t| &t.name == name)
+                .map_or_else(|| name.clone(), |t| t.title.clone())
+        })
+        .collect()
+}
+
+pub(super) fn incidents_panel(
+    open: &[Incident],
+    inv: &Inventory,
+    now: i64,
+    max: usize,
+    lang: Lang,
+) -> Markup {
     let mut open: Vec<&Incident> = open.iter().collect();
     open.sort_by_key(|i| (i.severity, std::cmp::Reverse(i.started_at)));
     html! {
         section.panel #incidents aria-labelledby="inc-h" {
             h2 #inc-h { (lang.pick("Sự cố đang mở", "Open incidents")) " (" (open.len()) ")" }
             @if open.is_empty() { p.muted { (lang.pick("Không có sự cố nào đang mở.", "No open incident.")) } }
-            @for i in open.iter().take(30) {
+            @for i in open.iter().take(max) {
                 div.inc data-incident=(i.id) {
                     span class={"badge " (if i.severity == Severity::Critical { "s-down" } else { "s-degraded" })} {
                         (icon(if i.severity == Severity::Critical { "down" } else { "degraded" })) " " (severity_label(i.severity, lang))
@@ -820,9 +744,17 @@ fn incidents_panel(open: &[Incident], inv: &Inventory, lang: Lang) -> Markup {
                     " "
                     a href={ "/api/v1/incidents/" (i.id) } { "#" (i.id) } " "
                     b { (lang.pick(&i.title, &i.title_en)) }
+                    @if i.acknowledged_at.is_some() {
+                        " " span.ack title=(lang.pick("Đã có người tiếp nhận", "Someone has taken it")) {
+                            "✓ " (lang.pick("Đã tiếp nhận", "Acknowledged"))
+                            @if let Some(by) = &i.acknowledged_by { ": " (by) }
+                        }
+                    }
                     div.small.muted {
-                        (lang.pick("Từ ", "Since ")) (format_local(i.started_at))
-                        @if i.acknowledged_at.is_some() { " · " (lang.pick("đã tiếp nhận", "acknowledged")) @if let Some(by) = &i.acknowledged_by { " (" (by) ")" } }
+                        span.dur { (lasted(i.started_at, now, lang)) } " · "
+                        (lang.pick("từ ", "since ")) (format_local(i.started_at))
+                        @let teams = team_titles(i, inv);
+                        @if !teams.is_empty() { " · " span.team { (lang.pick("Phụ trách: ", "Team: ")) (teams.join(", ")) } }
                         @if i.sites.len() == 1 {
                             @if let Some(s) = inv.site(&i.sites[0]) { " · " a href={ "/sites/" (s.slug) (lang_suffix(lang, true)) } { (s.name) } }
                         } @else if i.sites.len() > 1 {
@@ -831,7 +763,7 @@ fn incidents_panel(open: &[Incident], inv: &Inventory, lang: Lang) -> Markup {
                     }
                 }
             }
-            @if open.len() > 30 { p.muted { "… " (open.len() - 30) } }
+            @if open.len() > max { p.muted { "… " (open.len() - max) (lang.pick(" sự cố khác", " more")) } }
         }
     }
 }
@@ -1052,88 +984,6 @@ pub fn esc(s: &str) -> String {
     o
 }
 
-// ---------------------------------------------------------------------------------------------
-// GET /sites/{slug}
-
-async fn site_page(
-    State(app): State<AppState>,
-    Path(slug): Path<String>,
-    RawQuery(q): RawQuery,
-) -> Response {
-    let lang = lang_of(&query_pairs(q.as_deref()));
-    let (state, store, cache) = (app.state.clone(), app.store.clone(), app.pages.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        let now = now_ms();
-        let inv = state.inventory();
-        let site = inv.site(&slug)?.clone();
-        let checks: Vec<CheckStatus> = state
-            .snapshot()
-            .into_iter()
-            .filter(|c| c.check.id.site.as_deref() == Some(slug.as_str()))
-            .collect();
-        let status = state.site_status(&slug);
-        let keys: Vec<String> = checks.iter().map(|c| c.check.id.key()).collect();
-        let to_m = now.div_euclid(60_000);
-        let series = store
-            .history_series(&keys, to_m - CHART_HOURS * 60, to_m + 1)
-            .unwrap_or_default();
-        let filter = IncidentFilter {
-            site: Some(slug.clone()),
-            ..Default::default()
-        };
-        let incidents = store
-            .list(&filter, None, 20)
-            .map(|p| p.items)
-            .unwrap_or_default();
-        let (from, to) = page_window(&inv, now);
-        let report = cache.report(&store, &inv, from, to, now).ok();
-        Some(
-            render_site(
-                &SiteData {
-                    inv: &inv,
-                    site: &site,
-                    status,
-                    checks: &checks,
-                    series: &series,
-                    incidents: &incidents,
-                    report: report.as_deref(),
-                    now,
-                },
-                lang,
-            )
-            .into_string(),
-        )
-    })
-    .await
-    .ok()
-    .flatten();
-    match out {
-        Some(body) => ([(header::CACHE_CONTROL, "no-store")], Html(body)).into_response(),
-        None => {
-            let body = page(
-                lang,
-                lang.pick("Không tìm thấy", "Not found"),
-                now_ms(),
-                "/",
-                html! { main { div.panel { p { (lang.pick("Không có xã, phường, đặc khu này. ", "No such site. ")) a href={ "/" (lang_suffix(lang, true)) } { (lang.pick("Về trang tổng quan", "Back to the overview")) } } } } },
-            );
-            (StatusCode::NOT_FOUND, Html(body.into_string())).into_response()
-        }
-    }
-}
-
-/// What a site page shows.
-pub struct SiteData<'a> {
-    pub inv: &'a Inventory,
-    pub site: &'a SiteInfo,
-    pub status: SiteStatus,
-    pub checks: &'a [CheckStatus],
-    pub series: &'a HashMap<String, Vec<SeriesPoint>>,
-    pub incidents: &'a [Incident],
-    pub report: Option<&'a Report>,
-    pub now: i64,
-}
-
 pub fn render_site(d: &SiteData, lang: Lang) -> Markup {
     let s = d.site;
     let teams = d.inv.teams_of_site(s);
@@ -1174,13 +1024,27 @@ pub fn render_site(d: &SiteData, lang: Lang) -> Markup {
             p { a href={ "/" (lang_suffix(lang, true)) } { "← " (lang.pick("Tất cả xã, phường, đặc khu", "All sites")) } }
             section.panel #site data-slug=(s.slug) data-status=(d.status.as_str()) {
                 h2 style="font-size:1.4rem" { (s.name) " " (status_badge(d.status, lang))
-                    @if s.island { " " span.isl { (lang.pick("Xã đảo", "Island site")) } } }
+                    @if s.island { " " span.isl { (lang.pick("Đơn vị đảo", "Island unit")) } } }
                 dl.meta {
                     dt { (lang.pick("Mã đơn vị", "Code")) } dd { (s.code) }
                     dt { (lang.pick("Khu vực cũ", "Former area")) } dd { (s.former_district) ", " (lang.pick(&pvi, &pen)) }
-                    dt { (lang.pick("Loại đường truyền", "Link class")) } dd { (s.link_class) }
+                    dt { (lang.pick("Loại đường truyền", "Link class")) } dd.link-class data-class=(s.link_class) { (lang.pick(d.inv.class_display(&s.link_class), &s.link_class)) }
                     dt { (lang.pick("Tọa độ", "Coordinates")) } dd { (format!("{:.4}, {:.4}", s.lat, s.lon)) }
                     @if !team_titles.is_empty() { dt { (lang.pick("Tổ chuyên trách", "Teams")) } dd { (team_titles.join(", ")) } }
+                }
+            }
+            @for w in d.maintenance {
+                section.panel.s-maintenance #site-maintenance {
+                    h2 { (lang.pick("Đang bảo trì", "Under maintenance"))
+                        @if w.city_wide { " " span.muted.small { (lang.pick("(toàn thành phố)", "(city-wide)")) } } }
+                    dl.meta {
+                        dt { (lang.pick("Lý do", "Reason")) } dd.m-reason { (w.reason) }
+                        dt { (lang.pick("Kết thúc", "Ends")) } dd.m-end { @match w.ends_at {
+                            Some(e) => { (format_local(e)) " " span.muted.small { "(" (lang.pick("giờ Việt Nam", "Vietnam time")) ")" } }
+                            None => { (lang.pick("theo lịch định kỳ trong probes.toml", "per the recurring schedule in probes.toml")) }
+                        } }
+                        dt { (lang.pick("Người tạo", "Created by")) } dd.m-by { (w.by) }
+                    }
                 }
             }
             @if let (Some(v), Some(r)) = (verdict, d.report) {
@@ -1199,7 +1063,7 @@ pub fn render_site(d: &SiteData, lang: Lang) -> Markup {
                         tbody {
                             @for c in &v.checks {
                                 tr {
-                                    td { (c.title) } td { (verdict_badge(c.verdict, lang)) }
+                                    td { (d.checks.iter().find(|x| x.check.id.key() == c.key).map_or_else(|| c.title.clone(), |x| check_title(&x.check, lang))) } td { (verdict_badge(c.verdict, lang)) }
                                     td.n { (opt(c.availability.map(|a| pct(a, lang)))) } td.n { (pct(c.target, lang)) }
                                     td.n { (opt(c.latency_quantile_ms.map(|v| fmt_ms(v, lang)))) } td.n { (opt(c.latency_limit_ms.map(|v| fmt_ms(v, lang)))) }
                                     td.n { (opt(c.loss.map(|v| pct(v, lang)))) } td.n { (c.observed_minutes) "/" (c.expected_minutes) }
@@ -1233,6 +1097,12 @@ pub fn render_site(d: &SiteData, lang: Lang) -> Markup {
                     div.chart data-check=(key) {
                         h3 style="font-size:.95rem;margin:.6rem 0 .2rem" { (check_title(&c.check, lang)) }
                         (PreEscaped(chart_svg(pts, from_m, to_m, limit_ms(&c.check), lang)))
+                        @if c.check.probe.kind() == ProbeKind::Icmp {
+                            div.loss-chart {
+                                div.small.muted { (lang.pick("Tỷ lệ mất gói mỗi phút", "Packet loss per minute")) }
+                                (PreEscaped(loss_chart_svg(pts, from_m, to_m, c.check.degraded.loss, lang)))
+                            }
+                        }
                     }
                 }
             }
@@ -1250,11 +1120,11 @@ pub fn render_site(d: &SiteData, lang: Lang) -> Markup {
     page(lang, &title, d.now, &alt, body)
 }
 
-fn opt(v: Option<String>) -> String {
+pub(super) fn opt(v: Option<String>) -> String {
     v.unwrap_or_else(|| "–".into())
 }
 
-fn limit_ms(c: &CheckDef) -> Option<f64> {
+pub(super) fn limit_ms(c: &CheckDef) -> Option<f64> {
     let l = if c.probe.kind() == ProbeKind::Icmp {
         c.degraded.rtt
     } else {
@@ -1263,7 +1133,7 @@ fn limit_ms(c: &CheckDef) -> Option<f64> {
     (!l.is_zero()).then_some(l.as_secs_f64() * 1000.0)
 }
 
-fn incident_line(i: &Incident, lang: Lang) -> Markup {
+pub(super) fn incident_line(i: &Incident, lang: Lang) -> Markup {
     html! {
         div.inc data-incident=(i.id) {
             span class={"badge " (if i.severity == Severity::Critical { "s-down" } else { "s-degraded" })} { (severity_label(i.severity, lang)) }
@@ -1277,7 +1147,7 @@ fn incident_line(i: &Incident, lang: Lang) -> Markup {
     }
 }
 
-fn check_row(c: &CheckStatus, lang: Lang) -> Markup {
+pub(super) fn check_row(c: &CheckStatus, lang: Lang) -> Markup {
     let st = health_status(c.health);
     let last = c.last.as_ref();
     let (rtt, jitter, loss) = match last.map(|l| &l.details) {
@@ -1327,6 +1197,9 @@ fn check_row(c: &CheckStatus, lang: Lang) -> Markup {
             td { @if let Some(l) = last { (local_hms(ms_of(l.at))) } @else { "–" } }
             td {
                 @match last {
+                    Some(_) if c.health == Health::Degraded => {
+                        b.breach { (lang.pick("Suy giảm: ", "Degraded: ")) (breached(c, lang)) }
+                    }
                     Some(l) if l.success => { (lang.pick("Đạt", "Passed")) }
                     Some(l) => {
                         b { (l.reason.map(|r| reason_label(r, lang)).unwrap_or("")) }
@@ -1343,7 +1216,7 @@ fn check_row(c: &CheckStatus, lang: Lang) -> Markup {
     }
 }
 
-fn truncate(s: &str, n: usize) -> String {
+pub(super) fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
     } else {
@@ -1351,6 +1224,79 @@ fn truncate(s: &str, n: usize) -> String {
         t.push('…');
         t
     }
+}
+
+/// Packet loss of echo rounds per minute (lost / sent) over `[from_m, to_m)`, with the class's
+/// degraded loss threshold dashed: on island links loss, not RTT, is what degrades first.
+pub fn loss_chart_svg(
+    pts: &[SeriesPoint],
+    from_m: i64,
+    to_m: i64,
+    threshold: f64,
+    lang: Lang,
+) -> String {
+    const W: f64 = 720.0;
+    const H: f64 = 90.0;
+    const L: f64 = 44.0;
+    const T: f64 = 8.0;
+    const PH: f64 = 60.0;
+    let pw = W - L - 8.0;
+    let span = (to_m - from_m).max(1) as f64;
+    let x = |m: i64| L + (m - from_m) as f64 / span * pw;
+    let loss = |p: &SeriesPoint| {
+        (p.stats.sent > 0)
+            .then(|| f64::from(p.stats.lost.min(p.stats.sent)) / f64::from(p.stats.sent))
+    };
+    let top = (pts.iter().filter_map(loss).fold(0.0, f64::max) * 1.25)
+        .max(threshold * 1.5)
+        .clamp(0.01, 1.0);
+    let y = |v: f64| T + PH - (v / top).min(1.0) * PH;
+    let mut o = String::with_capacity(2048);
+    let _ = write!(
+        o,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W:.0} {H:.0}" role="img"><title>{}</title><line x1="{L}" y1="{b:.1}" x2="{r:.1}" y2="{b:.1}" stroke="#888"/><line x1="{L}" y1="{T}" x2="{L}" y2="{b:.1}" stroke="#888"/><text x="{tx:.1}" y="{ty:.1}" text-anchor="end">{}</text><text x="{tx:.1}" y="{b:.1}" text-anchor="end">0</text>"##,
+        lang.pick("Biểu đồ mất gói", "Packet loss chart"),
+        esc(&pct(top, lang)),
+        b = T + PH,
+        r = L + pw,
+        tx = L - 3.0,
+        ty = T + 8.0,
+    );
+    if threshold > 0.0 {
+        let _ = write!(
+            o,
+            r##"<line class="loss-limit" x1="{L}" y1="{yy:.1}" x2="{r:.1}" y2="{yy:.1}" stroke="#a8211a" stroke-dasharray="5 4"/><text x="{r:.1}" y="{ty:.1}" fill="#a8211a" text-anchor="end">{}</text>"##,
+            esc(&pct(threshold, lang)),
+            yy = y(threshold),
+            r = L + pw,
+            ty = y(threshold) - 3.0,
+        );
+    }
+    let bw = (pw / span).max(1.0);
+    for p in pts {
+        if let Some(v) = loss(p) {
+            let _ = write!(
+                o,
+                r##"<rect class="loss" data-minute="{}" x="{:.1}" y="{:.1}" width="{bw:.1}" height="{:.1}" fill="{}"/>"##,
+                p.minute,
+                x(p.minute),
+                y(v),
+                T + PH - y(v),
+                if v > threshold { "#a8211a" } else { "#5b7fa6" }
+            );
+        }
+    }
+    if !pts.iter().any(|p| loss(p).is_some()) {
+        let _ = write!(
+            o,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}</text>"##,
+            L + pw / 2.0,
+            T + PH / 2.0,
+            lang.pick("Chưa có dữ liệu", "No data yet")
+        );
+    }
+    o.push_str("</svg>");
+    o
 }
 
 /// A small latency chart of minute averages over `[from_m, to_m)`, failures and maintenance
@@ -1480,69 +1426,6 @@ pub fn chart_svg(
     }
     o.push_str("</svg>");
     o
-}
-
-// ---------------------------------------------------------------------------------------------
-// Readiness: API and HTML report
-
-fn window_of(
-    pairs: &[(String, String)],
-    inv: &Inventory,
-    now: i64,
-    allowed: &[&str],
-) -> Result<(i64, i64), ApiError> {
-    let mut from = None;
-    let mut to = None;
-    for (k, v) in pairs {
-        let parse = |name: &str| {
-            parse_time(v).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "{name}: `{v}` is neither RFC 3339 (e.g. 2026-11-26T00:00:00Z) nor local \
-                     Asia/Ho_Chi_Minh time \"YYYY-MM-DD HH:MM\""
-                ))
-            })
-        };
-        match k.as_str() {
-            "from" => from = Some(parse("from")?),
-            "to" => to = Some(parse("to")?),
-            other if allowed.contains(&other) => {}
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown parameter `{other}` (use {})",
-                    allowed.join(", ")
-                )))
-            }
-        }
-    }
-    readiness::window(from, to, inv.readiness.window.0, now).map_err(ApiError::bad_request)
-}
-
-async fn readiness_api(
-    State(app): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Json<Report>, ApiError> {
-    let pairs = query_pairs(q.as_deref());
-    let now = now_ms();
-    let inv = app.state.inventory();
-    let (from, to) = window_of(&pairs, &inv, now, &["from", "to"])?;
-    let report =
-        super::incidents::db(&app, move |s| readiness::load(s, &inv, from, to, now)).await?;
-    Ok(Json(report))
-}
-
-async fn report_page(State(app): State<AppState>, RawQuery(q): RawQuery) -> Response {
-    let pairs = query_pairs(q.as_deref());
-    let lang = lang_of(&pairs);
-    let now = now_ms();
-    let inv = app.state.inventory();
-    let (from, to) = match window_of(&pairs, &inv, now, &["from", "to", "lang"]) {
-        Ok(w) => w,
-        Err(e) => return e.into_response(),
-    };
-    match super::incidents::db(&app, move |s| readiness::load(s, &inv, from, to, now)).await {
-        Ok(r) => html_response(report_html(&r, lang)),
-        Err(e) => e.into_response(),
-    }
 }
 
 /// The readiness report as a standalone HTML document (also `lienthong readiness --format html`).
