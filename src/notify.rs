@@ -693,6 +693,8 @@ pub fn alertmanager_alert(incident: &Incident, description: &str, now: UnixMilli
     // `site` appear: the label set must not change while the incident lives.
     let row = crate::incidents::open_series::OpenRow {
         id: incident.id,
+        title: incident.title.clone(),
+        title_en: incident.title_en.clone(),
         key: incident.key.clone(),
         severity: incident.severity,
         scope: incident.scope,

@@ -11,8 +11,10 @@
 //!   sink in this test; `promtool check metrics` on the live /metrics; every rule (health ok,
 //!   recording rules return data, alert expressions evaluate) and every dashboard query
 //!   (variables substituted, once with real values and once with "All") through
-//!   `/api/v1/query`; SiteDown firing in Prometheus, active in Alertmanager on the right route,
-//!   lienthong's own incident for the ward inhibited by it, and the webhook reached.
+//!   `/api/v1/query`; SiteDown firing in Prometheus; lienthong's incident for the ward firing
+//!   LienthongIncident (the paging rule on `lienthong_incident_open`) within 35 s of opening,
+//!   one alert in Alertmanager although both paths are on, on the on-call route, SiteDown (a
+//!   ticket) inhibited by it, and the on-call webhook reached.
 //!
 //! Skips (with a message) when prometheus / promtool / alertmanager are not installed:
 //! `apt-get install -y --no-install-recommends prometheus prometheus-alertmanager`.
@@ -1035,29 +1037,93 @@ scrape_configs:
     );
     eprintln!("dashboard queries through /api/v1/query: {n_queries} ok");
 
-    // Alertmanager: SiteDown active on the team's on-call route; lienthong's own incident for the
-    // ward (pushed by its [[notify]] target) inhibited by it.
-    let am_alerts = format!("{am}/api/v2/alerts");
-    let site_down = wait_for(
-        "SiteDown in Alertmanager",
+    // Paging: lienthong's incident for the ward fires LienthongIncident in Prometheus (the rule
+    // on lienthong_incident_open, no `for:`) within 35 s of lienthong opening it.
+    let incidents = get_json(c, &format!("{lt}/api/v1/incidents?state=open"))
+        .await
+        .unwrap();
+    let ward_incident = incidents["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["key"] == format!("site/{WARD}/link"))
+        .cloned()
+        .expect("lienthong's incident for the ward");
+    let incident_id = ward_incident["id"].as_i64().unwrap().to_string();
+    let opened_at = humantime::parse_rfc3339(ward_incident["started_at"].as_str().unwrap())
+        .unwrap_or_else(|_| std::time::SystemTime::now());
+    let firing = wait_for(
+        "LienthongIncident firing in Prometheus",
         Duration::from_secs(60),
         &mut procs,
         || {
-            let url = am_alerts.clone();
+            let url = prom_alerts.clone();
+            let id = incident_id.clone();
             async move {
                 let v = get_json(c, &url).await.ok()?;
-                v.as_array()?
+                v["data"]["alerts"]
+                    .as_array()?
                     .iter()
-                    .find(|a| a["labels"]["alertname"] == "SiteDown" && a["labels"]["site"] == WARD)
+                    .find(|a| {
+                        a["labels"]["alertname"] == "LienthongIncident"
+                            && a["labels"]["incident_id"] == id.as_str()
+                            && a["state"] == "firing"
+                    })
                     .cloned()
             }
         },
     )
     .await;
-    assert_eq!(site_down["status"]["state"], "active", "{site_down:#}");
-    assert_eq!(site_down["labels"]["team"], "to-tphcm");
-    assert_eq!(site_down["labels"]["severity"], "critical");
-    let receivers: Vec<&str> = site_down["receivers"]
+    let active_at = humantime::parse_rfc3339_weak(
+        firing["activeAt"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let lag = active_at
+        .duration_since(opened_at)
+        .unwrap_or_default()
+        .as_secs_f64();
+    eprintln!("  LienthongIncident active in Prometheus {lag:.1} s after lienthong opened incident {incident_id}");
+    assert!(
+        lag <= 35.0,
+        "paging alert {lag:.1} s after the incident opened (bound 35 s)"
+    );
+    assert_eq!(firing["labels"]["kind"], "link_down");
+    assert_eq!(firing["labels"]["severity"], "critical");
+    assert_eq!(firing["annotations"]["summary"], ward_incident["title"]);
+
+    // Alertmanager: exactly one alert for the incident although both paths are on (the rule
+    // and lienthong's own push carry the same labels), active on the team's on-call route.
+    let am_alerts = format!("{am}/api/v2/alerts");
+    let paged = wait_for(
+        "one LienthongIncident for the ward in Alertmanager, on the on-call route",
+        Duration::from_secs(60),
+        &mut procs,
+        || {
+            let url = am_alerts.clone();
+            let id = incident_id.clone();
+            async move {
+                let v = get_json(c, &url).await.ok()?;
+                let mine: Vec<Value> = v
+                    .as_array()?
+                    .iter()
+                    .filter(|a| {
+                        a["labels"]["alertname"] == "LienthongIncident"
+                            && a["labels"]["incident_id"] == id.as_str()
+                    })
+                    .cloned()
+                    .collect();
+                (mine.len() == 1 && mine[0]["status"]["state"] == "active").then(|| mine[0].clone())
+            }
+        },
+    )
+    .await;
+    assert_eq!(paged["labels"]["team"], "to-tphcm");
+    let receivers: Vec<&str> = paged["receivers"]
         .as_array()
         .unwrap()
         .iter()
@@ -1067,19 +1133,21 @@ scrape_configs:
         receivers.contains(&"to-tphcm-truc"),
         "receivers {receivers:?}"
     );
+    // The BBE-style SiteDown is a non-paging ticket, held while the incident pages.
     wait_for(
-        "lienthong's incident for the ward inhibited by SiteDown",
+        "SiteDown (ticket) inhibited by the incident",
         Duration::from_secs(60),
         &mut procs,
         || {
             let url = am_alerts.clone();
             async move {
                 let v = get_json(c, &url).await.ok()?;
-                let inc = v.as_array()?.iter().find(|a| {
-                    a["labels"]["alertname"] == "LienthongIncident" && a["labels"]["site"] == WARD
+                let t = v.as_array()?.iter().find(|a| {
+                    a["labels"]["alertname"] == "SiteDown" && a["labels"]["site"] == WARD
                 })?;
-                (inc["status"]["state"] == "suppressed"
-                    && !inc["status"]["inhibitedBy"].as_array()?.is_empty())
+                (t["labels"]["severity"] == "ticket"
+                    && t["status"]["state"] == "suppressed"
+                    && !t["status"]["inhibitedBy"].as_array()?.is_empty())
                 .then_some(())
             }
         },
@@ -1095,7 +1163,7 @@ scrape_configs:
                 got.iter()
                     .any(|r| {
                         r.starts_with("POST /to-tphcm/truc ")
-                            && r.contains("SiteDown")
+                            && r.contains("LienthongIncident")
                             && r.contains(WARD)
                     })
                     .then_some(())

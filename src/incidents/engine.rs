@@ -76,6 +76,8 @@ struct Tracked {
 #[derive(Debug, Clone)]
 struct OpenIncident {
     id: i64,
+    title: String,
+    title_en: String,
     severity: Severity,
     scope: Scope,
     teams: Vec<String>,
@@ -165,6 +167,8 @@ impl IncidentEngine {
                 inc.key.clone(),
                 OpenIncident {
                     id: inc.id,
+                    title: inc.title.clone(),
+                    title_en: inc.title_en.clone(),
                     severity: inc.severity,
                     scope: inc.scope,
                     teams: inc.teams.clone(),
@@ -700,6 +704,8 @@ impl IncidentEngine {
                     .map(|rest| rest.split('/').next().unwrap_or(rest).to_string());
                 super::open_series::OpenRow {
                     id: o.id,
+                    title: o.title.clone(),
+                    title_en: o.title_en.clone(),
                     key: key.clone(),
                     severity: o.severity,
                     scope: o.scope,
@@ -1312,6 +1318,8 @@ impl IncidentEngine {
         };
         let o = OpenIncident {
             id: 0,
+            title: want.new.title.clone(),
+            title_en: want.new.title_en.clone(),
             severity: want.new.severity,
             scope: want.new.scope,
             teams: want.new.teams.clone(),

@@ -6,6 +6,10 @@
 //! ([`alert_labels`], used by `notify`): with both paths on, Alertmanager sees one alert per
 //! incident. It never changes while the incident lives (the sites list of a city-wide incident
 //! grows; it is not a label).
+//!
+//! `lienthong_incident_info{incident_id, title, title_en}` carries the titles for alert
+//! annotations (looked up by `incident_id` in the rule's template, never joined into the
+//! identity).
 
 use std::sync::Mutex;
 
@@ -15,6 +19,9 @@ use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use super::model::{Scope, Severity};
 
 pub const NAME: &str = "lienthong_incident_open";
+pub const INFO_NAME: &str = "lienthong_incident_info";
+const INFO_HELP: &str =
+    "Titles of an unresolved lienthong incident (value 1), for alert annotations";
 const HELP: &str =
     "An unresolved lienthong incident (value 1; one series per incident, labels = alert identity)";
 
@@ -35,6 +42,8 @@ pub const LABELS: [&str; 9] = [
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpenRow {
     pub id: i64,
+    pub title: String,
+    pub title_en: String,
     pub key: String,
     pub severity: Severity,
     pub scope: Scope,
@@ -117,6 +126,7 @@ fn series_labels(row: &OpenRow) -> Vec<(&'static str, String)> {
 /// The collector: holds the rows the engine last published.
 pub struct OpenIncidentSeries {
     desc: Desc,
+    info_desc: Desc,
     rows: Mutex<Vec<OpenRow>>,
 }
 
@@ -125,6 +135,13 @@ impl OpenIncidentSeries {
         OpenIncidentSeries {
             desc: Desc::new(NAME.into(), HELP.into(), Vec::new(), Default::default())
                 .expect("valid metric"),
+            info_desc: Desc::new(
+                INFO_NAME.into(),
+                INFO_HELP.into(),
+                Vec::new(),
+                Default::default(),
+            )
+            .expect("valid metric"),
             rows: Mutex::new(Vec::new()),
         }
     }
@@ -147,39 +164,62 @@ impl Default for OpenIncidentSeries {
 
 impl Collector for OpenIncidentSeries {
     fn desc(&self) -> Vec<&Desc> {
-        vec![&self.desc]
+        vec![&self.desc, &self.info_desc]
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
         let rows = self.rows();
-        let mut family = MetricFamily::default();
-        family.set_name(NAME.into());
-        family.set_help(HELP.into());
-        family.set_field_type(MetricType::GAUGE);
-        let metrics = rows
-            .iter()
-            .map(|row| {
-                let mut m = Metric::default();
-                let mut labels: Vec<LabelPair> = series_labels(row)
-                    .into_iter()
-                    .map(|(k, v)| {
-                        let mut p = LabelPair::default();
-                        p.set_name(k.into());
-                        p.set_value(v);
-                        p
-                    })
-                    .collect();
-                labels.sort_by(|a, b| a.name().cmp(b.name()));
-                m.set_label(labels);
-                let mut g = Gauge::default();
-                g.set_value(1.0);
-                m.set_gauge(g);
-                m
-            })
-            .collect();
-        family.set_metric(metrics);
-        vec![family]
+        let open = family(
+            NAME,
+            HELP,
+            rows.iter().map(|row| series_labels(row)).collect(),
+        );
+        let info = family(
+            INFO_NAME,
+            INFO_HELP,
+            rows.iter()
+                .map(|row| {
+                    vec![
+                        ("incident_id", row.id.to_string()),
+                        ("title", row.title.clone()),
+                        ("title_en", row.title_en.clone()),
+                    ]
+                })
+                .collect(),
+        );
+        vec![open, info]
     }
+}
+
+/// A gauge family, one series of value 1 per label set.
+fn family(name: &str, help: &str, series: Vec<Vec<(&'static str, String)>>) -> MetricFamily {
+    let mut family = MetricFamily::default();
+    family.set_name(name.into());
+    family.set_help(help.into());
+    family.set_field_type(MetricType::GAUGE);
+    let metrics = series
+        .into_iter()
+        .map(|labels| {
+            let mut m = Metric::default();
+            let mut pairs: Vec<LabelPair> = labels
+                .into_iter()
+                .map(|(k, v)| {
+                    let mut p = LabelPair::default();
+                    p.set_name(k.into());
+                    p.set_value(v);
+                    p
+                })
+                .collect();
+            pairs.sort_by(|a, b| a.name().cmp(b.name()));
+            m.set_label(pairs);
+            let mut g = Gauge::default();
+            g.set_value(1.0);
+            m.set_gauge(g);
+            m
+        })
+        .collect();
+    family.set_metric(metrics);
+    family
 }
 
 #[cfg(test)]
@@ -202,6 +242,8 @@ mod tests {
         let c = OpenIncidentSeries::new();
         c.set(vec![OpenRow {
             id: 7,
+            title: "Mất kết nối: Phường Bến Thành".into(),
+            title_en: "Link down: Ben Thanh Ward".into(),
             key: "site/phuong-ben-thanh/link".into(),
             severity: Severity::Critical,
             scope: Scope::Site,
@@ -221,5 +263,6 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("service=\"\""));
+        assert!(text.contains(r#"lienthong_incident_info{incident_id="7",title="Mất kết nối: Phường Bến Thành",title_en="Link down: Ben Thanh Ward"} 1"#), "{text}");
     }
 }
