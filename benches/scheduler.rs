@@ -520,7 +520,7 @@ fn bench(duration: Duration) {
         let before = Instant::now();
         // A plain consumer of the result queue: this bench measures the scheduler and probes
         // without the engine (see benches/serve.rs for the real service path).
-        let (queue, mut rx) = tokio::sync::mpsc::channel::<lienthong::engine::FinishedRun>(16_384);
+        let (queue, mut rx) = tokio::sync::mpsc::channel::<lienthong::result_writer::FinishedRun>(16_384);
         let consumer_sink = sink.clone();
         std::thread::spawn(move || {
             while let Some(r) = rx.blocking_recv() {

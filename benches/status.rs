@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use lienthong::availability::{bucket_of, MinuteRow, MinuteStats, SparseHist};
 use lienthong::config::{CheckDef, Config, Inventory};
 use lienthong::health::{SiteStatus, State as Health};
-use lienthong::history::{bucket_of, MinuteRow, MinuteStats, SparseHist};
 use lienthong::incidents::{EventKind, NewEvent, NewIncident, Scope, Severity, Store};
 use lienthong::probe::http::HttpDetails;
 use lienthong::probe::icmp::IcmpDetails;

@@ -1,10 +1,9 @@
 //! lienthong: an async prober for the 168 commune-level sites of Ho Chi Minh City.
 #![forbid(unsafe_code)]
 
+pub mod availability;
 pub mod config;
-pub mod engine;
 pub mod health;
-pub mod history;
 pub mod incidents;
 pub mod maintenance;
 pub mod metrics;
@@ -12,6 +11,7 @@ pub mod notify;
 pub mod probe;
 pub mod readiness;
 pub mod report;
+pub mod result_writer;
 pub mod scheduler;
 pub mod service;
 pub mod shard;

@@ -31,7 +31,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::config::{CheckDef, CheckRole, Inventory};
-use crate::incidents::history::{CheckAgg, WindowData};
+use crate::incidents::rollups::{CheckAgg, WindowData};
 use crate::incidents::{Incident, Scope, Store, StoreError};
 use crate::maintenance::{format_local, format_rfc3339};
 use crate::probe::ProbeKind;
@@ -1284,9 +1284,9 @@ pub fn csv(r: &Report, lang: Lang) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::availability::{bucket_of, MinuteStats, SparseHist};
     use crate::config::Config;
-    use crate::history::{bucket_of, MinuteStats, SparseHist};
-    use crate::incidents::history::CheckWindow;
+    use crate::incidents::rollups::CheckWindow;
     use crate::incidents::{IncidentState, Severity};
 
     const CONFIG: &str = r#"

@@ -18,9 +18,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{CheckDef, Inventory};
-use crate::engine::{FinishedRun, ResultQueue};
 use crate::metrics::Metrics;
 use crate::probe::{Outcome, Probe};
+use crate::result_writer::{FinishedRun, ResultQueue};
 
 /// A running set of check tasks; dropping it does not stop them, [`Scheduler::stop`] does.
 pub struct Scheduler {

@@ -11,11 +11,11 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, Inventory};
-use crate::engine::Engine;
-use crate::incidents::engine::IncidentEngine;
+use crate::incidents::correlation::IncidentEngine;
 use crate::incidents::{IncidentEvent, Store};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
+use crate::result_writer::Engine;
 use crate::scheduler::Scheduler;
 use crate::state::LiveState;
 use crate::web::{router, AppState};
@@ -83,7 +83,7 @@ async fn tick_loop(
 /// Every few seconds: writes the minutes that ended to the store; every minute: hourly
 /// rollups; every hour: history retention. On shutdown: writes everything left.
 async fn history_loop(
-    recorder: Arc<crate::history::Recorder>,
+    recorder: Arc<crate::availability::Recorder>,
     store: Arc<Store>,
     state: Arc<LiveState>,
     shutdown: CancellationToken,
@@ -99,7 +99,7 @@ async fn history_loop(
         };
         let now = SystemTime::now();
         let rows = recorder.take(now, stopping);
-        let minute = crate::history::minute_of(now);
+        let minute = crate::availability::minute_of(now);
         let prune = !stopping
             && last_prune.is_none_or(|t| t.elapsed() > std::time::Duration::from_secs(3600));
         let rollup = !stopping && minute != last_rollup;
@@ -189,7 +189,7 @@ pub async fn run(
     // [[notify]] targets: a reload pushes the new list through `notify_targets`.
     let notifier = Notifier::new(store.clone(), inv.notify.clone(), metrics.registry())?;
     let notify_targets = notifier.targets_handle();
-    let history = Arc::new(crate::history::Recorder::new());
+    let history = Arc::new(crate::availability::Recorder::new());
     let engine = Arc::new(Engine::new(
         metrics.clone(),
         state.clone(),
@@ -197,7 +197,7 @@ pub async fn run(
         notifier.poke_handle(),
         history.clone(),
     ));
-    // Every result goes through this queue to one writer thread (see engine.rs).
+    // Every result goes through this queue to one writer thread (see result_writer.rs).
     let (results, writer) = engine
         .spawn_writer()
         .context("cannot start the result writer thread")?;

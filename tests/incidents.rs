@@ -8,7 +8,7 @@ mod sim;
 use std::sync::Arc;
 
 use lienthong::config::{CheckDef, CheckRole};
-use lienthong::incidents::engine::IncidentEngine;
+use lienthong::incidents::correlation::IncidentEngine;
 use lienthong::incidents::{EventKind, Scope, Severity, Store};
 use sim::*;
 

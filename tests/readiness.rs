@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
+use lienthong::availability::Recorder;
 use lienthong::config::{CheckDef, Config, Inventory};
-use lienthong::history::Recorder;
 use lienthong::incidents::{EventKind, NewEvent, NewIncident, Scope, Severity, Store};
 use lienthong::maintenance::parse_local;
 use lienthong::probe::http::HttpDetails;
@@ -245,7 +245,7 @@ fn fixture() -> Fixture {
         store.history_write(&rec.take(end, false)).unwrap();
         if m % 60 == 59 {
             store
-                .history_rollup(lienthong::history::minute_of(end) + 10)
+                .history_rollup(lienthong::availability::minute_of(end) + 10)
                 .unwrap();
         }
     }

@@ -595,11 +595,11 @@ async fn pages_say_why_and_who() {
     store.acknowledge(id, now, "Tổ Côn Đảo — Trần B").unwrap();
     // Five minutes of echo rounds on the island link: 2 of 10 packets lost each minute.
     let minute = now / 60_000;
-    let rows: Vec<lienthong::history::MinuteRow> = (1..=5)
-        .map(|k| lienthong::history::MinuteRow {
+    let rows: Vec<lienthong::availability::MinuteRow> = (1..=5)
+        .map(|k| lienthong::availability::MinuteRow {
             check: link.id.key(),
             minute: minute - k,
-            stats: lienthong::history::MinuteStats {
+            stats: lienthong::availability::MinuteStats {
                 attempts: 5,
                 successes: 5,
                 lat_n: 5,

@@ -1,9 +1,9 @@
 //! Incidents: one per real cause, persisted, served and notified.
 
-pub mod engine;
-pub mod history;
+pub mod correlation;
 pub mod model;
 pub mod open_series;
+pub mod rollups;
 pub mod store;
 
 pub use model::*;

@@ -176,8 +176,8 @@ CREATE TABLE maintenance (
 );
 CREATE INDEX maintenance_ends_at ON maintenance(ends_at);
 "#,
-    // 2: availability history (see incidents/history.rs).
-    super::history::MIGRATION,
+    // 2: availability history (see incidents/rollups.rs).
+    super::rollups::MIGRATION,
 ];
 
 /// The schema version this build creates and understands.
@@ -1161,7 +1161,7 @@ impl Store {
     }
 
     /// Runs one store operation, counting its error and keeping the health flag. Every public
-    /// operation goes through it (the history functions in `incidents/history.rs` may too).
+    /// operation goes through it (the history functions in `incidents/rollups.rs` may too).
     pub(super) fn tracked<T>(
         &self,
         op: &'static str,

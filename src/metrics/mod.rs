@@ -247,7 +247,7 @@ impl Metrics {
     }
 
     /// Replaces the open-incident gauges with `counts`.
-    pub fn set_open_incidents(&self, counts: &crate::incidents::engine::OpenCounts) {
+    pub fn set_open_incidents(&self, counts: &crate::incidents::correlation::OpenCounts) {
         self.incidents_open.reset();
         for ((sev, scope, team), n) in counts {
             let sev = serde_json::to_value(sev).ok();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lienthong::config::{CheckDef, CheckRole, Config, Inventory};
-use lienthong::incidents::engine::IncidentEngine;
+use lienthong::incidents::correlation::IncidentEngine;
 use lienthong::incidents::{Incident, IncidentFilter, Store};
 use lienthong::probe::{Details, HttpDetails, IcmpDetails, Outcome, Reason, TcpDetails};
 use lienthong::scheduler::stagger;

@@ -28,7 +28,7 @@ use super::incidents::parse_time;
 use super::{ApiError, AppState};
 use crate::config::{CheckDef, CheckRole, Inventory, SiteInfo};
 use crate::health::{SiteStatus, State as Health};
-use crate::incidents::history::SeriesPoint;
+use crate::incidents::rollups::SeriesPoint;
 use crate::incidents::{Incident, IncidentFilter, Severity, Store};
 use crate::maintenance::{format_local, OFFSET_MS};
 use crate::probe::{Details, ProbeKind};

@@ -22,7 +22,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::model::{Incident, UnixMillis};
 use super::store::{incident_from_row, Store, StoreError, INCIDENT_COLS};
-use crate::history::{DenseHist, MinuteRow, MinuteStats, SparseHist};
+use crate::availability::{DenseHist, MinuteRow, MinuteStats, SparseHist};
 
 /// Migration 2 (appended to `store::MIGRATIONS`).
 pub(super) const MIGRATION: &str = r#"
@@ -44,7 +44,7 @@ CREATE TABLE history_minute (
     lat_max   REAL NOT NULL,
     sent      INTEGER NOT NULL,  -- echo packets (link rounds)
     lost      INTEGER NOT NULL,
-    hist      BLOB NOT NULL,     -- sparse latency histogram (crate::history::SparseHist)
+    hist      BLOB NOT NULL,     -- sparse latency histogram (crate::availability::SparseHist)
     PRIMARY KEY (minute, check_id)
 ) WITHOUT ROWID;
 

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::CheckDef;
 use crate::config::Inventory;
-use crate::incidents::engine::IncidentEngine;
+use crate::incidents::correlation::IncidentEngine;
 use crate::metrics::Metrics;
 use crate::probe::Outcome;
 use crate::state::LiveState;
@@ -44,7 +44,7 @@ pub struct Engine {
     /// Poked whenever incident events were written (the notifier delivers them).
     pub outbox_poke: Arc<tokio::sync::Notify>,
     /// Per-minute availability rollups, flushed to the store by the service.
-    pub history: Arc<crate::history::Recorder>,
+    pub history: Arc<crate::availability::Recorder>,
     /// The open-incident generation last published to the gauges.
     published: std::sync::atomic::AtomicU64,
     /// `lienthong_incident_open`, refreshed whenever the open set changes.
@@ -60,7 +60,7 @@ impl Engine {
         state: Arc<LiveState>,
         incidents: IncidentEngine,
         outbox_poke: Arc<tokio::sync::Notify>,
-        history: Arc<crate::history::Recorder>,
+        history: Arc<crate::availability::Recorder>,
     ) -> Engine {
         let open_series = Arc::new(crate::incidents::open_series::OpenIncidentSeries::new());
         if let Err(e) = metrics
