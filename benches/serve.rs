@@ -552,7 +552,11 @@ fn outage_phase(svc: &Service, farm: &Farm, before: &Scrape, interval: u64) {
                 }
             }
         }
-        if t0.elapsed().as_secs() % SCRAPE_EVERY.as_secs() == 0 {
+        if t0
+            .elapsed()
+            .as_secs()
+            .is_multiple_of(SCRAPE_EVERY.as_secs())
+        {
             if let Some(s) = scrape(svc.addr) {
                 last = s;
             }

@@ -160,6 +160,12 @@ impl Engine {
             .record(&check.id, outcome, finished, in_maintenance);
         let before = inc.state_of(&check.id);
         let next = inc.observe(check, outcome, finished);
+        if check.role == crate::config::CheckRole::Link {
+            if let Some(site) = check.id.site.as_deref() {
+                self.metrics
+                    .set_link_baseline(site, inc.rtt_baseline(&check.id));
+            }
+        }
         let health = inc.state_of(&check.id);
         if health != before || before == crate::health::State::Unknown {
             self.state.set_health(&check.id, health);

@@ -399,9 +399,7 @@ impl IncidentEngine {
             let old = std::mem::replace(&mut tracked.cert, presented.cloned());
             self.on_cert_change(&def.id, old, now);
         }
-        let Some(tracked) = self.checks.get_mut(&def.id) else {
-            return None;
-        };
+        let tracked = self.checks.get_mut(&def.id)?;
         if let Some(t) = obs.transition {
             tracked.evidence = Some(t.evidence.clone());
             // unknown → up is every check's first run: not news.
@@ -619,6 +617,14 @@ impl IncidentEngine {
         self.checks
             .get(&def.id)
             .is_some_and(|t| t.def.probe.kind() == def.probe.kind())
+    }
+
+    /// A link's RTT baseline (None for other checks, and until it has warmed up).
+    pub fn rtt_baseline(&self, id: &CheckId) -> Option<Duration> {
+        self.checks
+            .get(id)
+            .filter(|t| t.def.role == CheckRole::Link)
+            .and_then(|t| t.health.rtt_baseline())
     }
 
     pub fn state_of(&self, id: &CheckId) -> State {

@@ -11,7 +11,7 @@
 mod check_series;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::{
     Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -37,6 +37,7 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     pub checks_configured: IntGauge,
     site_status: IntGaugeVec,
+    link_rtt_baseline: prometheus::GaugeVec,
     incidents_open: IntGaugeVec,
     incidents_total: IntCounterVec,
     /// Size of the last exposition, to allocate the next one at once.
@@ -168,6 +169,18 @@ impl Metrics {
                 "Rolled-up status of a site: 0 unknown, 1 up, 2 degraded, 4 down, 5 maintenance",
                 &["site"],
             ),
+            link_rtt_baseline: {
+                let g = prometheus::GaugeVec::new(
+                    Opts::new(
+                        "lienthong_link_rtt_baseline_seconds",
+                        "The link's normal RTT: weighted mean of its passing rounds' median RTT (rounds far above it are a latency rise)",
+                    ),
+                    &["site"],
+                )
+                .expect("valid metric");
+                r.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
             incidents_open: int_gauge_vec(
                 "lienthong_incidents_open",
                 "Unresolved incidents",
@@ -203,6 +216,7 @@ impl Metrics {
             self.site_info.reset();
             // Removed sites vanish; the engine's next tick (≤ 1 s) re-sets the others.
             self.site_status.reset();
+            self.link_rtt_baseline.reset();
             self.service_info.reset();
         }
         for s in &inv.sites {
@@ -244,6 +258,15 @@ impl Metrics {
         self.site_status
             .with_label_values(&[site])
             .set(site_status_code(s));
+    }
+
+    /// The RTT baseline of a site's link, once it has one.
+    pub fn set_link_baseline(&self, site: &str, baseline: Option<Duration>) {
+        if let Some(b) = baseline {
+            self.link_rtt_baseline
+                .with_label_values(&[site])
+                .set(b.as_secs_f64());
+        }
     }
 
     /// Replaces the open-incident gauges with `counts`.
