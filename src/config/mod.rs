@@ -202,7 +202,7 @@ const MINIMAL_EXAMPLE: &str = r#"  [link_class.mainland]
 
   [inventory]
   sites = [
-    { code = "26734", slug = "phuong-ben-thanh", name = "Phường Bến Thành", kind = "phuong", former_province = "tphcm", former_district = "Quận 1", island = false, lat = 10.7725, lon = 106.6980, addr = { link = "10.0.0.1" } },
+    { code = "26734", slug = "phuong-ben-thanh", name = "Phường Bến Thành", kind = "phuong", former_province = "tphcm", former_district = "Quận 1", island = false, lat = 10.7725, lon = 106.6980, addr = { link = "127.0.0.1" } },
   ]"#;
 
 /// Nothing but blank lines and comments.
