@@ -122,19 +122,6 @@ impl Engine {
         self.publish_counts(&mut inc);
     }
 
-    /// Writes one run synchronously (tests and benches without a writer thread).
-    pub fn record(
-        &self,
-        check: &CheckDef,
-        outcome: Outcome,
-        finished: SystemTime,
-    ) -> Option<Duration> {
-        let mut inc = self.lock();
-        let next = self.record_one(&mut inc, check, &outcome, finished);
-        self.publish_counts(&mut inc);
-        next
-    }
-
     fn record_one(
         &self,
         inc: &mut IncidentEngine,

@@ -443,23 +443,7 @@ fn restart_mid_outage_opens_no_symptom_incident() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("lienthong.db");
     let inv = Arc::new(shipped());
-    let mk = |t: f64| {
-        let store = Arc::new(Store::open(&db).unwrap());
-        let engine = IncidentEngine::new(
-            inv.clone(),
-            store.clone(),
-            tokio::sync::broadcast::channel(16).0,
-            at(t),
-        )
-        .unwrap();
-        Sim {
-            inv: inv.clone(),
-            store,
-            engine,
-            tick_ms: 1000,
-            _dir: None,
-        }
-    };
+    let mk = |t: f64| restarted(&inv, &db, t);
     let only = |c: &CheckDef| c.id.site.as_deref() == Some("phuong-ben-thanh");
     let mut w = World::new(8)
         .fault("phuong-ben-thanh", 100.0, 200.0, Fault::LinkDown)
@@ -485,23 +469,7 @@ fn restart_resumes_open_incidents_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("lienthong.db");
     let inv = Arc::new(shipped());
-    let mk = |t: f64| {
-        let store = Arc::new(Store::open(&db).unwrap());
-        let engine = IncidentEngine::new(
-            inv.clone(),
-            store.clone(),
-            tokio::sync::broadcast::channel(16).0,
-            at(t),
-        )
-        .unwrap();
-        Sim {
-            inv: inv.clone(),
-            store,
-            engine,
-            tick_ms: 1000,
-            _dir: None,
-        }
-    };
+    let mk = |t: f64| restarted(&inv, &db, t);
     let only = |c: &CheckDef| c.id.site.as_deref() == Some("phuong-ben-thanh");
     let mut w = World::new(7).fault("phuong-ben-thanh", 100.0, 400.0, Fault::LinkDown);
     let mut first = mk(0.0);
@@ -569,4 +537,23 @@ fn endpoint_down_with_link_up_is_its_own_incident() {
         "Trung tâm phục vụ hành chính công không hoạt động: Phường Bến Thành"
     );
     assert!(all[0].resolved_at.is_some());
+}
+
+/// A process (re)started at `t` on an existing database: its unresolved incidents resume.
+fn restarted(inv: &Arc<lienthong::config::Inventory>, db: &std::path::Path, t: f64) -> Sim {
+    let store = Arc::new(Store::open(db).unwrap());
+    let engine = IncidentEngine::new(
+        inv.clone(),
+        store.clone(),
+        tokio::sync::broadcast::channel(16).0,
+        at(t),
+    )
+    .unwrap();
+    Sim {
+        inv: inv.clone(),
+        store,
+        engine,
+        tick_ms: 1000,
+        _dir: None,
+    }
 }

@@ -487,7 +487,8 @@ impl IncidentEngine {
     /// critical under [`CERT_CRITICAL`] or once expired. One incident per certificate, however
     /// many checks present it.
     fn recompute_cert(&mut self, cert_id: &str, now: SystemTime) -> Vec<String> {
-        let owner = format!("cert/{}", fnv1a(cert_id));
+        // FNV-1a (as for shards): a key that stays the same across restarts and Rust versions.
+        let owner = format!("cert/{:016x}", crate::shard::fnv1a64(cert_id.as_bytes()));
         let checks: Vec<&Tracked> = self
             .cert_checks
             .get(cert_id)
@@ -1488,17 +1489,6 @@ fn latency_only(t: &Tracked) -> bool {
                 .iter()
                 .all(|b| matches!(b, Breach::Rtt | Breach::RttRise))
     })
-}
-
-/// FNV-1a, 64 bit, hex: a stable short name for a certificate id in incident keys (stable
-/// across Rust versions, unlike the std hasher).
-fn fnv1a(s: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
 }
 
 fn empty_evidence() -> Evidence {
