@@ -455,3 +455,27 @@ fn section_values_are_located_at_their_key_each_reported() {
         assert!(g.2.contains(w.2), "{g:?} lacks {}", w.2);
     }
 }
+
+#[test]
+fn certificate_thresholds_are_checked_at_their_key() {
+    let valid = std::fs::read_to_string("tests/fixtures/valid.toml").unwrap();
+    let lines = valid.lines().count();
+    let text =
+        format!("{valid}\n[incidents]\ncert_warning = \"7days\"\ncert_critical = \"10days\"\n");
+    let err = Config::from_str(Path::new("c.toml"), &text).unwrap_err();
+    let p = &err.problems()[0];
+    assert_eq!(err.problems().len(), 1, "{:?}", err.problems());
+    assert_eq!((p.line, p.column), (lines + 4, 1), "{p:?}");
+    assert!(
+        p.message
+            .contains("cert_critical (10days) must be above zero and below cert_warning (7days)"),
+        "{p:?}"
+    );
+    let ok =
+        format!("{valid}\n[incidents]\ncert_warning = \"45days\"\ncert_critical = \"30days\"\n");
+    let cfg = Config::from_str(Path::new("c.toml"), &ok).unwrap();
+    assert_eq!(
+        cfg.inventory.incidents.cert_critical.0.as_secs(),
+        30 * 86_400
+    );
+}

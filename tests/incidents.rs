@@ -6,6 +6,7 @@
 mod sim;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use lienthong::config::{CheckDef, CheckRole};
 use lienthong::incidents::correlation::IncidentEngine;
@@ -346,15 +347,19 @@ fn one_slow_incident_per_site() {
     assert!(inc.resolved_at.is_some());
 }
 
-/// A certificate shared by a ward's service centre and video point, 10 days from expiry: one
-/// warning for the certificate (not one per check); at 5 days it turns critical (the warning
-/// resolves, the critical opens); renewed, it resolves.
-#[test]
-fn certificate_lifecycle_is_one_incident_per_certificate() {
-    use lienthong::probe::tls::CertInfo;
-    use lienthong::probe::{Details, HttpDetails, Outcome, TcpDetails};
-    let mut sim = Sim::new(shipped());
-    let site = "phuong-tan-dinh";
+fn ward_cert(serial: &str, expires_in: f64) -> lienthong::probe::tls::CertInfo {
+    lienthong::probe::tls::CertInfo {
+        id: format!("CN=ward CA#{serial}"),
+        subject: "CN=tan-dinh.example".into(),
+        issuer: "CN=ward CA".into(),
+        not_after: (EPOCH_MS / 1000) as i64 + expires_in as i64,
+        problem: None,
+    }
+}
+
+/// Every HTTP and TCP check of `site` presents `cert` at `t`, then the engine ticks.
+fn present_cert(sim: &mut Sim, site: &str, t: f64, cert: &lienthong::probe::tls::CertInfo) {
+    use lienthong::probe::{Details, HttpDetails, Outcome, ProbeSpec, TcpDetails};
     let checks: Vec<CheckDef> = sim
         .inv
         .checks
@@ -362,34 +367,35 @@ fn certificate_lifecycle_is_one_incident_per_certificate() {
         .filter(|c| c.id.site.as_deref() == Some(site))
         .cloned()
         .collect();
-    let cert = |serial: &str, expires: f64| CertInfo {
-        id: format!("CN=ward CA#{serial}"),
-        subject: "CN=tan-dinh.example".into(),
-        issuer: "CN=ward CA".into(),
-        not_after: (EPOCH_MS / 1000) as i64 + expires as i64,
-        problem: None,
-    };
-    let feed = |sim: &mut Sim, t: f64, c: &CertInfo| {
-        for def in &checks {
-            let details = match def.probe {
-                lienthong::probe::ProbeSpec::Http(_) => Details::Http(HttpDetails {
-                    status: Some(200),
-                    cert: Some(c.clone()),
-                    ..Default::default()
-                }),
-                lienthong::probe::ProbeSpec::Tcp(_) => Details::Tcp(TcpDetails {
-                    cert: Some(c.clone()),
-                    ..Default::default()
-                }),
-                _ => continue,
-            };
-            sim.engine.observe(def, &Outcome::ok(details), at(t));
-        }
-        sim.engine.tick(at(t));
-    };
-    let day = 86_400.0;
-    let old = cert("01", 10.0 * day + 100.0);
-    feed(&mut sim, 100.0, &old);
+    for def in &checks {
+        let details = match def.probe {
+            ProbeSpec::Http(_) => Details::Http(HttpDetails {
+                status: Some(200),
+                cert: Some(cert.clone()),
+                ..Default::default()
+            }),
+            ProbeSpec::Tcp(_) => Details::Tcp(TcpDetails {
+                cert: Some(cert.clone()),
+                ..Default::default()
+            }),
+            _ => continue,
+        };
+        sim.engine.observe(def, &Outcome::ok(details), at(t));
+    }
+    sim.engine.tick(at(t));
+}
+
+const DAY: f64 = 86_400.0;
+
+/// A certificate shared by a ward's service centre and video point, 10 days from expiry: one
+/// warning for the certificate (not one per check); at 5 days it turns critical (the warning
+/// resolves, the critical opens); renewed, it resolves.
+#[test]
+fn certificate_lifecycle_is_one_incident_per_certificate() {
+    let mut sim = Sim::new(shipped());
+    let site = "phuong-tan-dinh";
+    let old = ward_cert("01", 10.0 * DAY + 100.0);
+    present_cert(&mut sim, site, 100.0, &old);
     let all = sim.incidents();
     assert_eq!(
         all.len(),
@@ -404,15 +410,53 @@ fn certificate_lifecycle_is_one_incident_per_certificate() {
     );
     assert_eq!(all[0].sites, [site]);
     // Five days later: critical.
-    feed(&mut sim, 5.0 * day + 100.0, &old);
+    present_cert(&mut sim, site, 5.0 * DAY + 100.0, &old);
     let all = sim.incidents();
     let open: Vec<_> = all.iter().filter(|i| i.resolved_at.is_none()).collect();
     assert_eq!(open.len(), 1, "one open incident per certificate");
     assert_eq!(open[0].severity, Severity::Critical);
     assert!(open[0].key.ends_with("/critical"));
     // Renewed: a new certificate far from expiry.
-    feed(&mut sim, 5.0 * day + 200.0, &cert("02", 400.0 * day));
+    present_cert(
+        &mut sim,
+        site,
+        5.0 * DAY + 200.0,
+        &ward_cert("02", 400.0 * DAY),
+    );
     assert!(sim.incidents().iter().all(|i| i.resolved_at.is_some()));
+}
+
+/// `[incidents] cert_warning` / `cert_critical` move the thresholds: with 45 / 30 days, a
+/// certificate 40 days from expiry is a warning (the defaults, 21 / 7, would say nothing), and
+/// at 25 days critical.
+#[test]
+fn certificate_thresholds_come_from_the_config() {
+    let site = "phuong-tan-dinh";
+    let cert = ward_cert("01", 40.0 * DAY);
+    let mut quiet = Sim::new(shipped());
+    present_cert(&mut quiet, site, 100.0, &cert);
+    assert!(
+        quiet.incidents().is_empty(),
+        "40 days left: nothing under the defaults"
+    );
+
+    let mut inv = shipped();
+    inv.incidents.cert_warning = lienthong::config::HumanDuration(Duration::from_secs(45 * 86_400));
+    inv.incidents.cert_critical =
+        lienthong::config::HumanDuration(Duration::from_secs(30 * 86_400));
+    let mut sim = Sim::new(inv);
+    present_cert(&mut sim, site, 100.0, &cert);
+    let all = sim.incidents();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].severity, Severity::Warning);
+    present_cert(&mut sim, site, 15.0 * DAY + 100.0, &cert);
+    let open: Vec<_> = sim
+        .incidents()
+        .into_iter()
+        .filter(|i| i.resolved_at.is_none())
+        .collect();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].severity, Severity::Critical, "25 days left < 30");
 }
 
 #[test]

@@ -558,6 +558,21 @@ fn check_runtime_sections(file: &ConfigFile, inv: &Inventory, cx: &mut Ctx) {
             "0.5 = half of the sites at once",
         );
     }
+    let (warning, critical) = (
+        file.incidents.cert_warning.0,
+        file.incidents.cert_critical.0,
+    );
+    if critical.is_zero() || critical >= warning {
+        cx.push(
+            key_span(cx.loc, "incidents", "cert_critical"),
+            format!(
+                "[incidents] cert_critical ({}) must be above zero and below cert_warning ({})",
+                humantime::format_duration(critical),
+                humantime::format_duration(warning)
+            ),
+            "e.g. cert_warning = \"21days\", cert_critical = \"7days\"",
+        );
+    }
     let mut names = HashSet::new();
     for t in &file.teams {
         if !names.insert(t.get_ref().name.clone()) {

@@ -182,6 +182,12 @@ pub struct IncidentsSection {
     /// suspected: one prober incident, per-site incidents held.
     #[serde(default = "default_prober_share")]
     pub prober_share: f64,
+    /// A presented certificate closer than this to its `notAfter` opens a warning incident.
+    #[serde(default = "default_cert_warning")]
+    pub cert_warning: HumanDuration,
+    /// Closer than this (or expired): the certificate's incident is critical.
+    #[serde(default = "default_cert_critical")]
+    pub cert_critical: HumanDuration,
 }
 
 impl Default for IncidentsSection {
@@ -192,6 +198,8 @@ impl Default for IncidentsSection {
             confirm_interval: default_confirm(),
             reference_checks: Vec::new(),
             prober_share: default_prober_share(),
+            cert_warning: default_cert_warning(),
+            cert_critical: default_cert_critical(),
         }
     }
 }
@@ -204,6 +212,12 @@ fn default_retention() -> HumanDuration {
 }
 fn default_confirm() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(2))
+}
+fn default_cert_warning() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(21 * 86400))
+}
+fn default_cert_critical() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(7 * 86400))
 }
 fn default_prober_share() -> f64 {
     0.5

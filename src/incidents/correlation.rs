@@ -41,9 +41,6 @@ const MASS_MIN: usize = 3;
 pub const PROBER_GRACE: Duration = Duration::from_secs(60);
 /// A child still down this long after its link recovered is a failure of its own.
 const CHILD_AFTER_LINK: Duration = Duration::from_secs(60);
-/// A presented certificate this close to its `notAfter` opens a warning; closer, a critical.
-pub const CERT_WARNING: Duration = Duration::from_secs(21 * 86_400);
-pub const CERT_CRITICAL: Duration = Duration::from_secs(7 * 86_400);
 /// Certificate wants are re-judged this often (the thresholds are days).
 const CERT_RECHECK: Duration = Duration::from_secs(60);
 /// The affected-sites list of an open incident is rewritten at most this often.
@@ -483,8 +480,8 @@ impl IncidentEngine {
         }
     }
 
-    /// What one certificate calls for: warning under [`CERT_WARNING`] to its `notAfter`,
-    /// critical under [`CERT_CRITICAL`] or once expired. One incident per certificate, however
+    /// What one certificate calls for: warning under `[incidents] cert_warning` to its
+    /// `notAfter`, critical under `cert_critical` or once expired. One incident per certificate, however
     /// many checks present it.
     fn recompute_cert(&mut self, cert_id: &str, now: SystemTime) -> Vec<String> {
         // FNV-1a (as for shards): a key that stays the same across restarts and Rust versions.
@@ -505,9 +502,13 @@ impl IncidentEngine {
             .unwrap_or(0);
         let left = cert.not_after - now_s;
         let expired = left <= 0;
-        let severity = if expired || left < CERT_CRITICAL.as_secs() as i64 {
+        let (warning, critical) = (
+            self.inv.incidents.cert_warning.0.as_secs() as i64,
+            self.inv.incidents.cert_critical.0.as_secs() as i64,
+        );
+        let severity = if expired || left < critical {
             Severity::Critical
-        } else if left < CERT_WARNING.as_secs() as i64 {
+        } else if left < warning {
             Severity::Warning
         } else {
             return self.replace_wants(owner, Vec::new());
