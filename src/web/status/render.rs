@@ -41,6 +41,12 @@ pub(super) fn reason_label(r: &str, lang: Lang) -> &str {
         "connect_refused" => ("bị từ chối kết nối", "connection refused"),
         "connect" => ("lỗi kết nối", "connection failed"),
         "tls" => ("lỗi TLS / chứng chỉ", "TLS / certificate error"),
+        "cert_expired" => ("chứng chỉ đã hết hạn", "certificate expired"),
+        "cert_untrusted" => ("chứng chỉ không được tin cậy", "certificate not trusted"),
+        "cert_hostname" => (
+            "chứng chỉ không đúng tên miền",
+            "certificate for another name",
+        ),
         "http_status" => ("mã trạng thái HTTP sai", "unexpected HTTP status"),
         "body_mismatch" => ("nội dung trả về sai", "unexpected body"),
         "body_too_large" => ("nội dung quá lớn", "body too large"),
@@ -1539,4 +1545,18 @@ pub fn report_html(r: &Report, lang: Lang) -> Markup {
         &alt,
         body,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every probe failure reason has its own Vietnamese words (none falls through to the raw
+    /// code, which is what an unknown reason shows).
+    #[test]
+    fn every_reason_has_a_label() {
+        for r in crate::probe::Reason::ALL {
+            assert_ne!(reason_label(r.as_str(), Lang::Vi), r.as_str(), "{r:?}");
+        }
+    }
 }
