@@ -8,6 +8,8 @@
 //! - `attempts` / `successes`: runs outside maintenance, and how many passed;
 //! - `maint`: runs inside a maintenance window (kept apart, so maintenance never counts
 //!   against availability);
+//! - `blind`: runs while the prober itself was isolated (its prober incident open): what it saw
+//!   then says nothing about the sites, so they count neither for nor against them;
 //! - latency of passing runs (link rounds: the average RTT; HTTP/TCP/DNS: the whole run):
 //!   count, sum, max and a log-scale histogram (for quantiles over any window);
 //! - echo packets sent / lost (link rounds), for the loss ratio.
@@ -178,13 +180,19 @@ pub struct MinuteStats {
     pub sent: u32,
     pub lost: u32,
     pub hist: SparseHist,
+    /// Runs outside maintenance while the prober itself was isolated ("monitor blind").
+    pub blind: u32,
 }
 
 impl MinuteStats {
     /// Folds one run in.
-    pub fn observe(&mut self, outcome: &Outcome, in_maintenance: bool) {
+    pub fn observe(&mut self, outcome: &Outcome, in_maintenance: bool, blind: bool) {
         if in_maintenance {
             self.maint += 1;
+            return;
+        }
+        if blind {
+            self.blind += 1;
             return;
         }
         self.attempts += 1;
@@ -209,6 +217,7 @@ impl MinuteStats {
         self.attempts += o.attempts;
         self.successes += o.successes;
         self.maint += o.maint;
+        self.blind += o.blind;
         self.lat_n += o.lat_n;
         self.lat_sum += o.lat_sum;
         self.lat_max = self.lat_max.max(o.lat_max);
@@ -255,12 +264,19 @@ impl Recorder {
     }
 
     /// Folds one run, finished at `at`, into its minute.
-    pub fn record(&self, id: &CheckId, outcome: &Outcome, at: SystemTime, in_maintenance: bool) {
+    pub fn record(
+        &self,
+        id: &CheckId,
+        outcome: &Outcome,
+        at: SystemTime,
+        in_maintenance: bool,
+        blind: bool,
+    ) {
         let minute = minute_of(at);
         let mut g = self.open.lock().unwrap_or_else(|e| e.into_inner());
         g.entry((id.clone(), minute))
             .or_default()
-            .observe(outcome, in_maintenance);
+            .observe(outcome, in_maintenance, blind);
     }
 
     /// Takes the minutes that ended before `now` (all of them when `everything`, at
@@ -366,18 +382,50 @@ mod tests {
                 ..Default::default()
             }),
         };
-        r.record(&id, &icmp(5, 0.010), t0, false);
-        r.record(&id, &icmp(4, 0.030), t0 + Duration::from_secs(10), false);
-        r.record(&id, &icmp(0, 0.0), t0 + Duration::from_secs(20), false);
-        r.record(&id, &icmp(5, 0.010), t0 + Duration::from_secs(30), true);
-        r.record(&id, &icmp(5, 0.010), t0 + Duration::from_secs(60), false);
+        r.record(&id, &icmp(5, 0.010), t0, false, false);
+        r.record(
+            &id,
+            &icmp(4, 0.030),
+            t0 + Duration::from_secs(10),
+            false,
+            false,
+        );
+        r.record(
+            &id,
+            &icmp(0, 0.0),
+            t0 + Duration::from_secs(20),
+            false,
+            false,
+        );
+        r.record(
+            &id,
+            &icmp(5, 0.010),
+            t0 + Duration::from_secs(30),
+            true,
+            false,
+        );
+        // While the prober is isolated: kept apart, no attempt, no loss, no latency.
+        r.record(
+            &id,
+            &icmp(0, 0.0),
+            t0 + Duration::from_secs(40),
+            false,
+            true,
+        );
+        r.record(
+            &id,
+            &icmp(5, 0.010),
+            t0 + Duration::from_secs(60),
+            false,
+            false,
+        );
         assert!(r.take(t0 + Duration::from_secs(1), false).is_empty());
         let rows = r.take(t0 + Duration::from_secs(60), false);
         assert_eq!(rows.len(), 1);
         let s = &rows[0].stats;
         assert_eq!(rows[0].minute, 1000);
         assert_eq!(rows[0].check, "site/phuong-a/link");
-        assert_eq!((s.attempts, s.successes, s.maint), (3, 2, 1));
+        assert_eq!((s.attempts, s.successes, s.maint, s.blind), (3, 2, 1, 1));
         assert_eq!((s.sent, s.lost), (10, 1), "loss of passing rounds only");
         assert_eq!(s.lat_n, 2);
         assert!((s.lat_sum - 40.0).abs() < 1e-9 && (s.lat_max - 30.0).abs() < 1e-9);

@@ -388,6 +388,19 @@ impl CheckHealth {
         now: SystemTime,
         policy: &HealthPolicy,
     ) -> Observation {
+        self.observe_with(outcome, now, policy, false)
+    }
+
+    /// Like [`CheckHealth::observe`]; `blind` while the prober itself is isolated: up and down
+    /// are still followed, but the round teaches the RTT baseline and the loss judgement
+    /// nothing (what a cut-off prober measures is not the link's normal).
+    pub fn observe_with(
+        &mut self,
+        outcome: &Outcome,
+        now: SystemTime,
+        policy: &HealthPolicy,
+        blind: bool,
+    ) -> Observation {
         let m = measure(outcome);
         self.history = (self.history << 1) | u64::from(!outcome.success);
         let mut breaches = Vec::new();
@@ -398,7 +411,11 @@ impl CheckHealth {
             if self.down && self.passes >= policy.recover_after.max(1) {
                 self.down = false;
             }
-            (breaches, round_clean) = self.judge_quality(outcome, &m, policy);
+            if blind {
+                round_clean = true;
+            } else {
+                (breaches, round_clean) = self.judge_quality(outcome, &m, policy);
+            }
         } else {
             self.passes = 0;
             self.fails = self.fails.saturating_add(1);

@@ -108,7 +108,8 @@ impl Verdict {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
     /// `availability`, `latency`, `loss`, `critical_incident`, `no_data`, `too_short`,
-    /// `low_coverage`, `maintenance_only`, `no_checks`; notes: `maintenance`, `since`.
+    /// `low_coverage`, `maintenance_only`, `monitor_blind_only`, `no_checks`; notes:
+    /// `maintenance`, `monitor_blind`, `since`.
     pub code: &'static str,
     /// Check key, when about one check.
     pub check: Option<String>,
@@ -153,6 +154,8 @@ pub struct CheckResult {
     /// Minutes expected (at the check's interval) outside maintenance since it exists.
     pub expected_minutes: u64,
     pub maintenance_minutes: u64,
+    /// Minutes left out because the prober itself was isolated ("monitor blind").
+    pub blind_minutes: u64,
     pub coverage: Option<f64>,
     /// First minute with data, RFC 3339, when it is inside the window.
     pub monitored_since: Option<String>,
@@ -394,7 +397,12 @@ fn is_failure(f: &Finding) -> bool {
 fn is_insufficient(f: &Finding) -> bool {
     matches!(
         f.code,
-        "no_data" | "too_short" | "low_coverage" | "maintenance_only" | "no_checks"
+        "no_data"
+            | "too_short"
+            | "low_coverage"
+            | "maintenance_only"
+            | "monitor_blind_only"
+            | "no_checks"
     )
 }
 
@@ -425,7 +433,9 @@ fn judge_check(def: &CheckDef, inv: &Inventory, data: &WindowData) -> CheckResul
     let start = first.map_or(data.to_minute, |f| f.max(data.from_minute));
     let span = (data.to_minute - start).max(0) as f64;
     let per_minute = (60.0 / def.interval.as_secs_f64().max(1e-3)).min(1.0);
-    let expected = ((span * per_minute).floor() as i64 - a.maint_minutes as i64).max(0) as u64;
+    // Minutes in maintenance or while the prober was blind are not expected to count.
+    let left_out = (a.maint_minutes + a.blind_minutes) as i64;
+    let expected = ((span * per_minute).floor() as i64 - left_out).max(0) as u64;
     let observed = a.minutes;
     let coverage = (expected > 0).then(|| (observed as f64 / expected as f64).min(1.0));
     let availability = a.availability();
@@ -443,6 +453,13 @@ fn judge_check(def: &CheckDef, inv: &Inventory, data: &WindowData) -> CheckResul
             k,
             format!("{label}: chưa có dữ liệu trong khoảng thời gian"),
             format!("{label_en}: no data in the window"),
+        ));
+    } else if observed == 0 && a.blind_minutes > 0 && expected == 0 {
+        findings.push(finding(
+            "monitor_blind_only",
+            k,
+            format!("{label}: máy giám sát mất kết nối suốt khoảng thời gian, không có dữ liệu để đánh giá"),
+            format!("{label_en}: the prober was cut off the whole window, nothing to judge"),
         ));
     } else if observed == 0 && a.maint_minutes > 0 && expected == 0 {
         findings.push(finding(
@@ -556,6 +573,20 @@ fn judge_check(def: &CheckDef, inv: &Inventory, data: &WindowData) -> CheckResul
             ),
         ));
     }
+    if a.blind_minutes > 0 {
+        findings.push(finding(
+            "monitor_blind",
+            k,
+            format!(
+                "{label}: không tính {} phút máy giám sát mất kết nối (không quan sát được đơn vị)",
+                a.blind_minutes
+            ),
+            format!(
+                "{label_en}: {} minute(s) left out while the prober itself was cut off (monitor blind)",
+                a.blind_minutes
+            ),
+        ));
+    }
     let monitored_since = first
         .filter(|&f| f > data.from_minute && f < data.to_minute)
         .map(|f| f * 60_000);
@@ -594,6 +625,7 @@ fn judge_check(def: &CheckDef, inv: &Inventory, data: &WindowData) -> CheckResul
         observed_minutes: observed,
         expected_minutes: expected,
         maintenance_minutes: a.maint_minutes,
+        blind_minutes: a.blind_minutes,
         coverage,
         monitored_since: monitored_since.map(format_rfc3339),
         findings,
@@ -1480,6 +1512,57 @@ sites = [
         assert_eq!(s.checks[0].expected_minutes, 30);
         assert_eq!(s.checks[0].maintenance_minutes, 30);
         assert!(s.notes.iter().any(|n| n.code == "maintenance"));
+    }
+
+    /// `n` minutes whose runs all came while the prober was isolated.
+    fn blind(n: u64, runs: u32) -> CheckAgg {
+        let mut a = CheckAgg::default();
+        for _ in 0..n {
+            a.add_minute(&MinuteStats {
+                blind: runs,
+                ..MinuteStats::default()
+            });
+        }
+        a
+    }
+
+    /// 30 good minutes, then 30 while the prober itself was cut off (its rounds all failed, but
+    /// they are kept apart as "monitor blind"): ready, expected minutes 30, with a note.
+    #[test]
+    fn monitor_blind_minutes_are_left_out() {
+        let mut link = minutes(30, 6, 6, 12.0, false);
+        link.merge(&blind(30, 6));
+        let mut ep = minutes(30, 6, 6, 300.0, false);
+        ep.merge(&blind(30, 6));
+        let d = data(
+            0,
+            60,
+            &[("site/a/link", 0, link), ("site/a/endpoint", 0, ep)],
+        );
+        let r = run(&d, &[]);
+        let s = &r.sites[0];
+        assert_eq!(s.verdict, Verdict::Ready, "{:?}", s.reasons);
+        assert_eq!(s.checks[0].availability, Some(1.0));
+        assert_eq!(s.checks[0].expected_minutes, 30);
+        assert_eq!(s.checks[0].blind_minutes, 30);
+        let note = s.notes.iter().find(|n| n.code == "monitor_blind").unwrap();
+        assert!(
+            note.vi.contains("30 phút máy giám sát mất kết nối"),
+            "{}",
+            note.vi
+        );
+
+        let all = data(
+            0,
+            60,
+            &[
+                ("site/a/link", 0, blind(60, 6)),
+                ("site/a/endpoint", 0, blind(60, 6)),
+            ],
+        );
+        let r = run(&all, &[]);
+        assert_eq!(r.sites[0].verdict, Verdict::InsufficientData);
+        assert_eq!(r.sites[0].reasons[0].code, "monitor_blind_only");
     }
 
     #[test]

@@ -143,8 +143,9 @@ impl Engine {
             check.id.service.as_deref(),
             finished,
         );
+        let blind = inc.monitor_blind();
         self.history
-            .record(&check.id, outcome, finished, in_maintenance);
+            .record(&check.id, outcome, finished, in_maintenance, blind);
         let before = inc.state_of(&check.id);
         let next = inc.observe(check, outcome, finished);
         if check.role == crate::config::CheckRole::Link {
@@ -208,6 +209,9 @@ impl Engine {
         for (sev, scope) in opened {
             self.metrics.incident_opened(sev, scope);
         }
+        self.metrics
+            .monitor_blind
+            .set(i64::from(inc.monitor_blind()));
         let generation = inc.open_generation();
         if self
             .published

@@ -233,6 +233,62 @@ fn prober_isolation_folds_shared_services() {
     );
 }
 
+/// While the prober is isolated (every other link down at once), Thạnh An's rounds still pass
+/// but 300 ms slower: what a cut-off prober measures is not the link's normal, so its RTT
+/// baseline learns nothing meanwhile ("monitor blind", also exported as
+/// `lienthong_monitor_blind`), no incident of its own opens, and blind ends with the isolation.
+#[test]
+fn isolation_window_teaches_the_baselines_nothing() {
+    let sites = |c: &CheckDef| c.id.site.is_some();
+    let thanh_an = |sim: &Sim| {
+        sim.inv
+            .checks
+            .iter()
+            .find(|c| c.id.site.as_deref() == Some("xa-thanh-an") && c.role == CheckRole::Link)
+            .unwrap()
+            .id
+            .clone()
+    };
+    let ms = |d: Option<Duration>| d.expect("warmed up").as_secs_f64() * 1000.0;
+    // Control: the same rise with the prober connected moves the baseline (slowly).
+    let mut control = Sim::new(shipped());
+    let link = thanh_an(&control);
+    let mut w = World::new(21).fault("xa-thanh-an", 1800.0, 2100.0, Fault::Latency(0.3));
+    control.run(&mut w, 0.0, 1800.0, &sites);
+    let before = ms(control.engine.rtt_baseline(&link));
+    control.run(&mut w, 1800.0, 2090.0, &sites);
+    let learned = ms(control.engine.rtt_baseline(&link)) - before;
+    assert!(
+        learned > 2.0,
+        "connected, the rise moves the baseline by {learned:.2} ms"
+    );
+
+    let mut sim = Sim::new(shipped());
+    let mut w = World::new(21)
+        .fault("xa-thanh-an", 1800.0, 2100.0, Fault::Latency(0.3))
+        .fault("*", 1800.0, 2100.0, Fault::LinkDown);
+    sim.run(&mut w, 0.0, 1800.0, &sites);
+    assert_eq!(
+        ms(sim.engine.rtt_baseline(&link)),
+        before,
+        "same world until the fault"
+    );
+    assert!(!sim.engine.monitor_blind());
+    sim.run(&mut w, 1800.0, 2090.0, &sites);
+    assert!(sim.engine.monitor_blind(), "prober isolated");
+    // Only the rounds before the isolation was recognised (~10 s) count.
+    let moved = ms(sim.engine.rtt_baseline(&link)) - before;
+    assert!(
+        moved.abs() < learned / 5.0,
+        "blind, the baseline moved {moved:.2} ms (connected: {learned:.2} ms)"
+    );
+    sim.run(&mut w, 2090.0, 2400.0, &sites);
+    assert!(!sim.engine.monitor_blind(), "blind ends with the isolation");
+    let keys: Vec<String> = sim.incidents().iter().map(|i| i.key.clone()).collect();
+    assert_eq!(keys, ["prober"], "one incident for one cause");
+    eprintln!("baseline moved {moved:.2} ms blind vs {learned:.2} ms connected");
+}
+
 /// A shared service that fails while the prober is healthy still opens at once (the fold
 /// only applies during an isolation).
 #[test]

@@ -237,7 +237,7 @@ fn fixture() -> Fixture {
                     if m < 0 && def.id.site.as_deref() == Some("phuong-thu-dau-mot") {
                         continue;
                     }
-                    rec.record(&def.id, &o, at, maint);
+                    rec.record(&def.id, &o, at, maint, false);
                 }
             }
         }

@@ -1255,3 +1255,62 @@ fn kill_9_loses_no_committed_incident() {
         unresolved.len()
     );
 }
+
+/// "Monitor blind" minutes (runs while the prober was isolated) survive the minute rows, the
+/// hourly rollup and a database written by the previous schema (version 2, no `blind` column).
+#[test]
+fn blind_minutes_roll_up_and_old_databases_migrate() {
+    use lienthong::availability::{MinuteRow, MinuteStats};
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    {
+        // A version-2 database: the columns of migration 3 dropped again.
+        Store::open(&path).unwrap();
+        let c = raw(&path);
+        c.execute_batch(
+            "ALTER TABLE history_minute DROP COLUMN blind;
+             ALTER TABLE history_hour DROP COLUMN blind_minutes;
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let v: i64 = raw(&path)
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    let hour = 29_000_000 / 60;
+    let rows: Vec<MinuteRow> = (0..60)
+        .map(|m| MinuteRow {
+            check: "site/a/link".into(),
+            minute: hour * 60 + m,
+            stats: if m < 20 {
+                MinuteStats {
+                    blind: 6,
+                    ..Default::default()
+                }
+            } else {
+                MinuteStats {
+                    attempts: 6,
+                    successes: 6,
+                    ..Default::default()
+                }
+            },
+        })
+        .collect();
+    store.history_write(&rows).unwrap();
+    let minutes = store.history_window(hour * 60, hour * 60 + 60).unwrap();
+    let a = &minutes.checks["site/a/link"].agg;
+    assert_eq!((a.minutes, a.blind_minutes), (40, 20));
+    assert_eq!(a.availability(), Some(1.0));
+    store.history_rollup(hour * 60 + 70).unwrap();
+    let (pruned, _) = store.history_prune(hour * 60 + 60, 0).unwrap();
+    assert_eq!(pruned, 60, "the minutes are gone; the hour row remains");
+    let hours = store.history_window(hour * 60, hour * 60 + 60).unwrap();
+    let a = &hours.checks["site/a/link"].agg;
+    assert_eq!(
+        (a.minutes, a.blind_minutes),
+        (40, 20),
+        "from the hourly row"
+    );
+}

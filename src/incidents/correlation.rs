@@ -372,6 +372,12 @@ impl IncidentEngine {
             .collect();
     }
 
+    /// The prober itself is isolated (its incident open or about to open): what it sees now is
+    /// no evidence about the sites and services ("monitor blind").
+    pub fn monitor_blind(&self) -> bool {
+        self.open.contains_key("prober") || self.wants.contains_key("prober")
+    }
+
     /// Feeds one run; returns the delay to the next run when it should be sooner than usual.
     pub fn observe(
         &mut self,
@@ -380,8 +386,11 @@ impl IncidentEngine {
         now: SystemTime,
     ) -> Option<Duration> {
         self.last_now = Some(now);
+        let blind = self.monitor_blind();
         let tracked = self.checks.get_mut(&def.id)?;
-        let obs = tracked.health.observe(outcome, now, &tracked.policy);
+        let obs = tracked
+            .health
+            .observe_with(outcome, now, &tracked.policy, blind);
         tracked.last_run = Some(now.checked_sub(outcome.duration).unwrap_or(now));
         if matches!(tracked.health.state(), State::Failing | State::Down) {
             tracked.last_bad = Some(now);

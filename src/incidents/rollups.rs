@@ -74,10 +74,17 @@ CREATE TABLE history_meta (
 /// An hour is rolled up once it ended this many minutes ago (late flushes land first).
 pub const ROLLUP_GRACE_MINUTES: i64 = 3;
 
+/// Migration 3 (appended to `store::MIGRATIONS`): runs taken while the prober itself was
+/// isolated ("monitor blind"), kept apart like maintenance.
+pub(super) const MIGRATION_BLIND: &str = r#"
+ALTER TABLE history_minute ADD COLUMN blind INTEGER NOT NULL DEFAULT 0;  -- runs while the prober was isolated
+ALTER TABLE history_hour ADD COLUMN blind_minutes INTEGER NOT NULL DEFAULT 0;  -- minutes with only such runs
+"#;
+
 const MINUTE_COLS: &str =
-    "minute, check_id, attempts, successes, maint, lat_n, lat_sum, lat_max, sent, lost, hist";
+    "minute, check_id, attempts, successes, maint, lat_n, lat_sum, lat_max, sent, lost, hist, blind";
 const HOUR_COLS: &str = "hour, check_id, minutes, avail, maint_minutes, attempts, successes, \
-                         lat_n, lat_sum, lat_max, sent, lost, hist";
+                         lat_n, lat_sum, lat_max, sent, lost, hist, blind_minutes";
 
 /// The numbers of one check over a span of time, summed from minute and hour rows.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -88,6 +95,8 @@ pub struct CheckAgg {
     pub avail: f64,
     /// Minutes with runs only inside maintenance.
     pub maint_minutes: u64,
+    /// Minutes with runs only while the prober was isolated ("monitor blind").
+    pub blind_minutes: u64,
     pub attempts: u64,
     pub successes: u64,
     pub lat_n: u64,
@@ -106,6 +115,8 @@ impl CheckAgg {
             self.avail += s.successes as f64 / s.attempts as f64;
         } else if s.maint > 0 {
             self.maint_minutes += 1;
+        } else if s.blind > 0 {
+            self.blind_minutes += 1;
         }
         self.attempts += s.attempts as u64;
         self.successes += s.successes as u64;
@@ -124,6 +135,7 @@ impl CheckAgg {
         self.minutes += o.minutes;
         self.avail += o.avail;
         self.maint_minutes += o.maint_minutes;
+        self.blind_minutes += o.blind_minutes;
         self.attempts += o.attempts;
         self.successes += o.successes;
         self.lat_n += o.lat_n;
@@ -183,6 +195,7 @@ fn minute_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, MinuteS
             sent: r.get(8)?,
             lost: r.get(9)?,
             hist: SparseHist::decode(&hist),
+            blind: r.get(11)?,
         },
     ))
 }
@@ -209,7 +222,7 @@ fn insert_minute(
     s: &MinuteStats,
 ) -> rusqlite::Result<usize> {
     conn.prepare_cached(&format!(
-        "INSERT INTO history_minute ({MINUTE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+        "INSERT INTO history_minute ({MINUTE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
          ON CONFLICT(minute, check_id) DO NOTHING"
     ))?
     .execute(params![
@@ -224,6 +237,7 @@ fn insert_minute(
         s.sent,
         s.lost,
         s.hist.encode(),
+        s.blind,
     ])
 }
 
@@ -422,6 +436,7 @@ impl Store {
                 a.lat_max = a.lat_max.max(r.get::<_, f64>(9)?);
                 a.sent += r.get::<_, i64>(10)? as u64;
                 a.lost += r.get::<_, i64>(11)? as u64;
+                a.blind_minutes += r.get::<_, i64>(13)? as u64;
                 a.hist
                     .add_encoded(r.get_ref(12)?.as_blob().map_err(rusqlite::Error::from)?);
             }
@@ -539,7 +554,7 @@ fn rollup_hour(conn: &Connection, hour: i64) -> rusqlite::Result<()> {
     ids.sort_unstable();
     let mut stmt = conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO history_hour ({HOUR_COLS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
     ))?;
     for id in ids {
         let a = &aggs[&id];
@@ -557,6 +572,7 @@ fn rollup_hour(conn: &Connection, hour: i64) -> rusqlite::Result<()> {
             a.sent as i64,
             a.lost as i64,
             a.hist.to_sparse().encode(),
+            a.blind_minutes as i64,
         ])?;
     }
     Ok(())

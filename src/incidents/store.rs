@@ -178,6 +178,8 @@ CREATE INDEX maintenance_ends_at ON maintenance(ends_at);
 "#,
     // 2: availability history (see incidents/rollups.rs).
     super::rollups::MIGRATION,
+    // 3: "monitor blind" runs in the availability history.
+    super::rollups::MIGRATION_BLIND,
 ];
 
 /// The schema version this build creates and understands.

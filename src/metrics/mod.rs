@@ -36,6 +36,8 @@ pub struct Metrics {
     pub lag: Histogram,
     pub in_flight: IntGauge,
     pub checks_configured: IntGauge,
+    /// 1 while the prober itself is isolated: its measurements say nothing about the sites.
+    pub monitor_blind: IntGauge,
     site_status: IntGaugeVec,
     link_rtt_baseline: prometheus::GaugeVec,
     incidents_open: IntGaugeVec,
@@ -159,6 +161,15 @@ impl Metrics {
                 let g = IntGauge::new(
                     "lienthong_checks_configured",
                     "Checks in the running config",
+                )
+                .expect("valid metric");
+                r.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+            monitor_blind: {
+                let g = IntGauge::new(
+                    "lienthong_monitor_blind",
+                    "1 while the prober itself is isolated (its prober incident open): runs then are kept out of baselines, availability and readiness",
                 )
                 .expect("valid metric");
                 r.register(Box::new(g.clone())).expect("unique metric");

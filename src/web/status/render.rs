@@ -1096,7 +1096,7 @@ pub fn render_site(d: &SiteData, lang: Lang) -> Markup {
             }
             section.panel #history {
                 h2 { (lang.pick("Độ trễ gần đây", "Recent latency")) " " span.muted.small { (local_hms(from_m * 60_000)[..5]) " → " (local_hms(to_m * 60_000)[..5]) (lang.pick(", trung bình mỗi phút", ", per-minute average")) } }
-                p.small.muted { (lang.pick("Vạch đỏ dưới trục: phút có lần kiểm tra lỗi; vạch xám: bảo trì; đường đứt: ngưỡng suy giảm của loại đường truyền.", "Red marks under the axis: minutes with failed runs; grey: maintenance; dashed line: the class's degraded threshold.")) }
+                p.small.muted { (lang.pick("Vạch đỏ dưới trục: phút có lần kiểm tra lỗi; vạch xám: bảo trì; vạch tím: máy giám sát mất kết nối, không quan sát được; đường đứt: ngưỡng suy giảm của loại đường truyền.", "Red marks under the axis: minutes with failed runs; grey: maintenance; purple: the prober itself was cut off (monitor blind); dashed line: the class's degraded threshold.")) }
                 @for c in d.checks {
                     @let key = c.check.id.key();
                     @let pts = d.series.get(&key).map(Vec::as_slice).unwrap_or(&[]);
@@ -1305,8 +1305,8 @@ pub fn loss_chart_svg(
     o
 }
 
-/// A small latency chart of minute averages over `[from_m, to_m)`, failures and maintenance
-/// marked under the axis, the class limit dashed.
+/// A small latency chart of minute averages over `[from_m, to_m)`, failures, maintenance and
+/// "monitor blind" minutes marked under the axis, the class limit dashed.
 pub fn chart_svg(
     pts: &[SeriesPoint],
     from_m: i64,
@@ -1390,6 +1390,9 @@ pub fn chart_svg(
             "#a8211a"
         } else if s.attempts == 0 && s.maint > 0 {
             "#8a8a8a"
+        } else if s.attempts == 0 && s.blind > 0 {
+            // The prober itself was cut off: nothing was seen of the site ("monitor blind").
+            "#6a4c9c"
         } else {
             continue;
         };
@@ -1550,6 +1553,47 @@ pub fn report_html(r: &Report, lang: Lang) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Minutes seen only while the prober was cut off are marked as such, apart from failures.
+    #[test]
+    fn chart_marks_monitor_blind_minutes() {
+        use crate::availability::MinuteStats;
+        let pt = |minute, stats| SeriesPoint { minute, stats };
+        let pts = [
+            pt(
+                0,
+                MinuteStats {
+                    attempts: 6,
+                    successes: 6,
+                    lat_n: 6,
+                    lat_sum: 60.0,
+                    ..Default::default()
+                },
+            ),
+            pt(
+                1,
+                MinuteStats {
+                    blind: 6,
+                    ..Default::default()
+                },
+            ),
+            pt(
+                2,
+                MinuteStats {
+                    attempts: 6,
+                    successes: 3,
+                    ..Default::default()
+                },
+            ),
+        ];
+        let svg = chart_svg(&pts, 0, 3, None, Lang::Vi);
+        assert_eq!(svg.matches("#6a4c9c").count(), 1, "one blind minute");
+        assert_eq!(
+            svg.matches("fill=\"#a8211a\"").count(),
+            1,
+            "one failed minute"
+        );
+    }
 
     /// Every probe failure reason has its own Vietnamese words (none falls through to the raw
     /// code, which is what an unknown reason shows).
