@@ -197,6 +197,9 @@ fn init_tracing() {
 fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
     match Config::load(path) {
         Ok(cfg) => {
+            if let Some(w) = cfg.render_warnings() {
+                eprintln!("{w}");
+            }
             println!("{}", cfg.summary());
             Ok(ExitCode::SUCCESS)
         }
@@ -247,6 +250,9 @@ async fn serve(
     shard: Option<lienthong::shard::Shard>,
 ) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(&config)?;
+    for w in cfg.render_warnings().iter().flat_map(|w| w.lines()) {
+        tracing::warn!("{w}");
+    }
     let mut first = (*cfg.inventory).clone();
     if let Some(s) = shard {
         s.apply(&mut first);

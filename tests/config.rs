@@ -479,3 +479,35 @@ fn certificate_thresholds_are_checked_at_their_key() {
         30 * 86_400
     );
 }
+
+/// A shared-service HTTP check that only looks at the status is a warning (it loads): the
+/// document-management system answering 200 with a wrong body went unseen that way. The
+/// shipped config asserts content on every shared-service check, so it has none.
+#[test]
+fn status_only_shared_service_check_is_a_warning() {
+    let bin = env!("CARGO_BIN_EXE_lienthong");
+    let out = std::process::Command::new(bin)
+        .args(["check-config", "tests/fixtures/valid.toml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "a warning does not fail: {stderr}");
+    assert!(
+        stderr.contains("tests/fixtures/valid.toml:28:1: warning: shared-service check `service/lgsp/api` asserts no content"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: add `body_regex`"), "{stderr}");
+
+    let valid = std::fs::read_to_string("tests/fixtures/valid.toml").unwrap();
+    let asserted = valid.replace(
+        r#"probe.http = { url = "http://127.0.0.1:1/status" }"#,
+        r#"probe.http = { url = "http://127.0.0.1:1/status", body_regex = '"status":\s*"ok"' }"#,
+    );
+    assert_ne!(asserted, valid);
+    let cfg = Config::from_str(Path::new("v.toml"), &asserted).unwrap();
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+
+    let shipped = Config::load(Path::new("probes.toml")).unwrap();
+    assert!(shipped.warnings.is_empty(), "{:?}", shipped.warnings);
+}

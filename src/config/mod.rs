@@ -116,6 +116,9 @@ pub struct Config {
     pub path: PathBuf,
     pub file: ConfigFile,
     pub inventory: Arc<Inventory>,
+    /// What loads but probably does not do what the operator wants (`check-config` prints
+    /// these, `serve` logs them).
+    pub warnings: Vec<ConfigProblem>,
 }
 
 impl Config {
@@ -157,10 +160,27 @@ impl Config {
             invalid(problems)
         })?;
         let inventory = expand::expand(&file, &loc).map_err(invalid)?;
+        let warnings = lint(&file, &loc);
         Ok(Config {
             path: path.to_path_buf(),
             file,
             inventory: Arc::new(inventory),
+            warnings,
+        })
+    }
+
+    /// The warnings, one `file:line:column: warning: …` line each (plus the hint).
+    pub fn render_warnings(&self) -> Option<String> {
+        (!self.warnings.is_empty()).then(|| {
+            let tagged: Vec<ConfigProblem> = self
+                .warnings
+                .iter()
+                .map(|w| ConfigProblem {
+                    message: format!("warning: {}", w.message),
+                    ..w.clone()
+                })
+                .collect();
+            render_problems(&self.path, &tagged)
         })
     }
 
@@ -181,6 +201,35 @@ impl Config {
             kinds.join(", ")
         )
     }
+}
+
+/// Problems that do not stop a config from loading.
+fn lint(file: &ConfigFile, loc: &Locator) -> Vec<ConfigProblem> {
+    let mut out = Vec::new();
+    for svc in &file.services {
+        for check in &svc.get_ref().checks {
+            let c = check.get_ref();
+            // A shared system answering 200 with an error page or a maintenance banner passes a
+            // status-only check: for a service every ward depends on, assert what only a
+            // working system returns.
+            if let crate::probe::ProbeSpec::Http(h) = &c.probe {
+                if h.body_contains.is_none() && h.body_regex.is_none() && h.expect_json.is_none() {
+                    out.push(loc.problem(
+                        check.span(),
+                        format!(
+                            "shared-service check `service/{}/{}` asserts no content: a 200 with a wrong body passes",
+                            svc.get_ref().slug,
+                            c.name
+                        ),
+                        Some(
+                            "add `body_regex`, `body_contains` or `expect_json = { pointer = \"/status\", equals = \"ok\" }` matching what only a working system returns".into(),
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    out
 }
 
 const MINIMAL_EXAMPLE: &str = r#"  [link_class.mainland]
