@@ -78,8 +78,10 @@ enum Command {
     /// Readiness report of all sites over a window, read from the database (the service may be
     /// running or stopped). Times are Asia/Ho_Chi_Minh.
     Readiness {
-        #[arg(long, default_value = "probes.toml")]
-        config: PathBuf,
+        /// The config naming the sites and checks [default: probes.toml; without one here, the
+        /// built-in config `lienthong demo` runs, so the report works on the demo's database].
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Start: local "YYYY-MM-DD HH:MM" (Asia/Ho_Chi_Minh) or RFC 3339; default: `to` minus
         /// [readiness] window (24 h).
         #[arg(long)]
@@ -410,7 +412,7 @@ async fn probe_remote(
 }
 
 struct ReadinessArgs {
-    config: PathBuf,
+    config: Option<PathBuf>,
     from: Option<String>,
     to: Option<String>,
     format: ReportFormat,
@@ -422,15 +424,29 @@ struct ReadinessArgs {
 fn readiness(a: ReadinessArgs) -> anyhow::Result<ExitCode> {
     use lienthong::readiness::{self, Lang};
     use lienthong::web::incidents::parse_time;
-    let cfg = Config::load(&a.config)?;
+    let cfg = match &a.config {
+        Some(path) => Config::load(path)?,
+        None if Path::new("probes.toml").exists() => Config::load(Path::new("probes.toml"))?,
+        None => {
+            eprintln!(
+                "no probes.toml here: using the built-in config (the one `lienthong demo` runs); \
+                 pass --config PATH for yours"
+            );
+            Config::from_str(
+                Path::new("probes.toml (built in)"),
+                lienthong::demo::BUILTIN_CONFIG,
+            )?
+        }
+    };
     let inv = &cfg.inventory;
     let db = a
         .database
         .unwrap_or_else(|| PathBuf::from(&inv.incidents.database));
     if !db.exists() {
         anyhow::bail!(
-            "no database at {} (it is written by `lienthong serve` started from that directory; \
-             pass --database to name another file)",
+            "no database at {}: it is written by `lienthong serve` or `lienthong demo` started in \
+             that directory; pass --database PATH, or --config PATH whose [incidents] database \
+             names it",
             db.display()
         );
     }

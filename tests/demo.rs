@@ -217,4 +217,19 @@ fn demo_shows_all_sites_and_scripted_faults() {
         log.contains("The demo's link rounds use UDP echo"),
         "ICMP notice printed once"
     );
+
+    // The README's `lienthong readiness` works on the demo's database, from the same directory
+    // (no probes.toml there: the built-in config the demo ran is used, and said so).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lienthong"))
+        .args(["readiness", "--format", "md"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("using the built-in config"), "{stderr}");
+    assert!(report.contains("Báo cáo sẵn sàng — 168"), "{report}");
+    // A young database says how long until it can judge.
+    assert!(report.contains("Đang thu thập dữ liệu — còn ~"), "{report}");
 }

@@ -464,6 +464,33 @@ fn golden_markdown_and_csv() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("YYYY-MM-DD HH:MM"));
 }
 
+/// Run where there is neither a config nor a database: one message says what is missing and
+/// how to point at it (the I/O error once, not twice).
+#[test]
+fn readiness_without_config_or_database_says_what_to_pass() {
+    let empty = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lienthong"))
+            .args(args)
+            .current_dir(empty.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(&["readiness"]);
+    assert!(err.contains("no database at lienthong.db"), "{err}");
+    assert!(err.contains("--database PATH"), "{err}");
+    let err = run(&["readiness", "--config", "probes.toml"]);
+    assert_eq!(
+        err.matches("No such file or directory").count(),
+        1,
+        "said once: {err}"
+    );
+    assert!(err.contains("hint: no probes.toml in "), "{err}");
+    assert!(err.contains("--config PATH"), "{err}");
+}
+
 #[test]
 fn hourly_rollups_match_the_minutes_and_retention_keeps_reports() {
     let f = fixture();

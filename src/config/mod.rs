@@ -26,11 +26,11 @@ pub struct ConfigProblem {
 /// Everything wrong with one config file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    /// The I/O error is part of the message, not a separate cause (printed once).
+    #[error("cannot read {}: {error}{}", path.display(), read_hint(path, error))]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}", render_problems(path, problems))]
     Invalid {
@@ -46,6 +46,20 @@ impl ConfigError {
             ConfigError::Invalid { problems, .. } => problems,
         }
     }
+}
+
+fn read_hint(path: &Path, e: &std::io::Error) -> String {
+    if e.kind() != std::io::ErrorKind::NotFound {
+        return String::new();
+    }
+    let here = match std::env::current_dir() {
+        Ok(d) if path.is_relative() => format!(" in {}", d.display()),
+        _ => String::new(),
+    };
+    format!(
+        "\n  hint: no {}{here}; run from the directory that holds it or give its path (`--config PATH`)",
+        path.display()
+    )
 }
 
 fn render_problems(path: &Path, problems: &[ConfigProblem]) -> String {
@@ -124,9 +138,9 @@ pub struct Config {
 impl Config {
     /// Reads, parses, validates and expands `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::from_str(path, &text)
     }
