@@ -69,6 +69,7 @@ impl Engine {
         {
             tracing::error!(error = %e, "cannot register lienthong_incident_open");
         }
+        open_series.set_runbook_base(incidents.runbook_base());
         Engine {
             open_series,
             metrics,
@@ -191,6 +192,7 @@ impl Engine {
     pub fn set_inventory(&self, inv: Arc<Inventory>) {
         let mut inc = self.lock();
         inc.set_inventory(inv);
+        self.open_series.set_runbook_base(inc.runbook_base());
         // Incidents of removed checks ended: publish now, not at the next result.
         self.publish_counts(&mut inc);
         drop(inc);

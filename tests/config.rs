@@ -511,3 +511,27 @@ fn status_only_shared_service_check_is_a_warning() {
     let shipped = Config::load(Path::new("probes.toml")).unwrap();
     assert!(shipped.warnings.is_empty(), "{:?}", shipped.warnings);
 }
+
+#[test]
+fn runbook_base_url_must_be_an_http_url() {
+    let valid = std::fs::read_to_string("tests/fixtures/valid.toml").unwrap();
+    let lines = valid.lines().count();
+    let text = format!("{valid}\n[incidents]\nrunbook_base_url = \"docs/runbooks\"\n");
+    let err = Config::from_str(Path::new("r.toml"), &text).unwrap_err();
+    let p = &err.problems()[0];
+    assert_eq!((p.line, p.column), (lines + 3, 1), "{p:?}");
+    assert!(p.message.contains("is not an http(s) URL"), "{p:?}");
+    let ok = format!(
+        "{valid}\n[incidents]\nrunbook_base_url = \"https://git.example.org/lienthong/blob/main/docs/runbooks/\"\n"
+    );
+    let cfg = Config::from_str(Path::new("r.toml"), &ok).unwrap();
+    let base = cfg.inventory.incidents.runbook_base_url.as_deref();
+    assert_eq!(
+        lienthong::incidents::open_series::runbook_url(base, "site/phuong-a/link"),
+        "https://git.example.org/lienthong/blob/main/docs/runbooks/sitedown.md"
+    );
+    assert_eq!(
+        lienthong::incidents::open_series::runbook_url(None, "prober"),
+        "/runbooks/proberisolation"
+    );
+}

@@ -573,6 +573,17 @@ fn check_runtime_sections(file: &ConfigFile, inv: &Inventory, cx: &mut Ctx) {
             "e.g. cert_warning = \"21days\", cert_critical = \"7days\"",
         );
     }
+    if let Some(base) = &file.incidents.runbook_base_url {
+        let ok = url::Url::parse(base)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        if !ok {
+            cx.push(
+                key_span(cx.loc, "incidents", "runbook_base_url"),
+                format!("[incidents] runbook_base_url `{base}` is not an http(s) URL"),
+                "where docs/runbooks/ is published, e.g. \"https://git.example.org/lienthong/blob/main/docs/runbooks\"",
+            );
+        }
+    }
     let mut names = HashSet::new();
     for t in &file.teams {
         if !names.insert(t.get_ref().name.clone()) {

@@ -188,6 +188,10 @@ pub struct IncidentsSection {
     /// Closer than this (or expired): the certificate's incident is critical.
     #[serde(default = "default_cert_critical")]
     pub cert_critical: HumanDuration,
+    /// Where the runbook pages (docs/runbooks/*.md) are published, e.g. your git host's
+    /// `…/blob/main/docs/runbooks`; unset: lienthong's own `/runbooks/`.
+    #[serde(default)]
+    pub runbook_base_url: Option<String>,
 }
 
 impl Default for IncidentsSection {
@@ -200,6 +204,7 @@ impl Default for IncidentsSection {
             prober_share: default_prober_share(),
             cert_warning: default_cert_warning(),
             cert_critical: default_cert_critical(),
+            runbook_base_url: None,
         }
     }
 }

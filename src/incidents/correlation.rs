@@ -704,6 +704,11 @@ impl IncidentEngine {
         )
     }
 
+    /// `[incidents] runbook_base_url` of the current config.
+    pub fn runbook_base(&self) -> Option<String> {
+        self.inv.incidents.runbook_base_url.clone()
+    }
+
     /// One row per open incident, for `lienthong_incident_open` (the paging series).
     pub fn open_rows(&self) -> Vec<super::open_series::OpenRow> {
         self.open

@@ -7,7 +7,8 @@
 //! incident. It never changes while the incident lives (the sites list of a city-wide incident
 //! grows; it is not a label).
 //!
-//! `lienthong_incident_info{incident_id, title, title_en}` carries the titles for alert
+//! `lienthong_incident_info{incident_id, title, title_en, runbook_url}` carries the titles and
+//! the runbook link for alert
 //! annotations (looked up by `incident_id` in the rule's template, never joined into the
 //! identity).
 
@@ -74,6 +75,29 @@ pub fn kind_of(key: &str) -> &'static str {
     }
 }
 
+/// The runbook page (docs/runbooks/<page>.md) for an incident kind.
+pub fn runbook_page(kind: &str) -> &'static str {
+    match kind {
+        "link_down" => "sitedown",
+        "link_degraded" => "sitelinkdegraded",
+        "check_down" | "site_slow" => "sitecheckdown",
+        "service_down" | "service_slow" => "sharedservicedown",
+        "certificate" => "certificateexpiringsoon",
+        "prober_isolation" => "proberisolation",
+        _ => "lienthongincident",
+    }
+}
+
+/// The runbook of an incident: under `[incidents] runbook_base_url`, or lienthong's own
+/// `/runbooks/` (a path: the alert rule puts the scraped instance in front).
+pub fn runbook_url(base: Option<&str>, key: &str) -> String {
+    let page = runbook_page(kind_of(key));
+    match base {
+        Some(b) => format!("{}/{page}.md", b.trim_end_matches('/')),
+        None => format!("/runbooks/{page}"),
+    }
+}
+
 fn severity_str(s: Severity) -> &'static str {
     match s {
         Severity::Critical => "critical",
@@ -128,6 +152,7 @@ pub struct OpenIncidentSeries {
     desc: Desc,
     info_desc: Desc,
     rows: Mutex<Vec<OpenRow>>,
+    runbook_base: Mutex<Option<String>>,
 }
 
 impl OpenIncidentSeries {
@@ -143,7 +168,13 @@ impl OpenIncidentSeries {
             )
             .expect("valid metric"),
             rows: Mutex::new(Vec::new()),
+            runbook_base: Mutex::new(None),
         }
+    }
+
+    /// `[incidents] runbook_base_url` of the running config.
+    pub fn set_runbook_base(&self, base: Option<String>) {
+        *self.runbook_base.lock().unwrap_or_else(|e| e.into_inner()) = base;
     }
 
     /// Replaces the published incidents (called by the writer when the open set changed).
@@ -169,6 +200,11 @@ impl Collector for OpenIncidentSeries {
 
     fn collect(&self) -> Vec<MetricFamily> {
         let rows = self.rows();
+        let base = self
+            .runbook_base
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let open = family(
             NAME,
             HELP,
@@ -183,6 +219,7 @@ impl Collector for OpenIncidentSeries {
                         ("incident_id", row.id.to_string()),
                         ("title", row.title.clone()),
                         ("title_en", row.title_en.clone()),
+                        ("runbook_url", runbook_url(base.as_deref(), &row.key)),
                     ]
                 })
                 .collect(),

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod feed;
 pub mod incidents;
 pub mod openapi;
+pub mod runbooks;
 pub mod server;
 pub mod status;
 
@@ -45,6 +46,7 @@ pub fn router(app: AppState) -> Router {
         .merge(api::routes())
         .merge(incidents::routes())
         .merge(status::routes())
+        .merge(runbooks::routes())
         .fallback(not_found)
         .layer(tower::limit::ConcurrencyLimitLayer::new(256))
         .with_state(app)
