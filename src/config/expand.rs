@@ -906,7 +906,7 @@ impl CheckSource<'_> {
                 reply_timeout: Duration::from_secs(1),
             };
             if let Err(e) = self.probe.build(&BuildContext { round }) {
-                cx.push(span, format!("check `{}`: {e}", self.id), build_hint(&e));
+                push_build_error(cx, span, &self.id, &e);
             }
             return None;
         };
@@ -919,7 +919,7 @@ impl CheckSource<'_> {
                 reply_timeout: class.reply_timeout.0,
             };
             if let Err(e) = self.probe.build(&BuildContext { round }) {
-                cx.push(span, format!("check `{}`: {e}", self.id), build_hint(&e));
+                push_build_error(cx, span, &self.id, &e);
             }
             return None;
         }
@@ -955,7 +955,7 @@ impl CheckSource<'_> {
             reply_timeout: class.reply_timeout.0,
         };
         if let Err(e) = self.probe.build(&BuildContext { round }) {
-            cx.push(span, format!("check `{}`: {e}", self.id), build_hint(&e));
+            push_build_error(cx, span, &self.id, &e);
             return None;
         }
         Some(CheckDef {
@@ -978,8 +978,40 @@ impl CheckSource<'_> {
     }
 }
 
+/// A probe that does not build, at the check — or, for a [`BuildError::Located`] problem, at
+/// the first place inside the check's text that names it (a step, a `{{variable}}`, a path).
+///
+/// [`BuildError::Located`]: crate::probe::BuildError::Located
+fn push_build_error(
+    cx: &mut Ctx,
+    span: std::ops::Range<usize>,
+    id: &CheckId,
+    e: &crate::probe::BuildError,
+) {
+    let mut at = span.clone();
+    if let crate::probe::BuildError::Located { locate, .. } = e {
+        let text = cx.loc.text();
+        // A check written with `[…probe.transaction]` sub-tables spans more than its entry:
+        // look from the entry to the next check (or service) header.
+        let end = text[span.start..]
+            .match_indices("[[")
+            .map(|(i, _)| span.start + i)
+            .find(|&i| {
+                i > span.start + 2
+                    && !text[i..].starts_with("[[service.check.probe")
+            })
+            .unwrap_or(text.len())
+            .max(span.end);
+        if let Some(i) = text[span.start..end].find(locate.as_str()) {
+            at = span.start + i..span.start + i + locate.len();
+        }
+    }
+    cx.push(at, format!("check `{id}`: {e}"), build_hint(e));
+}
+
 fn build_hint(e: &crate::probe::BuildError) -> &'static str {
     match e {
+        crate::probe::BuildError::Located { hint, .. } => hint,
         crate::probe::BuildError::MissingEnv(_) => {
             "export the variable before starting lienthong (secrets never go in the file)"
         }

@@ -223,6 +223,43 @@ fn loopback_addr(s: &str, default_port: Option<u16>) -> Result<SocketAddr, &'sta
 }
 
 impl Plan {
+    /// Serves the HTTP(S) URL `raw` of check `id` (loopback only).
+    fn add_http(&mut self, id: &CheckId, raw: &str) {
+                    let Ok(url) = url::Url::parse(raw) else {
+                        skip(&mut self.skipped, id, raw, "not a URL");
+                        return;
+                    };
+                    let tls = match url.scheme() {
+                        "http" => false,
+                        "https" => true,
+                        _ => {
+                            skip(&mut self.skipped, id, raw, "not http:// or https://");
+                            return;
+                        }
+                    };
+                    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default())
+                    else {
+                        skip(&mut self.skipped, id, raw, "no host");
+                        return;
+                    };
+                    match loopback_addr(host, Some(port)) {
+                        Ok(a) => {
+                            let e = self.http.entry(a).or_insert_with(|| (tls, Vec::new()));
+                            if e.0 != tls {
+                                skip(
+                                    &mut self.skipped,
+                                    id,
+                                    raw,
+                                    "the same address is also served with the other scheme",
+                                );
+                                return;
+                            }
+                            e.1.push((id.clone(), url.path().to_string()));
+                        }
+                        Err(why) => skip(&mut self.skipped, id, raw, why),
+                    }
+                    }
+
     fn from_inventory(inv: &Inventory) -> Plan {
         let mut p = Plan::default();
         for c in &inv.checks {
@@ -238,39 +275,15 @@ impl Plan {
                     }
                     Err(why) => skip(&mut p.skipped, &id, &s.host, why),
                 },
-                ProbeSpec::Http(s) => {
-                    let Ok(url) = url::Url::parse(&s.url) else {
-                        skip(&mut p.skipped, &id, &s.url, "not a URL");
-                        continue;
-                    };
-                    let tls = match url.scheme() {
-                        "http" => false,
-                        "https" => true,
-                        _ => {
-                            skip(&mut p.skipped, &id, &s.url, "not http:// or https://");
-                            continue;
+                ProbeSpec::Http(s) => p.add_http(&id, &s.url),
+                // Every step's address is served by the same fake application.
+                ProbeSpec::Transaction(t) => {
+                    let mut seen = BTreeSet::new();
+                    for step in &t.steps {
+                        let url = step.url.replace("{{", "").replace("}}", "");
+                        if seen.insert(url.clone()) {
+                            p.add_http(&id, &url);
                         }
-                    };
-                    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default())
-                    else {
-                        skip(&mut p.skipped, &id, &s.url, "no host");
-                        continue;
-                    };
-                    match loopback_addr(host, Some(port)) {
-                        Ok(a) => {
-                            let e = p.http.entry(a).or_insert_with(|| (tls, Vec::new()));
-                            if e.0 != tls {
-                                skip(
-                                    &mut p.skipped,
-                                    &id,
-                                    &s.url,
-                                    "the same address is also served with the other scheme",
-                                );
-                                continue;
-                            }
-                            e.1.push((id, url.path().to_string()));
-                        }
-                        Err(why) => skip(&mut p.skipped, &id, &s.url, why),
                     }
                 }
                 ProbeSpec::Tcp(s) => match loopback_addr(&s.address, None) {

@@ -183,6 +183,7 @@ pub(super) fn english_title(c: &CheckDef) -> String {
         (_, ProbeKind::Tcp) => "TCP check",
         (_, ProbeKind::Icmp) => "Echo check",
         (_, ProbeKind::Dns) => "DNS check",
+        (_, ProbeKind::Transaction) => "Transaction check",
     };
     format!("{what} ({})", c.id.name)
 }
