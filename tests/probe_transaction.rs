@@ -557,7 +557,7 @@ fn step_series_are_exported() {
         .filter(|l| l.starts_with("lienthong_transaction_step_success{"))
         .collect();
     assert_eq!(order.len(), 4);
-    assert!(order[0].contains("dang-nhap") && order[3].contains("tra-cuu"), "{order:?}");
+    assert!(order[0].contains("\"dang-nhap\"") && order[3].contains("\"trang-dang-nhap\""), "{order:?}");
     // The text writer and the prometheus encoder agree on these families too.
     let mut encoded = String::new();
     let gathered = m.gather();
