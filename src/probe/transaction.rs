@@ -356,9 +356,14 @@ fn located(locate: impl Into<String>, message: String, hint: &'static str) -> Bu
 fn read_secret(name: &str, spec: &SecretSpec) -> Result<String, BuildError> {
     match (&spec.file, &spec.env) {
         (Some(path), None) => {
+            // The config quotes the path as written (a relative one was joined to the config's
+            // directory): its file name finds the line.
+            let written = std::path::Path::new(path)
+                .file_name()
+                .map_or(path.clone(), |n| n.to_string_lossy().into_owned());
             let text = std::fs::read_to_string(path).map_err(|e| {
                 located(
-                    path.clone(),
+                    written.clone(),
                     format!("secret `{name}`: cannot read file {path}: {e}"),
                     "create the file (one line, mode 0600, readable by lienthong) or fix the path; secrets never go in the TOML",
                 )
@@ -366,7 +371,7 @@ fn read_secret(name: &str, spec: &SecretSpec) -> Result<String, BuildError> {
             let value = text.trim_end_matches(['\r', '\n']).to_owned();
             if value.is_empty() {
                 return Err(located(
-                    path.clone(),
+                    written,
                     format!("secret `{name}`: file {path} is empty"),
                     "write the secret on the file's first line",
                 ));
@@ -380,6 +385,15 @@ fn read_secret(name: &str, spec: &SecretSpec) -> Result<String, BuildError> {
             "write secrets.NAME = { file = \"/etc/lienthong/NAME.pass\" } or { env = \"VAR\" }",
         )),
     }
+}
+
+/// The values of the secrets of `spec` that can be read now (for the demo simulator, which
+/// accepts what the config's transactions send).
+pub(crate) fn readable_secrets(spec: &TransactionSpec) -> Vec<String> {
+    spec.secrets
+        .iter()
+        .filter_map(|(name, s)| read_secret(name, s).ok())
+        .collect()
 }
 
 fn invalid_step(step: &str, locate: &str, what: impl std::fmt::Display) -> BuildError {

@@ -45,6 +45,10 @@
 //! - `slow` (site or service, `delay`): every HTTP response waits `delay` first.
 //! - `tcp_down` (site or service): the TCP listeners are closed (HTTP stays up).
 //! - `wrong_body` (site or service): HTTP answers `200` with a maintenance page (the app is gone).
+//! - `lookup_error` (service): the administrative-procedures application served where a
+//!   transaction check points (`GET /login` with a CSRF-style token and a session cookie,
+//!   `POST /login`, `GET /api/ho-so/{code}`, `POST /logout`) keeps log-in working while the
+//!   lookup answers `200 {"status":"error"}`.
 //!
 //! A listener shared by several checks closes when a fault hits any of them. `http_status` and
 //! `slow` with a `check` apply to requests for that check's URL path.
@@ -53,7 +57,8 @@
 //! at 20 s `link_down` of Phường Bến Thành for 2 min; at 60 s `http_status` 503 on the
 //! administrative-procedures system for 90 s; at 150 s `link_loss` 15 % on Côn Đảo for 150 s; at
 //! 240 s `slow` 4 s on Phường Sài Gòn's public-service centre for 90 s; at 340 s `link_latency`
-//! +300 ms on Xã Thạnh An for 2 min; at 480 s `wrong_body` on the document-management system
+//! +300 ms on Xã Thạnh An for 2 min; at 400 s `lookup_error` on the administrative-procedures
+//! system for 90 s (the transaction fails at step `tra-cuu`); at 480 s `wrong_body` on the document-management system
 //! for 60 s (200 with a maintenance page); cycle 10 min.
 
 mod certs;
@@ -180,6 +185,8 @@ struct Plan {
     http: BTreeMap<SocketAddr, (bool, Vec<(CheckId, String)>)>,
     tcp: BTreeMap<SocketAddr, (bool, Vec<CheckId>, Option<String>)>,
     dns: BTreeMap<SocketAddr, (Vec<hickory_proto::rr::Name>, Vec<CheckId>)>,
+    /// HTTP addresses that serve the transaction application, with the passwords it accepts.
+    apps: BTreeMap<SocketAddr, Vec<String>>,
     skipped: Vec<String>,
 }
 
@@ -283,6 +290,18 @@ impl Plan {
                         let url = step.url.replace("{{", "").replace("}}", "");
                         if seen.insert(url.clone()) {
                             p.add_http(&id, &url);
+                        }
+                        let addr = url::Url::parse(&url).ok().and_then(|u| {
+                            let port = u.port_or_known_default()?;
+                            loopback_addr(u.host_str()?, Some(port)).ok()
+                        });
+                        if let Some(a) = addr {
+                            let accepted = p.apps.entry(a).or_default();
+                            for pw in crate::probe::transaction::readable_secrets(t) {
+                                if !accepted.contains(&pw) {
+                                    accepted.push(pw);
+                                }
+                            }
                         }
                     }
                 }
@@ -447,6 +466,10 @@ impl Simulator {
                 tls: tls.then(|| https.clone()),
                 owners,
                 title,
+                app: plan
+                    .apps
+                    .get(&addr)
+                    .map(|pw| servers::MotCua::new(pw.clone())),
             });
             // Closed right away when a fault starts with the scenario (no accept race).
             let listener = (!site.is_down(&view.current())).then_some(listener);
