@@ -572,3 +572,44 @@ fn step_series_are_exported() {
     };
     assert_eq!(pick(&text), pick(&encoded));
 }
+
+/// In a `[[template]]`, `{code}` / `{addr.KEY}` are filled per site while a transaction's
+/// `{{variable}}` is left for the run.
+#[test]
+fn templated_transaction_keeps_its_variables() {
+    let text = config_with("").replace(
+        "[inventory]",
+        r#"[[template]]
+name = "mot-cua"
+role = "other"
+title = "Một cửa"
+[template.probe.transaction]
+[[template.probe.transaction.step]]
+name = "trang"
+url = "http://127.0.0.1:9/{code}/login"
+extract = [{ var = "csrf", regex = "csrf=(\\w+)" }]
+[[template.probe.transaction.step]]
+name = "gui"
+method = "POST"
+url = "http://127.0.0.1:9/{code}/login"
+form = { csrf = "{{csrf}}", don_vi = "{slug}" }
+
+[inventory]"#,
+    );
+    // The service check of config_with has no steps: drop it.
+    let text = text.replace("[service.check.probe.transaction]\n\n", "probe.http = { url = \"http://127.0.0.1:9/\", body_contains = \"x\" }\n");
+    let cfg = Config::from_str(Path::new("tx.toml"), &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let c = cfg
+        .inventory
+        .checks
+        .iter()
+        .find(|c| &*c.id.name == "mot-cua")
+        .unwrap();
+    let ProbeSpec::Transaction(t) = &c.probe else {
+        panic!("{:?}", c.probe)
+    };
+    assert_eq!(t.steps[0].url, "http://127.0.0.1:9/1/login");
+    let form = t.steps[1].form.as_ref().unwrap();
+    assert_eq!(form["csrf"], "{{csrf}}");
+    assert_eq!(form["don_vi"], "a");
+}

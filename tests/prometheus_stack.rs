@@ -792,6 +792,13 @@ async fn dashboards_and_rules_work_against_real_prometheus_and_alertmanager() {
         "\n[[notify]]\nname = \"kiem-thu-alertmanager\"\nkind = \"alertmanager\"\nurl = \"{am}\"\n"
     ));
     std::fs::write(lt_dir.join("probes.toml"), probes).unwrap();
+    // The transaction's secret file, relative to the config.
+    std::fs::create_dir_all(lt_dir.join("deploy/demo")).unwrap();
+    std::fs::copy(
+        repo().join("deploy/demo/motcua.pass"),
+        lt_dir.join("deploy/demo/motcua.pass"),
+    )
+    .unwrap();
     std::fs::write(lt_dir.join("scenario.toml"), SCENARIO).unwrap();
     let lt_started = Instant::now();
     procs.spawn(

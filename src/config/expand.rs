@@ -1064,11 +1064,15 @@ fn fill(
     }
 }
 
-/// The `{...}` placeholders in a string.
+/// The `{...}` placeholders in a string (a transaction's `{{variable}}` is not one).
 fn placeholders(s: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut rest = s;
     while let Some(start) = rest.find('{') {
+        if let Some(end) = transaction_var(&rest[start..]) {
+            rest = &rest[start + end..];
+            continue;
+        }
         let Some(len) = rest[start..].find('}') else {
             break;
         };
@@ -1076,6 +1080,12 @@ fn placeholders(s: &str) -> Vec<&str> {
         rest = &rest[start + len + 1..];
     }
     out
+}
+
+/// The length of a `{{variable}}` at the start of `s` (filled at run time by a transaction).
+fn transaction_var(s: &str) -> Option<usize> {
+    let inner = s.strip_prefix("{{")?;
+    inner.find("}}").map(|i| i + 4)
 }
 
 fn walk_strings(v: &mut toml::Value, f: &mut impl FnMut(&mut String)) {
@@ -1101,6 +1111,11 @@ fn substitute(s: &str, site: &Site, missing: &mut Vec<String>) -> String {
     let mut rest = s;
     while let Some(start) = rest.find('{') {
         out.push_str(&rest[..start]);
+        if let Some(end) = transaction_var(&rest[start..]) {
+            out.push_str(&rest[start..start + end]);
+            rest = &rest[start + end..];
+            continue;
+        }
         let Some(len) = rest[start..].find('}') else {
             out.push_str(&rest[start..]);
             return out;
