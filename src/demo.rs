@@ -60,7 +60,8 @@ impl Source {
             Source::Builtin => {
                 // The built-in config's relative secret file (the simulator's demo password)
                 // is written next to a virtual config path, so `demo` works from any directory.
-                let dir = std::env::temp_dir().join(format!("lienthong-demo-{}", std::process::id()));
+                let dir =
+                    std::env::temp_dir().join(format!("lienthong-demo-{}", std::process::id()));
                 let secret = dir.join(BUILTIN_SECRET.0);
                 write_private(&secret, BUILTIN_SECRET.1).map_err(|source| ConfigError::Read {
                     path: secret.clone(),

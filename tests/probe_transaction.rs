@@ -242,7 +242,10 @@ async fn full_flow_passes_with_every_extraction_and_cookies() {
     assert!(o.success, "{o:?}");
     assert_eq!(d.steps.len(), 4);
     assert!(d.steps.iter().all(|s| s.ran && s.success), "{d:?}");
-    assert_eq!(step(&d, "trang-dang-nhap").extracted, ["csrf", "sid", "req"]);
+    assert_eq!(
+        step(&d, "trang-dang-nhap").extracted,
+        ["csrf", "sid", "req"]
+    );
     assert_eq!(step(&d, "dang-nhap").extracted, ["token", "user"]);
     assert_eq!(step(&d, "tra-cuu").status, Some(200));
     assert!(step(&d, "tra-cuu").phases.connect.is_some());
@@ -250,8 +253,16 @@ async fn full_flow_passes_with_every_extraction_and_cookies() {
     assert_eq!(a.logouts, 1);
     // Both cookies of the login page went along with the lookup.
     assert_eq!(a.cookies_seen.len(), 1);
-    assert!(a.cookies_seen[0].contains("SID=sid-"), "{:?}", a.cookies_seen);
-    assert!(a.cookies_seen[0].contains("lang=vi"), "{:?}", a.cookies_seen);
+    assert!(
+        a.cookies_seen[0].contains("SID=sid-"),
+        "{:?}",
+        a.cookies_seen
+    );
+    assert!(
+        a.cookies_seen[0].contains("lang=vi"),
+        "{:?}",
+        a.cookies_seen
+    );
     assert!(a.sessions.is_empty(), "logout ended the session");
 }
 
@@ -272,7 +283,10 @@ async fn json_mismatch_names_the_step_and_cleanup_still_logs_out() {
         msg.starts_with("step=\"tra-cuu\" reason=\"json_mismatch\""),
         "{msg}"
     );
-    assert!(msg.contains("JSON /status is \"error\", expected \"ok\""), "{msg}");
+    assert!(
+        msg.contains("JSON /status is \"error\", expected \"ok\""),
+        "{msg}"
+    );
     assert_eq!(d.failed_step.as_deref(), Some("tra-cuu"));
     let logout = step(&d, "dang-xuat");
     assert!(logout.ran && logout.success, "{logout:?}");
@@ -287,13 +301,48 @@ async fn every_assertion_kind_fails_with_its_reason() {
     let (base, _app) = serve().await;
     let (_dir, pass) = secret_file();
     let cases: [(&str, &str, Reason, &str); 7] = [
-        ("HS-1", "expect_status = [201]", Reason::HttpStatus, "status 200 not in expected set [201]"),
-        ("HS-1", "body_regex = \"khong-co\"", Reason::BodyMismatch, "body does not match /khong-co/"),
-        ("HS-1", "expect_header = [{ name = \"x-khong-co\" }]", Reason::HeaderMismatch, "no x-khong-co header"),
-        ("HS-1", "expect_json = [{ pointer = \"/ho_so\", exists = false }]", Reason::JsonMismatch, "JSON has a field at /ho_so (expected none)"),
-        ("HS-1", "max_duration = \"1ns\"", Reason::TooSlow, "more than max_duration"),
-        ("HS-1", "extract = [{ var = \"x\", json = \"/khong/co\" }]", Reason::ExtractFailed, "extract `x`: JSON has no field at /khong/co"),
-        ("HS-1", "extract = [{ var = \"y\", cookie = \"KHONG\" }]", Reason::ExtractFailed, "extract `y`: no cookie KHONG"),
+        (
+            "HS-1",
+            "expect_status = [201]",
+            Reason::HttpStatus,
+            "status 200 not in expected set [201]",
+        ),
+        (
+            "HS-1",
+            "body_regex = \"khong-co\"",
+            Reason::BodyMismatch,
+            "body does not match /khong-co/",
+        ),
+        (
+            "HS-1",
+            "expect_header = [{ name = \"x-khong-co\" }]",
+            Reason::HeaderMismatch,
+            "no x-khong-co header",
+        ),
+        (
+            "HS-1",
+            "expect_json = [{ pointer = \"/ho_so\", exists = false }]",
+            Reason::JsonMismatch,
+            "JSON has a field at /ho_so (expected none)",
+        ),
+        (
+            "HS-1",
+            "max_duration = \"1ns\"",
+            Reason::TooSlow,
+            "more than max_duration",
+        ),
+        (
+            "HS-1",
+            "extract = [{ var = \"x\", json = \"/khong/co\" }]",
+            Reason::ExtractFailed,
+            "extract `x`: JSON has no field at /khong/co",
+        ),
+        (
+            "HS-1",
+            "extract = [{ var = \"y\", cookie = \"KHONG\" }]",
+            Reason::ExtractFailed,
+            "extract `y`: no cookie KHONG",
+        ),
     ];
     for (code, extra, reason, want) in cases {
         // The flow's own `expect_json`/`expect_header` lines are replaced when `extra` sets them.
@@ -378,13 +427,12 @@ async fn secrets_and_extracted_values_are_redacted_everywhere() {
     let (o, _d) = run(&spec, Duration::from_secs(10)).await;
     assert_eq!(o.reason(), Some(Reason::JsonMismatch), "{o:?}");
     let msg = o.failure.as_ref().unwrap().message.clone();
-    assert!(msg.contains("JSON /echo is \"***\", expected \"***\""), "{msg}");
+    assert!(
+        msg.contains("JSON /echo is \"***\", expected \"***\""),
+        "{msg}"
+    );
 
-    let cfg = Config::from_str(
-        Path::new("tx.toml"),
-        &config_with(&text.replace('\n', "\n")),
-    )
-    .expect("config loads");
+    let cfg = Config::from_str(Path::new("tx.toml"), &config_with(&text)).expect("config loads");
     let check = cfg
         .inventory
         .checks
@@ -395,7 +443,12 @@ async fn secrets_and_extracted_values_are_redacted_everywhere() {
     let report = lienthong::report::breakdown(check, &o);
     let api = serde_json::to_string(&o).unwrap();
     let debug = format!("{probe:?} {:?}", check.probe);
-    for (what, text) in [("message", &msg), ("report", &report), ("api", &api), ("debug", &debug)] {
+    for (what, text) in [
+        ("message", &msg),
+        ("report", &report),
+        ("api", &api),
+        ("debug", &debug),
+    ] {
         for secret in [PASSWORD, API_KEY, "tok-sid-", "csrf1abc", "sid-1-xyz"] {
             assert!(!text.contains(secret), "{what} shows {secret}: {text}");
         }
@@ -468,14 +521,16 @@ fn check_config_rejects_bad_steps_at_their_line() {
     let base = "http://127.0.0.1:9";
 
     // A variable used before any step extracts it.
-    let text = config_with(&flow_toml(base, &pass, "HS-1", "").replace(
-        "Bearer {{token}}",
-        "Bearer {{tokn}}",
-    ));
+    let text = config_with(
+        &flow_toml(base, &pass, "HS-1", "").replace("Bearer {{token}}", "Bearer {{tokn}}"),
+    );
     let err = problems(&text);
     let line = line_of(&text, "{{tokn}}");
     assert!(err.contains(&format!("tx.toml:{line}:")), "{err}");
-    assert!(err.contains("uses {{tokn}} before any step extracts it"), "{err}");
+    assert!(
+        err.contains("uses {{tokn}} before any step extracts it"),
+        "{err}"
+    );
     assert!(err.contains("hint: extract it in an earlier step"), "{err}");
 
     // Duplicate step names.
@@ -495,7 +550,12 @@ fn check_config_rejects_bad_steps_at_their_line() {
     assert!(err.contains("hint: every step needs its own name"), "{err}");
 
     // A missing secret file.
-    let text = config_with(&flow_toml(base, "/nonexistent/lienthong/motcua.pass", "HS-1", ""));
+    let text = config_with(&flow_toml(
+        base,
+        "/nonexistent/lienthong/motcua.pass",
+        "HS-1",
+        "",
+    ));
     let err = problems(&text);
     let line = line_of(&text, "/nonexistent/lienthong/motcua.pass");
     assert!(err.contains(&format!("tx.toml:{line}:")), "{err}");
@@ -506,8 +566,11 @@ fn check_config_rejects_bad_steps_at_their_line() {
     assert!(err.contains("hint: create the file"), "{err}");
 
     // The good flow loads.
-    Config::from_str(Path::new("tx.toml"), &config_with(&flow_toml(base, &pass, "HS-1", "")))
-        .expect("valid flow");
+    Config::from_str(
+        Path::new("tx.toml"),
+        &config_with(&flow_toml(base, &pass, "HS-1", "")),
+    )
+    .expect("valid flow");
 }
 
 #[test]
@@ -557,7 +620,10 @@ fn step_series_are_exported() {
         .filter(|l| l.starts_with("lienthong_transaction_step_success{"))
         .collect();
     assert_eq!(order.len(), 4);
-    assert!(order[0].contains("\"dang-nhap\"") && order[3].contains("\"trang-dang-nhap\""), "{order:?}");
+    assert!(
+        order[0].contains("\"dang-nhap\"") && order[3].contains("\"trang-dang-nhap\""),
+        "{order:?}"
+    );
     // The text writer and the prometheus encoder agree on these families too.
     let mut encoded = String::new();
     let gathered = m.gather();
@@ -597,8 +663,12 @@ form = { csrf = "{{csrf}}", don_vi = "{slug}" }
 [inventory]"#,
     );
     // The service check of config_with has no steps: drop it.
-    let text = text.replace("[service.check.probe.transaction]\n\n", "probe.http = { url = \"http://127.0.0.1:9/\", body_contains = \"x\" }\n");
-    let cfg = Config::from_str(Path::new("tx.toml"), &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let text = text.replace(
+        "[service.check.probe.transaction]\n\n",
+        "probe.http = { url = \"http://127.0.0.1:9/\", body_contains = \"x\" }\n",
+    );
+    let cfg =
+        Config::from_str(Path::new("tx.toml"), &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let c = cfg
         .inventory
         .checks

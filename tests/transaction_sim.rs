@@ -26,11 +26,17 @@ fn free_port() -> u16 {
 /// secret file next to the config.
 fn inventory(dir: &Path, port: u16) -> Inventory {
     let shipped = std::fs::read_to_string("probes.toml").unwrap();
-    let start = shipped.find("[[service]]\nslug = \"thu-tuc-hanh-chinh\"").unwrap();
+    let start = shipped
+        .find("[[service]]\nslug = \"thu-tuc-hanh-chinh\"")
+        .unwrap();
     let end = start + 1 + shipped[start + 1..].find("[[service]]").unwrap();
     let service = shipped[start..end].replace("127.20.0.1:18080", &format!("127.0.0.1:{port}"));
     std::fs::create_dir_all(dir.join("deploy/demo")).unwrap();
-    std::fs::copy("deploy/demo/motcua.pass", dir.join("deploy/demo/motcua.pass")).unwrap();
+    std::fs::copy(
+        "deploy/demo/motcua.pass",
+        dir.join("deploy/demo/motcua.pass"),
+    )
+    .unwrap();
     let text = format!(
         r#"[link_class.datacenter]
 interval = "10s"
@@ -150,9 +156,9 @@ async fn simulated_flow_passes_then_fails_at_the_lookup_and_opens_one_incident()
     assert_eq!(inc.sites.len(), 2, "city-wide: every site");
     let events = store.events_after(0, 100).unwrap();
     assert!(
-        events
-            .iter()
-            .any(|e| e.message.contains(r#"(step="tra-cuu" reason="json_mismatch")"#)),
+        events.iter().any(|e| e
+            .message
+            .contains(r#"(step="tra-cuu" reason="json_mismatch")"#)),
         "{events:?}"
     );
 }

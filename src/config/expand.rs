@@ -996,10 +996,7 @@ fn push_build_error(
         let end = text[span.start..]
             .match_indices("[[")
             .map(|(i, _)| span.start + i)
-            .find(|&i| {
-                i > span.start + 2
-                    && !text[i..].starts_with("[[service.check.probe")
-            })
+            .find(|&i| i > span.start + 2 && !text[i..].starts_with("[[service.check.probe"))
             .unwrap_or(text.len())
             .max(span.end);
         if let Some(i) = text[span.start..end].find(locate.as_str()) {

@@ -216,7 +216,11 @@ fn resolve_relative_paths(file: &mut ConfigFile, path: &Path) {
     let fix = |probe: &mut crate::probe::ProbeSpec| {
         if let crate::probe::ProbeSpec::Transaction(t) = probe {
             for s in t.secrets.values_mut() {
-                if let Some(f) = s.file.as_mut().filter(|f| Path::new(f.as_str()).is_relative()) {
+                if let Some(f) = s
+                    .file
+                    .as_mut()
+                    .filter(|f| Path::new(f.as_str()).is_relative())
+                {
                     *f = dir.join(&*f).display().to_string();
                 }
             }

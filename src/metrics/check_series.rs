@@ -461,7 +461,11 @@ impl Slot {
             return None;
         }
         Some(steps.iter().map(move |(name, duration, success)| {
-            let v = if f == STEP_SUCCESS { *success } else { *duration };
+            let v = if f == STEP_SUCCESS {
+                *success
+            } else {
+                *duration
+            };
             (&**name, v)
         }))
     }

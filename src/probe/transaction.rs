@@ -220,7 +220,9 @@ impl Template {
             };
             let name = rest[i + 2..i + 2 + end].trim();
             if !is_var_name(name) {
-                return Err(format!("{{{{{name}}}}} is not a variable name (letters, digits, _ and -)"));
+                return Err(format!(
+                    "{{{{{name}}}}} is not a variable name (letters, digits, _ and -)"
+                ));
             }
             pieces.push(Piece::Var(name.to_owned()));
             rest = &rest[i + 2 + end + 2..];
@@ -261,8 +263,7 @@ impl Template {
 
 fn is_var_name(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
@@ -441,9 +442,7 @@ impl TransactionProbe {
             let step = Self::build_step(s, spec)?;
             // Variables must be known before use: secrets and earlier steps' extractions.
             let mut used: Vec<&str> = step.url.vars().collect();
-            step.headers
-                .iter()
-                .for_each(|(_, t)| used.extend(t.vars()));
+            step.headers.iter().for_each(|(_, t)| used.extend(t.vars()));
             match &step.body {
                 BodyTemplate::Raw(t) => used.extend(t.vars()),
                 BodyTemplate::Form(f) => f.iter().for_each(|(_, t)| used.extend(t.vars())),
@@ -531,7 +530,10 @@ impl TransactionProbe {
         let regex = |r: &str| regex::Regex::new(r).map_err(|e| bad(r, e.to_string()));
         let pointer = |p: &str| match p.is_empty() || p.starts_with('/') {
             true => Ok(()),
-            false => Err(bad(p, format!("{p:?} is not a JSON pointer (must start with /)"))),
+            false => Err(bad(
+                p,
+                format!("{p:?} is not a JSON pointer (must start with /)"),
+            )),
         };
         let mut expect_json = Vec::new();
         for j in &s.expect_json {
@@ -539,7 +541,10 @@ impl TransactionProbe {
             if j.equals.is_some() == j.exists.is_some() {
                 return Err(bad(
                     &j.pointer,
-                    format!("expect_json {}: give exactly one of equals or exists", j.pointer),
+                    format!(
+                        "expect_json {}: give exactly one of equals or exists",
+                        j.pointer
+                    ),
                 ));
             }
             expect_json.push(JsonAssert {
@@ -572,11 +577,17 @@ impl TransactionProbe {
             if sources.iter().filter(|x| **x).count() != 1 {
                 return Err(bad(
                     &e.var,
-                    format!("extract `{}`: give exactly one of json, regex, header, cookie", e.var),
+                    format!(
+                        "extract `{}`: give exactly one of json, regex, header, cookie",
+                        e.var
+                    ),
                 ));
             }
             if e.group.is_some() && e.regex.is_none() {
-                return Err(bad(&e.var, format!("extract `{}`: group needs regex", e.var)));
+                return Err(bad(
+                    &e.var,
+                    format!("extract `{}`: group needs regex", e.var),
+                ));
             }
             let source = if let Some(p) = &e.json {
                 pointer(p)?;
@@ -770,8 +781,12 @@ impl TransactionProbe {
             h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
         }
         if let Some(cookies) = jar.header(&host) {
-            let mut v = HeaderValue::try_from(cookies)
-                .map_err(|_| (Reason::Protocol, "a cookie is not a valid header value".to_owned()))?;
+            let mut v = HeaderValue::try_from(cookies).map_err(|_| {
+                (
+                    Reason::Protocol,
+                    "a cookie is not a valid header value".to_owned(),
+                )
+            })?;
             v.set_sensitive(true);
             h.insert(COOKIE, v);
         }
@@ -956,7 +971,12 @@ impl TransactionProbe {
     ) -> Result<(), Fail> {
         let mut json = None;
         for e in &step.extract {
-            let fail = |what: String| (Reason::ExtractFailed, format!("extract `{}`: {what}", e.var));
+            let fail = |what: String| {
+                (
+                    Reason::ExtractFailed,
+                    format!("extract `{}`: {what}", e.var),
+                )
+            };
             let value = match &e.source {
                 Source::Json(p) => {
                     if json.is_none() {
@@ -1150,8 +1170,15 @@ mod tests {
     fn templates_parse_and_render() {
         let t = Template::parse("http://h/a/{{code}}?t={{ tok }}").unwrap();
         assert_eq!(t.vars().collect::<Vec<_>>(), ["code", "tok"]);
-        let vars: Vars = [("code".into(), "HS 1/2".into()), ("tok".into(), "a&b".into())].into();
-        assert_eq!(t.render(&vars, true).unwrap(), "http://h/a/HS+1%2F2?t=a%26b");
+        let vars: Vars = [
+            ("code".into(), "HS 1/2".into()),
+            ("tok".into(), "a&b".into()),
+        ]
+        .into();
+        assert_eq!(
+            t.render(&vars, true).unwrap(),
+            "http://h/a/HS+1%2F2?t=a%26b"
+        );
         assert_eq!(
             Template::parse("{{x}}").unwrap().render(&vars, false),
             Err("variable {{x}} is not set".into())
@@ -1163,7 +1190,10 @@ mod tests {
     #[test]
     fn jar_keeps_sets_and_expires_per_host() {
         let mut h = HeaderMap::new();
-        h.append("set-cookie", HeaderValue::from_static("SID=abc; Path=/; HttpOnly"));
+        h.append(
+            "set-cookie",
+            HeaderValue::from_static("SID=abc; Path=/; HttpOnly"),
+        );
         h.append("set-cookie", HeaderValue::from_static("lang=vi"));
         let mut jar = Jar::default();
         jar.store("a", &h);
@@ -1179,6 +1209,9 @@ mod tests {
     fn mask_hides_values_and_their_url_form() {
         let mut m = Mask::new(["s3cr3t!pass"].into_iter());
         m.add("tok");
-        assert_eq!(m.apply("x s3cr3t!pass y s3cr3t%21pass tok"), "x *** y *** tok");
+        assert_eq!(
+            m.apply("x s3cr3t!pass y s3cr3t%21pass tok"),
+            "x *** y *** tok"
+        );
     }
 }

@@ -232,40 +232,39 @@ fn loopback_addr(s: &str, default_port: Option<u16>) -> Result<SocketAddr, &'sta
 impl Plan {
     /// Serves the HTTP(S) URL `raw` of check `id` (loopback only).
     fn add_http(&mut self, id: &CheckId, raw: &str) {
-                    let Ok(url) = url::Url::parse(raw) else {
-                        skip(&mut self.skipped, id, raw, "not a URL");
-                        return;
-                    };
-                    let tls = match url.scheme() {
-                        "http" => false,
-                        "https" => true,
-                        _ => {
-                            skip(&mut self.skipped, id, raw, "not http:// or https://");
-                            return;
-                        }
-                    };
-                    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default())
-                    else {
-                        skip(&mut self.skipped, id, raw, "no host");
-                        return;
-                    };
-                    match loopback_addr(host, Some(port)) {
-                        Ok(a) => {
-                            let e = self.http.entry(a).or_insert_with(|| (tls, Vec::new()));
-                            if e.0 != tls {
-                                skip(
-                                    &mut self.skipped,
-                                    id,
-                                    raw,
-                                    "the same address is also served with the other scheme",
-                                );
-                                return;
-                            }
-                            e.1.push((id.clone(), url.path().to_string()));
-                        }
-                        Err(why) => skip(&mut self.skipped, id, raw, why),
-                    }
-                    }
+        let Ok(url) = url::Url::parse(raw) else {
+            skip(&mut self.skipped, id, raw, "not a URL");
+            return;
+        };
+        let tls = match url.scheme() {
+            "http" => false,
+            "https" => true,
+            _ => {
+                skip(&mut self.skipped, id, raw, "not http:// or https://");
+                return;
+            }
+        };
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            skip(&mut self.skipped, id, raw, "no host");
+            return;
+        };
+        match loopback_addr(host, Some(port)) {
+            Ok(a) => {
+                let e = self.http.entry(a).or_insert_with(|| (tls, Vec::new()));
+                if e.0 != tls {
+                    skip(
+                        &mut self.skipped,
+                        id,
+                        raw,
+                        "the same address is also served with the other scheme",
+                    );
+                    return;
+                }
+                e.1.push((id.clone(), url.path().to_string()));
+            }
+            Err(why) => skip(&mut self.skipped, id, raw, why),
+        }
+    }
 
     fn from_inventory(inv: &Inventory) -> Plan {
         let mut p = Plan::default();
@@ -704,6 +703,23 @@ pub fn overlay(inv: &mut Inventory, sim: &Simulator) {
                     if sim.tls_targets.contains(&a) {
                         s.ca_file = Some(ca.clone());
                     }
+                }
+            }
+            ProbeSpec::Transaction(t) => {
+                let served = t.steps.iter().any(|step| {
+                    let url = step.url.replace("{{", "").replace("}}", "");
+                    url::Url::parse(&url).ok().is_some_and(|u| {
+                        let (Some(host), Some(port)) = (u.host_str(), u.port_or_known_default())
+                        else {
+                            return false;
+                        };
+                        u.scheme() == "https"
+                            && loopback_addr(host, Some(port))
+                                .is_ok_and(|a| sim.tls_targets.contains(&a))
+                    })
+                });
+                if served {
+                    t.ca_file = Some(ca.clone());
                 }
             }
             _ => {}
