@@ -1189,6 +1189,10 @@ pub(super) fn check_row(c: &CheckStatus, lang: Lang) -> Markup {
             }
             v.join(" · ")
         }
+        Some(Details::Transaction(t)) => match &t.failed_step {
+            Some(step) => format!("{} {step}", lang.pick("lỗi ở bước", "failed at step")),
+            None => format!("{} {}", t.steps.len(), lang.pick("bước đạt", "steps passed")),
+        },
         _ => String::new(),
     };
     html! {
