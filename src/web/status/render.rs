@@ -50,6 +50,10 @@ pub(super) fn reason_label(r: &str, lang: Lang) -> &str {
         "dns_rcode" => ("DNS trả mã lỗi", "DNS error rcode"),
         "dns_answer" => ("DNS trả sai địa chỉ", "wrong DNS answer"),
         "permission" => ("thiếu quyền mở socket", "no permission for the socket"),
+        "json_mismatch" => ("dữ liệu JSON trả về sai", "unexpected JSON field"),
+        "header_mismatch" => ("tiêu đề HTTP sai", "unexpected HTTP header"),
+        "too_slow" => ("một bước giao dịch quá chậm", "a transaction step too slow"),
+        "extract_failed" => ("không lấy được dữ liệu cho bước sau", "could not extract a value"),
         other => (other, other),
     };
     lang.pick(vi, en)
