@@ -53,7 +53,10 @@ pub(super) fn reason_label(r: &str, lang: Lang) -> &str {
         "json_mismatch" => ("dữ liệu JSON trả về sai", "unexpected JSON field"),
         "header_mismatch" => ("tiêu đề HTTP sai", "unexpected HTTP header"),
         "too_slow" => ("một bước giao dịch quá chậm", "a transaction step too slow"),
-        "extract_failed" => ("không lấy được dữ liệu cho bước sau", "could not extract a value"),
+        "extract_failed" => (
+            "không lấy được dữ liệu cho bước sau",
+            "could not extract a value",
+        ),
         other => (other, other),
     };
     lang.pick(vi, en)
@@ -1195,7 +1198,11 @@ pub(super) fn check_row(c: &CheckStatus, lang: Lang) -> Markup {
         }
         Some(Details::Transaction(t)) => match &t.failed_step {
             Some(step) => format!("{} {step}", lang.pick("lỗi ở bước", "failed at step")),
-            None => format!("{} {}", t.steps.len(), lang.pick("bước đạt", "steps passed")),
+            None => format!(
+                "{} {}",
+                t.steps.len(),
+                lang.pick("bước đạt", "steps passed")
+            ),
         },
         _ => String::new(),
     };
