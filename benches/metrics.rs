@@ -349,6 +349,24 @@ fn outcome(c: &CheckDef, i: usize) -> Outcome {
             (o, 0.41)
         }
         ProbeKind::Dns => (Outcome::ok(Details::None), 0.002),
+        // The shipped config's one transaction: four steps.
+        ProbeKind::Transaction => {
+            let steps = ["trang-dang-nhap", "dang-nhap", "tra-cuu", "dang-xuat"]
+                .iter()
+                .map(|n| lienthong::probe::StepDetails {
+                    name: n.to_string(),
+                    ran: true,
+                    success: !failing,
+                    duration: Duration::from_secs_f64(0.004 + jitter / 1000.0),
+                    ..Default::default()
+                })
+                .collect();
+            let d = Details::Transaction(Box::new(lienthong::probe::TransactionDetails {
+                steps,
+                ..Default::default()
+            }));
+            (Outcome::ok(d), 0.016)
+        }
     };
     o.duration = Duration::from_secs_f64(secs);
     o

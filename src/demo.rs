@@ -15,6 +15,29 @@ use crate::simulator::{self, Scenario, Simulator};
 /// The shipped config, built into the binary so `demo` works from any directory.
 pub const BUILTIN_CONFIG: &str = include_str!("../probes.toml");
 
+/// The demo password the built-in config's transaction reads (`secrets.password.file`): the
+/// simulator's, not a secret.
+const BUILTIN_SECRET: (&str, &str) = (
+    "deploy/demo/motcua.pass",
+    include_str!("../deploy/demo/motcua.pass"),
+);
+
+/// Writes `text` to `path` (creating its directory), readable by the owner only.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
+
 /// Where the demo's config comes from.
 #[derive(Clone)]
 enum Source {
@@ -35,7 +58,16 @@ impl Source {
         let cfg = match self {
             Source::File(p) => Config::load(p)?,
             Source::Builtin => {
-                Config::from_str(Path::new("probes.toml (built in)"), BUILTIN_CONFIG)?
+                // The built-in config's relative secret file (the simulator's demo password)
+                // is written next to a virtual config path, so `demo` works from any directory.
+                let dir =
+                    std::env::temp_dir().join(format!("lienthong-demo-{}", std::process::id()));
+                let secret = dir.join(BUILTIN_SECRET.0);
+                write_private(&secret, BUILTIN_SECRET.1).map_err(|source| ConfigError::Read {
+                    path: secret.clone(),
+                    source,
+                })?;
+                Config::from_str(&dir.join("probes.toml (built in)"), BUILTIN_CONFIG)?
             }
         };
         Ok((*cfg.inventory).clone())

@@ -113,6 +113,46 @@ pub fn breakdown(c: &CheckDef, o: &Outcome) -> String {
                 let _ = writeln!(out, "    {a}");
             }
         }
+        Details::Transaction(d) => {
+            for (i, s) in d.steps.iter().enumerate() {
+                let verdict = match (s.ran, s.success) {
+                    (false, _) if s.reason.is_some() => "NOT STARTED",
+                    (false, _) => "SKIPPED",
+                    (true, true) => "OK",
+                    (true, false) => "FAILED",
+                };
+                let cleanup = if s.cleanup { " (cleanup)" } else { "" };
+                let _ = writeln!(
+                    out,
+                    "  step {} {}{cleanup}: {} {} — {verdict} in {:.1} ms",
+                    i + 1,
+                    s.name,
+                    s.method,
+                    s.url,
+                    s.duration.as_secs_f64() * 1000.0
+                );
+                if !s.ran {
+                    if let Some(e) = &s.error {
+                        let _ = writeln!(out, "    {e}");
+                    }
+                    continue;
+                }
+                let _ = writeln!(
+                    out,
+                    "    status: {}  body: {} bytes  extracted: [{}]",
+                    s.status
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    s.body_bytes,
+                    s.extracted.join(", ")
+                );
+                phases(&mut out, &s.phases);
+                if let (Some(r), Some(e)) = (s.reason, &s.error) {
+                    let _ = writeln!(out, "    failed: {r}: {e}");
+                }
+            }
+            expiry(&mut out, d.cert_earliest_expiry);
+        }
         Details::None => {}
     }
     out

@@ -22,6 +22,13 @@ duration = "5m"
 kind = "http_status"
 status = 503
 service = "thu-tuc-hanh-chinh"
+check = "portal"
+[[fault]]
+at = "0s"
+duration = "5m"
+kind = "lookup_error"
+service = "thu-tuc-hanh-chinh"
+check = "giao-dich"
 [[fault]]
 at = "0s"
 duration = "5m"
@@ -64,7 +71,7 @@ fn demo_shows_all_sites_and_scripted_faults() {
             .lines()
             .filter(|l| l.starts_with("probe_success{"))
             .count();
-        if ran == 512 && started.elapsed() > Duration::from_secs(21) {
+        if ran == 513 && started.elapsed() > Duration::from_secs(21) {
             break;
         }
     }
@@ -104,6 +111,19 @@ fn demo_shows_all_sites_and_scripted_faults() {
         ),
         Some(503.0)
     );
+    // The transaction logs in, then fails at the lookup (`lookup_error`); the step series say so.
+    assert!(metrics.contains(r#"lienthong_probe_failures_total{check="giao-dich",kind="transaction",reason="json_mismatch",service="thu-tuc-hanh-chinh",site=""}"#));
+    let step = |name: &str| {
+        value(
+            &metrics,
+            &format!(
+                "lienthong_transaction_step_success{{check=\"giao-dich\",kind=\"transaction\",service=\"thu-tuc-hanh-chinh\",site=\"\",step=\"{name}\"}}"
+            ),
+        )
+    };
+    assert_eq!(step("dang-nhap"), Some(1.0));
+    assert_eq!(step("tra-cuu"), Some(0.0));
+    assert_eq!(step("dang-xuat"), Some(1.0), "the cleanup step logged out");
     // The slow endpoint still answers, slowly.
     assert_eq!(ok("phuong-sai-gon", "endpoint", "http"), Some(1.0));
     let slow = value(

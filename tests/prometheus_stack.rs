@@ -372,6 +372,35 @@ fn lint_dashboards(ds: &[Dashboard]) {
     );
 }
 
+/// The shared-software dashboard has the transaction row with the step series (their queries
+/// then must return data from the demo's transaction check, like every panel's).
+fn check_transaction_row(ds: &[Dashboard]) {
+    let d = ds
+        .iter()
+        .find(|d| d.file.ends_with("lienthong-phan-mem-dung-chung.json"))
+        .expect("shared-software dashboard");
+    let all = panels(&d.json);
+    assert!(
+        all.iter()
+            .any(|p| p["type"] == "row" && p["title"] == "Giao dịch phần mềm dùng chung"),
+        "{}: no «Giao dịch phần mềm dùng chung» row",
+        d.file
+    );
+    for metric in [
+        "lienthong_transaction_step_duration_seconds",
+        "lienthong_transaction_step_success",
+    ] {
+        let used = all.iter().any(|p| {
+            p["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|t| t["expr"].as_str().is_some_and(|e| e.contains(metric)))
+        });
+        assert!(used, "{}: no panel shows {metric}", d.file);
+    }
+}
+
 /// Every query of the dashboards (panel targets, variable queries, annotations), with the
 /// values to substitute. `data`: whether the query must return data.
 fn dashboard_queries(
@@ -663,6 +692,7 @@ async fn dashboards_and_rules_work_against_real_prometheus_and_alertmanager() {
     // Static checks that need no program.
     let ds = dashboards();
     lint_dashboards(&ds);
+    check_transaction_row(&ds);
     check_compose();
     check_runbooks();
     eprintln!(
@@ -775,6 +805,13 @@ async fn dashboards_and_rules_work_against_real_prometheus_and_alertmanager() {
         "\n[[notify]]\nname = \"kiem-thu-alertmanager\"\nkind = \"alertmanager\"\nurl = \"{am}\"\n"
     ));
     std::fs::write(lt_dir.join("probes.toml"), probes).unwrap();
+    // The transaction's secret file, relative to the config.
+    std::fs::create_dir_all(lt_dir.join("deploy/demo")).unwrap();
+    std::fs::copy(
+        repo().join("deploy/demo/motcua.pass"),
+        lt_dir.join("deploy/demo/motcua.pass"),
+    )
+    .unwrap();
     std::fs::write(lt_dir.join("scenario.toml"), SCENARIO).unwrap();
     let lt_started = Instant::now();
     procs.spawn(

@@ -419,6 +419,10 @@ async fn targets_outside_loopback_are_skipped() {
             ProbeSpec::Http(s) => s.url = "https://192.0.2.1:18080/healthz".into(),
             ProbeSpec::Tcp(s) => s.address = "dichvucong.example:15060".into(),
             ProbeSpec::Dns(s) => s.server = "192.0.2.53:53".into(),
+            ProbeSpec::Transaction(t) => t
+                .steps
+                .iter_mut()
+                .for_each(|s| s.url = "http://192.0.2.1:18080/login".into()),
         }
     }
     let dir = tempfile::tempdir().expect("tempdir");

@@ -932,7 +932,7 @@ impl CheckSource<'_> {
                 reply_timeout: Duration::from_secs(1),
             };
             if let Err(e) = self.probe.build(&BuildContext { round }) {
-                cx.push(span, format!("check `{}`: {e}", self.id), build_hint(&e));
+                push_build_error(cx, span, &self.id, &e);
             }
             return None;
         };
@@ -945,7 +945,7 @@ impl CheckSource<'_> {
                 reply_timeout: class.reply_timeout.0,
             };
             if let Err(e) = self.probe.build(&BuildContext { round }) {
-                cx.push(span, format!("check `{}`: {e}", self.id), build_hint(&e));
+                push_build_error(cx, span, &self.id, &e);
             }
             return None;
         }
@@ -981,7 +981,7 @@ impl CheckSource<'_> {
             reply_timeout: class.reply_timeout.0,
         };
         if let Err(e) = self.probe.build(&BuildContext { round }) {
-            cx.push(span, format!("check `{}`: {e}", self.id), build_hint(&e));
+            push_build_error(cx, span, &self.id, &e);
             return None;
         }
         Some(CheckDef {
@@ -1004,8 +1004,37 @@ impl CheckSource<'_> {
     }
 }
 
+/// A probe that does not build, at the check — or, for a [`BuildError::Located`] problem, at
+/// the first place inside the check's text that names it (a step, a `{{variable}}`, a path).
+///
+/// [`BuildError::Located`]: crate::probe::BuildError::Located
+fn push_build_error(
+    cx: &mut Ctx,
+    span: std::ops::Range<usize>,
+    id: &CheckId,
+    e: &crate::probe::BuildError,
+) {
+    let mut at = span.clone();
+    if let crate::probe::BuildError::Located { locate, .. } = e {
+        let text = cx.loc.text();
+        // A check written with `[…probe.transaction]` sub-tables spans more than its entry:
+        // look from the entry to the next check (or service) header.
+        let end = text[span.start..]
+            .match_indices("[[")
+            .map(|(i, _)| span.start + i)
+            .find(|&i| i > span.start + 2 && !text[i..].starts_with("[[service.check.probe"))
+            .unwrap_or(text.len())
+            .max(span.end);
+        if let Some(i) = text[span.start..end].find(locate.as_str()) {
+            at = span.start + i..span.start + i + locate.len();
+        }
+    }
+    cx.push(at, format!("check `{id}`: {e}"), build_hint(e));
+}
+
 fn build_hint(e: &crate::probe::BuildError) -> &'static str {
     match e {
+        crate::probe::BuildError::Located { hint, .. } => hint,
         crate::probe::BuildError::MissingEnv(_) => {
             "export the variable before starting lienthong (secrets never go in the file)"
         }
@@ -1058,11 +1087,15 @@ fn fill(
     }
 }
 
-/// The `{...}` placeholders in a string.
+/// The `{...}` placeholders in a string (a transaction's `{{variable}}` is not one).
 fn placeholders(s: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut rest = s;
     while let Some(start) = rest.find('{') {
+        if let Some(end) = transaction_var(&rest[start..]) {
+            rest = &rest[start + end..];
+            continue;
+        }
         let Some(len) = rest[start..].find('}') else {
             break;
         };
@@ -1070,6 +1103,12 @@ fn placeholders(s: &str) -> Vec<&str> {
         rest = &rest[start + len + 1..];
     }
     out
+}
+
+/// The length of a `{{variable}}` at the start of `s` (filled at run time by a transaction).
+fn transaction_var(s: &str) -> Option<usize> {
+    let inner = s.strip_prefix("{{")?;
+    inner.find("}}").map(|i| i + 4)
 }
 
 fn walk_strings(v: &mut toml::Value, f: &mut impl FnMut(&mut String)) {
@@ -1095,6 +1134,11 @@ fn substitute(s: &str, site: &Site, missing: &mut Vec<String>) -> String {
     let mut rest = s;
     while let Some(start) = rest.find('{') {
         out.push_str(&rest[..start]);
+        if let Some(end) = transaction_var(&rest[start..]) {
+            out.push_str(&rest[start..start + end]);
+            rest = &rest[start + end..];
+            continue;
+        }
         let Some(len) = rest[start..].find('}') else {
             out.push_str(&rest[start..]);
             return out;

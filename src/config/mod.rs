@@ -173,6 +173,8 @@ impl Config {
             }
             invalid(problems)
         })?;
+        let mut file = file;
+        resolve_relative_paths(&mut file, path);
         let inventory = expand::expand(&file, &loc).map_err(invalid)?;
         let warnings = lint(&file, &loc);
         Ok(Config {
@@ -267,6 +269,43 @@ const MINIMAL_EXAMPLE: &str = r#"  [link_class.mainland]
   sites = [
     { code = "26734", slug = "phuong-ben-thanh", name = "Phường Bến Thành", kind = "phuong", former_province = "tphcm", former_district = "Quận 1", island = false, lat = 10.7725, lon = 106.6980, addr = { link = "127.0.0.1" } },
   ]"#;
+
+/// Relative secret files of transaction checks are relative to the config file's directory
+/// (as Prometheus resolves its `*_file` settings), so a config and its secrets move together.
+fn resolve_relative_paths(file: &mut ConfigFile, path: &Path) {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return;
+    };
+    let fix = |probe: &mut crate::probe::ProbeSpec| {
+        if let crate::probe::ProbeSpec::Transaction(t) = probe {
+            for s in t.secrets.values_mut() {
+                if let Some(f) = s
+                    .file
+                    .as_mut()
+                    .filter(|f| Path::new(f.as_str()).is_relative())
+                {
+                    *f = dir.join(&*f).display().to_string();
+                }
+            }
+        }
+    };
+    for t in &mut file.templates {
+        fix(&mut t.get_mut().probe);
+    }
+    for svc in &mut file.services {
+        for c in &mut svc.get_mut().checks {
+            fix(&mut c.get_mut().probe);
+        }
+    }
+    for c in &mut file.site_checks {
+        fix(&mut c.get_mut().probe);
+    }
+    for o in &mut file.site_overrides {
+        if let Some(p) = o.get_mut().probe.as_mut() {
+            fix(p);
+        }
+    }
+}
 
 /// Nothing but blank lines and comments.
 fn is_empty(text: &str) -> bool {

@@ -1271,7 +1271,18 @@ impl IncidentEngine {
             .get(id)
             .map(|t| t.def.title.clone())
             .unwrap_or_default();
-        let reason = ev.reason.map(|r| format!(" ({r})")).unwrap_or_default();
+        // A transaction's failure names its step: `(step="tra-cuu" reason="json_mismatch")`.
+        let step = ev
+            .message
+            .as_deref()
+            .and_then(|m| m.strip_prefix("step=\""))
+            .and_then(|m| m.split_once('"'))
+            .map(|(step, _)| step);
+        let reason = match (ev.reason, step) {
+            (Some(r), Some(step)) => format!(" (step=\"{step}\" reason=\"{r}\")"),
+            (Some(r), None) => format!(" ({r})"),
+            (None, _) => String::new(),
+        };
         let vi_state = match state {
             State::Down => "không hoạt động",
             State::Failing => "lỗi, đang xác nhận",

@@ -54,6 +54,8 @@ enum Shape {
     Failures,
     /// `lienthong_check_info`: `role` and `link_class`, value 1.
     Info,
+    /// One sample per transaction `step` (the label sorts after `site`).
+    Steps,
 }
 
 struct Family {
@@ -93,10 +95,13 @@ const DNS_ADDITIONAL: usize = 17;
 const DNS_SUCCEEDED: usize = 18;
 const LAST_RUN: usize = 21;
 const CHECK_STATE: usize = 22;
+#[allow(dead_code)] // the index of the duration family, for symmetry with STEP_SUCCESS
+const STEP_DURATION: usize = 24;
+const STEP_SUCCESS: usize = 25;
 
 /// Every per-check family: names, HELP texts and labels are a public interface (dashboards,
 /// rules); `tests/golden/metrics.txt` pins them.
-const FAMILIES: [Family; 24] = [
+const FAMILIES: [Family; 26] = [
     gauge(
         "probe_success",
         "Whether the last run of the check succeeded (1) or not (0)",
@@ -220,6 +225,16 @@ const FAMILIES: [Family; 24] = [
         "A configured check (value 1): its role and link class",
         Shape::Info,
     ),
+    gauge(
+        "lienthong_transaction_step_duration_seconds",
+        "Duration of each step of the last transaction run (0 for a step not reached)",
+        Shape::Steps,
+    ),
+    gauge(
+        "lienthong_transaction_step_success",
+        "Whether each step of the last transaction run succeeded (1) or not (0, also when not reached)",
+        Shape::Steps,
+    ),
 ];
 
 /// Per-check echo RTT distribution: counts per bucket (not cumulative) and the sum.
@@ -293,6 +308,8 @@ enum KindSeries {
         rrs: [f64; 3],
         succeeded: f64,
     },
+    /// Per step, sorted by step name (the exposition's order): (name, duration, success).
+    Transaction(Arc<[(Arc<str>, f64, f64)]>),
 }
 
 /// Everything exported about one check.
@@ -416,8 +433,41 @@ impl Slot {
                     succeeded: if d.rcode.is_some() { 1.0 } else { 0.0 },
                 };
             }
+            Details::Transaction(d) => {
+                let mut steps: Vec<(Arc<str>, f64, f64)> = d
+                    .steps
+                    .iter()
+                    .map(|s| {
+                        let ok = if s.success { 1.0 } else { 0.0 };
+                        (s.name.as_str().into(), s.duration.as_secs_f64(), ok)
+                    })
+                    .collect();
+                steps.sort_by(|a, b| a.0.cmp(&b.0));
+                self.series = KindSeries::Transaction(steps.into());
+                if let Some(e) = d.cert_earliest_expiry {
+                    self.ssl_expiry = Some(e as f64);
+                }
+            }
             Details::None => {}
         }
+    }
+
+    /// The per-step values of family `f` (duration or success), sorted by step name.
+    fn steps(&self, f: usize) -> Option<impl Iterator<Item = (&str, f64)> + '_> {
+        let KindSeries::Transaction(steps) = &self.series else {
+            return None;
+        };
+        if self.runs == 0 {
+            return None;
+        }
+        Some(steps.iter().map(move |(name, duration, success)| {
+            let v = if f == STEP_SUCCESS {
+                *success
+            } else {
+                *duration
+            };
+            (&**name, v)
+        }))
     }
 
     /// Label values in the order the exposition sorts by (check, kind, service, site).
@@ -531,6 +581,13 @@ impl Slot {
                         }
                     }
                 }
+                Shape::Steps => {
+                    for (step, v) in self.steps(f).into_iter().flatten() {
+                        let mut l = labels(&[]);
+                        l.push(pair("step", step));
+                        out[f].push(gauge_metric(l, v));
+                    }
+                }
                 Shape::Info => {
                     if self.configured {
                         out[f].push(gauge_metric(
@@ -619,6 +676,7 @@ impl CheckSeries {
                     Shape::Phases => labels.push("phase".into()),
                     Shape::Failures => labels.push("reason".into()),
                     Shape::Info => labels.extend(["role".into(), "link_class".into()]),
+                    Shape::Steps => labels.push("step".into()),
                 }
                 Desc::new(f.name.into(), f.help.into(), labels, HashMap::new())
                     .expect("valid metric")
@@ -875,6 +933,14 @@ impl Snapshot {
                     }
                 }
             }
+            Shape::Steps => {
+                for i in &self.order {
+                    let (head, tail) = self.labels(*i);
+                    for (step, v) in slot(i).steps(f).into_iter().flatten() {
+                        sample_after(out, name, head, tail, ("step", step), v);
+                    }
+                }
+            }
             Shape::Info => {
                 for g in &self.groups {
                     let mut group: Vec<u32> = self.order[g.clone()]
@@ -938,6 +1004,21 @@ fn push_value(out: &mut String, v: f64) {
     } else {
         let _ = writeln!(out, "{v}");
     }
+}
+
+/// A line whose extra label sorts after `site` (`step`): `name{head,tail,k="v"} value`.
+fn sample_after(out: &mut String, name: &str, head: &str, tail: &str, kv: (&str, &str), v: f64) {
+    out.push_str(name);
+    out.push('{');
+    out.push_str(head);
+    out.push(',');
+    out.push_str(tail);
+    out.push(',');
+    out.push_str(kv.0);
+    out.push_str("=\"");
+    push_escaped(out, kv.1);
+    out.push_str("\"} ");
+    push_value(out, v);
 }
 
 /// A histogram bucket line: the `le` label comes after the others.

@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use url::{Position, Url};
 
 mod check;
-mod guard;
+pub(crate) mod guard;
 
 use check::Checks;
 use guard::{GuardError, Guarded, Limits};
@@ -400,7 +400,7 @@ impl HttpProbe {
 
 /// A reset or broken connection is a connect-level failure; everything else hyper reports is
 /// the peer not speaking HTTP properly.
-fn hyper_fail(what: &str, e: &hyper::Error) -> Fail {
+pub(crate) fn hyper_fail(what: &str, e: &hyper::Error) -> Fail {
     use std::error::Error;
     use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
     match GuardError::find(e) {

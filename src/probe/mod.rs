@@ -10,6 +10,7 @@ pub mod http;
 pub mod icmp;
 pub mod tcp;
 pub mod tls;
+pub mod transaction;
 
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ pub use dns::{DnsDetails, DnsProbe, DnsSpec};
 pub use http::{HttpDetails, HttpProbe, HttpSpec};
 pub use icmp::{IcmpDetails, IcmpProbe, IcmpSpec, RoundShape};
 pub use tcp::{TcpDetails, TcpProbe, TcpSpec};
+pub use transaction::{StepDetails, TransactionDetails, TransactionProbe, TransactionSpec};
 
 /// The probe part of a check in `probes.toml`: an externally tagged sub-table
 /// (`probe.http = { … }`), which keeps exact line/column locations in config errors.
@@ -29,9 +31,10 @@ pub enum ProbeSpec {
     Tcp(TcpSpec),
     Icmp(IcmpSpec),
     Dns(DnsSpec),
+    Transaction(TransactionSpec),
 }
 
-/// The four kinds, as a metric label.
+/// The kinds, as a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProbeKind {
@@ -39,6 +42,7 @@ pub enum ProbeKind {
     Tcp,
     Icmp,
     Dns,
+    Transaction,
 }
 
 impl ProbeKind {
@@ -48,6 +52,7 @@ impl ProbeKind {
             ProbeKind::Tcp => "tcp",
             ProbeKind::Icmp => "icmp",
             ProbeKind::Dns => "dns",
+            ProbeKind::Transaction => "transaction",
         }
     }
 }
@@ -70,6 +75,14 @@ pub enum BuildError {
     },
     #[error("environment variable {0} is not set (it holds a secret named in the config)")]
     MissingEnv(String),
+    /// A problem the config loader can place exactly: `locate` is a piece of the check's text
+    /// (a step name, a `{{variable}}`, a secret's path) to point the line:column at.
+    #[error("{message}")]
+    Located {
+        message: String,
+        locate: String,
+        hint: &'static str,
+    },
     #[error("cannot read {path}: {source}")]
     Io {
         path: String,
@@ -85,6 +98,7 @@ pub enum Probe {
     Tcp(TcpProbe),
     Icmp(IcmpProbe),
     Dns(DnsProbe),
+    Transaction(TransactionProbe),
 }
 
 impl ProbeSpec {
@@ -94,6 +108,7 @@ impl ProbeSpec {
             ProbeSpec::Tcp(_) => ProbeKind::Tcp,
             ProbeSpec::Icmp(_) => ProbeKind::Icmp,
             ProbeSpec::Dns(_) => ProbeKind::Dns,
+            ProbeSpec::Transaction(_) => ProbeKind::Transaction,
         }
     }
 
@@ -104,6 +119,7 @@ impl ProbeSpec {
             ProbeSpec::Tcp(s) => Probe::Tcp(TcpProbe::build(s)?),
             ProbeSpec::Icmp(s) => Probe::Icmp(IcmpProbe::build(s, ctx)?),
             ProbeSpec::Dns(s) => Probe::Dns(DnsProbe::build(s)?),
+            ProbeSpec::Transaction(s) => Probe::Transaction(TransactionProbe::build(s)?),
         })
     }
 }
@@ -115,6 +131,7 @@ impl Probe {
             Probe::Tcp(_) => ProbeKind::Tcp,
             Probe::Icmp(_) => ProbeKind::Icmp,
             Probe::Dns(_) => ProbeKind::Dns,
+            Probe::Transaction(_) => ProbeKind::Transaction,
         }
     }
 
@@ -127,6 +144,7 @@ impl Probe {
             Probe::Tcp(p) => p.run(timeout).await,
             Probe::Icmp(p) => p.run(timeout).await,
             Probe::Dns(p) => p.run(timeout).await,
+            Probe::Transaction(p) => p.run(timeout).await,
         };
         outcome.duration = started.elapsed();
         refine_tls_reason(&mut outcome);
@@ -238,10 +256,18 @@ pub enum Reason {
     DnsAnswer,
     /// The process may not open the socket it needs (ICMP without CAP_NET_RAW / ping_group_range).
     Permission,
+    /// A transaction step's JSON field was missing or had another value.
+    JsonMismatch,
+    /// A transaction step's response header was missing or did not match.
+    HeaderMismatch,
+    /// A transaction step took longer than its `max_duration`.
+    TooSlow,
+    /// A transaction step could not extract a variable a later step needs.
+    ExtractFailed,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 21] = [
         Reason::Timeout,
         Reason::Dns,
         Reason::ConnectRefused,
@@ -259,6 +285,10 @@ impl Reason {
         Reason::DnsRcode,
         Reason::DnsAnswer,
         Reason::Permission,
+        Reason::JsonMismatch,
+        Reason::HeaderMismatch,
+        Reason::TooSlow,
+        Reason::ExtractFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -280,6 +310,10 @@ impl Reason {
             Reason::DnsRcode => "dns_rcode",
             Reason::DnsAnswer => "dns_answer",
             Reason::Permission => "permission",
+            Reason::JsonMismatch => "json_mismatch",
+            Reason::HeaderMismatch => "header_mismatch",
+            Reason::TooSlow => "too_slow",
+            Reason::ExtractFailed => "extract_failed",
         }
     }
 
@@ -310,6 +344,8 @@ pub enum Details {
     Tcp(TcpDetails),
     Icmp(IcmpDetails),
     Dns(DnsDetails),
+    /// Boxed: a transaction's steps would make every other run's details larger.
+    Transaction(Box<TransactionDetails>),
 }
 
 /// Time spent in each phase, blackbox_exporter's semantics. `None` = phase not reached.

@@ -45,6 +45,10 @@
 //! - `slow` (site or service, `delay`): every HTTP response waits `delay` first.
 //! - `tcp_down` (site or service): the TCP listeners are closed (HTTP stays up).
 //! - `wrong_body` (site or service): HTTP answers `200` with a maintenance page (the app is gone).
+//! - `lookup_error` (service): the administrative-procedures application served where a
+//!   transaction check points (`GET /login` with a CSRF-style token and a session cookie,
+//!   `POST /login`, `GET /api/ho-so/{code}`, `POST /logout`) keeps log-in working while the
+//!   lookup answers `200 {"status":"error"}`.
 //!
 //! A listener shared by several checks closes when a fault hits any of them. `http_status` and
 //! `slow` with a `check` apply to requests for that check's URL path.
@@ -53,7 +57,8 @@
 //! at 20 s `link_down` of Phường Bến Thành for 2 min; at 60 s `http_status` 503 on the
 //! administrative-procedures system for 90 s; at 150 s `link_loss` 15 % on Côn Đảo for 150 s; at
 //! 240 s `slow` 4 s on Phường Sài Gòn's public-service centre for 90 s; at 340 s `link_latency`
-//! +300 ms on Xã Thạnh An for 2 min; at 480 s `wrong_body` on the document-management system
+//! +300 ms on Xã Thạnh An for 2 min; at 400 s `lookup_error` on the administrative-procedures
+//! system for 90 s (the transaction fails at step `tra-cuu`); at 480 s `wrong_body` on the document-management system
 //! for 60 s (200 with a maintenance page); cycle 10 min.
 
 mod certs;
@@ -180,6 +185,8 @@ struct Plan {
     http: BTreeMap<SocketAddr, (bool, Vec<(CheckId, String)>)>,
     tcp: BTreeMap<SocketAddr, (bool, Vec<CheckId>, Option<String>)>,
     dns: BTreeMap<SocketAddr, (Vec<hickory_proto::rr::Name>, Vec<CheckId>)>,
+    /// HTTP addresses that serve the transaction application, with the passwords it accepts.
+    apps: BTreeMap<SocketAddr, Vec<String>>,
     skipped: Vec<String>,
 }
 
@@ -223,6 +230,42 @@ fn loopback_addr(s: &str, default_port: Option<u16>) -> Result<SocketAddr, &'sta
 }
 
 impl Plan {
+    /// Serves the HTTP(S) URL `raw` of check `id` (loopback only).
+    fn add_http(&mut self, id: &CheckId, raw: &str) {
+        let Ok(url) = url::Url::parse(raw) else {
+            skip(&mut self.skipped, id, raw, "not a URL");
+            return;
+        };
+        let tls = match url.scheme() {
+            "http" => false,
+            "https" => true,
+            _ => {
+                skip(&mut self.skipped, id, raw, "not http:// or https://");
+                return;
+            }
+        };
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            skip(&mut self.skipped, id, raw, "no host");
+            return;
+        };
+        match loopback_addr(host, Some(port)) {
+            Ok(a) => {
+                let e = self.http.entry(a).or_insert_with(|| (tls, Vec::new()));
+                if e.0 != tls {
+                    skip(
+                        &mut self.skipped,
+                        id,
+                        raw,
+                        "the same address is also served with the other scheme",
+                    );
+                    return;
+                }
+                e.1.push((id.clone(), url.path().to_string()));
+            }
+            Err(why) => skip(&mut self.skipped, id, raw, why),
+        }
+    }
+
     fn from_inventory(inv: &Inventory) -> Plan {
         let mut p = Plan::default();
         for c in &inv.checks {
@@ -238,39 +281,27 @@ impl Plan {
                     }
                     Err(why) => skip(&mut p.skipped, &id, &s.host, why),
                 },
-                ProbeSpec::Http(s) => {
-                    let Ok(url) = url::Url::parse(&s.url) else {
-                        skip(&mut p.skipped, &id, &s.url, "not a URL");
-                        continue;
-                    };
-                    let tls = match url.scheme() {
-                        "http" => false,
-                        "https" => true,
-                        _ => {
-                            skip(&mut p.skipped, &id, &s.url, "not http:// or https://");
-                            continue;
+                ProbeSpec::Http(s) => p.add_http(&id, &s.url),
+                // Every step's address is served by the same fake application.
+                ProbeSpec::Transaction(t) => {
+                    let mut seen = BTreeSet::new();
+                    for step in &t.steps {
+                        let url = step.url.replace("{{", "").replace("}}", "");
+                        if seen.insert(url.clone()) {
+                            p.add_http(&id, &url);
                         }
-                    };
-                    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default())
-                    else {
-                        skip(&mut p.skipped, &id, &s.url, "no host");
-                        continue;
-                    };
-                    match loopback_addr(host, Some(port)) {
-                        Ok(a) => {
-                            let e = p.http.entry(a).or_insert_with(|| (tls, Vec::new()));
-                            if e.0 != tls {
-                                skip(
-                                    &mut p.skipped,
-                                    &id,
-                                    &s.url,
-                                    "the same address is also served with the other scheme",
-                                );
-                                continue;
+                        let addr = url::Url::parse(&url).ok().and_then(|u| {
+                            let port = u.port_or_known_default()?;
+                            loopback_addr(u.host_str()?, Some(port)).ok()
+                        });
+                        if let Some(a) = addr {
+                            let accepted = p.apps.entry(a).or_default();
+                            for pw in crate::probe::transaction::readable_secrets(t) {
+                                if !accepted.contains(&pw) {
+                                    accepted.push(pw);
+                                }
                             }
-                            e.1.push((id, url.path().to_string()));
                         }
-                        Err(why) => skip(&mut p.skipped, &id, &s.url, why),
                     }
                 }
                 ProbeSpec::Tcp(s) => match loopback_addr(&s.address, None) {
@@ -434,6 +465,10 @@ impl Simulator {
                 tls: tls.then(|| https.clone()),
                 owners,
                 title,
+                app: plan
+                    .apps
+                    .get(&addr)
+                    .map(|pw| servers::MotCua::new(pw.clone())),
             });
             // Closed right away when a fault starts with the scenario (no accept race).
             let listener = (!site.is_down(&view.current())).then_some(listener);
@@ -668,6 +703,23 @@ pub fn overlay(inv: &mut Inventory, sim: &Simulator) {
                     if sim.tls_targets.contains(&a) {
                         s.ca_file = Some(ca.clone());
                     }
+                }
+            }
+            ProbeSpec::Transaction(t) => {
+                let served = t.steps.iter().any(|step| {
+                    let url = step.url.replace("{{", "").replace("}}", "");
+                    url::Url::parse(&url).ok().is_some_and(|u| {
+                        let (Some(host), Some(port)) = (u.host_str(), u.port_or_known_default())
+                        else {
+                            return false;
+                        };
+                        u.scheme() == "https"
+                            && loopback_addr(host, Some(port))
+                                .is_ok_and(|a| sim.tls_targets.contains(&a))
+                    })
+                });
+                if served {
+                    t.ca_file = Some(ca.clone());
                 }
             }
             _ => {}

@@ -89,6 +89,9 @@ pub enum FaultKind {
     /// Every HTTP request is answered `200` with a maintenance page instead of the
     /// application: "answering", not "working".
     WrongBody,
+    /// The administrative-procedures application lets users log in, but its dossier lookup
+    /// (`/api/ho-so/…`) answers `200 {"status":"error"}`: only a transaction check sees it.
+    LookupError,
 }
 
 impl FaultKind {
@@ -101,6 +104,7 @@ impl FaultKind {
             FaultKind::Slow => "slow",
             FaultKind::TcpDown => "tcp_down",
             FaultKind::WrongBody => "wrong_body",
+            FaultKind::LookupError => "lookup_error",
         }
     }
 }
@@ -185,6 +189,9 @@ impl Fault {
             FaultKind::WrongBody => {
                 format!("wrong_body {t}: HTTP answers 200 with a maintenance page")
             }
+            FaultKind::LookupError => {
+                format!("lookup_error {t}: login works, the dossier lookup answers {{\"status\":\"error\"}}")
+            }
         }
     }
 
@@ -263,10 +270,12 @@ impl Scenario {
         slow.delay = Some(Duration::from_secs(4));
         let mut latency = site(Fault::new(340, 120, FaultKind::LinkLatency), "xa-thanh-an");
         latency.delay = Some(Duration::from_millis(300));
+        let mut lookup = Fault::new(400, 90, FaultKind::LookupError);
+        lookup.service = Some("thu-tuc-hanh-chinh".into());
         let mut wrong = Fault::new(480, 60, FaultKind::WrongBody);
         wrong.service = Some("quan-ly-van-ban".into());
         Scenario {
-            faults: vec![down, status, loss, slow, latency, wrong],
+            faults: vec![down, status, loss, slow, latency, lookup, wrong],
             ..Scenario::default()
         }
     }

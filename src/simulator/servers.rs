@@ -284,6 +284,158 @@ pub(crate) struct HttpSite {
     pub owners: Vec<(CheckId, String)>,
     /// Human names of the owners, for the HTML page.
     pub title: String,
+    /// The administrative-procedures application (log in → look up → log out) when a
+    /// transaction check is served here.
+    pub app: Option<MotCua>,
+}
+
+/// The fake administrative-procedures application a transaction check walks through:
+/// `GET /login` (a CSRF-style token in the page, a session cookie), `POST /login` (form
+/// `username`, `password`, `csrf`), `GET /api/ho-so/{code}` (JSON, needs the logged-in session),
+/// `POST /logout`. A `lookup_error` fault keeps login working while the lookup answers
+/// `{"status":"error"}`.
+pub(crate) struct MotCua {
+    /// Passwords accepted: the secrets the config's transactions read (any non-empty one when
+    /// none is known).
+    pub passwords: Vec<String>,
+    sessions: std::sync::Mutex<std::collections::HashMap<String, (String, bool)>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+/// Sessions kept at most; beyond, the oldest are forgotten all at once (a demo, not a server).
+const MAX_SESSIONS: usize = 4096;
+pub(crate) const SESSION_COOKIE: &str = "MOTCUA_SID";
+
+impl MotCua {
+    pub fn new(passwords: Vec<String>) -> MotCua {
+        MotCua {
+            passwords,
+            sessions: Default::default(),
+            next: Default::default(),
+        }
+    }
+
+    fn token(&self, what: &str) -> String {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{what}{n:x}{:08x}", rand::random::<u32>())
+    }
+
+    fn session(headers: &http::HeaderMap) -> Option<String> {
+        headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| *k == SESSION_COOKIE)
+            .map(|(_, v)| v.to_owned())
+    }
+
+    /// Answers the application's paths; `None` for any other path.
+    async fn respond(
+        &self,
+        req: Request<Incoming>,
+        lookup_error: bool,
+    ) -> Result<Response<Full<Bytes>>, Request<Incoming>> {
+        use http_body_util::BodyExt;
+        let path = req.uri().path().to_owned();
+        let method = req.method().clone();
+        let json = |code: StatusCode, body: serde_json::Value| {
+            reply(code, "application/json", body.to_string())
+        };
+        let sid = Self::session(req.headers());
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        match (method.as_str(), path.as_str()) {
+            ("GET", "/login") => {
+                if sessions.len() >= MAX_SESSIONS {
+                    sessions.clear();
+                }
+                let (sid, csrf) = (self.token("s"), self.token("c"));
+                sessions.insert(sid.clone(), (csrf.clone(), false));
+                let page = format!(
+                    "<!doctype html>\n<html lang=\"vi\"><head><meta charset=\"utf-8\"><title>Đăng nhập — Một cửa</title></head>\n\
+                     <body><form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+                     <input name=\"username\"><input name=\"password\" type=\"password\"></form></body></html>\n"
+                );
+                let mut r = reply(StatusCode::OK, "text/html; charset=utf-8", page);
+                let cookie = format!("{SESSION_COOKIE}={sid}; Path=/; HttpOnly");
+                if let Ok(v) = http::HeaderValue::try_from(cookie) {
+                    r.headers_mut().insert(http::header::SET_COOKIE, v);
+                }
+                Ok(r)
+            }
+            ("POST", "/login") => {
+                drop(sessions);
+                let body = match timeout(Duration::from_secs(5), req.into_body().collect()).await {
+                    Ok(Ok(b)) => b.to_bytes(),
+                    _ => Bytes::new(),
+                };
+                let form: std::collections::HashMap<String, String> =
+                    url::form_urlencoded::parse(&body[..body.len().min(16 * 1024)])
+                        .into_owned()
+                        .collect();
+                let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(s) = sid.as_ref().and_then(|sid| sessions.get_mut(sid)) else {
+                    let body = serde_json::json!({"status": "error", "reason": "no session"});
+                    return Ok(json(StatusCode::UNAUTHORIZED, body));
+                };
+                if form.get("csrf") != Some(&s.0) {
+                    let body = serde_json::json!({"status": "error", "reason": "bad csrf token"});
+                    return Ok(json(StatusCode::FORBIDDEN, body));
+                }
+                let password = form.get("password").map(String::as_str).unwrap_or("");
+                let ok = match self.passwords.is_empty() {
+                    true => !password.is_empty(),
+                    false => self.passwords.iter().any(|p| p == password),
+                };
+                if !ok || form.get("username").is_none_or(|u| u.is_empty()) {
+                    let body = serde_json::json!({"status": "error", "reason": "bad credentials"});
+                    return Ok(json(StatusCode::UNAUTHORIZED, body));
+                }
+                s.1 = true;
+                Ok(json(StatusCode::OK, serde_json::json!({"status": "ok"})))
+            }
+            ("GET", p) if p.starts_with("/api/ho-so/") => {
+                let logged_in = sid
+                    .and_then(|sid| sessions.get(&sid).map(|s| s.1))
+                    .unwrap_or(false);
+                if !logged_in {
+                    let body = serde_json::json!({"status": "error", "reason": "not logged in"});
+                    return Ok(json(StatusCode::UNAUTHORIZED, body));
+                }
+                if lookup_error {
+                    return Ok(json(StatusCode::OK, serde_json::json!({"status": "error"})));
+                }
+                let code = p.trim_start_matches("/api/ho-so/");
+                Ok(json(
+                    StatusCode::OK,
+                    serde_json::json!({
+                        "status": "ok",
+                        "ho_so": {
+                            "ma": code,
+                            "thu_tuc": "Cấp bản sao trích lục hộ tịch",
+                            "trang_thai": "dang_xu_ly",
+                        }
+                    }),
+                ))
+            }
+            ("POST", "/logout") => {
+                if let Some(sid) = sid {
+                    sessions.remove(&sid);
+                }
+                let mut r = json(StatusCode::OK, serde_json::json!({"status": "ok"}));
+                let cookie = format!("{SESSION_COOKIE}=; Max-Age=0; Path=/");
+                if let Ok(v) = http::HeaderValue::try_from(cookie) {
+                    r.headers_mut().insert(http::header::SET_COOKIE, v);
+                }
+                Ok(r)
+            }
+            _ => {
+                drop(sessions);
+                Err(req)
+            }
+        }
+    }
 }
 
 impl HttpSite {
@@ -296,28 +448,29 @@ impl HttpSite {
 
     /// Status override and delay for a request to `path`. The request is for the checks whose
     /// URL path is `path`, or for every check of the listener when none is.
-    fn effects(&self, path: &str, active: &[Fault]) -> (Option<u16>, Duration, bool) {
+    fn effects(&self, path: &str, active: &[Fault]) -> (Option<u16>, Duration, bool, bool) {
         let exact = self.owners.iter().any(|(_, p)| p == path);
         let mut status = None;
         let mut delay = Duration::ZERO;
         let mut wrong = false;
+        let mut lookup_error = false;
         for (id, _) in self.owners.iter().filter(|(_, p)| !exact || p == path) {
             for f in active.iter().filter(|f| f.targets(id, false)) {
                 match f.kind {
                     FaultKind::HttpStatus => status = status.or(f.status),
                     FaultKind::Slow => delay = delay.max(f.delay.unwrap_or_default()),
                     FaultKind::WrongBody => wrong = true,
+                    FaultKind::LookupError => lookup_error = true,
                     _ => {}
                 }
             }
         }
-        (status, delay, wrong)
+        (status, delay, wrong, lookup_error)
     }
 
     async fn respond(&self, req: Request<Incoming>, view: &FaultView) -> Response<Full<Bytes>> {
         let path = req.uri().path().to_string();
-        drop(req);
-        let (status, delay, wrong) = self.effects(&path, &view.current());
+        let (status, delay, wrong, lookup_error) = self.effects(&path, &view.current());
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
@@ -336,6 +489,11 @@ impl HttpSite {
                 "text/html; charset=utf-8",
                 "<!doctype html><html><body><h1>Hệ thống đang bảo trì</h1></body></html>\n".into(),
             );
+        }
+        if let Some(app) = &self.app {
+            if let Ok(r) = app.respond(req, lookup_error).await {
+                return r;
+            }
         }
         match path.as_str() {
             "/healthz" | "/api/health" | "/status" => reply(

@@ -56,6 +56,13 @@ pub(super) fn reason_label(r: &str, lang: Lang) -> &str {
         "dns_rcode" => ("DNS trả mã lỗi", "DNS error rcode"),
         "dns_answer" => ("DNS trả sai địa chỉ", "wrong DNS answer"),
         "permission" => ("thiếu quyền mở socket", "no permission for the socket"),
+        "json_mismatch" => ("dữ liệu JSON trả về sai", "unexpected JSON field"),
+        "header_mismatch" => ("tiêu đề HTTP sai", "unexpected HTTP header"),
+        "too_slow" => ("một bước giao dịch quá chậm", "a transaction step too slow"),
+        "extract_failed" => (
+            "không lấy được dữ liệu cho bước sau",
+            "could not extract a value",
+        ),
         other => (other, other),
     };
     lang.pick(vi, en)
@@ -189,6 +196,7 @@ pub(super) fn english_title(c: &CheckDef) -> String {
         (_, ProbeKind::Tcp) => "TCP check",
         (_, ProbeKind::Icmp) => "Echo check",
         (_, ProbeKind::Dns) => "DNS check",
+        (_, ProbeKind::Transaction) => "Transaction check",
     };
     format!("{what} ({})", c.id.name)
 }
@@ -1194,6 +1202,14 @@ pub(super) fn check_row(c: &CheckStatus, lang: Lang) -> Markup {
             }
             v.join(" · ")
         }
+        Some(Details::Transaction(t)) => match &t.failed_step {
+            Some(step) => format!("{} {step}", lang.pick("lỗi ở bước", "failed at step")),
+            None => format!(
+                "{} {}",
+                t.steps.len(),
+                lang.pick("bước đạt", "steps passed")
+            ),
+        },
         _ => String::new(),
     };
     html! {
