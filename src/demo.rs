@@ -57,21 +57,23 @@ impl Source {
     fn load(&self) -> Result<Inventory, ConfigError> {
         let cfg = match self {
             Source::File(p) => Config::load(p)?,
-            Source::Builtin => {
-                // The built-in config's relative secret file (the simulator's demo password)
-                // is written next to a virtual config path, so `demo` works from any directory.
-                let dir =
-                    std::env::temp_dir().join(format!("lienthong-demo-{}", std::process::id()));
-                let secret = dir.join(BUILTIN_SECRET.0);
-                write_private(&secret, BUILTIN_SECRET.1).map_err(|source| ConfigError::Read {
-                    path: secret.clone(),
-                    source,
-                })?;
-                Config::from_str(&dir.join("probes.toml (built in)"), BUILTIN_CONFIG)?
-            }
+            Source::Builtin => builtin_config()?,
         };
         Ok((*cfg.inventory).clone())
     }
+}
+
+/// The built-in config (the shipped probes.toml). Its relative secret file (the simulator's
+/// demo password) is written next to a virtual config path in the temp directory, so it loads
+/// from any directory.
+pub fn builtin_config() -> Result<Config, ConfigError> {
+    let dir = std::env::temp_dir().join(format!("lienthong-demo-{}", std::process::id()));
+    let secret = dir.join(BUILTIN_SECRET.0);
+    write_private(&secret, BUILTIN_SECRET.1).map_err(|error| ConfigError::Read {
+        path: secret.clone(),
+        error,
+    })?;
+    Config::from_str(&dir.join("probes.toml (built in)"), BUILTIN_CONFIG)
 }
 
 /// What the demo leaves on disk, relative to `dir` (the working directory).

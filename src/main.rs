@@ -432,10 +432,7 @@ fn readiness(a: ReadinessArgs) -> anyhow::Result<ExitCode> {
                 "no probes.toml here: using the built-in config (the one `lienthong demo` runs); \
                  pass --config PATH for yours"
             );
-            Config::from_str(
-                Path::new("probes.toml (built in)"),
-                lienthong::demo::BUILTIN_CONFIG,
-            )?
+            lienthong::demo::builtin_config()?
         }
     };
     let inv = &cfg.inventory;

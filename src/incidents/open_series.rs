@@ -300,6 +300,6 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("service=\"\""));
-        assert!(text.contains(r#"lienthong_incident_info{incident_id="7",title="Mất kết nối: Phường Bến Thành",title_en="Link down: Ben Thanh Ward"} 1"#), "{text}");
+        assert!(text.contains(r#"lienthong_incident_info{incident_id="7",runbook_url="/runbooks/sitedown",title="Mất kết nối: Phường Bến Thành",title_en="Link down: Ben Thanh Ward"} 1"#), "{text}");
     }
 }
