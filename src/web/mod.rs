@@ -138,11 +138,10 @@ async fn readyz(State(app): State<AppState>) -> Response {
         )
             .into_response()
     } else {
-        (
+        error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: config not loaded or scheduler stopped\n",
+            "not ready: config not loaded or scheduler stopped",
         )
-            .into_response()
     }
 }
 
