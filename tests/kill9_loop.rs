@@ -125,7 +125,9 @@ fn run(kills: usize) {
     assert_eq!(open, 0, "every incident resolved once all is up");
     assert_eq!(pending, 0, "every outbox row delivered");
 
-    let integrity: String = db_query(&db, |c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)));
+    let integrity: String = db_query(&db, |c| {
+        c.query_row("PRAGMA integrity_check", [], |r| r.get(0))
+    });
     assert_eq!(integrity, "ok");
     let dup_open: i64 = db_query(&db, |c| {
         c.query_row(
@@ -158,7 +160,10 @@ fn run(kills: usize) {
     let lost: Vec<&String> = outbox.iter().filter(|k| !by_key.contains_key(*k)).collect();
     assert!(lost.is_empty(), "outbox rows never delivered: {lost:?}");
     let unknown: Vec<&String> = by_key.keys().filter(|k| !outbox.contains(k)).collect();
-    assert!(unknown.is_empty(), "deliveries with no outbox row: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "deliveries with no outbox row: {unknown:?}"
+    );
     // A duplicate is legitimate only if the process was killed between the two arrivals.
     let all = receiver.all();
     let mut duplicates = 0;

@@ -109,6 +109,7 @@ impl Targets {
 pub struct Delivery {
     pub at: Instant,
     pub idempotency_key: Option<String>,
+    /// Every `Authorization` header, joined by ", ".
     pub authorization: Option<String>,
     pub body: Value,
 }
@@ -119,12 +120,28 @@ pub struct Receiver {
     pub seen: Arc<Mutex<Vec<Delivery>>>,
 }
 
-async fn record(State(r): State<Receiver>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
-    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+async fn record(
+    State(r): State<Receiver>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     r.seen.lock().unwrap().push(Delivery {
         at: Instant::now(),
         idempotency_key: h("idempotency-key"),
-        authorization: h("authorization"),
+        authorization: {
+            let all: Vec<&str> = headers
+                .get_all("authorization")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            (!all.is_empty()).then(|| all.join(", "))
+        },
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
     });
     StatusCode::OK
@@ -248,7 +265,12 @@ impl Serve {
     }
 
     /// Polls `path` until `f` accepts the answer or `limit` passes.
-    pub fn wait_for(&self, path: &str, limit: Duration, f: impl Fn(u16, &str) -> bool) -> (u16, String) {
+    pub fn wait_for(
+        &self,
+        path: &str,
+        limit: Duration,
+        f: impl Fn(u16, &str) -> bool,
+    ) -> (u16, String) {
         let until = Instant::now() + limit;
         loop {
             let (code, body) = self.get(path);
@@ -281,7 +303,9 @@ pub fn rss_kb(pid: u32) -> u64 {
 /// A minimal blocking HTTP/1.1 GET (no client runtime needed in sync tests).
 pub fn http_get(url: &str, timeout: Duration) -> (u16, String) {
     let rest = url.strip_prefix("http://").expect("http URL");
-    let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
     let Ok(addr) = host.parse::<SocketAddr>() else {
         return (0, format!("bad host {host}"));
     };
@@ -291,9 +315,10 @@ pub fn http_get(url: &str, timeout: Duration) -> (u16, String) {
     };
     let _ = s.set_read_timeout(Some(timeout));
     use std::io::Write;
-    if s
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
-        .is_err()
+    if s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .is_err()
     {
         return (0, "write failed".into());
     }
@@ -302,7 +327,11 @@ pub fn http_get(url: &str, timeout: Duration) -> (u16, String) {
     if r.read_line(&mut status).is_err() {
         return (0, "no answer".into());
     }
-    let code = status.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let code = status
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let mut chunked = false;
     loop {
         let mut line = String::new();
