@@ -54,6 +54,10 @@ async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let gzip = accepts_gzip(&headers);
     // Rendering (and compressing) thousands of series takes milliseconds: keep it off the
     // probing workers.
+    // One render at a time: a scrape storm queues here and takes at most one core, so the
+    // prober keeps the other(s) (tests/api_storm.rs).
+    static RENDERING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    let _turn = RENDERING.acquire().await;
     let metrics = app.metrics.clone();
     let body = tokio::task::spawn_blocking(move || {
         let text = metrics.render();
