@@ -112,12 +112,15 @@ pub struct Delivery {
     /// Every `Authorization` header, joined by ", ".
     pub authorization: Option<String>,
     pub body: Value,
+    /// Answered 200 (false: 500, the sender must retry).
+    pub accepted: bool,
 }
 
-/// Records every POST (headers and body) and answers 200.
+/// Records every POST (headers and body) and answers 200, or 500 while `failing` is set.
 #[derive(Clone, Default)]
 pub struct Receiver {
     pub seen: Arc<Mutex<Vec<Delivery>>>,
+    pub failing: Arc<AtomicBool>,
 }
 
 async fn record(
@@ -143,7 +146,11 @@ async fn record(
             (!all.is_empty()).then(|| all.join(", "))
         },
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        accepted: !r.failing.load(Ordering::Relaxed),
     });
+    if r.failing.load(Ordering::Relaxed) {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
     StatusCode::OK
 }
 
