@@ -54,7 +54,9 @@ async fn run(max_examples: u32) {
         .arg(format!("{}/api/v1/openapi.json", svc.base))
         .args(["--checks", CHECKS])
         .args(["--max-examples", &max_examples.to_string()])
-        .args(["--workers", "2", "--request-timeout", "10", "--no-color"])
+        // One worker: with several, hypothesis (3.11) sometimes fails inside its own lambda-source
+        // cache ("AST constructor recursion depth mismatch"), a tool error, not a finding.
+        .args(["--workers", "1", "--request-timeout", "10", "--no-color"])
         .args(["--generation-database", "none"])
         // An event stream never ends: its route is covered by tests/api.rs and server_hardening.
         .args(["--exclude-path", "/api/v1/incidents/stream"])
