@@ -250,14 +250,24 @@ pub async fn run(
     });
     // Connection cap, header-read and idle timeouts ([server]); the cap stays well below the
     // descriptor limit so API clients can never starve the probes' sockets.
-    let limits = crate::web::server::ServerLimits::new(
-        &inv.server,
-        crate::web::server::raise_nofile_limit(),
-    );
+    let nofile = crate::web::server::raise_nofile_limit();
+    let limits = crate::web::server::ServerLimits::new(&inv.server, nofile);
+    // A reload applies the timeouts to new connections; listen and max_connections need a
+    // restart (counted in `lienthong_config_reload_needs_restart`).
+    let (limits_tx, limits_rx) = tokio::sync::watch::channel(limits);
+    let needs_restart = prometheus::IntGauge::new(
+        "lienthong_config_reload_needs_restart",
+        "Settings of the config file that differ from the running ones and apply only after a restart ([server] listen, max_connections); 0 = the file is fully applied.",
+    )?;
+    match metrics.registry().register(Box::new(needs_restart.clone())) {
+        Ok(()) | Err(prometheus::Error::AlreadyReg) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let started_server = inv.server.clone();
     let server = tokio::spawn(crate::web::server::serve(
         listener,
         app,
-        limits,
+        limits_rx,
         shutdown.clone(),
     ));
 
@@ -282,6 +292,23 @@ pub async fn run(
                                 metrics.set_inventory(&new, Some(&current));
                                 state.set_inventory(new.clone());
                                 metrics.config_loaded(true);
+                                let restart = crate::web::server::needs_restart(&started_server, &new.server);
+                                needs_restart.set(restart.len() as i64);
+                                if !restart.is_empty() {
+                                    tracing::warn!(settings = ?restart, "[server] settings changed: they need a restart to apply (the running values are kept)");
+                                }
+                                let live = crate::web::server::ServerLimits {
+                                    header_read_timeout: new.server.header_read_timeout.0,
+                                    idle_timeout: new.server.idle_timeout.0,
+                                    max_connections: limits.max_connections,
+                                };
+                                if limits_tx.send_if_modified(|l| std::mem::replace(l, live) != live) {
+                                    tracing::info!(
+                                        header_read_timeout = ?live.header_read_timeout,
+                                        idle_timeout = ?live.idle_timeout,
+                                        "[server] timeouts reloaded (new connections)"
+                                    );
+                                }
                                 tracing::info!(checks = new.checks.len(), "config reloaded");
                                 current = new;
                             }

@@ -43,6 +43,10 @@ pub const PROBER_GRACE: Duration = Duration::from_secs(60);
 const CHILD_AFTER_LINK: Duration = Duration::from_secs(60);
 /// Certificate wants are re-judged this often (the thresholds are days).
 const CERT_RECHECK: Duration = Duration::from_secs(60);
+/// Store writes kept in memory while the store fails (a full disk, a read-only filesystem),
+/// replayed in order once it works again. Past this many, timeline events (state changes) are
+/// dropped first; opens and resolutions are kept up to twice this.
+pub const DEFERRED_MAX: usize = 10_000;
 /// The affected-sites list of an open incident is rewritten at most this often.
 const SITES_UPDATE_EVERY: Duration = Duration::from_secs(15);
 
@@ -80,6 +84,32 @@ struct OpenIncident {
     teams: Vec<String>,
     sites: Vec<String>,
     sites_updated: Option<SystemTime>,
+}
+
+/// A store write that failed (or queued behind one that did), replayed in order. `incident` is
+/// the store's id, or a placeholder (negative) for an incident whose opening is itself deferred.
+#[derive(Debug, Clone)]
+enum Deferred {
+    Open {
+        placeholder: i64,
+        new: NewIncident,
+        first: NewEvent,
+        targets: Vec<String>,
+    },
+    Append {
+        incident: i64,
+        ev: NewEvent,
+        targets: Vec<String>,
+    },
+    SetSites {
+        incident: i64,
+        sites: Vec<String>,
+    },
+    Resolve {
+        incident: i64,
+        ev: NewEvent,
+        targets: Vec<String>,
+    },
 }
 
 /// An incident the current health calls for.
@@ -139,6 +169,13 @@ pub struct IncidentEngine {
     /// The latest time the engine was told about (runs and ticks carry their own clock, which
     /// is virtual in tests): used when a config load recomputes every want.
     last_now: Option<SystemTime>,
+    /// Writes the store refused, in order (bounded by [`DEFERRED_MAX`]); see [`Deferred`].
+    deferred: std::collections::VecDeque<Deferred>,
+    /// Placeholder id → the store's id, for deferred opens already replayed.
+    placeholders: HashMap<i64, i64>,
+    next_placeholder: i64,
+    /// Deferred writes dropped because the buffer was full.
+    pub deferred_dropped: u64,
 }
 
 impl IncidentEngine {
@@ -198,6 +235,10 @@ impl IncidentEngine {
             cert_checked: None,
             api_windows,
             prober_released: None,
+            deferred: Default::default(),
+            placeholders: HashMap::new(),
+            next_placeholder: -1,
+            deferred_dropped: 0,
             opened: Vec::new(),
             last_now: Some(now),
         };
@@ -427,6 +468,9 @@ impl IncidentEngine {
     /// open incidents no longer wanted.
     pub fn tick(&mut self, now: SystemTime) {
         self.last_now = Some(now);
+        if !self.deferred.is_empty() {
+            self.replay();
+        }
         let mut keys: Vec<String> = Vec::new();
         let timed: Vec<String> = std::mem::take(&mut self.timed_sites).into_iter().collect();
         for site in timed {
@@ -1308,9 +1352,153 @@ impl IncidentEngine {
         let Some(o) = self.open.get(key).cloned() else {
             return Ok(());
         };
-        let id = self.store.append_event(o.id, ev, &self.targets(&o))?;
-        self.publish(o.id, id, ev);
+        let targets = self.targets(&o);
+        if o.id < 0 || !self.deferred.is_empty() {
+            self.defer(Deferred::Append {
+                incident: o.id,
+                ev: ev.clone(),
+                targets,
+            });
+            return Ok(());
+        }
+        match self.store.append_event(o.id, ev, &targets) {
+            Ok(id) => self.publish(o.id, id, ev),
+            Err(e) if deferrable(&e) => {
+                tracing::warn!(error = %e, incident = o.id, key, "incident store failing: timeline event kept for replay");
+                self.defer(Deferred::Append {
+                    incident: o.id,
+                    ev: ev.clone(),
+                    targets,
+                });
+            }
+            Err(e) => return Err(e),
+        }
         Ok(())
+    }
+
+    /// Queues a write for [`Self::replay`]. When full, a timeline event is dropped first (the
+    /// oldest state change), never an open or a resolution unless those alone fill twice the cap.
+    fn defer(&mut self, d: Deferred) {
+        if self.deferred.len() >= DEFERRED_MAX {
+            let events = self
+                .deferred
+                .iter()
+                .position(|d| matches!(d, Deferred::Append { .. } | Deferred::SetSites { .. }));
+            match events {
+                Some(i) => {
+                    self.deferred.remove(i);
+                }
+                None if self.deferred.len() >= 2 * DEFERRED_MAX => {
+                    self.deferred.pop_front();
+                }
+                None => {}
+            }
+            if self.deferred_dropped == 0 {
+                tracing::error!(
+                    max = DEFERRED_MAX,
+                    "incident store failing for long: deferred timeline events are being dropped"
+                );
+            }
+            self.deferred_dropped += 1;
+        }
+        self.deferred.push_back(d);
+    }
+
+    /// Writes still waiting for the store.
+    pub fn deferred_len(&self) -> usize {
+        self.deferred.len()
+    }
+
+    fn real_id(&self, id: i64) -> Option<i64> {
+        if id >= 0 {
+            Some(id)
+        } else {
+            self.placeholders.get(&id).copied()
+        }
+    }
+
+    /// Replays deferred writes in order until one fails (the store still failing) or all are
+    /// written. Called on the tick.
+    pub fn replay(&mut self) {
+        let mut written = 0usize;
+        while let Some(d) = self.deferred.front().cloned() {
+            let result = match &d {
+                Deferred::Open {
+                    placeholder,
+                    new,
+                    first,
+                    targets,
+                } => self.store.open_incident(new, first, targets).map(|(id, created)| {
+                    self.placeholders.insert(*placeholder, id);
+                    if let Some(o) = self.open.values_mut().find(|o| o.id == *placeholder) {
+                        o.id = id;
+                        self.open_generation += 1;
+                    }
+                    if created {
+                        tracing::info!(incident = id, key = %new.key, title = %new.title, "incident opened (replayed after a store outage)");
+                        if let Ok(Some(inc)) = self.store.get(id) {
+                            if let Some(ev) = inc.events.first() {
+                                let _ = self.events.send(ev.clone());
+                            }
+                        }
+                    }
+                }),
+                Deferred::Append {
+                    incident,
+                    ev,
+                    targets,
+                } => match self.real_id(*incident) {
+                    Some(id) => self
+                        .store
+                        .append_event(id, ev, targets)
+                        .map(|eid| self.publish(id, eid, ev)),
+                    None => Ok(()), // its open was dropped
+                },
+                Deferred::SetSites { incident, sites } => match self.real_id(*incident) {
+                    Some(id) => self.store.set_sites(id, sites),
+                    None => Ok(()),
+                },
+                Deferred::Resolve {
+                    incident,
+                    ev,
+                    targets,
+                } => match self.real_id(*incident) {
+                    Some(id) => self.store.resolve(id, ev, targets).map(|changed| {
+                        if changed {
+                            tracing::info!(incident = id, "incident resolved (replayed after a store outage)");
+                            if let Ok(Some(inc)) = self.store.get(id) {
+                                if let Some(ev) = inc.events.last() {
+                                    let _ = self.events.send(ev.clone());
+                                }
+                            }
+                        }
+                    }),
+                    None => Ok(()),
+                },
+            };
+            match result {
+                Ok(()) => {}
+                Err(e) if deferrable(&e) => {
+                    if written > 0 {
+                        tracing::warn!(written, left = self.deferred.len(), error = %e, "replay of deferred incident writes interrupted");
+                    }
+                    return;
+                }
+                Err(e) => {
+                    // A write that can never succeed (e.g. its incident was pruned): skip it.
+                    tracing::error!(error = %e, "deferred incident write dropped");
+                }
+            }
+            self.deferred.pop_front();
+            written += 1;
+        }
+        if written > 0 {
+            tracing::info!(
+                written,
+                "deferred incident writes replayed: the store works again"
+            );
+            self.placeholders.clear();
+        }
     }
 
     fn publish(&self, incident_id: i64, event_id: i64, ev: &NewEvent) {
@@ -1359,9 +1547,40 @@ impl IncidentEngine {
             sites: want.new.sites.clone(),
             sites_updated: Some(now),
         };
-        let (id, created) = self
-            .store
-            .open_incident(&want.new, &first, &self.targets(&o))?;
+        let targets = self.targets(&o);
+        let stored = if self.deferred.is_empty() {
+            match self.store.open_incident(&want.new, &first, &targets) {
+                Ok(r) => Some(r),
+                Err(e) if deferrable(&e) => {
+                    tracing::warn!(error = %e, key, "incident store failing: incident kept for replay");
+                    None
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        let Some((id, created)) = stored else {
+            // Opened in memory under a placeholder id; written when the store works again.
+            let placeholder = self.next_placeholder;
+            self.next_placeholder -= 1;
+            self.defer(Deferred::Open {
+                placeholder,
+                new: want.new.clone(),
+                first,
+                targets,
+            });
+            self.open.insert(
+                key.to_string(),
+                OpenIncident {
+                    id: placeholder,
+                    ..o
+                },
+            );
+            self.open_generation += 1;
+            self.opened.push((want.new.severity, want.new.scope));
+            return Ok(());
+        };
         self.open.insert(key.to_string(), OpenIncident { id, ..o });
         self.open_generation += 1;
         if created {
@@ -1460,7 +1679,20 @@ impl IncidentEngine {
         o.sites.sort();
         let sites = o.sites.clone();
         let id = o.id;
-        self.store.set_sites(id, &sites)?;
+        if id < 0 || !self.deferred.is_empty() {
+            self.defer(Deferred::SetSites {
+                incident: id,
+                sites: sites.clone(),
+            });
+        } else if let Err(e) = self.store.set_sites(id, &sites) {
+            if !deferrable(&e) {
+                return Err(e);
+            }
+            self.defer(Deferred::SetSites {
+                incident: id,
+                sites: sites.clone(),
+            });
+        }
         let ev = NewEvent {
             at: ms(now),
             kind: EventKind::SitesChanged,
@@ -1493,7 +1725,29 @@ impl IncidentEngine {
             message: "Đã khắc phục / resolved".into(),
             evidence: None,
         };
-        if self.store.resolve(o.id, &ev, &self.targets(&o))? {
+        let targets = self.targets(&o);
+        if o.id < 0 || !self.deferred.is_empty() {
+            self.defer(Deferred::Resolve {
+                incident: o.id,
+                ev,
+                targets,
+            });
+            return Ok(());
+        }
+        let resolved = match self.store.resolve(o.id, &ev, &targets) {
+            Ok(r) => r,
+            Err(e) if deferrable(&e) => {
+                tracing::warn!(error = %e, incident = o.id, key, "incident store failing: resolution kept for replay");
+                self.defer(Deferred::Resolve {
+                    incident: o.id,
+                    ev,
+                    targets,
+                });
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        if resolved {
             tracing::info!(incident = o.id, key, "incident resolved");
             if let Ok(Some(inc)) = self.store.get(o.id) {
                 if let Some(ev) = inc.events.last() {
@@ -1515,6 +1769,12 @@ fn latency_only(t: &Tracked) -> bool {
                 .iter()
                 .all(|b| matches!(b, Breach::Rtt | Breach::RttRise))
     })
+}
+
+/// Whether a failed write is the store failing (kept for replay) rather than a write that can
+/// never succeed.
+fn deferrable(e: &StoreError) -> bool {
+    !matches!(e, StoreError::NoSuchIncident(_))
 }
 
 fn empty_evidence() -> Evidence {

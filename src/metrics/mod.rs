@@ -44,6 +44,21 @@ pub struct Metrics {
     incidents_total: IntCounterVec,
     /// Size of the last exposition, to allocate the next one at once.
     last_len: AtomicUsize,
+    /// `/metrics`: one render at a time, and the last body reused by scrapes within
+    /// [`SCRAPE_REUSE`] of it (a scrape storm costs a few renders a second, not one per request).
+    pub scrape_turn: tokio::sync::Semaphore,
+    pub scrape_cache: std::sync::Mutex<Option<ScrapeBody>>,
+}
+
+/// A scrape within this long of the last render gets that render's body.
+pub const SCRAPE_REUSE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// One rendered `/metrics` body (`gzip`: compressed).
+#[derive(Clone)]
+pub struct ScrapeBody {
+    pub at: std::time::Instant,
+    pub gzip: bool,
+    pub body: bytes::Bytes,
 }
 
 /// Numeric codes of `lienthong_check_state` and `lienthong_site_status` (documented in the
@@ -205,6 +220,8 @@ impl Metrics {
             ),
             registry: r,
             last_len: AtomicUsize::new(0),
+            scrape_turn: tokio::sync::Semaphore::new(1),
+            scrape_cache: std::sync::Mutex::new(None),
         };
         m.build_info
             .with_label_values(&[

@@ -54,34 +54,65 @@ pub fn router(app: AppState) -> Router {
 
 async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let gzip = accepts_gzip(&headers);
-    // Rendering (and compressing) thousands of series takes milliseconds: keep it off the
-    // probing workers.
-    let metrics = app.metrics.clone();
-    let body = tokio::task::spawn_blocking(move || {
-        let text = metrics.render();
-        if gzip {
-            gzip_bytes(text.as_bytes()).map_err(|e| {
-                tracing::warn!(error = %e, "gzip of /metrics failed; sending it plain");
-                text
+    // One render at a time (a scrape storm queues here and takes one core at most, so the
+    // prober keeps the others); scrapes within SCRAPE_REUSE of the last render get its body.
+    let _turn = app.metrics.scrape_turn.acquire().await;
+    let fresh = |c: &crate::metrics::ScrapeBody| {
+        c.gzip == gzip && c.at.elapsed() < crate::metrics::SCRAPE_REUSE
+    };
+    let cached = app
+        .metrics
+        .scrape_cache
+        .lock()
+        .ok()
+        .and_then(|c| c.clone().filter(fresh));
+    let (gzip, body) = match cached {
+        Some(c) => (c.gzip, c.body),
+        None => {
+            // Rendering (and compressing) thousands of series takes milliseconds: keep it off
+            // the probing workers.
+            let metrics = app.metrics.clone();
+            let at = std::time::Instant::now();
+            let rendered = tokio::task::spawn_blocking(move || {
+                let text = metrics.render();
+                if gzip {
+                    gzip_bytes(text.as_bytes()).map_err(|e| {
+                        tracing::warn!(error = %e, "gzip of /metrics failed; sending it plain");
+                        text
+                    })
+                } else {
+                    Err(text)
+                }
             })
-        } else {
-            Err(text)
+            .await
+            .unwrap_or_else(|_| Err(String::new()));
+            let (zipped, body) = match rendered {
+                Ok(z) => (true, bytes::Bytes::from(z)),
+                Err(text) => (false, bytes::Bytes::from(text)),
+            };
+            if let Ok(mut c) = app.metrics.scrape_cache.lock() {
+                *c = Some(crate::metrics::ScrapeBody {
+                    at,
+                    gzip: zipped,
+                    body: body.clone(),
+                });
+            }
+            (zipped, body)
         }
-    })
-    .await
-    .unwrap_or_else(|_| Err(String::new()));
+    };
     let content_type = (
         header::CONTENT_TYPE,
         "text/plain; version=0.0.4; charset=utf-8",
     );
     let vary = (header::VARY, "accept-encoding");
-    match body {
-        Ok(zipped) => (
+    if gzip {
+        (
             [content_type, vary, (header::CONTENT_ENCODING, "gzip")],
-            zipped,
+            body,
         )
-            .into_response(),
-        Err(text) => ([content_type, vary], text).into_response(),
+            .into_response()
+    } else {
+        ([content_type, vary], body).into_response()
     }
 }
 
@@ -140,11 +171,10 @@ async fn readyz(State(app): State<AppState>) -> Response {
         )
             .into_response()
     } else {
-        (
+        error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: config not loaded or scheduler stopped\n",
+            "not ready: config not loaded or scheduler stopped",
         )
-            .into_response()
     }
 }
 

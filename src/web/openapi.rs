@@ -456,7 +456,13 @@ pub fn operation(method: &str, path: &str) -> Option<Value> {
             "tags": ["meta"],
             "operationId": "readyz",
             "summary": "Readiness: config loaded and checks scheduled",
-            "responses": { "200": text("Ready."), "503": text("Not ready.") }
+            "responses": {
+                "200": text("Ready: `ready: N checks scheduled`."),
+                "503": {
+                    "description": "Not ready, or degraded (a store operation is failing); the reason in `error`.",
+                    "content": json_body(s("Error"))
+                }
+            }
         }),
         _ => return None,
     };

@@ -63,6 +63,19 @@ impl ServerLimits {
     }
 }
 
+/// `[server]` settings that a reload cannot apply (the listener is bound and the connection
+/// cap sized at start): the names of those that differ between `running` and `file`.
+pub fn needs_restart(running: &ServerSection, file: &ServerSection) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if running.listen != file.listen {
+        out.push("listen");
+    }
+    if running.max_connections != file.max_connections {
+        out.push("max_connections");
+    }
+    out
+}
+
 /// Raises the soft RLIMIT_NOFILE to the hard limit and returns the soft limit then in force.
 pub fn raise_nofile_limit() -> Option<u64> {
     match rlimit::increase_nofile_limit(u64::MAX) {
@@ -79,13 +92,17 @@ pub fn raise_nofile_limit() -> Option<u64> {
 /// Serves `app` on `listener` until `shutdown`, then lets open connections finish their
 /// current request and returns once all are closed (long event streams: the caller bounds
 /// that wait).
+///
+/// `limits` may change while serving (a reload): each new connection takes the timeouts then in
+/// force; the connection cap is the one at start (changing it needs a restart).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
-    limits: ServerLimits,
+    limits: tokio::sync::watch::Receiver<ServerLimits>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let max_connections = limits.borrow().max_connections;
+    let permits = Arc::new(Semaphore::new(max_connections));
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -105,6 +122,7 @@ pub async fn serve(
         };
         let app = app.clone();
         let shutdown = shutdown.clone();
+        let limits = *limits.borrow();
         tokio::spawn(async move {
             connection(stream, app, limits, shutdown).await;
             drop(permit);
@@ -112,7 +130,7 @@ pub async fn serve(
     }
     drop(listener);
     // Every permit back = every connection closed.
-    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
     let _ = permits.acquire_many(all).await;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Test servers on 127.0.0.1:0, started by each test and dropped with its runtime.
 #![allow(dead_code)] // each test crate uses a different subset
 
+pub mod bin;
 pub mod demo;
 pub mod svc;
 pub mod tls;
