@@ -591,6 +591,38 @@ fn check_runtime_sections(file: &ConfigFile, inv: &Inventory, cx: &mut Ctx) {
                 );
             }
         }
+        let mut last: Option<std::time::Duration> = None;
+        for step in &t.get_ref().escalation {
+            let st = step.get_ref();
+            let team = &t.get_ref().name;
+            if last.is_some_and(|l| st.after.0 <= l) {
+                cx.push(
+                    field_span(cx.loc, step.span(), "after"),
+                    format!(
+                        "team `{team}`: escalation step after {} is not later than the step before it",
+                        humantime::format_duration(st.after.0)
+                    ),
+                    "list [[team.escalation]] steps in increasing `after`, e.g. \"10m\", then \"30m\"",
+                );
+            }
+            last = Some(st.after.0);
+            if st.notify.is_empty() {
+                cx.push(
+                    field_span(cx.loc, step.span(), "notify"),
+                    format!("team `{team}`: escalation step has no notify target"),
+                    "e.g. notify = [\"truong-phong\"] (names of [[notify]] targets)",
+                );
+            }
+            for n in &st.notify {
+                if !file.notify.iter().any(|x| &x.get_ref().name == n) {
+                    cx.push(
+                        field_span(cx.loc, step.span(), "notify"),
+                        format!("team `{team}`: escalation notifies unknown target `{n}`"),
+                        "use the name of a [[notify]] target",
+                    );
+                }
+            }
+        }
     }
     let mut names = HashSet::new();
     for n in &file.notify {
@@ -615,6 +647,15 @@ fn check_runtime_sections(file: &ConfigFile, inv: &Inventory, cx: &mut Ctx) {
                     n.span(),
                     format!("notify `{}`: environment variable {env} is not set", t.name),
                     "export the variable before starting lienthong (secrets never go in the file)",
+                );
+            }
+        }
+        if let Some(q) = &t.quiet_hours {
+            if let Err(e) = crate::maintenance::QuietHours::parse(q) {
+                cx.push(
+                    field_span(cx.loc, n.span(), "quiet_hours"),
+                    format!("notify `{}`: {e}", t.name),
+                    "e.g. quiet_hours = \"22:00-06:00\" (warnings wait, critical incidents are sent at once)",
                 );
             }
         }

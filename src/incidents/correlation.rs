@@ -136,6 +136,8 @@ pub struct IncidentEngine {
     prober_released: Option<SystemTime>,
     /// Incidents opened since start, by (severity, scope), for the `_total` counter.
     pub opened: Vec<(Severity, Scope)>,
+    /// Escalation steps fired since last taken (the writer pokes the notifier).
+    pub escalated: usize,
     /// The latest time the engine was told about (runs and ticks carry their own clock, which
     /// is virtual in tests): used when a config load recomputes every want.
     last_now: Option<SystemTime>,
@@ -199,6 +201,7 @@ impl IncidentEngine {
             api_windows,
             prober_released: None,
             opened: Vec::new(),
+            escalated: 0,
             last_now: Some(now),
         };
         engine.set_inventory(inv);
@@ -453,6 +456,74 @@ impl IncidentEngine {
         if let Err(e) = self.reconcile_keys(keys, now) {
             tracing::error!(error = %e, "incident store");
         }
+        if let Err(e) = self.escalate(now) {
+            tracing::error!(error = %e, "incident store (escalation)");
+        }
+    }
+
+    /// Acknowledgements that lapsed are withdrawn; escalation steps that are due fire (see
+    /// `incidents/escalation.rs`). Runs on the tick with its clock, over every unresolved
+    /// incident in the store (whoever opened it).
+    fn escalate(&mut self, now: SystemTime) -> Result<(), StoreError> {
+        let at = ms(now);
+        let any_steps = self.inv.teams.iter().any(|t| !t.escalation.is_empty());
+        let mut rows = self.store.escalation_rows()?;
+        if rows
+            .iter()
+            .any(|r| r.acknowledged && r.ack_expires_at.is_some_and(|e| e <= at))
+        {
+            for ev in self.store.expire_acks(at)? {
+                tracing::info!(incident = ev.incident_id, "acknowledgement expired");
+                let _ = self.events.send(ev);
+            }
+            rows = self.store.escalation_rows()?;
+        }
+        if !any_steps {
+            return Ok(());
+        }
+        for row in rows.iter().filter(|r| !r.acknowledged) {
+            for team in &row.teams {
+                let Some(cfg) = self.inv.teams.iter().find(|t| &t.name == team) else {
+                    continue;
+                };
+                let afters: Vec<i64> = cfg
+                    .escalation
+                    .iter()
+                    .map(|s| s.get_ref().after.0.as_millis() as i64)
+                    .collect();
+                for step in super::escalation::due_steps(row, team, &afters, at) {
+                    let st = cfg.escalation[step].get_ref();
+                    let after = humantime::format_duration(st.after.0).to_string();
+                    let ev = NewEvent {
+                        at,
+                        kind: EventKind::Escalated,
+                        check: None,
+                        state: None,
+                        message: format!(
+                            "Báo cáo vượt cấp (bước {}, {}): chưa tiếp nhận sau {after} — báo {} / escalated (step {}, team {}): not acknowledged after {after}, notifying {}",
+                            step + 1,
+                            cfg.title,
+                            st.notify.join(", "),
+                            step + 1,
+                            team,
+                            st.notify.join(", "),
+                        ),
+                        evidence: Some(json!({
+                            "team": team,
+                            "step": step + 1,
+                            "after_seconds": st.after.0.as_secs(),
+                            "notify": st.notify,
+                        })),
+                    };
+                    if let Some(e) = self.store.record_escalation(row.id, team, step, &ev, &st.notify)? {
+                        tracing::info!(incident = row.id, team, step = step + 1, "incident escalated");
+                        self.escalated += 1;
+                        let _ = self.events.send(e);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A check presented another certificate (or its first): re-index, re-judge both.

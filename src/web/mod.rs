@@ -9,6 +9,7 @@ pub mod incidents;
 pub mod openapi;
 pub mod server;
 pub mod status;
+pub mod teams;
 
 use std::sync::Arc;
 
