@@ -701,6 +701,8 @@ pub fn webhook_payload(item: &OutboxItem, incident: &Incident, event: &IncidentE
             "teams": incident.teams,
             "started_at": format_rfc3339(incident.started_at),
             "acknowledged_at": incident.acknowledged_at.map(format_rfc3339),
+            "acknowledged_by": incident.acknowledged_by,
+            "assigned_to": incident.assigned_to,
             "resolved_at": incident.resolved_at.map(format_rfc3339),
         },
     })
