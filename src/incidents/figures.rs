@@ -369,6 +369,11 @@ impl TeamMetrics {
     /// Observes what was acknowledged or resolved since the last poll and sets the open-age
     /// gauges (every team in `teams` gets a value, 0 when none is open).
     pub fn poll(&mut self, store: &Store, teams: &[String], now: UnixMillis) -> Result<(), StoreError> {
+        // Every team has its series from the start (zero counts), so dashboards show the team.
+        for t in teams {
+            self.ack.with_label_values(&[t.as_str()]);
+            self.resolve.with_label_values(&[t.as_str()]);
+        }
         let acked = store.acknowledged_since(self.ack_cursor)?;
         observe(
             &self.ack,
