@@ -1891,6 +1891,8 @@ sites = [
             acknowledged_at: None,
             acknowledged_by: None,
             resolved_at: None,
+            ack_expires_at: None,
+            assigned_to: None,
             events: vec![],
             notes: vec![],
         };

@@ -291,8 +291,13 @@ fn unack_in(
     let Some((Some(acked_at), holder, expires)) = row else {
         return Ok(None);
     };
-    // The acknowledged interval does not count on the escalation clock.
-    let paused = (at - acked_at).max(0);
+    // The acknowledged interval does not count on the escalation clock; a lapsed one ended at
+    // its expiry (even if the tick that notices comes later, e.g. after a restart).
+    let ended = match reason {
+        UnackReason::Expired => expires.unwrap_or(at).min(at),
+        UnackReason::Withdrawn => at,
+    };
+    let paused = (ended - acked_at).max(0);
     tx.prepare_cached(
         "UPDATE incidents SET acknowledged_at = NULL, acknowledged_by = NULL, \
          ack_expires_at = NULL, \

@@ -8,7 +8,8 @@
 //!   undo it); time to resolve = resolution − start;
 //! - quantiles are nearest-rank over the incidents that have the time (median of 4 values is
 //!   the 2nd smallest, p90 of 10 values the 9th);
-//! - open incidents are those unresolved at `now`, whenever they started;
+//! - open incidents are those unresolved at the end of the window (`min(to, now)`), whenever
+//!   they started; acknowledgements and resolutions are counted up to the time of the report;
 //! - an incident of several teams counts for each; the city line (`team = "*"`) counts it once.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -198,16 +199,18 @@ fn one(
         sev("critical", &|s| s == Severity::Critical),
         sev("warning", &|s| s == Severity::Warning),
     ];
+    // Open at the end of the window (now, for a window ending now).
+    let at = to.min(now);
     let open: Vec<&&FigureRow> = rows
         .iter()
-        .filter(|r| r.resolved_at.is_none_or(|t| t > now) && r.started_at <= now)
+        .filter(|r| r.resolved_at.is_none_or(|t| t > at) && r.started_at <= at)
         .collect();
-    let ages = Stat::of(open.iter().map(|r| now - r.started_at).collect());
+    let ages = Stat::of(open.iter().map(|r| at - r.started_at).collect());
     let open = OpenAge {
         count: open.len() as u64,
         acknowledged: open
             .iter()
-            .filter(|r| r.first_ack_at.is_some_and(|a| a <= now))
+            .filter(|r| r.first_ack_at.is_some_and(|a| a <= at))
             .count() as u64,
         oldest_seconds: ages.max_seconds,
         median_seconds: ages.median_seconds,
@@ -236,7 +239,7 @@ fn one(
 }
 
 impl Store {
-    /// Incidents started at or after `since`, and every unresolved one.
+    /// Incidents started at or after `since`, resolved at or after it, and every unresolved one.
     pub fn figure_rows(&self, since: UnixMillis) -> Result<Vec<FigureRow>, StoreError> {
         self.tracked("figure_rows", || {
             let conn = self.reader();
@@ -249,7 +252,9 @@ impl Store {
                  FROM incidents i WHERE i.id IN ( \
                    SELECT id FROM incidents INDEXED BY incidents_started_at WHERE started_at >= ?1 \
                    UNION SELECT id FROM incidents INDEXED BY incidents_resolved_at \
-                   WHERE resolved_at IS NULL) ORDER BY i.id",
+                   WHERE resolved_at IS NULL \
+                   UNION SELECT id FROM incidents INDEXED BY incidents_resolved_at \
+                   WHERE resolved_at >= ?1) ORDER BY i.id",
             )?;
             let rows = stmt.query_map([since], figure_row)?;
             Ok(rows.collect::<Result<_, _>>()?)

@@ -218,8 +218,9 @@ pub fn operation(method: &str, path: &str) -> Option<Value> {
                             then team names found only on incidents) and for the whole city \
                             (`team` = \"*\"), per severity (`all`, `critical`, `warning`): \
                             counts, and median / p90 / max (nearest rank, seconds) of the time \
-                            from start to first acknowledgement and to resolution. `open`: \
-                            incidents unresolved now, whenever they started. Unknown parameters \
+                            from start to first acknowledgement and to resolution (counted up \
+                            to now). `open`: incidents unresolved at the end of the window, \
+                            whenever they started. Unknown parameters \
                             or bad values → 400.",
             "parameters": [
                 query("window", "Length of the window ending at `to` (or now), e.g. 7d, 24h. Not with from.", json!({ "type": "string", "example": "7d" })),
