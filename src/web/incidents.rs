@@ -762,6 +762,11 @@ async fn assign(
     State(app): State<AppState>,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::bad_request(
+            "request body: expected a JSON object, e.g. {\"by\": \"…\", \"assignee\": \"…\"}",
+        ));
+    }
     if body.get("assignee").is_none() {
         return Err(ApiError::bad_request(
             "assignee: required (a person's name, or null to unassign)",
