@@ -210,11 +210,18 @@ pub struct QuietHours {
 impl QuietHours {
     /// Parses `"HH:MM-HH:MM"`; the error says what is expected.
     pub fn parse(s: &str) -> Result<QuietHours, String> {
-        let bad = || format!("quiet_hours `{s}`: expected \"HH:MM-HH:MM\" in Asia/Ho_Chi_Minh time, e.g. \"22:00-06:00\"");
+        let bad = || {
+            format!("quiet_hours `{s}`: expected \"HH:MM-HH:MM\" in Asia/Ho_Chi_Minh time, e.g. \"22:00-06:00\"")
+        };
         let (a, b) = s.split_once('-').ok_or_else(bad)?;
-        let (start, end) = (parse_hhmm(a).ok_or_else(bad)?, parse_hhmm(b).ok_or_else(bad)?);
+        let (start, end) = (
+            parse_hhmm(a).ok_or_else(bad)?,
+            parse_hhmm(b).ok_or_else(bad)?,
+        );
         if start == end {
-            return Err(format!("quiet_hours `{s}`: start and end are the same time"));
+            return Err(format!(
+                "quiet_hours `{s}`: start and end are the same time"
+            ));
         }
         Ok(QuietHours { start, end })
     }
@@ -321,7 +328,9 @@ mod tests {
             day.ends_after(parse_local("2026-12-02 12:10").unwrap()),
             parse_local("2026-12-02 13:30")
         );
-        assert!(QuietHours::parse("22-06").unwrap_err().contains("HH:MM-HH:MM"));
+        assert!(QuietHours::parse("22-06")
+            .unwrap_err()
+            .contains("HH:MM-HH:MM"));
         assert!(QuietHours::parse("06:00-06:00").is_err());
     }
 

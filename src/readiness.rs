@@ -1337,7 +1337,11 @@ fn team_figures_md(o: &mut String, f: &crate::incidents::figures::Figures, lang:
             let _ = writeln!(
                 o,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                if i == 0 { cell(&team_label(tf, lang)) } else { String::new() },
+                if i == 0 {
+                    cell(&team_label(tf, lang))
+                } else {
+                    String::new()
+                },
                 severity_label(&sf.severity, lang),
                 sf.incidents,
                 sf.acknowledged,
@@ -1354,7 +1358,10 @@ fn team_figures_md(o: &mut String, f: &crate::incidents::figures::Figures, lang:
         let _ = writeln!(
             o,
             "### {}\n\n| {} | {} |\n| --- | ---: |",
-            t("Sự cố theo xã, phường, đặc khu (nhiều nhất)", "Incidents per site (most first)"),
+            t(
+                "Sự cố theo xã, phường, đặc khu (nhiều nhất)",
+                "Incidents per site (most first)"
+            ),
             t("Đơn vị", "Site"),
             t("Sự cố", "Incidents"),
         );
@@ -1476,8 +1483,16 @@ pub fn csv(r: &Report, lang: Lang) -> String {
                     num(r_.median_seconds, 0),
                     num(r_.p90_seconds, 0),
                     num(r_.max_seconds, 0),
-                    if i == 0 { tf.open.count.to_string() } else { String::new() },
-                    if i == 0 { num(tf.open.oldest_seconds, 0) } else { String::new() },
+                    if i == 0 {
+                        tf.open.count.to_string()
+                    } else {
+                        String::new()
+                    },
+                    if i == 0 {
+                        num(tf.open.oldest_seconds, 0)
+                    } else {
+                        String::new()
+                    },
                 ]);
                 let row = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>();
                 o.push_str(&row.join(","));

@@ -96,7 +96,12 @@ async fn figures_loop(
             _ = every.tick() => {}
         }
         let (m, s) = (metrics.clone(), store.clone());
-        let teams: Vec<String> = state.inventory().teams.iter().map(|t| t.name.clone()).collect();
+        let teams: Vec<String> = state
+            .inventory()
+            .teams
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
         let _ = tokio::task::spawn_blocking(move || {
             let mut m = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Err(e) = m.poll(&s, &teams, crate::web::incidents::now_ms()) {

@@ -187,7 +187,10 @@ async fn escalation_and_ack_expiry_on_a_virtual_clock_reach_real_webhooks() {
     assert_eq!(inc.state, IncidentState::Acknowledged);
     assert_eq!(inc.ack_expires_at, Some(T0 + 22 * MIN));
     run(&mut e, T0 + 12 * MIN, T0 + 22 * MIN);
-    assert_eq!(store.get(id).unwrap().unwrap().state, IncidentState::Acknowledged);
+    assert_eq!(
+        store.get(id).unwrap().unwrap().state,
+        IncidentState::Acknowledged
+    );
 
     // At 22 min the acknowledgement lapses: open again, by "lienthong", reason expired.
     run(&mut e, T0 + 22 * MIN, T0 + 22 * MIN + 1000);
@@ -201,7 +204,10 @@ async fn escalation_and_ack_expiry_on_a_virtual_clock_reach_real_webhooks() {
         .expect("an unacknowledged event");
     assert_eq!(unack.at, T0 + 22 * MIN);
     assert_eq!(unack.evidence.as_ref().unwrap()["reason"], "expired");
-    assert_eq!(unack.evidence.as_ref().unwrap()["acknowledged_by"], "Nguyễn Văn A");
+    assert_eq!(
+        unack.evidence.as_ref().unwrap()["acknowledged_by"],
+        "Nguyễn Văn A"
+    );
 
     // Unacknowledged time: 12 min before the ack + time since 22 min. Step 2 (30 min) fires at
     // 22 + 18 = 40 min of age, not at 30 min.
@@ -234,7 +240,10 @@ async fn escalation_and_ack_expiry_on_a_virtual_clock_reach_real_webhooks() {
         .map(|(path, body, _)| {
             assert_eq!(body["event"]["kind"], "escalated", "{body:#}");
             assert_eq!(body["incident"]["id"], id);
-            (path.clone(), body["event"]["evidence"]["step"].as_i64().unwrap())
+            (
+                path.clone(),
+                body["event"]["evidence"]["step"].as_i64().unwrap(),
+            )
         })
         .collect();
     seen.sort();
@@ -291,14 +300,23 @@ fn unacknowledge_and_reacknowledge_keep_the_first_ack_time_and_the_timeline() {
         .unwrap();
     assert!(none.is_none());
     run(&mut e, T0 + 5 * MIN, T0 + 13 * MIN);
-    assert!(escalations(&store, id).is_empty(), "only 10 min - 3 min paused");
+    assert!(
+        escalations(&store, id).is_empty(),
+        "only 10 min - 3 min paused"
+    );
     run(&mut e, T0 + 13 * MIN, T0 + 13 * MIN + 1000);
     assert_eq!(escalations(&store, id).len(), 1);
     // Assignment, re-assignment to the same person (no event), unassignment.
-    let (inc, ev) = store.assign(id, T0 + 14 * MIN, "A", Some("Trần Thị C")).unwrap().unwrap();
+    let (inc, ev) = store
+        .assign(id, T0 + 14 * MIN, "A", Some("Trần Thị C"))
+        .unwrap()
+        .unwrap();
     assert_eq!(inc.assigned_to.as_deref(), Some("Trần Thị C"));
     assert!(ev.is_some());
-    let (_, ev) = store.assign(id, T0 + 15 * MIN, "A", Some("Trần Thị C")).unwrap().unwrap();
+    let (_, ev) = store
+        .assign(id, T0 + 15 * MIN, "A", Some("Trần Thị C"))
+        .unwrap()
+        .unwrap();
     assert!(ev.is_none());
     let (inc, ev) = store.assign(id, T0 + 16 * MIN, "B", None).unwrap().unwrap();
     assert_eq!(inc.assigned_to, None);
@@ -344,8 +362,18 @@ async fn quiet_hours_hold_warnings_but_not_critical_incidents() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("q.db")).unwrap());
     let now = local_0559_57;
-    let warn = open_site_incident(&store, "phuong-ben-thanh", Severity::Warning, now - 11 * MIN);
-    let crit = open_site_incident(&store, "phuong-tan-dinh", Severity::Critical, now - 11 * MIN);
+    let warn = open_site_incident(
+        &store,
+        "phuong-ben-thanh",
+        Severity::Warning,
+        now - 11 * MIN,
+    );
+    let crit = open_site_incident(
+        &store,
+        "phuong-tan-dinh",
+        Severity::Critical,
+        now - 11 * MIN,
+    );
     let mut e = engine(&inv, &store, now);
     e.tick(at(now));
     assert_eq!(escalations(&store, warn).len(), 1);
@@ -370,7 +398,11 @@ async fn quiet_hours_hold_warnings_but_not_critical_incidents() {
     assert_eq!(pending[0].incident_id, warn);
     assert_eq!(pending[0].attempts, 0);
     assert!(
-        pending[0].last_error.as_deref().unwrap_or("").contains("quiet hours"),
+        pending[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("quiet hours"),
         "{pending:?}"
     );
     // After 06:00 it goes.
@@ -380,7 +412,11 @@ async fn quiet_hours_hold_warnings_but_not_critical_incidents() {
     assert_eq!(all.len(), 2, "{all:#?}");
     assert_eq!(all[1].1["incident"]["id"], warn);
     let six = lienthong::maintenance::parse_local("2026-12-02 06:00").unwrap();
-    assert!(all[1].2 >= six, "delivered {} ms before 06:00", six - all[1].2);
+    assert!(
+        all[1].2 >= six,
+        "delivered {} ms before 06:00",
+        six - all[1].2
+    );
 }
 
 #[test]
@@ -426,7 +462,12 @@ async fn api() -> (tempfile::TempDir, Arc<Store>, String, i64) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("api.db")).unwrap());
-    let id = open_site_incident(&store, "phuong-ben-thanh", Severity::Critical, wall_ms() - 5 * MIN);
+    let id = open_site_incident(
+        &store,
+        "phuong-ben-thanh",
+        Severity::Critical,
+        wall_ms() - 5 * MIN,
+    );
     let state = Arc::new(lienthong::state::LiveState::default());
     state.set_inventory(Arc::new(inventory("http://127.0.0.1:9", None)));
     let app = lienthong::web::AppState {
@@ -466,22 +507,41 @@ async fn api_ack_expiry_unack_assign_and_their_4xx() {
     let (_dir, store, base, id) = api().await;
     let p = |s: &str| format!("/api/v1/incidents/{id}/{s}");
     // Bad expiries → 400 naming the field.
-    for bad in [r#"{"by":"A","expires_in":"soon"}"#, r#"{"by":"A","expires_in":"0s"}"#, r#"{"by":"A","expires_in":"30d"}"#] {
+    for bad in [
+        r#"{"by":"A","expires_in":"soon"}"#,
+        r#"{"by":"A","expires_in":"0s"}"#,
+        r#"{"by":"A","expires_in":"30d"}"#,
+    ] {
         let (s, b) = post_api(&base, &p("ack"), bad).await;
         assert_eq!(s, 400, "{bad}: {b}");
-        assert!(b["error"].as_str().unwrap().starts_with("expires_in:"), "{b}");
+        assert!(
+            b["error"].as_str().unwrap().starts_with("expires_in:"),
+            "{b}"
+        );
     }
     // Nothing to withdraw yet → 409.
     let (s, b) = post_api(&base, &p("unack"), r#"{"by":"B"}"#).await;
     assert_eq!(s, 409, "{b}");
-    assert!(b["error"].as_str().unwrap().contains("not acknowledged"), "{b}");
+    assert!(
+        b["error"].as_str().unwrap().contains("not acknowledged"),
+        "{b}"
+    );
     // Ack with an expiry.
     let before = wall_ms();
-    let (s, b) = post_api(&base, &p("ack"), r#"{"by":"Nguyễn Văn A","expires_in":"30m"}"#).await;
+    let (s, b) = post_api(
+        &base,
+        &p("ack"),
+        r#"{"by":"Nguyễn Văn A","expires_in":"30m"}"#,
+    )
+    .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["state"], "acknowledged");
-    let exp = lienthong::web::incidents::parse_rfc3339(b["ack_expires_at"].as_str().unwrap()).unwrap();
-    assert!((before - 1000 + 30 * MIN..=wall_ms() + 30 * MIN).contains(&exp), "{b}");
+    let exp =
+        lienthong::web::incidents::parse_rfc3339(b["ack_expires_at"].as_str().unwrap()).unwrap();
+    assert!(
+        (before - 1000 + 30 * MIN..=wall_ms() + 30 * MIN).contains(&exp),
+        "{b}"
+    );
     // Withdraw it.
     let (s, b) = post_api(&base, &p("unack"), r#"{"by":"Trưởng phòng"}"#).await;
     assert_eq!(s, 200, "{b}");
@@ -508,7 +568,12 @@ async fn api_ack_expiry_unack_assign_and_their_4xx() {
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["assigned_to"], Value::Null);
     // Unknown incident → 404; no token → 401.
-    let (s, _) = post_api(&base, "/api/v1/incidents/999999/assign", r#"{"assignee":"C"}"#).await;
+    let (s, _) = post_api(
+        &base,
+        "/api/v1/incidents/999999/assign",
+        r#"{"assignee":"C"}"#,
+    )
+    .await;
     assert_eq!(s, 404);
     let r = reqwest::Client::new()
         .post(format!("{base}{}", p("unack")))
@@ -517,10 +582,23 @@ async fn api_ack_expiry_unack_assign_and_their_4xx() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     // The timeline has it all.
-    let kinds: Vec<EventKind> = store.get(id).unwrap().unwrap().events.iter().map(|e| e.kind).collect();
+    let kinds: Vec<EventKind> = store
+        .get(id)
+        .unwrap()
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.kind)
+        .collect();
     assert_eq!(
         kinds,
-        [EventKind::Opened, EventKind::Acknowledged, EventKind::Unacknowledged, EventKind::Assigned, EventKind::Assigned]
+        [
+            EventKind::Opened,
+            EventKind::Acknowledged,
+            EventKind::Unacknowledged,
+            EventKind::Assigned,
+            EventKind::Assigned
+        ]
     );
 }
 
@@ -530,10 +608,18 @@ async fn api_teams_figures_and_bad_windows() {
     store.acknowledge(id, wall_ms(), "A").unwrap();
     let (s, f) = get(&base, "/api/v1/teams?window=1h").await;
     assert_eq!(s, 200, "{f}");
-    let tphcm = f["teams"].as_array().unwrap().iter().find(|t| t["team"] == "to-tphcm").unwrap().clone();
+    let tphcm = f["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["team"] == "to-tphcm")
+        .unwrap()
+        .clone();
     assert_eq!(tphcm["severities"][0]["incidents"], 1);
     assert_eq!(tphcm["severities"][0]["acknowledged"], 1);
-    let tta = tphcm["severities"][0]["time_to_acknowledge"]["median_seconds"].as_f64().unwrap();
+    let tta = tphcm["severities"][0]["time_to_acknowledge"]["median_seconds"]
+        .as_f64()
+        .unwrap();
     assert!((299.0..=310.0).contains(&tta), "{tta}");
     assert_eq!(tphcm["open"]["count"], 1);
     assert_eq!(tphcm["sites"][0]["site"], "phuong-ben-thanh");
@@ -543,7 +629,10 @@ async fn api_teams_figures_and_bad_windows() {
         ("from=yesterday", "from:"),
         ("team=x", "unknown parameter `team`"),
         ("window=1h&from=2026-11-25T00:00:00Z", "cannot be combined"),
-        ("from=2026-11-26T00:00:00Z&to=2026-11-25T00:00:00Z", "before"),
+        (
+            "from=2026-11-26T00:00:00Z&to=2026-11-25T00:00:00Z",
+            "before",
+        ),
     ] {
         let (s, b) = get(&base, &format!("/api/v1/teams?{q}")).await;
         assert_eq!(s, 400, "{q}: {b}");
@@ -607,7 +696,10 @@ fn team_figures_match_a_scripted_set_of_incidents() {
     store.insert_history(&history).unwrap();
     let (from, to) = (T0, T0 + 24 * 60 * MIN);
     let now = to + 30 * MIN;
-    let teams = vec![("a".to_string(), "Tổ A".to_string()), ("b".to_string(), "Tổ B".to_string())];
+    let teams = vec![
+        ("a".to_string(), "Tổ A".to_string()),
+        ("b".to_string(), "Tổ B".to_string()),
+    ];
     let f = compute(&store.figure_rows(from).unwrap(), &teams, from, to, now);
     let a = &f.teams[0];
     assert_eq!(a.team, "a");
@@ -616,21 +708,33 @@ fn team_figures_match_a_scripted_set_of_incidents() {
     // Acks 2, 4, 6, 20 min: median (nearest rank, 2nd of 4) 4 min, p90 (4th) 20 min, max 20 min.
     let s = |m: i64| Some((m * 60) as f64);
     let tta = &all.time_to_acknowledge;
-    assert_eq!((tta.median_seconds, tta.p90_seconds, tta.max_seconds), (s(4), s(20), s(20)));
+    assert_eq!(
+        (tta.median_seconds, tta.p90_seconds, tta.max_seconds),
+        (s(4), s(20), s(20))
+    );
     // Resolutions 5, 30, 60, 90 min.
     let ttr = &all.time_to_resolve;
-    assert_eq!((ttr.median_seconds, ttr.p90_seconds, ttr.max_seconds), (s(30), s(90), s(90)));
+    assert_eq!(
+        (ttr.median_seconds, ttr.p90_seconds, ttr.max_seconds),
+        (s(30), s(90), s(90))
+    );
     let crit = &a.severities[1];
     assert_eq!((crit.severity.as_str(), crit.incidents), ("critical", 4));
     assert_eq!(crit.time_to_resolve.median_seconds, s(60));
     let warn = &a.severities[2];
-    assert_eq!((warn.incidents, warn.acknowledged, warn.resolved), (1, 0, 1));
+    assert_eq!(
+        (warn.incidents, warn.acknowledged, warn.resolved),
+        (1, 0, 1)
+    );
     assert_eq!(warn.time_to_acknowledge.median_seconds, None);
     // Open at the end of the window: the one started at 40 min.
     assert_eq!(a.open.count, 1);
     assert_eq!(a.open.oldest_seconds, Some(((24 * 60 - 40) * 60) as f64));
     assert_eq!(
-        a.sites.iter().map(|c| (c.site.as_str(), c.incidents)).collect::<Vec<_>>(),
+        a.sites
+            .iter()
+            .map(|c| (c.site.as_str(), c.incidents))
+            .collect::<Vec<_>>(),
         [("s1", 3), ("s2", 1), ("s3", 1)]
     );
     let b = &f.teams[1];
@@ -653,7 +757,10 @@ fn team_figures_match_a_scripted_set_of_incidents() {
                 continue;
             }
             for x in mf.get_metric() {
-                if x.get_label().iter().any(|l| l.name() == "team" && l.value() == team) {
+                if x.get_label()
+                    .iter()
+                    .any(|l| l.name() == "team" && l.value() == team)
+                {
                     let h = x.get_histogram();
                     return (h.get_sample_count(), h.get_sample_sum());
                 }
@@ -663,11 +770,21 @@ fn team_figures_match_a_scripted_set_of_incidents() {
     };
     // Team a acknowledged: 2, 4, 6, 20 (in the window) + 1 (the one started at -60, acked at
     // -59: before the poller's start, not observed) → 4; sum 32 min.
-    assert_eq!(hist("lienthong_incident_ack_seconds", "a"), (4, 32.0 * 60.0));
+    assert_eq!(
+        hist("lienthong_incident_ack_seconds", "a"),
+        (4, 32.0 * 60.0)
+    );
     // Resolved since start for a: 30, 60, 90, 5 + the pre-window one (resolved at +10 min,
     // 70 min after its start).
-    assert_eq!(hist("lienthong_incident_resolve_seconds", "a"), (5, (30.0 + 60.0 + 90.0 + 5.0 + 70.0) * 60.0));
-    assert_eq!(hist("lienthong_incident_ack_seconds", "c"), (0, 0.0), "every team has its series");
+    assert_eq!(
+        hist("lienthong_incident_resolve_seconds", "a"),
+        (5, (30.0 + 60.0 + 90.0 + 5.0 + 70.0) * 60.0)
+    );
+    assert_eq!(
+        hist("lienthong_incident_ack_seconds", "c"),
+        (0, 0.0),
+        "every team has its series"
+    );
     let gauge = |team: &str| {
         registry
             .gather()
@@ -685,7 +802,9 @@ fn team_figures_match_a_scripted_set_of_incidents() {
     assert_eq!(gauge("a"), Some(((24 * 60 + 30 - 40) * 60) as f64));
     assert_eq!(gauge("c"), Some(0.0));
     // Later acknowledgements are observed at the next poll only.
-    let ids = store.insert_history(&[scripted(W, 100, None, None, &["c"], "s5")]).unwrap();
+    let ids = store
+        .insert_history(&[scripted(W, 100, None, None, &["c"], "s5")])
+        .unwrap();
     store.acknowledge(ids[0], T0 + 107 * MIN, "A").unwrap();
     m.poll(&store, &names, now).unwrap();
     assert_eq!(hist("lienthong_incident_ack_seconds", "c"), (1, 7.0 * 60.0));

@@ -515,8 +515,16 @@ impl IncidentEngine {
                             "notify": st.notify,
                         })),
                     };
-                    if let Some(e) = self.store.record_escalation(row.id, team, step, &ev, &st.notify)? {
-                        tracing::info!(incident = row.id, team, step = step + 1, "incident escalated");
+                    if let Some(e) = self
+                        .store
+                        .record_escalation(row.id, team, step, &ev, &st.notify)?
+                    {
+                        tracing::info!(
+                            incident = row.id,
+                            team,
+                            step = step + 1,
+                            "incident escalated"
+                        );
                         self.escalated += 1;
                         let _ = self.events.send(e);
                     }

@@ -263,11 +263,7 @@ impl Store {
 
     /// Incidents first acknowledged at or after `since` (for the ack histogram).
     pub fn acknowledged_since(&self, since: UnixMillis) -> Result<Vec<FigureRow>, StoreError> {
-        self.figure_rows_where(
-            "first_acknowledged_at >= ?1",
-            "incidents_first_ack",
-            since,
-        )
+        self.figure_rows_where("first_acknowledged_at >= ?1", "incidents_first_ack", since)
     }
 
     /// Incidents resolved at or after `since` (for the resolve histogram).
@@ -373,7 +369,12 @@ impl TeamMetrics {
 
     /// Observes what was acknowledged or resolved since the last poll and sets the open-age
     /// gauges (every team in `teams` gets a value, 0 when none is open).
-    pub fn poll(&mut self, store: &Store, teams: &[String], now: UnixMillis) -> Result<(), StoreError> {
+    pub fn poll(
+        &mut self,
+        store: &Store,
+        teams: &[String],
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
         // Every team has its series from the start (zero counts), so dashboards show the team.
         for t in teams {
             self.ack.with_label_values(&[t.as_str()]);
@@ -445,6 +446,11 @@ fn observe(
     if max == *cursor {
         seen.extend(before);
     }
-    seen.extend(stamped.into_iter().filter(|(_, t)| *t == max).map(|(id, _)| id));
+    seen.extend(
+        stamped
+            .into_iter()
+            .filter(|(_, t)| *t == max)
+            .map(|(id, _)| id),
+    );
     *cursor = max;
 }

@@ -1253,7 +1253,10 @@ pub(super) fn from_text<T: DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusql
     })
 }
 
-pub(super) fn json_col<T: DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<T>> {
+pub(super) fn json_col<T: DeserializeOwned>(
+    row: &Row<'_>,
+    idx: usize,
+) -> rusqlite::Result<Option<T>> {
     let s: Option<String> = row.get(idx)?;
     s.map(|s| {
         serde_json::from_str(&s).map_err(|e| {

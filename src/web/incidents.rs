@@ -728,7 +728,12 @@ async fn unack(
     let by = by.trim().to_string();
     let at = now_ms();
     let (incident, ev) = db(&app, move |s| {
-        s.unacknowledge(id, at, &by, crate::incidents::escalation::UnackReason::Withdrawn)
+        s.unacknowledge(
+            id,
+            at,
+            &by,
+            crate::incidents::escalation::UnackReason::Withdrawn,
+        )
     })
     .await?
     .ok_or_else(|| no_incident(id))?;

@@ -67,11 +67,7 @@ pub(crate) async fn teams(
 ) -> Result<Json<Figures>, ApiError> {
     let inv = app.state.inventory();
     let now = now_ms();
-    let (from, to) = window(
-        q.as_deref(),
-        inv.readiness.window.0.as_millis() as i64,
-        now,
-    )?;
+    let (from, to) = window(q.as_deref(), inv.readiness.window.0.as_millis() as i64, now)?;
     let teams: Vec<(String, String)> = inv
         .teams
         .iter()
