@@ -466,21 +466,16 @@ impl IncidentEngine {
     /// incident in the store (whoever opened it).
     fn escalate(&mut self, now: SystemTime) -> Result<(), StoreError> {
         let at = ms(now);
-        let any_steps = self.inv.teams.iter().any(|t| !t.escalation.is_empty());
-        let mut rows = self.store.escalation_rows()?;
-        if rows
-            .iter()
-            .any(|r| r.acknowledged && r.ack_expires_at.is_some_and(|e| e <= at))
-        {
+        if self.store.next_ack_expiry()?.is_some_and(|e| e <= at) {
             for ev in self.store.expire_acks(at)? {
                 tracing::info!(incident = ev.incident_id, "acknowledgement expired");
                 let _ = self.events.send(ev);
             }
-            rows = self.store.escalation_rows()?;
         }
-        if !any_steps {
+        if self.inv.teams.iter().all(|t| t.escalation.is_empty()) {
             return Ok(());
         }
+        let rows = self.store.escalation_rows()?;
         for row in rows.iter().filter(|r| !r.acknowledged) {
             for team in &row.teams {
                 let Some(cfg) = self.inv.teams.iter().find(|t| &t.name == team) else {

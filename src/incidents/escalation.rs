@@ -178,6 +178,21 @@ impl Store {
         })
     }
 
+    /// The earliest expiry of an acknowledgement of an unresolved incident (cheap: the tick
+    /// asks every second).
+    pub fn next_ack_expiry(&self) -> Result<Option<UnixMillis>, StoreError> {
+        self.tracked("next_ack_expiry", || {
+            let conn = self.reader();
+            let next: Option<UnixMillis> = conn
+                .prepare_cached(
+                    "SELECT min(ack_expires_at) FROM incidents INDEXED BY incidents_resolved_at \
+                     WHERE resolved_at IS NULL AND acknowledged_at IS NOT NULL",
+                )?
+                .query_row([], |r| r.get(0))?;
+            Ok(next)
+        })
+    }
+
     /// Every unresolved incident as the escalation tick sees it, oldest first.
     pub fn escalation_rows(&self) -> Result<Vec<EscalationRow>, StoreError> {
         self.tracked("escalation_rows", || {
