@@ -162,6 +162,8 @@ fn history(n: usize) -> Vec<Incident> {
                 acknowledged_at: None,
                 acknowledged_by: None,
                 resolved_at: resolved.then_some(started + 120_000),
+                ack_expires_at: None,
+                assigned_to: None,
                 events: vec![lienthong::incidents::IncidentEvent {
                     id: 0,
                     incident_id: 0,

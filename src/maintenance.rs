@@ -198,6 +198,55 @@ impl Window {
     }
 }
 
+/// Daily quiet hours of a notify target, `"22:00-06:00"` in Asia/Ho_Chi_Minh (may cross
+/// midnight; start included, end excluded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuietHours {
+    /// Minutes of the local day.
+    pub start: i64,
+    pub end: i64,
+}
+
+impl QuietHours {
+    /// Parses `"HH:MM-HH:MM"`; the error says what is expected.
+    pub fn parse(s: &str) -> Result<QuietHours, String> {
+        let bad = || {
+            format!("quiet_hours `{s}`: expected \"HH:MM-HH:MM\" in Asia/Ho_Chi_Minh time, e.g. \"22:00-06:00\"")
+        };
+        let (a, b) = s.split_once('-').ok_or_else(bad)?;
+        let (start, end) = (
+            parse_hhmm(a).ok_or_else(bad)?,
+            parse_hhmm(b).ok_or_else(bad)?,
+        );
+        if start == end {
+            return Err(format!(
+                "quiet_hours `{s}`: start and end are the same time"
+            ));
+        }
+        Ok(QuietHours { start, end })
+    }
+
+    /// When `at` (Unix ms) is inside the quiet hours: the Unix ms at which they end.
+    pub fn ends_after(&self, at: i64) -> Option<i64> {
+        let local = at + OFFSET_MS;
+        let day0 = local - local.rem_euclid(DAY_MS);
+        let minute = local.rem_euclid(DAY_MS) / 60_000;
+        let inside = if self.start < self.end {
+            (self.start..self.end).contains(&minute)
+        } else {
+            minute >= self.start || minute < self.end
+        };
+        if !inside {
+            return None;
+        }
+        let mut end = day0 + self.end * 60_000;
+        if end <= local {
+            end += DAY_MS;
+        }
+        Some(end - OFFSET_MS)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +311,27 @@ mod tests {
             !w.active_at(parse_local("2026-11-28 23:30").unwrap()),
             "not on Saturday"
         );
+    }
+
+    #[test]
+    fn quiet_hours_cross_midnight_in_local_time() {
+        let q = QuietHours::parse("22:00-06:00").unwrap();
+        // 2026-12-01 23:30 local = 16:30 UTC: quiet until 2026-12-02 06:00 local.
+        let at = parse_local("2026-12-01 23:30").unwrap();
+        assert_eq!(q.ends_after(at), parse_local("2026-12-02 06:00"));
+        let at = parse_local("2026-12-02 05:59").unwrap();
+        assert_eq!(q.ends_after(at), parse_local("2026-12-02 06:00"));
+        assert_eq!(q.ends_after(parse_local("2026-12-02 06:00").unwrap()), None);
+        assert_eq!(q.ends_after(parse_local("2026-12-02 21:59").unwrap()), None);
+        let day = QuietHours::parse("12:00-13:30").unwrap();
+        assert_eq!(
+            day.ends_after(parse_local("2026-12-02 12:10").unwrap()),
+            parse_local("2026-12-02 13:30")
+        );
+        assert!(QuietHours::parse("22-06")
+            .unwrap_err()
+            .contains("HH:MM-HH:MM"));
+        assert!(QuietHours::parse("06:00-06:00").is_err());
     }
 
     #[test]

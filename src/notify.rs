@@ -110,6 +110,8 @@ impl fmt::Debug for Secret {
 struct Target {
     cfg: NotifyTarget,
     token: Option<Secret>,
+    /// `quiet_hours` (validated with the config; an unparsable value means none).
+    quiet: Option<crate::maintenance::QuietHours>,
 }
 
 impl Target {
@@ -491,6 +493,21 @@ impl Notifier {
             );
             return self.later(id, Instant::now() + ms(PARKED_MS), err).await;
         };
+        // Quiet hours: a warning waits in the outbox (not an attempt, no backoff, later rows of
+        // the target go on); critical incidents are sent at once.
+        if incident.severity != Severity::Critical {
+            let now = self.now_ms();
+            if let Some(end) = target.quiet.and_then(|q| q.ends_after(now)) {
+                // Looked at again at least every PARKED_MS (a reload may lift the quiet hours).
+                let next = end.min(now + PARKED_MS);
+                let note = format!(
+                    "quiet hours of `{}` until {} (Asia/Ho_Chi_Minh)",
+                    item.target,
+                    crate::maintenance::format_local(end)
+                );
+                return self.db(move |s| s.outbox_defer(id, next, &note)).await;
+            }
+        }
         let body = match target.cfg.kind {
             NotifyKind::Webhook => webhook_payload(item, incident, event),
             NotifyKind::Alertmanager => Value::Array(vec![alertmanager_alert(
@@ -624,6 +641,10 @@ impl Notifier {
                 .iter()
                 .filter(|i| i.state != IncidentState::Resolved)
                 .filter(|i| {
+                    i.severity == Severity::Critical
+                        || target.quiet.is_none_or(|q| q.ends_after(now).is_none())
+                })
+                .filter(|i| {
                     !targets_for(&i.teams, i.severity, std::slice::from_ref(&target.cfg)).is_empty()
                 })
                 .map(|i| {
@@ -680,6 +701,8 @@ pub fn webhook_payload(item: &OutboxItem, incident: &Incident, event: &IncidentE
             "teams": incident.teams,
             "started_at": format_rfc3339(incident.started_at),
             "acknowledged_at": incident.acknowledged_at.map(format_rfc3339),
+            "acknowledged_by": incident.acknowledged_by,
+            "assigned_to": incident.assigned_to,
             "resolved_at": incident.resolved_at.map(format_rfc3339),
         },
     })
@@ -818,7 +841,11 @@ fn build_targets(targets: Vec<NotifyTarget>) -> HashMap<String, Target> {
                         None
                     }
                 });
-            (cfg.name.clone(), Target { cfg, token })
+            let quiet = cfg
+                .quiet_hours
+                .as_deref()
+                .and_then(|q| crate::maintenance::QuietHours::parse(q).ok());
+            (cfg.name.clone(), Target { cfg, token, quiet })
         })
         .collect()
 }

@@ -283,6 +283,9 @@ pub struct Report {
     pub sites: Vec<SiteResult>,
     /// Prober incidents open at the end of the window (monitoring itself impaired).
     pub prober_incidents: Vec<IncidentRef>,
+    /// How fast the teams acknowledged and resolved the incidents started in the window, and
+    /// what is open at the time of the report (None when not loaded from a store).
+    pub team_figures: Option<crate::incidents::figures::Figures>,
 }
 
 /// Display names of the former provinces (before the 2025 merger).
@@ -343,7 +346,17 @@ pub fn load(
     let (from_m, to_m) = minute_span(from, to, now);
     let data = store.history_window(from_m, to_m)?;
     let critical = store.critical_open_at(to.min(now))?;
-    Ok(compute(inv, &data, &critical, from, to, now))
+    let mut report = compute(inv, &data, &critical, from, to, now);
+    let teams: Vec<(String, String)> = inv
+        .teams
+        .iter()
+        .map(|t| (t.name.clone(), t.title.clone()))
+        .collect();
+    let rows = store.figure_rows(from)?;
+    report.team_figures = Some(crate::incidents::figures::compute(
+        &rows, &teams, from, to, now,
+    ));
+    Ok(report)
 }
 
 /// Percent for people: truncated (never rounded up to 100 %), Vietnamese decimal comma.
@@ -900,6 +913,7 @@ pub fn compute(
             .filter(|i| i.scope == Scope::Prober)
             .map(IncidentRef::from)
             .collect(),
+        team_figures: None,
     }
 }
 
@@ -1185,6 +1199,10 @@ pub fn markdown(r: &Report, lang: Lang) -> String {
         groups(&mut o, t("Theo tổ chuyên trách", "By team"), &r.teams);
     }
 
+    if let Some(f) = &r.team_figures {
+        team_figures_md(&mut o, f, lang);
+    }
+
     let _ = writeln!(
         o,
         "## {} ({})\n",
@@ -1224,6 +1242,136 @@ pub fn markdown(r: &Report, lang: Lang) -> String {
     o
 }
 
+/// A duration for people: "45 giây", "12 phút", "2 giờ 5 phút", "3 ngày 4 giờ".
+pub fn duration_text(secs: f64, lang: Lang) -> String {
+    let s = secs.max(0.0).round() as u64;
+    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
+    let u = |vi: &'static str, en: &'static str| lang.pick(vi, en);
+    if s < 60 {
+        format!("{s} {}", u("giây", "s"))
+    } else if s < 3600 {
+        format!("{} {}", s / 60, u("phút", "min"))
+    } else if s < 86_400 {
+        format!("{h} {} {m} {}", u("giờ", "h"), u("phút", "min"))
+    } else {
+        format!("{d} {} {h} {}", u("ngày", "d"), u("giờ", "h"))
+    }
+}
+
+fn stat_text(st: &crate::incidents::figures::Stat, lang: Lang) -> String {
+    match (st.median_seconds, st.p90_seconds, st.max_seconds) {
+        (Some(a), Some(b), Some(c)) => format!(
+            "{} / {} / {}",
+            duration_text(a, lang),
+            duration_text(b, lang),
+            duration_text(c, lang)
+        ),
+        _ => "–".into(),
+    }
+}
+
+fn severity_label(sev: &str, lang: Lang) -> &'static str {
+    match sev {
+        "critical" => lang.pick("Nghiêm trọng", "Critical"),
+        "warning" => lang.pick("Cảnh báo", "Warning"),
+        _ => lang.pick("Tất cả", "All"),
+    }
+}
+
+/// Names of a team line: "Toàn thành phố" for the city line.
+pub fn team_label(tf: &crate::incidents::figures::TeamFigures, lang: Lang) -> String {
+    if tf.team == "*" {
+        lang.pick("Toàn thành phố", "Whole city").to_string()
+    } else {
+        tf.title.clone()
+    }
+}
+
+/// The team figures section of the Markdown report.
+fn team_figures_md(o: &mut String, f: &crate::incidents::figures::Figures, lang: Lang) {
+    let t = |vi: &'static str, en: &'static str| lang.pick(vi, en);
+    let _ = writeln!(
+        o,
+        "## {}\n",
+        t(
+            "Tổ chuyên trách: thời gian tiếp nhận và khắc phục sự cố",
+            "Teams: time to acknowledge and to resolve"
+        )
+    );
+    let _ = writeln!(
+        o,
+        "{}\n",
+        t(
+            "Sự cố bắt đầu trong khoảng thời gian báo cáo; thời gian tính từ lúc bắt đầu (trung vị / p90 / lâu nhất). Đang mở: tại thời điểm lập báo cáo.",
+            "Incidents started in the window; times from the start (median / p90 / max). Open: at the time of the report."
+        )
+    );
+    let _ = writeln!(
+        o,
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n| --- | --- | ---: | ---: | --- | ---: | --- | ---: | --- |",
+        t("Tổ", "Team"),
+        t("Mức độ", "Severity"),
+        t("Sự cố", "Incidents"),
+        t("Đã tiếp nhận", "Acknowledged"),
+        t("Thời gian tiếp nhận", "Time to acknowledge"),
+        t("Đã khắc phục", "Resolved"),
+        t("Thời gian khắc phục", "Time to resolve"),
+        t("Đang mở", "Open"),
+        t("Mở lâu nhất", "Oldest open"),
+    );
+    for tf in f.teams.iter().chain(std::iter::once(&f.city)) {
+        for (i, sf) in tf.severities.iter().enumerate() {
+            if i > 0 && sf.incidents == 0 {
+                continue;
+            }
+            let (open, oldest) = if i == 0 {
+                (
+                    tf.open.count.to_string(),
+                    tf.open
+                        .oldest_seconds
+                        .map_or_else(|| "–".into(), |s| duration_text(s, lang)),
+                )
+            } else {
+                (String::new(), String::new())
+            };
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                if i == 0 {
+                    cell(&team_label(tf, lang))
+                } else {
+                    String::new()
+                },
+                severity_label(&sf.severity, lang),
+                sf.incidents,
+                sf.acknowledged,
+                stat_text(&sf.time_to_acknowledge, lang),
+                sf.resolved,
+                stat_text(&sf.time_to_resolve, lang),
+                open,
+                oldest,
+            );
+        }
+    }
+    o.push('\n');
+    if !f.city.sites.is_empty() {
+        let _ = writeln!(
+            o,
+            "### {}\n\n| {} | {} |\n| --- | ---: |",
+            t(
+                "Sự cố theo xã, phường, đặc khu (nhiều nhất)",
+                "Incidents per site (most first)"
+            ),
+            t("Đơn vị", "Site"),
+            t("Sự cố", "Incidents"),
+        );
+        for sc in f.city.sites.iter().take(10) {
+            let _ = writeln!(o, "| {} | {} |", cell(&sc.site), sc.incidents);
+        }
+        o.push('\n');
+    }
+}
+
 /// CSV field quoting (RFC 4180).
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
@@ -1243,7 +1391,9 @@ pub fn csv(r: &Report, lang: Lang) -> String {
     let mut o = String::from(
         "scope,slug,code,name,former_province,former_district,island,verdict,check,check_verdict,\
          availability,target,latency_quantile_ms,latency_limit_ms,latency_avg_ms,loss,loss_limit,\
-         runs,passed,observed_minutes,expected_minutes,maintenance_minutes,reasons\n",
+         runs,passed,observed_minutes,expected_minutes,maintenance_minutes,reasons,\
+         incidents,acknowledged,ack_median_s,ack_p90_s,ack_max_s,resolved,resolve_median_s,\
+         resolve_p90_s,resolve_max_s,open_incidents,oldest_open_s\n",
     );
     let mut line = |scope: &str,
                     slug: &str,
@@ -1288,6 +1438,8 @@ pub fn csv(r: &Report, lang: Lang) -> String {
         ];
         let row = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>();
         o.push_str(&row.join(","));
+        // The team-figure columns are empty on check lines.
+        o.push_str(",,,,,,,,,,,");
         o.push('\n');
     };
     for s in &r.sites {
@@ -1308,6 +1460,44 @@ pub fn csv(r: &Report, lang: Lang) -> String {
     for s in &r.services {
         for c in &s.checks {
             line("service", &s.slug, "", &s.name, "", "", "", s.verdict, c);
+        }
+    }
+    // Team figures: one line per team (and the city, slug `*`) and severity; `check` holds
+    // the severity (all, critical, warning), times in seconds.
+    if let Some(f) = &r.team_figures {
+        for tf in f.teams.iter().chain(std::iter::once(&f.city)) {
+            for (i, sf) in tf.severities.iter().enumerate() {
+                let mut fields = vec![String::new(); 23];
+                fields[0] = "team".into();
+                fields[1] = tf.team.clone();
+                fields[3] = team_label(tf, lang);
+                fields[8] = sf.severity.clone();
+                let (a, r_) = (&sf.time_to_acknowledge, &sf.time_to_resolve);
+                fields.extend([
+                    sf.incidents.to_string(),
+                    sf.acknowledged.to_string(),
+                    num(a.median_seconds, 0),
+                    num(a.p90_seconds, 0),
+                    num(a.max_seconds, 0),
+                    sf.resolved.to_string(),
+                    num(r_.median_seconds, 0),
+                    num(r_.p90_seconds, 0),
+                    num(r_.max_seconds, 0),
+                    if i == 0 {
+                        tf.open.count.to_string()
+                    } else {
+                        String::new()
+                    },
+                    if i == 0 {
+                        num(tf.open.oldest_seconds, 0)
+                    } else {
+                        String::new()
+                    },
+                ]);
+                let row = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>();
+                o.push_str(&row.join(","));
+                o.push('\n');
+            }
         }
     }
     o
@@ -1716,6 +1906,8 @@ sites = [
             acknowledged_at: None,
             acknowledged_by: None,
             resolved_at: None,
+            ack_expires_at: None,
+            assigned_to: None,
             events: vec![],
             notes: vec![],
         };

@@ -205,7 +205,7 @@ impl Engine {
 
     fn publish_counts(&self, inc: &mut IncidentEngine) {
         let opened = std::mem::take(&mut inc.opened);
-        if !opened.is_empty() {
+        if !opened.is_empty() || std::mem::take(&mut inc.escalated) > 0 {
             self.outbox_poke.notify_one();
         }
         for (sev, scope) in opened {

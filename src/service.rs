@@ -80,6 +80,38 @@ async fn tick_loop(
     }
 }
 
+/// Every 10 s: team figures into their Prometheus series.
+async fn figures_loop(
+    metrics: crate::incidents::figures::TeamMetrics,
+    store: Arc<Store>,
+    state: Arc<LiveState>,
+    shutdown: CancellationToken,
+) {
+    let metrics = Arc::new(std::sync::Mutex::new(metrics));
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let (m, s) = (metrics.clone(), store.clone());
+        let teams: Vec<String> = state
+            .inventory()
+            .teams
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
+        let _ = tokio::task::spawn_blocking(move || {
+            let mut m = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Err(e) = m.poll(&s, &teams, crate::web::incidents::now_ms()) {
+                tracing::warn!(error = %e, "team figures");
+            }
+        })
+        .await;
+    }
+}
+
 /// Every few seconds: writes the minutes that ended to the store; every minute: hourly
 /// rollups; every hour: history retention. On shutdown: writes everything left.
 async fn history_loop(
@@ -210,6 +242,17 @@ pub async fn run(
         maintenance_changed.clone(),
         shutdown.clone(),
     ));
+    // Team figures for Prometheus (ack / resolve histograms, open-incident age).
+    let team_metrics = crate::incidents::figures::TeamMetrics::new(
+        metrics.registry(),
+        crate::web::incidents::now_ms(),
+    )?;
+    let figures_task = tokio::spawn(figures_loop(
+        team_metrics,
+        store.clone(),
+        state.clone(),
+        shutdown.clone(),
+    ));
     // Stopped after the scheduler, so the last runs are written.
     let history_stop = CancellationToken::new();
     let history_task = tokio::spawn(history_loop(
@@ -334,6 +377,7 @@ pub async fn run(
     history_stop.cancel();
     let _ = history_task.await;
     let _ = ticker.await;
+    let _ = figures_task.await;
     let _ = notifier.await;
     // Open event streams never end on their own: give connections a moment, then close.
     match tokio::time::timeout(std::time::Duration::from_secs(3), server).await {

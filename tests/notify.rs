@@ -111,6 +111,7 @@ fn target(name: &str, kind: NotifyKind, url: String) -> NotifyTarget {
         severities: vec![],
         teams: vec![],
         timeout: HumanDuration(Duration::from_secs(2)),
+        quiet_hours: None,
     }
 }
 

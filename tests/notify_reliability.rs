@@ -90,6 +90,7 @@ fn target(name: &str, url: &str) -> NotifyTarget {
         severities: vec![],
         teams: vec![],
         timeout: HumanDuration(Duration::from_secs(2)),
+        quiet_hours: None,
     }
 }
 

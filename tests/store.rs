@@ -851,6 +851,8 @@ fn hundred_thousand_incidents() {
             acknowledged_at: acknowledged.then_some(started_at + 1000),
             acknowledged_by: acknowledged.then(|| "tech".to_string()),
             resolved_at,
+            ack_expires_at: None,
+            assigned_to: None,
             events,
             notes: Vec::new(),
         });

@@ -602,6 +602,38 @@ fn check_runtime_sections(file: &ConfigFile, inv: &Inventory, cx: &mut Ctx) {
                 );
             }
         }
+        let mut last: Option<std::time::Duration> = None;
+        for step in &t.get_ref().escalation {
+            let st = step.get_ref();
+            let team = &t.get_ref().name;
+            if last.is_some_and(|l| st.after.0 <= l) {
+                cx.push(
+                    field_span(cx.loc, table_body(cx.loc, step.span()), "after"),
+                    format!(
+                        "team `{team}`: escalation step after {} is not later than the step before it",
+                        humantime::format_duration(st.after.0)
+                    ),
+                    "list [[team.escalation]] steps in increasing `after`, e.g. \"10m\", then \"30m\"",
+                );
+            }
+            last = Some(st.after.0);
+            if st.notify.is_empty() {
+                cx.push(
+                    field_span(cx.loc, table_body(cx.loc, step.span()), "notify"),
+                    format!("team `{team}`: escalation step has no notify target"),
+                    "e.g. notify = [\"truong-phong\"] (names of [[notify]] targets)",
+                );
+            }
+            for n in &st.notify {
+                if !file.notify.iter().any(|x| &x.get_ref().name == n) {
+                    cx.push(
+                        field_span(cx.loc, table_body(cx.loc, step.span()), "notify"),
+                        format!("team `{team}`: escalation notifies unknown target `{n}`"),
+                        "use the name of a [[notify]] target",
+                    );
+                }
+            }
+        }
     }
     let mut names = HashSet::new();
     for n in &file.notify {
@@ -629,6 +661,15 @@ fn check_runtime_sections(file: &ConfigFile, inv: &Inventory, cx: &mut Ctx) {
                 );
             }
         }
+        if let Some(q) = &t.quiet_hours {
+            if let Err(e) = crate::maintenance::QuietHours::parse(q) {
+                cx.push(
+                    field_span(cx.loc, n.span(), "quiet_hours"),
+                    format!("notify `{}`: {e}", t.name),
+                    "e.g. quiet_hours = \"22:00-06:00\" (warnings wait, critical incidents are sent at once)",
+                );
+            }
+        }
         for sev in &t.severities {
             if sev != "critical" && sev != "warning" {
                 cx.push(
@@ -652,6 +693,14 @@ fn check_notify_url(raw: &str) -> Result<(), String> {
         return Err("has no host".into());
     }
     Ok(())
+}
+
+/// A `[[table]]` entry's span reaches only its header: extend it to the next header.
+fn table_body(loc: &Locator, span: std::ops::Range<usize>) -> std::ops::Range<usize> {
+    let text = loc.text();
+    let rest = text.get(span.end..).unwrap_or("");
+    let end = rest.find("\n[").map_or(text.len(), |i| span.end + i);
+    span.start..end.max(span.end)
 }
 
 /// The span of `field = …` inside an entry's span (for a precise column), else the entry's.

@@ -274,6 +274,19 @@ pub struct Team {
     pub sites: Vec<String>,
     #[serde(default)]
     pub services: Vec<String>,
+    /// `[[team.escalation]]`: who else is told while an incident of this team stays neither
+    /// acknowledged nor resolved. Steps in increasing `after`; each fires once per incident.
+    #[serde(default)]
+    pub escalation: Vec<Spanned<EscalationStep>>,
+}
+
+/// One escalation step: after `after` of unacknowledged time (time spent acknowledged does not
+/// count), notify these `[[notify]]` targets (their severity/team filters do not apply).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationStep {
+    pub after: HumanDuration,
+    pub notify: Vec<String>,
 }
 
 /// `[[notify]]`: where incident events are sent.
@@ -294,6 +307,10 @@ pub struct NotifyTarget {
     pub teams: Vec<String>,
     #[serde(default = "default_notify_timeout")]
     pub timeout: HumanDuration,
+    /// `"22:00-06:00"` (Asia/Ho_Chi_Minh): warnings wait in the outbox until it ends; critical
+    /// incidents are sent at once.
+    #[serde(default)]
+    pub quiet_hours: Option<String>,
 }
 
 fn default_notify_timeout() -> HumanDuration {

@@ -166,6 +166,8 @@ pub struct IncidentEngine {
     prober_released: Option<SystemTime>,
     /// Incidents opened since start, by (severity, scope), for the `_total` counter.
     pub opened: Vec<(Severity, Scope)>,
+    /// Escalation steps fired since last taken (the writer pokes the notifier).
+    pub escalated: usize,
     /// The latest time the engine was told about (runs and ticks carry their own clock, which
     /// is virtual in tests): used when a config load recomputes every want.
     last_now: Option<SystemTime>,
@@ -240,6 +242,7 @@ impl IncidentEngine {
             next_placeholder: -1,
             deferred_dropped: 0,
             opened: Vec::new(),
+            escalated: 0,
             last_now: Some(now),
         };
         engine.set_inventory(inv);
@@ -497,6 +500,77 @@ impl IncidentEngine {
         if let Err(e) = self.reconcile_keys(keys, now) {
             tracing::error!(error = %e, "incident store");
         }
+        if let Err(e) = self.escalate(now) {
+            tracing::error!(error = %e, "incident store (escalation)");
+        }
+    }
+
+    /// Acknowledgements that lapsed are withdrawn; escalation steps that are due fire (see
+    /// `incidents/escalation.rs`). Runs on the tick with its clock, over every unresolved
+    /// incident in the store (whoever opened it).
+    fn escalate(&mut self, now: SystemTime) -> Result<(), StoreError> {
+        let at = ms(now);
+        if self.store.next_ack_expiry()?.is_some_and(|e| e <= at) {
+            for ev in self.store.expire_acks(at)? {
+                tracing::info!(incident = ev.incident_id, "acknowledgement expired");
+                let _ = self.events.send(ev);
+            }
+        }
+        if self.inv.teams.iter().all(|t| t.escalation.is_empty()) {
+            return Ok(());
+        }
+        let rows = self.store.escalation_rows()?;
+        for row in rows.iter().filter(|r| !r.acknowledged) {
+            for team in &row.teams {
+                let Some(cfg) = self.inv.teams.iter().find(|t| &t.name == team) else {
+                    continue;
+                };
+                let afters: Vec<i64> = cfg
+                    .escalation
+                    .iter()
+                    .map(|s| s.get_ref().after.0.as_millis() as i64)
+                    .collect();
+                for step in super::escalation::due_steps(row, team, &afters, at) {
+                    let st = cfg.escalation[step].get_ref();
+                    let after = humantime::format_duration(st.after.0).to_string();
+                    let ev = NewEvent {
+                        at,
+                        kind: EventKind::Escalated,
+                        check: None,
+                        state: None,
+                        message: format!(
+                            "Báo cáo vượt cấp (bước {}, {}): chưa tiếp nhận sau {after} — báo {} / escalated (step {}, team {}): not acknowledged after {after}, notifying {}",
+                            step + 1,
+                            cfg.title,
+                            st.notify.join(", "),
+                            step + 1,
+                            team,
+                            st.notify.join(", "),
+                        ),
+                        evidence: Some(json!({
+                            "team": team,
+                            "step": step + 1,
+                            "after_seconds": st.after.0.as_secs(),
+                            "notify": st.notify,
+                        })),
+                    };
+                    if let Some(e) = self
+                        .store
+                        .record_escalation(row.id, team, step, &ev, &st.notify)?
+                    {
+                        tracing::info!(
+                            incident = row.id,
+                            team,
+                            step = step + 1,
+                            "incident escalated"
+                        );
+                        self.escalated += 1;
+                        let _ = self.events.send(e);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A check presented another certificate (or its first): re-index, re-judge both.

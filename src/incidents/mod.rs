@@ -1,6 +1,8 @@
 //! Incidents: one per real cause, persisted, served and notified.
 
 pub mod correlation;
+pub mod escalation;
+pub mod figures;
 pub mod model;
 pub mod open_series;
 pub mod rollups;

@@ -71,6 +71,13 @@ pub struct Incident {
     pub acknowledged_at: Option<UnixMillis>,
     pub acknowledged_by: Option<String>,
     pub resolved_at: Option<UnixMillis>,
+    /// When the current acknowledgement lapses (escalation then resumes), if it was given
+    /// with `expires_in`.
+    #[serde(default)]
+    pub ack_expires_at: Option<UnixMillis>,
+    /// The person the incident is assigned to (free text), if any.
+    #[serde(default)]
+    pub assigned_to: Option<String>,
     /// Timeline, oldest first (empty in list views).
     pub events: Vec<IncidentEvent>,
     /// Technicians' notes, oldest first (empty in list views).
@@ -92,6 +99,12 @@ pub enum EventKind {
     Resolved,
     /// The process restarted while the incident was open.
     Resumed,
+    /// The acknowledgement was withdrawn (by a person) or lapsed (`expires_in`).
+    Unacknowledged,
+    /// Assigned to a person, or unassigned.
+    Assigned,
+    /// An escalation step of a team fired (its targets are notified).
+    Escalated,
 }
 
 /// One line of an incident's timeline.

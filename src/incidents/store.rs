@@ -180,6 +180,8 @@ CREATE INDEX maintenance_ends_at ON maintenance(ends_at);
     super::rollups::MIGRATION,
     // 3: "monitor blind" runs in the availability history.
     super::rollups::MIGRATION_BLIND,
+    // 4 (esc): acknowledgement expiry, assignment, escalation steps fired (incidents/escalation.rs).
+    super::escalation::MIGRATION_ESCALATION,
 ];
 
 /// The schema version this build creates and understands.
@@ -199,7 +201,8 @@ pub(super) const INCIDENT_COLS: &str =
     "i.id, i.key, i.title, i.title_en, i.severity, i.scope, i.service, \
      i.started_at, i.acknowledged_at, i.acknowledged_by, i.resolved_at, \
      (SELECT json_group_array(site ORDER BY pos) FROM incident_sites WHERE incident_id = i.id), \
-     (SELECT json_group_array(team ORDER BY pos) FROM incident_teams WHERE incident_id = i.id)";
+     (SELECT json_group_array(team ORDER BY pos) FROM incident_teams WHERE incident_id = i.id), \
+     i.ack_expires_at, i.assigned_to";
 
 const EVENT_COLS: &str = "id, incident_id, at, kind, check_key, state, message, evidence";
 
@@ -405,14 +408,27 @@ impl Store {
 
     /// Acknowledges an incident (idempotent). None when there is no such incident.
     ///
-    /// The first call sets `acknowledged_at`/`acknowledged_by` and appends one `Acknowledged`
-    /// event; later calls change nothing and return the incident with that first event.
+    /// The first call (or the first after an un-acknowledgement) sets `acknowledged_at`/`acknowledged_by` and appends one `Acknowledged`
+    /// event; later calls change nothing and return the incident with that event.
     /// Returns the full incident (events and notes).
     pub fn acknowledge(
         &self,
         id: i64,
         at: UnixMillis,
         by: &str,
+    ) -> Result<Option<(Incident, IncidentEvent)>, StoreError> {
+        self.acknowledge_until(id, at, by, None)
+    }
+
+    /// [`Store::acknowledge`] with an expiry: at `expires_at` the engine withdraws the
+    /// acknowledgement (if the incident is still open) and escalation resumes. A repeated
+    /// acknowledgement while one holds changes nothing (its expiry included).
+    pub fn acknowledge_until(
+        &self,
+        id: i64,
+        at: UnixMillis,
+        by: &str,
+        expires_at: Option<UnixMillis>,
     ) -> Result<Option<(Incident, IncidentEvent)>, StoreError> {
         self.tracked("acknowledge", || {
             let mut conn = self.writer();
@@ -427,28 +443,42 @@ impl Store {
             let ack_kind = to_text(EventKind::Acknowledged);
             let first_ack: Option<i64> = if acked.is_some() {
                 tx.prepare_cached(
-                    "SELECT id FROM events WHERE incident_id = ?1 AND kind = ?2 ORDER BY id LIMIT 1",
+                    "SELECT id FROM events WHERE incident_id = ?1 AND kind = ?2 ORDER BY id DESC LIMIT 1",
                 )?
                 .query_row(params![id, ack_kind], |r| r.get(0))
                 .optional()?
             } else {
                 tx.prepare_cached(
-                    "UPDATE incidents SET acknowledged_at = ?2, acknowledged_by = ?3 WHERE id = ?1",
+                    "UPDATE incidents SET acknowledged_at = ?2, acknowledged_by = ?3, \
+                     ack_expires_at = ?4, \
+                     first_acknowledged_at = coalesce(first_acknowledged_at, ?2) WHERE id = ?1",
                 )?
-                .execute(params![id, at, by])?;
+                .execute(params![id, at, by, expires_at])?;
                 None
             };
             let event_id = match first_ack {
                 Some(event_id) => event_id,
                 // First acknowledgement (or one imported without its event): record it.
                 None => {
+                    let (vi, en) = match expires_at.filter(|_| acked.is_none()) {
+                        Some(e) => (
+                            format!(", hiệu lực đến {}", crate::maintenance::format_local(e)),
+                            format!(" until {}", crate::maintenance::format_rfc3339(e)),
+                        ),
+                        None => (String::new(), String::new()),
+                    };
                     let ev = NewEvent {
                         at: acked.unwrap_or(at),
                         kind: EventKind::Acknowledged,
                         check: None,
                         state: None,
-                        message: format!("Đã tiếp nhận: {by} (acknowledged by {by})"),
-                        evidence: Some(serde_json::json!({ "by": by })),
+                        message: format!("Đã tiếp nhận: {by}{vi} (acknowledged by {by}{en})"),
+                        evidence: Some(serde_json::json!({
+                            "by": by,
+                            "expires_at": expires_at
+                                .filter(|_| acked.is_none())
+                                .map(crate::maintenance::format_rfc3339),
+                        })),
                     };
                     insert_event(&tx, id, &ev, &[])?
                 }
@@ -772,8 +802,9 @@ impl Store {
             for inc in incidents {
                 tx.prepare_cached(
                     "INSERT INTO incidents (key, title, title_en, severity, scope, service, \
-                     started_at, acknowledged_at, acknowledged_by, resolved_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                     started_at, acknowledged_at, acknowledged_by, resolved_at, \
+                     first_acknowledged_at, ack_expires_at, assigned_to) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?8, ?11, ?12)",
                 )?
                 .execute(params![
                     inc.key,
@@ -786,6 +817,8 @@ impl Store {
                     inc.acknowledged_at,
                     inc.acknowledged_by,
                     inc.resolved_at,
+                    inc.ack_expires_at,
+                    inc.assigned_to,
                 ])?;
                 let id = tx.last_insert_rowid();
                 insert_sites(&tx, id, &inc.sites)?;
@@ -869,6 +902,11 @@ const WRITE_OPS: &[&str] = &[
     "outbox_shift",
     "outbox_drop_target",
     "outbox_drop",
+    "unacknowledge",
+    "expire_acks",
+    "assign",
+    "record_escalation",
+    "outbox_defer",
 ];
 
 fn bound_wal(conn: &Connection) -> rusqlite::Result<()> {
@@ -1201,21 +1239,24 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 /// The serde (snake_case) name of a unit enum variant, e.g. `Severity::Critical` → `critical`.
-fn to_text<T: Serialize>(v: T) -> String {
+pub(super) fn to_text<T: Serialize>(v: T) -> String {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => s,
         other => unreachable!("unit enum variant serializes to a string, got {other:?}"),
     }
 }
 
-fn from_text<T: DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
+pub(super) fn from_text<T: DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
     let s: String = row.get(idx)?;
     serde_json::from_value(serde_json::Value::String(s)).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
     })
 }
 
-fn json_col<T: DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<T>> {
+pub(super) fn json_col<T: DeserializeOwned>(
+    row: &Row<'_>,
+    idx: usize,
+) -> rusqlite::Result<Option<T>> {
     let s: Option<String> = row.get(idx)?;
     s.map(|s| {
         serde_json::from_str(&s).map_err(|e| {
@@ -1254,6 +1295,8 @@ pub(super) fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
         acknowledged_at,
         acknowledged_by: r.get(9)?,
         resolved_at,
+        ack_expires_at: r.get(13)?,
+        assigned_to: r.get(14)?,
         events: Vec::new(),
         notes: Vec::new(),
     })
@@ -1285,7 +1328,7 @@ fn outbox_from_row(r: &Row<'_>) -> rusqlite::Result<OutboxItem> {
     })
 }
 
-fn exists(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+pub(super) fn exists(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM incidents WHERE id = ?1")?
         .query_row([id], |_| Ok(()))
@@ -1314,7 +1357,7 @@ fn insert_teams(conn: &Connection, incident_id: i64, teams: &[String]) -> rusqli
 }
 
 /// Inserts an event and one outbox row per target (due at `ev.at`). Returns the event id.
-fn insert_event(
+pub(super) fn insert_event(
     conn: &Connection,
     incident_id: i64,
     ev: &NewEvent,
@@ -1351,13 +1394,13 @@ fn insert_event(
     Ok(event_id)
 }
 
-fn load_event(conn: &Connection, event_id: i64) -> rusqlite::Result<IncidentEvent> {
+pub(super) fn load_event(conn: &Connection, event_id: i64) -> rusqlite::Result<IncidentEvent> {
     conn.prepare_cached(&format!("SELECT {EVENT_COLS} FROM events WHERE id = ?1"))?
         .query_row([event_id], event_from_row)
 }
 
 /// The incident with events and notes; call inside a transaction for one snapshot.
-fn load_incident(conn: &Connection, id: i64) -> rusqlite::Result<Option<Incident>> {
+pub(super) fn load_incident(conn: &Connection, id: i64) -> rusqlite::Result<Option<Incident>> {
     let Some(mut inc) = conn
         .prepare_cached(&format!(
             "SELECT {INCIDENT_COLS} FROM incidents i WHERE i.id = ?1"

@@ -82,6 +82,9 @@ pub fn kind_vi(k: EventKind) -> &'static str {
         EventKind::Note => "Ghi chú",
         EventKind::Resolved => "Đã khắc phục",
         EventKind::Resumed => "Tiếp tục theo dõi sau khởi động lại",
+        EventKind::Unacknowledged => "Bỏ tiếp nhận",
+        EventKind::Assigned => "Phân công",
+        EventKind::Escalated => "Báo cáo vượt cấp",
     }
 }
 

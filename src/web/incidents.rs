@@ -49,6 +49,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/incidents/stream", get(stream))
         .route("/api/v1/incidents/{id}", get(one))
         .route("/api/v1/incidents/{id}/ack", post(ack))
+        .route("/api/v1/incidents/{id}/unack", post(unack))
+        .route("/api/v1/incidents/{id}/assign", post(assign))
+        .route("/api/v1/teams", get(super::teams::teams))
         .route("/api/v1/incidents/{id}/notes", post(add_note))
         .route(
             "/api/v1/maintenance",
@@ -186,6 +189,9 @@ pub(crate) fn kind_name(k: EventKind) -> &'static str {
         EventKind::Note => "note",
         EventKind::Resolved => "resolved",
         EventKind::Resumed => "resumed",
+        EventKind::Unacknowledged => "unacknowledged",
+        EventKind::Assigned => "assigned",
+        EventKind::Escalated => "escalated",
     }
 }
 
@@ -204,6 +210,9 @@ pub(crate) struct IncidentView {
     started_at: String,
     acknowledged_at: Option<String>,
     acknowledged_by: Option<String>,
+    /// When the current acknowledgement lapses (escalation then resumes).
+    ack_expires_at: Option<String>,
+    assigned_to: Option<String>,
     resolved_at: Option<String>,
     /// Only in the detail view.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -228,6 +237,8 @@ impl IncidentView {
             started_at: format_rfc3339(i.started_at),
             acknowledged_at: i.acknowledged_at.map(format_rfc3339),
             acknowledged_by: i.acknowledged_by,
+            ack_expires_at: i.ack_expires_at.map(format_rfc3339),
+            assigned_to: i.assigned_to,
             resolved_at: i.resolved_at.map(format_rfc3339),
             events: detail.then(|| i.events.into_iter().map(EventView::from).collect()),
             notes: detail.then(|| i.notes.into_iter().map(NoteView::from).collect()),
@@ -637,6 +648,28 @@ async fn one(
 #[serde(deny_unknown_fields)]
 struct AckBody {
     by: Option<String>,
+    /// `"30m"`, `"2h"`: the acknowledgement lapses then and escalation resumes if the incident
+    /// is still open.
+    expires_in: Option<String>,
+}
+
+/// Longest `expires_in` of an acknowledgement.
+pub const MAX_ACK_EXPIRY: Duration = Duration::from_secs(7 * 86400);
+
+fn ack_expiry(raw: Option<&str>) -> Result<Option<Duration>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let d = humantime::parse_duration(raw.trim()).map_err(|e| {
+        ApiError::bad_request(format!(
+            "expires_in: `{raw}` is not a duration ({e}); e.g. \"30m\" or \"2h\""
+        ))
+    })?;
+    if d.is_zero() || d > MAX_ACK_EXPIRY {
+        return Err(ApiError::bad_request(format!(
+            "expires_in: must be above zero and at most 7 days (got {})",
+            humantime::format_duration(d)
+        )));
+    }
+    Ok(Some(d))
 }
 
 async fn ack(
@@ -649,8 +682,9 @@ async fn ack(
     text_field("by", &by, MAX_NAME_CHARS).map_err(ApiError::bad_request)?;
     let by = by.trim().to_string();
     let at = now_ms();
+    let expires_at = ack_expiry(body.expires_in.as_deref())?.map(|d| at + d.as_millis() as i64);
     let me = by.clone();
-    let (incident, ev) = db(&app, move |s| s.acknowledge(id, at, &me))
+    let (incident, ev) = db(&app, move |s| s.acknowledge_until(id, at, &me, expires_at))
         .await?
         .ok_or_else(|| no_incident(id))?;
     // The store keeps the first acknowledgement. The same person again is idempotent; someone
@@ -671,6 +705,92 @@ async fn ack(
             .into_response());
     }
     if ev.at == at {
+        publish(&app, ev);
+    }
+    Ok(Json(IncidentView::new(incident, true)).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnackBody {
+    by: Option<String>,
+}
+
+/// POST /api/v1/incidents/{id}/unack: withdraws the acknowledgement; escalation resumes.
+async fn unack(
+    _: Writer,
+    IncidentId(id): IncidentId,
+    State(app): State<AppState>,
+    OptionalJsonBody(body): OptionalJsonBody<UnackBody>,
+) -> Result<Response, ApiError> {
+    let by = body.by.unwrap_or_else(|| "api".to_string());
+    text_field("by", &by, MAX_NAME_CHARS).map_err(ApiError::bad_request)?;
+    let by = by.trim().to_string();
+    let at = now_ms();
+    let (incident, ev) = db(&app, move |s| {
+        s.unacknowledge(
+            id,
+            at,
+            &by,
+            crate::incidents::escalation::UnackReason::Withdrawn,
+        )
+    })
+    .await?
+    .ok_or_else(|| no_incident(id))?;
+    let Some(ev) = ev else {
+        let why = if incident.resolved_at.is_some() {
+            "is resolved"
+        } else {
+            "is not acknowledged"
+        };
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("incident {id} {why}: nothing to withdraw"),
+        ));
+    };
+    publish(&app, ev);
+    Ok(Json(IncidentView::new(incident, true)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignBody {
+    by: Option<String>,
+    /// The person (free text); `null` unassigns. Required.
+    assignee: Option<String>,
+}
+
+/// POST /api/v1/incidents/{id}/assign: assigns (or with `"assignee": null` unassigns).
+async fn assign(
+    _: Writer,
+    IncidentId(id): IncidentId,
+    State(app): State<AppState>,
+    JsonBody(body): JsonBody<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::bad_request(
+            "request body: expected a JSON object, e.g. {\"by\": \"…\", \"assignee\": \"…\"}",
+        ));
+    }
+    if body.get("assignee").is_none() {
+        return Err(ApiError::bad_request(
+            "assignee: required (a person's name, or null to unassign)",
+        ));
+    }
+    let body: AssignBody = serde_json::from_value(body)
+        .map_err(|e| ApiError::bad_request(format!("request body: {e}")))?;
+    let by = body.by.unwrap_or_else(|| "api".to_string());
+    text_field("by", &by, MAX_NAME_CHARS).map_err(ApiError::bad_request)?;
+    if let Some(a) = &body.assignee {
+        text_field("assignee", a, MAX_NAME_CHARS).map_err(ApiError::bad_request)?;
+    }
+    let by = by.trim().to_string();
+    let assignee = body.assignee.map(|a| a.trim().to_string());
+    let at = now_ms();
+    let (incident, ev) = db(&app, move |s| s.assign(id, at, &by, assignee.as_deref()))
+        .await?
+        .ok_or_else(|| no_incident(id))?;
+    if let Some(ev) = ev {
         publish(&app, ev);
     }
     Ok(Json(IncidentView::new(incident, true)).into_response())

@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod runbooks;
 pub mod server;
 pub mod status;
+pub mod teams;
 
 use std::sync::Arc;
 

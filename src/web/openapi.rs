@@ -17,6 +17,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/incidents"),
     ("GET", "/api/v1/incidents/{id}"),
     ("POST", "/api/v1/incidents/{id}/ack"),
+    ("POST", "/api/v1/incidents/{id}/unack"),
+    ("POST", "/api/v1/incidents/{id}/assign"),
     ("POST", "/api/v1/incidents/{id}/notes"),
     ("GET", "/api/v1/incidents/stream"),
     ("GET", "/api/v1/maintenance"),
@@ -28,6 +30,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/sites"),
     ("GET", "/api/v1/sites/{slug}"),
     ("GET", "/api/v1/readiness"),
+    ("GET", "/api/v1/teams"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/"),
     ("GET", "/sites/{slug}"),
@@ -161,7 +164,10 @@ pub fn operation(method: &str, path: &str) -> Option<Value> {
             "description": "The body is optional; `by` defaults to \"api\". The new timeline \
                             event is published on the SSE stream. The first acknowledgement \
                             holds: the same `by` again → 200 unchanged; another `by` → 409 \
-                            naming the current acknowledger.",
+                            naming the current acknowledger. With `expires_in` the \
+                            acknowledgement lapses then (an `unacknowledged` event by \
+                            \"lienthong\") and the team's escalation resumes if the incident is \
+                            still open. While acknowledged, no escalation step fires.",
             "security": [{ "bearerAuth": [] }],
             "parameters": [id_param()],
             "requestBody": { "required": false, "content": json_body(s("AckRequest")) },
@@ -170,6 +176,62 @@ pub fn operation(method: &str, path: &str) -> Option<Value> {
                 "404": r("NotFound"),
                 "409": { "description": "Already acknowledged by someone else.", "content": json_body(s("AckConflict")) }
             }))
+        }),
+        ("POST", "/api/v1/incidents/{id}/unack") => json!({
+            "tags": ["incidents"],
+            "operationId": "unacknowledgeIncident",
+            "summary": "Withdraw the acknowledgement; the incident is open again",
+            "description": "The body is optional; `by` defaults to \"api\". An `unacknowledged` \
+                            timeline event records who did it. Escalation resumes: its clock \
+                            counts only unacknowledged time, so a step fires once the incident \
+                            has been unacknowledged for its `after` in total.",
+            "security": [{ "bearerAuth": [] }],
+            "parameters": [id_param()],
+            "requestBody": { "required": false, "content": json_body(s("UnackRequest")) },
+            "responses": write_errors(json!({
+                "200": { "description": "The incident with its timeline.", "content": json_body(s("Incident")) },
+                "404": r("NotFound"),
+                "409": { "description": "Not acknowledged, or resolved: nothing to withdraw.", "content": json_body(s("Error")) }
+            }))
+        }),
+        ("POST", "/api/v1/incidents/{id}/assign") => json!({
+            "tags": ["incidents"],
+            "operationId": "assignIncident",
+            "summary": "Assign an incident to a person (free text), or unassign it",
+            "description": "`assignee` is required: a name, or null to unassign. An `assigned` \
+                            timeline event records who (`by`) assigned whom; assigning the \
+                            current assignee again changes nothing.",
+            "security": [{ "bearerAuth": [] }],
+            "parameters": [id_param()],
+            "requestBody": { "required": true, "content": json_body(s("AssignRequest")) },
+            "responses": write_errors(json!({
+                "200": { "description": "The incident with its timeline.", "content": json_body(s("Incident")) },
+                "404": r("NotFound")
+            }))
+        }),
+        ("GET", "/api/v1/teams") => json!({
+            "tags": ["incidents"],
+            "operationId": "teamFigures",
+            "summary": "Team figures: time to acknowledge and to resolve, open-incident age, incidents per site",
+            "description": "Over incidents *started* in [from, to) (default: the last \
+                            [readiness] window ending now): per team ([[team]], config order; \
+                            then team names found only on incidents) and for the whole city \
+                            (`team` = \"*\"), per severity (`all`, `critical`, `warning`): \
+                            counts, and median / p90 / max (nearest rank, seconds) of the time \
+                            from start to first acknowledgement and to resolution (counted up \
+                            to now). `open`: incidents unresolved at the end of the window, \
+                            whenever they started. Unknown parameters \
+                            or bad values → 400.",
+            "parameters": [
+                query("window", "Length of the window ending at `to` (or now), e.g. 7d, 24h. Not with from.", json!({ "type": "string", "example": "7d" })),
+                query("from", &format!("Start of the window: {time_note}."), json!({ "type": "string" })),
+                query("to", &format!("End of the window (exclusive): {time_note}."), json!({ "type": "string" }))
+            ],
+            "responses": {
+                "200": { "description": "The figures.", "content": json_body(s("TeamFigures")) },
+                "400": r("BadRequest"),
+                "500": r("InternalError")
+            }
         }),
         ("POST", "/api/v1/incidents/{id}/notes") => json!({
             "tags": ["incidents"],
@@ -375,7 +437,8 @@ pub fn operation(method: &str, path: &str) -> Option<Value> {
                             "services": { "type": "array", "items": { "type": "object" } },
                             "provinces": { "type": "array", "items": { "type": "object" } },
                             "teams": { "type": "array", "items": { "type": "object" } },
-                            "criteria": { "type": "object" }
+                            "criteria": { "type": "object" },
+                            "team_figures": s("TeamFigures")
                         }
                     }))
                 },
@@ -469,6 +532,91 @@ pub fn operation(method: &str, path: &str) -> Option<Value> {
     Some(op)
 }
 
+/// Schemas of acknowledgement expiry, assignment and team figures (kept apart: one `json!`
+/// of every schema exceeds the macro's recursion limit).
+fn team_schemas() -> Value {
+    let time = |d: &str| json!({ "type": "string", "format": "date-time", "description": d });
+    json!({
+        "UnackRequest": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": { "by": { "type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "default": "api" } }
+        },
+        "AssignRequest": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["assignee"],
+            "properties": {
+                "by": { "type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "default": "api" },
+                "assignee": { "type": "string", "nullable": true, "minLength": 1, "maxLength": MAX_NAME_CHARS, "description": "A person's name (free text); null unassigns." }
+            }
+        },
+        "Stat": {
+            "type": "object",
+            "required": ["count", "median_seconds", "p90_seconds", "max_seconds"],
+            "properties": {
+                "count": { "type": "integer" },
+                "median_seconds": { "type": "number", "nullable": true },
+                "p90_seconds": { "type": "number", "nullable": true },
+                "max_seconds": { "type": "number", "nullable": true }
+            }
+        },
+        "TeamFigure": {
+            "type": "object",
+            "required": ["team", "title", "severities", "open", "sites"],
+            "properties": {
+                "team": { "type": "string", "description": "Team name, or \"*\" for the whole city." },
+                "title": { "type": "string" },
+                "severities": { "type": "array", "description": "`all`, then `critical`, `warning`.", "items": {
+                    "type": "object",
+                    "required": ["severity", "incidents", "acknowledged", "resolved", "time_to_acknowledge", "time_to_resolve"],
+                    "properties": {
+                        "severity": { "type": "string", "enum": ["all", "critical", "warning"] },
+                        "incidents": { "type": "integer", "description": "Started in the window." },
+                        "acknowledged": { "type": "integer" },
+                        "resolved": { "type": "integer" },
+                        "time_to_acknowledge": s("Stat"),
+                        "time_to_resolve": s("Stat")
+                    }
+                } },
+                "open": {
+                    "type": "object",
+                    "required": ["count", "acknowledged", "oldest_seconds", "median_seconds"],
+                    "properties": {
+                        "count": { "type": "integer" },
+                        "acknowledged": { "type": "integer" },
+                        "oldest_seconds": { "type": "number", "nullable": true },
+                        "median_seconds": { "type": "number", "nullable": true }
+                    }
+                },
+                "sites": { "type": "array", "description": "Incidents started in the window per affected site, most first.", "items": {
+                    "type": "object", "required": ["site", "incidents"],
+                    "properties": { "site": { "type": "string" }, "incidents": { "type": "integer" } }
+                } }
+            }
+        },
+        "TeamFigures": {
+            "type": "object",
+            "required": ["from", "to", "generated_at", "city", "teams"],
+            "properties": {
+                "from": time("UTC"),
+                "to": time("UTC"),
+                "generated_at": time("UTC"),
+                "city": s("TeamFigure"),
+                "teams": { "type": "array", "items": s("TeamFigure") }
+            }
+        }
+    })
+}
+
+fn all_schemas() -> Value {
+    let mut all = schemas();
+    if let (Some(a), Value::Object(b)) = (all.as_object_mut(), team_schemas()) {
+        a.extend(b);
+    }
+    all
+}
+
 fn schemas() -> Value {
     let time = |d: &str| json!({ "type": "string", "format": "date-time", "description": d });
     let opt_time = |d: &str| json!({ "type": "string", "format": "date-time", "nullable": true, "description": d });
@@ -487,6 +635,8 @@ fn schemas() -> Value {
         "started_at": time("UTC"),
         "acknowledged_at": opt_time("UTC"),
         "acknowledged_by": { "type": "string", "nullable": true },
+        "ack_expires_at": opt_time("When the current acknowledgement lapses (UTC); null without expires_in."),
+        "assigned_to": { "type": "string", "nullable": true, "description": "The person the incident is assigned to." },
         "resolved_at": opt_time("UTC")
     });
     let incident_required = json!([
@@ -503,6 +653,8 @@ fn schemas() -> Value {
         "started_at",
         "acknowledged_at",
         "acknowledged_by",
+        "ack_expires_at",
+        "assigned_to",
         "resolved_at"
     ]);
     let mut detail_props = incident_props.clone();
@@ -552,7 +704,7 @@ fn schemas() -> Value {
                 "id": { "type": "integer", "format": "int64" },
                 "incident_id": { "type": "integer", "format": "int64" },
                 "at": time("UTC"),
-                "kind": { "type": "string", "enum": ["opened", "state_change", "attached", "sites_changed", "acknowledged", "note", "resolved", "resumed"] },
+                "kind": { "type": "string", "enum": ["opened", "state_change", "attached", "sites_changed", "acknowledged", "note", "resolved", "resumed", "unacknowledged", "assigned", "escalated"], "description": "`escalated`: a [[team.escalation]] step fired (evidence: team, step, after_seconds, notify); `unacknowledged`: withdrawn or lapsed (evidence: by, reason withdrawn|expired); `assigned`: evidence by, assignee (null = unassigned), previous." },
                 "check": { "type": "string", "nullable": true, "description": "Check key, e.g. site/phuong-ben-thanh/endpoint." },
                 "state": { "type": "string", "nullable": true, "description": "Health state the check moved to (down, degraded, up …)." },
                 "message": { "type": "string" },
@@ -581,7 +733,10 @@ fn schemas() -> Value {
         "AckRequest": {
             "type": "object",
             "additionalProperties": false,
-            "properties": { "by": { "type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "default": "api" } }
+            "properties": {
+                "by": { "type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "default": "api" },
+                "expires_in": { "type": "string", "description": "Duration after which the acknowledgement lapses (above zero, at most 7 days), e.g. \"30m\", \"2h\".", "example": "30m" }
+            }
         },
         "NoteRequest": {
             "type": "object",
@@ -737,7 +892,7 @@ pub fn spec() -> Value {
                 "PayloadTooLarge": error_response(&format!("Request body over {} KiB.", BODY_LIMIT / 1024)),
                 "InternalError": error_response("The incident store failed; details in the server log.")
             },
-            "schemas": schemas()
+            "schemas": all_schemas()
         }
     })
 }

@@ -1454,6 +1454,18 @@ pub fn chart_svg(
 }
 
 /// The readiness report as a standalone HTML document (also `lienthong readiness --format html`).
+fn team_stat(st: &crate::incidents::figures::Stat, lang: Lang) -> String {
+    match (st.median_seconds, st.p90_seconds, st.max_seconds) {
+        (Some(a), Some(b), Some(c)) => format!(
+            "{} / {} / {}",
+            readiness::duration_text(a, lang),
+            readiness::duration_text(b, lang),
+            readiness::duration_text(c, lang)
+        ),
+        _ => "–".into(),
+    }
+}
+
 pub fn report_html(r: &Report, lang: Lang) -> Markup {
     let c = &r.city;
     let generated = crate::web::incidents::parse_rfc3339(&r.generated_at).unwrap_or(0);
@@ -1537,6 +1549,34 @@ pub fn report_html(r: &Report, lang: Lang) -> Markup {
                                 @if with_services { td.n { @if g.services_total > 0 { (g.services_ready) "/" (g.services_total) } @else { "–" } } }
                             } } }
                         }
+                    }
+                }
+            }
+            @if let Some(f) = &r.team_figures {
+                section.panel #team-figures {
+                    h2 { (lang.pick("Tổ chuyên trách: thời gian tiếp nhận và khắc phục sự cố", "Teams: time to acknowledge and to resolve")) }
+                    p { (lang.pick("Trung vị / p90 / lâu nhất, tính từ lúc sự cố bắt đầu; sự cố bắt đầu trong khoảng thời gian báo cáo.", "Median / p90 / max from the incident's start; incidents started in the window.")) }
+                    table {
+                        thead { tr {
+                            th { (lang.pick("Tổ", "Team")) } th { (lang.pick("Mức độ", "Severity")) } th.n { (lang.pick("Sự cố", "Incidents")) }
+                            th { (lang.pick("Thời gian tiếp nhận", "Time to acknowledge")) } th { (lang.pick("Thời gian khắc phục", "Time to resolve")) }
+                            th.n { (lang.pick("Đang mở", "Open")) } th.n { (lang.pick("Mở lâu nhất", "Oldest open")) }
+                        } }
+                        tbody { @for tf in f.teams.iter().chain(std::iter::once(&f.city)) {
+                            @for (i, sf) in tf.severities.iter().enumerate() {
+                                @if i == 0 || sf.incidents > 0 {
+                                    tr data-team=(tf.team) data-severity=(sf.severity) {
+                                        td { @if i == 0 { (readiness::team_label(tf, lang)) } }
+                                        td { (match sf.severity.as_str() { "critical" => lang.pick("Nghiêm trọng", "Critical"), "warning" => lang.pick("Cảnh báo", "Warning"), _ => lang.pick("Tất cả", "All") }) }
+                                        td.n { (sf.incidents) }
+                                        td { (team_stat(&sf.time_to_acknowledge, lang)) }
+                                        td { (team_stat(&sf.time_to_resolve, lang)) }
+                                        td.n { @if i == 0 { (tf.open.count) } }
+                                        td.n { @if i == 0 { (opt(tf.open.oldest_seconds.map(|s| readiness::duration_text(s, lang)))) } }
+                                    }
+                                }
+                            }
+                        } }
                     }
                 }
             }
