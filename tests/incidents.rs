@@ -360,7 +360,7 @@ fn certificate_lifecycle_is_one_incident_per_certificate() {
         .checks
         .iter()
         .filter(|c| c.id.site.as_deref() == Some(site))
-        .cloned()
+        .map(|c| CheckDef::clone(c))
         .collect();
     let cert = |serial: &str, expires: f64| CertInfo {
         id: format!("CN=ward CA#{serial}"),

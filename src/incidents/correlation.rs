@@ -56,7 +56,7 @@ fn ms(t: SystemTime) -> UnixMillis {
 }
 
 struct Tracked {
-    def: CheckDef,
+    def: Arc<CheckDef>,
     policy: HealthPolicy,
     health: CheckHealth,
     /// Evidence of the last transition (shown when an incident opens).
