@@ -1304,7 +1304,10 @@ impl IncidentEngine {
     fn open_incident(&mut self, key: &str, want: &Want, now: SystemTime) -> Result<(), StoreError> {
         let first = match &want.cause {
             Some(id) => {
-                let ev = self.checks.get(id).and_then(|t| t.evidence.as_deref().cloned());
+                let ev = self
+                    .checks
+                    .get(id)
+                    .and_then(|t| t.evidence.as_deref().cloned());
                 let mut e = self.event(
                     EventKind::Opened,
                     id,
@@ -1358,7 +1361,13 @@ impl IncidentEngine {
                             && Some(&t.def.id) != want.cause.as_ref()
                             && t.health.state() == State::Degraded
                     })
-                    .map(|t| (t.def.id.clone(), t.health.state(), t.evidence.as_deref().cloned()))
+                    .map(|t| {
+                        (
+                            t.def.id.clone(),
+                            t.health.state(),
+                            t.evidence.as_deref().cloned(),
+                        )
+                    })
                     .collect();
                 for (cid, state, ev) in others {
                     let e = self.event(
@@ -1383,7 +1392,13 @@ impl IncidentEngine {
                                 State::Down | State::Failing | State::Degraded
                             )
                     })
-                    .map(|t| (t.def.id.clone(), t.health.state(), t.evidence.as_deref().cloned()))
+                    .map(|t| {
+                        (
+                            t.def.id.clone(),
+                            t.health.state(),
+                            t.evidence.as_deref().cloned(),
+                        )
+                    })
                     .collect();
                 for (cid, state, ev) in children {
                     let e = self.event(
