@@ -13,7 +13,9 @@
 //! 20 % rounds, 40 % HTTP, 40 % TCP), `BENCH_INTERVAL` seconds (10), `BENCH_SECS` of steady
 //! state measured after the warm-up interval (60), `BENCH_OUTAGE=1` (then every target stops
 //! answering for 60 s — HTTP and TCP accept and stay silent, UDP echo drops — and recovers; the
-//! bench reports the schedule during the outage, the incidents opened and the recovery).
+//! bench reports the schedule during the outage, the incidents opened and the recovery),
+//! `BENCH_WRAP` (a profiler command line the service runs under, e.g. `heaptrack -o FILE`;
+//! the CPU and RSS figures are then the wrapper's).
 //!
 //! Figures: achieved vs intended probes/s, failures by reason, CPU of the service process (% of
 //! one core, from /proc/PID/stat), scheduler lag p50/p99/max from the service's own
@@ -385,7 +387,22 @@ fn start_service(config: &Path, log: &Path) -> Service {
         .port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let log = std::fs::File::create(log).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_lienthong"))
+    // BENCH_WRAP="heaptrack -o /tmp/x" (or "perf record -g -o …") runs the service under a
+    // profiler; the CPU and RSS figures are then the wrapper's, not the service's.
+    let wrap: Vec<String> = std::env::var("BENCH_WRAP")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let mut cmd = match wrap.split_first() {
+        Some((prog, args)) => {
+            let mut c = Command::new(prog);
+            c.args(args).arg(env!("CARGO_BIN_EXE_lienthong"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_lienthong")),
+    };
+    let child = cmd
         .args(["serve", "--config"])
         .arg(config)
         .args(["--listen", &addr.to_string()])

@@ -251,21 +251,22 @@ async fn serve(
     listen: Option<String>,
     shard: Option<lienthong::shard::Shard>,
 ) -> anyhow::Result<ExitCode> {
-    let cfg = Config::load(&config)?;
-    for w in cfg.render_warnings().iter().flat_map(|w| w.lines()) {
-        tracing::warn!("{w}");
-    }
-    let mut first = (*cfg.inventory).clone();
-    if let Some(s) = shard {
-        s.apply(&mut first);
-        tracing::info!(
-            "shard {s}: probing {} of {} checks",
-            first.checks.len(),
-            cfg.inventory.checks.len()
-        );
-    }
-    let listen = listen.unwrap_or_else(|| cfg.file.server.listen.clone());
-    lienthong::icmp_startup_notice(&first);
+    // The service loads the file again through `loader`: nothing of this first load (the
+    // parsed file, the inventory) is kept while it runs.
+    let listen = {
+        let cfg = Config::load(&config)?;
+        for w in cfg.render_warnings().iter().flat_map(|w| w.lines()) {
+            tracing::warn!("{w}");
+        }
+        let all = cfg.inventory.checks.len();
+        let mut first = Arc::unwrap_or_clone(cfg.inventory);
+        if let Some(s) = shard {
+            s.apply(&mut first);
+            tracing::info!("shard {s}: probing {} of {all} checks", first.checks.len());
+        }
+        lienthong::icmp_startup_notice(&first);
+        listen.unwrap_or(cfg.file.server.listen)
+    };
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -274,7 +275,7 @@ async fn serve(
     let path = config.clone();
     let loader: Loader = Arc::new(move || {
         Config::load(&path).map(|c| {
-            let mut inv = (*c.inventory).clone();
+            let mut inv = Arc::unwrap_or_clone(c.inventory);
             if let Some(s) = shard {
                 s.apply(&mut inv);
             }

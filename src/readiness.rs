@@ -1864,7 +1864,7 @@ sites = [
     fn slow_interval_expects_fewer_minutes() {
         let mut inv = inv();
         for c in &mut inv.checks {
-            c.interval = std::time::Duration::from_secs(120);
+            std::sync::Arc::make_mut(c).interval = std::time::Duration::from_secs(120);
         }
         let d = data(
             0,

@@ -45,10 +45,7 @@ impl Scheduler {
         let mut per_site: HashMap<String, Arc<Semaphore>> = HashMap::new();
         let mut built = Vec::with_capacity(inv.checks.len());
         for c in &inv.checks {
-            built.push((
-                Arc::new(c.clone()),
-                Arc::new(c.probe.build(&c.build_context())?),
-            ));
+            built.push((c.clone(), Arc::new(c.probe.build(&c.build_context())?)));
         }
         let mut tasks = JoinSet::new();
         let start = Instant::now();
@@ -119,51 +116,16 @@ async fn run_check(
                 }
             }
         }
-        let permits = tokio::select! {
-            p = acquire(&limits) => p,
-            _ = cancel.cancelled() => return,
-        };
-        let Some(_permits) = permits else { return };
-        let started = Instant::now();
-        metrics
-            .lag
-            .observe(started.saturating_duration_since(planned).as_secs_f64());
-        metrics.in_flight.inc();
-        // Boxed: the run future is ~7.5 KiB and would otherwise live in every idle task.
-        let run = tokio::time::timeout(
-            check.timeout + HARD_TIMEOUT_SLACK,
-            Box::pin(probe.run(check.timeout)),
-        );
-        let outcome = tokio::select! {
-            r = run => r.unwrap_or_else(|_| Outcome::fail(
-                crate::probe::Reason::Timeout,
-                format!("run abandoned after {:?}", check.timeout + HARD_TIMEOUT_SLACK),
-                Default::default(),
-            )),
-            _ = cancel.cancelled() => { metrics.in_flight.dec(); return; }
-        };
-        metrics.in_flight.dec();
-        drop(_permits);
-        tracing::trace!(check = %check.id, success = outcome.success, reason = ?outcome.reason(), "probe finished");
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let finished = FinishedRun {
-            check: check.clone(),
-            outcome,
-            finished: SystemTime::now(),
-            rerun: Some(tx),
-        };
-        // Waits only when the writer is thousands of results behind (backpressure).
-        match sink.try_send(finished) {
-            Ok(()) => {}
-            Err(tokio::sync::mpsc::error::TrySendError::Full(r)) => {
-                tracing::warn!("result queue full: the writer is behind");
-                if sink.send(r).await.is_err() {
-                    return;
-                }
-            }
-            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return,
+        // Boxed: a run's state (permits, the probe's future, the result on its way to the
+        // queue) is ~1–8 KiB and exists only while it runs; an idle task (most of them, most
+        // of the time) holds just its timer.
+        let run = Box::pin(run_once(
+            &check, &probe, planned, &limits, &sink, &metrics, &cancel,
+        ));
+        match run.await {
+            Some(rx) => rerun = Some(rx),
+            None => return,
         }
-        rerun = Some(rx);
         let now = Instant::now();
         let mut next = planned + check.interval;
         // After a long stall, skip missed runs instead of firing them back to back.
@@ -172,6 +134,58 @@ async fn run_check(
         }
         planned = next;
     }
+}
+
+/// One run: permits, the probe, the hand-over to the writer. `None` when the scheduler is
+/// stopping (cancelled, or the queue closed); else where an early re-run request will arrive.
+async fn run_once(
+    check: &Arc<CheckDef>,
+    probe: &Probe,
+    planned: Instant,
+    limits: &Limits,
+    sink: &ResultQueue,
+    metrics: &Metrics,
+    cancel: &CancellationToken,
+) -> Option<tokio::sync::oneshot::Receiver<Duration>> {
+    let permits = tokio::select! {
+        p = acquire(limits) => p,
+        _ = cancel.cancelled() => return None,
+    };
+    let _permits = permits?;
+    let started = Instant::now();
+    metrics
+        .lag
+        .observe(started.saturating_duration_since(planned).as_secs_f64());
+    metrics.in_flight.inc();
+    let run = tokio::time::timeout(check.timeout + HARD_TIMEOUT_SLACK, probe.run(check.timeout));
+    let outcome = tokio::select! {
+        r = run => r.unwrap_or_else(|_| Outcome::fail(
+            crate::probe::Reason::Timeout,
+            format!("run abandoned after {:?}", check.timeout + HARD_TIMEOUT_SLACK),
+            Default::default(),
+        )),
+        _ = cancel.cancelled() => { metrics.in_flight.dec(); return None; }
+    };
+    metrics.in_flight.dec();
+    drop(_permits);
+    tracing::trace!(check = %check.id, success = outcome.success, reason = ?outcome.reason(), "probe finished");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let finished = FinishedRun {
+        check: check.clone(),
+        outcome,
+        finished: SystemTime::now(),
+        rerun: Some(tx),
+    };
+    // Waits only when the writer is thousands of results behind (backpressure).
+    match sink.try_send(finished) {
+        Ok(()) => {}
+        Err(tokio::sync::mpsc::error::TrySendError::Full(r)) => {
+            tracing::warn!("result queue full: the writer is behind");
+            sink.send(r).await.ok()?;
+        }
+        Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return None,
+    }
+    Some(rx)
 }
 
 async fn acquire(

@@ -25,7 +25,7 @@ pub struct LastRun {
 /// Status of one check.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckStatus {
-    pub check: CheckDef,
+    pub check: Arc<CheckDef>,
     pub last: Option<LastRun>,
     pub consecutive_failures: u32,
     pub runs: u64,

@@ -421,7 +421,7 @@ fn present_cert(sim: &mut Sim, site: &str, t: f64, cert: &lienthong::probe::tls:
         .checks
         .iter()
         .filter(|c| c.id.site.as_deref() == Some(site))
-        .cloned()
+        .map(|c| CheckDef::clone(c))
         .collect();
     for def in &checks {
         let details = match def.probe {

@@ -536,3 +536,23 @@ fn render_equals_text_encoder_of_gather() {
     ));
     assert_eq!(text, encode(&m));
 }
+
+/// Rendered in pieces (as `/metrics` streams it), the exposition is byte for byte the whole
+/// one, whatever the piece size.
+#[test]
+fn render_in_pieces_equals_render() {
+    let (m, _) = scenario();
+    let whole = m.render();
+    for chunk in [1, 100, 4096, usize::MAX] {
+        let mut pieces: Vec<String> = Vec::new();
+        let mut out = String::new();
+        m.render_chunked(&mut out, chunk, &mut |text| {
+            pieces.push(std::mem::take(text))
+        });
+        pieces.push(out);
+        if chunk < whole.len() / 4 {
+            assert!(pieces.len() > 3, "chunk {chunk}: {} pieces", pieces.len());
+        }
+        assert_eq!(pieces.concat(), whole, "chunk {chunk}");
+    }
+}

@@ -414,7 +414,7 @@ async fn targets_outside_loopback_are_skipped() {
         if c.id.owner() != "phuong-tan-dinh" && c.id.owner() != "dns" {
             continue;
         }
-        match &mut c.probe {
+        match &mut std::sync::Arc::make_mut(c).probe {
             ProbeSpec::Icmp(s) => s.host = "192.0.2.1".into(),
             ProbeSpec::Http(s) => s.url = "https://192.0.2.1:18080/healthz".into(),
             ProbeSpec::Tcp(s) => s.address = "dichvucong.example:15060".into(),

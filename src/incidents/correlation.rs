@@ -57,17 +57,18 @@ fn ms(t: SystemTime) -> UnixMillis {
 }
 
 struct Tracked {
-    def: CheckDef,
+    def: Arc<CheckDef>,
     policy: HealthPolicy,
     health: CheckHealth,
     /// Evidence of the last transition (shown when an incident opens).
-    evidence: Option<Evidence>,
+    /// Boxed, like `cert`: set on transitions only, and the map holds 10,000 of these.
+    evidence: Option<Box<Evidence>>,
     /// When the last run started (its result speaks for the time after that).
     last_run: Option<SystemTime>,
     /// The last time a run left the check Failing or Down.
     last_bad: Option<SystemTime>,
     /// The leaf certificate the check last presented (kept while the target is unreachable).
-    cert: Option<crate::probe::tls::CertInfo>,
+    cert: Option<Box<crate::probe::tls::CertInfo>>,
     /// Set at start-up on a link whose incident was still open: the link was bad until then,
     /// and what its children did before the restart is unknown.
     resumed_bad: Option<SystemTime>,
@@ -444,14 +445,14 @@ impl IncidentEngine {
             crate::probe::Details::Tcp(d) => d.cert.as_ref(),
             _ => None,
         };
-        let cert_changed = presented.is_some_and(|c| tracked.cert.as_ref() != Some(c));
+        let cert_changed = presented.is_some_and(|c| tracked.cert.as_deref() != Some(c));
         if cert_changed {
-            let old = std::mem::replace(&mut tracked.cert, presented.cloned());
-            self.on_cert_change(&def.id, old, now);
+            let old = std::mem::replace(&mut tracked.cert, presented.cloned().map(Box::new));
+            self.on_cert_change(&def.id, old.map(|c| *c), now);
         }
         let tracked = self.checks.get_mut(&def.id)?;
         if let Some(t) = obs.transition {
-            tracked.evidence = Some(t.evidence.clone());
+            tracked.evidence = Some(Box::new(t.evidence.clone()));
             // unknown → up is every check's first run: not news.
             if t.from == State::Unknown && t.to == State::Up {
                 tracing::debug!(check = %def.id, from = t.from.as_str(), to = t.to.as_str(), "health changed");
@@ -620,7 +621,7 @@ impl IncidentEngine {
             .flatten()
             .filter_map(|id| self.checks.get(id))
             .collect();
-        let Some(cert) = checks.first().and_then(|t| t.cert.clone()) else {
+        let Some(cert) = checks.first().and_then(|t| t.cert.as_deref().cloned()) else {
             return self.replace_wants(owner, Vec::new());
         };
         let now_s = now
@@ -932,7 +933,7 @@ impl IncidentEngine {
         let ev = self
             .checks
             .get(&cause)
-            .and_then(|t| t.evidence.clone())
+            .and_then(|t| t.evidence.as_deref().cloned())
             .unwrap_or_else(empty_evidence);
         let mut e = self.event(EventKind::Attached, &cause, self.state_of(&cause), ev, now);
         e.message = format!(
@@ -1591,7 +1592,10 @@ impl IncidentEngine {
     fn open_incident(&mut self, key: &str, want: &Want, now: SystemTime) -> Result<(), StoreError> {
         let first = match &want.cause {
             Some(id) => {
-                let ev = self.checks.get(id).and_then(|t| t.evidence.clone());
+                let ev = self
+                    .checks
+                    .get(id)
+                    .and_then(|t| t.evidence.as_deref().cloned());
                 let mut e = self.event(
                     EventKind::Opened,
                     id,
@@ -1676,7 +1680,13 @@ impl IncidentEngine {
                             && Some(&t.def.id) != want.cause.as_ref()
                             && t.health.state() == State::Degraded
                     })
-                    .map(|t| (t.def.id.clone(), t.health.state(), t.evidence.clone()))
+                    .map(|t| {
+                        (
+                            t.def.id.clone(),
+                            t.health.state(),
+                            t.evidence.as_deref().cloned(),
+                        )
+                    })
                     .collect();
                 for (cid, state, ev) in others {
                     let e = self.event(
@@ -1701,7 +1711,13 @@ impl IncidentEngine {
                                 State::Down | State::Failing | State::Degraded
                             )
                     })
-                    .map(|t| (t.def.id.clone(), t.health.state(), t.evidence.clone()))
+                    .map(|t| {
+                        (
+                            t.def.id.clone(),
+                            t.health.state(),
+                            t.evidence.as_deref().cloned(),
+                        )
+                    })
                     .collect();
                 for (cid, state, ev) in children {
                     let e = self.event(

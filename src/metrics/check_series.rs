@@ -830,8 +830,16 @@ impl Snapshot {
 
     /// Writes family `f` in the text format, byte for byte what `TextEncoder` writes for
     /// [`CheckSeries::collect`]'s family (HELP, TYPE, samples sorted by label values), or
-    /// nothing when no check has that series.
-    pub(super) fn write(&self, f: usize, out: &mut String) {
+    /// nothing when no check has that series. Hands `out` to `flush` whenever it holds `chunk`
+    /// bytes or more after a sample (a family of 20,000 checks is megabytes; the caller streams
+    /// it); `flush` takes the text and may leave `out` empty.
+    pub(super) fn write_chunked(
+        &self,
+        f: usize,
+        out: &mut String,
+        chunk: usize,
+        flush: &mut dyn FnMut(&mut String),
+    ) {
         let family = &FAMILIES[f];
         let start = out.len();
         out.push_str("# HELP ");
@@ -852,7 +860,14 @@ impl Snapshot {
             MetricType::HISTOGRAM => " histogram\n",
             _ => " gauge\n",
         });
-        let body = out.len();
+        // Set once a sample is written: a family without one is taken back out.
+        let mut wrote = false;
+        let mut after_sample = |out: &mut String| {
+            wrote = true;
+            if out.len() >= chunk {
+                flush(out);
+            }
+        };
         let name = family.name;
         let slot = |i: &u32| &self.slots[*i as usize];
         match family.shape {
@@ -861,6 +876,7 @@ impl Snapshot {
                     if let Some(v) = slot(i).value(f) {
                         let (head, tail) = self.labels(*i);
                         sample(out, name, "", head, &[], tail, v);
+                        after_sample(out);
                     }
                 }
             }
@@ -870,6 +886,7 @@ impl Snapshot {
                     if s.runs > 0 {
                         let (head, tail) = self.labels(*i);
                         sample(out, name, "", head, &[], tail, s.runs as f64);
+                        after_sample(out);
                     }
                 }
             }
@@ -890,6 +907,7 @@ impl Snapshot {
                     sample_le(out, name, head, tail, &[("le", "+Inf")], count as f64);
                     sample(out, name, "_sum", head, &[], tail, h.sum);
                     sample(out, name, "_count", head, &[], tail, count as f64);
+                    after_sample(out);
                 }
             }
             Shape::Phases => {
@@ -908,6 +926,7 @@ impl Snapshot {
                             if let Some((_, values)) = slot(i).phases(f) {
                                 let (head, tail) = self.labels(*i);
                                 sample(out, name, "", head, &[("phase", phase)], tail, values[*k]);
+                                after_sample(out);
                             }
                         }
                     }
@@ -928,6 +947,7 @@ impl Snapshot {
                                 let (head, tail) = self.labels(*i);
                                 let reason = [("reason", r.as_str())];
                                 sample(out, name, "", head, &reason, tail, n as f64);
+                                after_sample(out);
                             }
                         }
                     }
@@ -958,11 +978,12 @@ impl Snapshot {
                         let (head, tail) = self.labels(*i);
                         let extra = [("link_class", &*s.link_class), ("role", s.role.as_str())];
                         sample(out, name, "", head, &extra, tail, 1.0);
+                        after_sample(out);
                     }
                 }
             }
         }
-        if out.len() == body {
+        if !wrote {
             out.truncate(start);
         }
     }

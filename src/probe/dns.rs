@@ -138,7 +138,7 @@ pub struct DnsProbe {
     name: Name,
     record: RecordType,
     rcode: u16,
-    answers: Vec<Regex>,
+    answers: Vec<std::sync::Arc<Regex>>,
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> BuildError {
@@ -183,7 +183,10 @@ impl DnsProbe {
         let answers = spec
             .expect_answers
             .iter()
-            .map(|re| Regex::new(re).map_err(|e| invalid("expect_answers", format!("{re:?}: {e}"))))
+            .map(|re| {
+                super::patterns::text(re)
+                    .map_err(|e| invalid("expect_answers", format!("{re:?}: {e}")))
+            })
             .collect::<Result<_, _>>()?;
         Ok(DnsProbe {
             spec: spec.clone(),

@@ -400,3 +400,61 @@ pub async fn resolve(host: &str, port: u16) -> Result<Vec<std::net::SocketAddr>,
 pub fn secs(d: Option<Duration>) -> Option<f64> {
     d.map(|d| d.as_secs_f64())
 }
+
+/// Compiled patterns shared by every probe built from the same one (a template expanded over
+/// thousands of sites has one `expect`): a compiled regex with its match caches costs a few
+/// KiB, and only the shared one keeps them warm. Entries die with their last probe.
+pub(crate) mod patterns {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+    type Cache<T> = OnceLock<Mutex<HashMap<String, Weak<T>>>>;
+
+    fn intern<T>(
+        cache: &'static Cache<T>,
+        pattern: &str,
+        compile: impl FnOnce(&str) -> Result<T, regex::Error>,
+    ) -> Result<Arc<T>, regex::Error> {
+        let mut map = cache
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(shared) = map.get(pattern).and_then(Weak::upgrade) {
+            return Ok(shared);
+        }
+        let compiled = Arc::new(compile(pattern)?);
+        // Forget patterns no probe uses any more (amortised: only when the map doubles).
+        if map.len() >= 64 && map.len().is_power_of_two() {
+            map.retain(|_, w| w.strong_count() > 0);
+        }
+        map.insert(pattern.to_string(), Arc::downgrade(&compiled));
+        Ok(compiled)
+    }
+
+    pub(crate) fn text(pattern: &str) -> Result<Arc<regex::Regex>, regex::Error> {
+        static CACHE: Cache<regex::Regex> = OnceLock::new();
+        intern(&CACHE, pattern, regex::Regex::new)
+    }
+
+    pub(crate) fn bytes(pattern: &str) -> Result<Arc<regex::bytes::Regex>, regex::Error> {
+        static CACHE: Cache<regex::bytes::Regex> = OnceLock::new();
+        intern(&CACHE, pattern, regex::bytes::Regex::new)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn same_pattern_same_regex() {
+            let a = super::bytes("VC-READY").unwrap();
+            let b = super::bytes("VC-READY").unwrap();
+            assert!(std::sync::Arc::ptr_eq(&a, &b));
+            let c = super::bytes("OTHER").unwrap();
+            assert!(!std::sync::Arc::ptr_eq(&a, &c));
+            assert!(super::text("(").is_err());
+            drop((a, b));
+            // The last user gone, the pattern compiles afresh.
+            let d = super::bytes("VC-READY").unwrap();
+            assert!(d.is_match(b"VC-READY\r\n"));
+        }
+    }
+}

@@ -65,7 +65,7 @@ pub struct TcpProbe {
     port: u16,
     tls: Option<TlsClient>,
     /// Bytes regex: binary protocols must not fail on invalid UTF-8.
-    expect: Option<regex::bytes::Regex>,
+    expect: Option<std::sync::Arc<regex::bytes::Regex>>,
 }
 
 /// Per-run state kept outside the timed future so a timeout still reports what was measured.
@@ -89,7 +89,7 @@ impl TcpProbe {
         let expect = spec
             .expect
             .as_deref()
-            .map(regex::bytes::Regex::new)
+            .map(super::patterns::bytes)
             .transpose()
             .map_err(|e| BuildError::Invalid {
                 field: "expect",

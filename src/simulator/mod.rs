@@ -674,7 +674,7 @@ async fn drive(
 pub fn overlay(inv: &mut Inventory, sim: &Simulator) {
     let ca = sim.ca_file().to_string_lossy().into_owned();
     for c in &mut inv.checks {
-        match &mut c.probe {
+        match &mut Arc::make_mut(c).probe {
             ProbeSpec::Icmp(s) => {
                 if let Ok(a) = loopback_addr(&s.host, Some(0)) {
                     if sim.echo_hosts.contains(&a.ip()) {

@@ -45,7 +45,7 @@ impl From<CheckStatus> for CheckView {
             name: c.id.name.to_string(),
             kind: c.probe.kind().as_str(),
             role: c.role.as_str(),
-            title: c.title,
+            title: c.title.clone(),
             interval_seconds: c.interval.as_secs_f64(),
             timeout_seconds: c.timeout.as_secs_f64(),
             last: s.last,

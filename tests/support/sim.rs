@@ -212,7 +212,13 @@ impl Sim {
 
     /// Runs the checks whose owner passes `only` from `from` to `to` seconds of virtual time.
     pub fn run(&mut self, world: &mut World, from: f64, to: f64, only: &dyn Fn(&CheckDef) -> bool) {
-        let checks: Vec<&CheckDef> = self.inv.checks.iter().filter(|c| only(c)).collect();
+        let checks: Vec<&CheckDef> = self
+            .inv
+            .checks
+            .iter()
+            .map(|c| &**c)
+            .filter(|c| only(c))
+            .collect();
         // (start time ms, index); usize::MAX = the engine's 1 s tick.
         let mut heap: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
         let mut planned: HashMap<usize, f64> = HashMap::new();

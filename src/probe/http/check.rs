@@ -15,7 +15,7 @@ pub(super) struct Checks {
     max_redirects: u32,
     body_max_bytes: u64,
     contains: Option<String>,
-    regex: Option<regex::Regex>,
+    regex: Option<std::sync::Arc<regex::Regex>>,
     json: Option<JsonFieldSpec>,
 }
 
@@ -34,7 +34,7 @@ impl Checks {
         let regex = spec
             .body_regex
             .as_deref()
-            .map(regex::Regex::new)
+            .map(crate::probe::patterns::text)
             .transpose()
             .map_err(|e| invalid("body_regex", e))?;
         if let Some(j) = &spec.expect_json {
