@@ -34,7 +34,7 @@ pub(super) fn health_label(h: Health, lang: Lang) -> &'static str {
     }
 }
 
-pub(super) fn reason_label(r: &str, lang: Lang) -> &str {
+pub(crate) fn reason_label(r: &str, lang: Lang) -> &str {
     let (vi, en) = match r {
         "timeout" => ("quá thời gian chờ", "timeout"),
         "dns" => ("lỗi phân giải tên miền", "name resolution failed"),
