@@ -29,9 +29,6 @@ pub const DISABLED: &str =
 
 /// Whose report token the request carries: 401 without one, 403 for an unknown one.
 fn holder(headers: &HeaderMap, tokens: &Tokens) -> Result<Holder, ApiError> {
-    if tokens.is_empty() {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, DISABLED));
-    }
     let unauthorized = |challenge: &'static str, reason: &str| ApiError {
         challenge: Some(challenge),
         ..ApiError::new(StatusCode::UNAUTHORIZED, reason)
@@ -54,6 +51,9 @@ fn holder(headers: &HeaderMap, tokens: &Tokens) -> Result<Holder, ApiError> {
                 "malformed Authorization header: expected `Bearer <token>`",
             )
         })?;
+    if tokens.is_empty() {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, DISABLED));
+    }
     tokens
         .holder(presented)
         .cloned()

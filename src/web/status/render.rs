@@ -465,6 +465,7 @@ pub fn render_index_with(d: &StatusData, lang: Lang, f: &Filters) -> Markup {
                 }
                 label { input #isl type="checkbox" checked[f.island]; " " (lang.pick("Chỉ đơn vị đảo", "Island units only")) }
             }
+            (super::sweep::panel(lang))
             div #live data-generated=(d.now) {
                 @if let Some(r) = &d.readiness { (readiness_summary(r, lang)) }
                 div.counts role="group" aria-label=(lang.pick("Lọc theo trạng thái", "Filter by status")) {
