@@ -572,3 +572,238 @@ async fn ward_reports_attach_to_the_open_incident_and_check_tokens() {
     assert_eq!(v["sites"][0]["last_incident"]["id"], link_id, "{v}");
     svc.run.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The status page's button in Chromium (driven by chromedriver over WebDriver, on loopback)
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// Whether Chromium and chromedriver are there; outside CI a missing one skips, under CI=true
+/// it fails (`.ci/run` installs both).
+fn have_browser(test: &str) -> bool {
+    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "{test}: {CHROMIUM} or {CHROMEDRIVER} not found and CI=true (.ci/run installs chromium chromium-driver)"
+    );
+    eprintln!("SKIPPED {test}: {CHROMIUM} or {CHROMEDRIVER} missing (apt-get install chromium chromium-driver)");
+    false
+}
+
+struct Driver {
+    child: std::process::Child,
+    base: String,
+    session: String,
+    http: reqwest::Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Driver {
+    async fn start() -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = http.get(format!("{base}/status")).send().await {
+                if let Ok(v) = r.json::<Value>().await {
+                    if v["value"]["ready"] == true {
+                        break;
+                    }
+                }
+            }
+            assert!(Instant::now() < until, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--window-size=1280,1000",
+                    format!("--user-data-dir={}", profile.path().display())
+                ]
+            }
+        } } });
+        let v: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = v["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {v}"))
+            .to_string();
+        Driver {
+            child,
+            base,
+            session,
+            http,
+            _profile: profile,
+        }
+    }
+
+    async fn cmd(&self, path: &str, body: Value) -> Value {
+        let v: Value = self
+            .http
+            .post(format!("{}/session/{}{path}", self.base, self.session))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(v["value"]["error"].is_null(), "{path}: {v}");
+        v["value"].clone()
+    }
+
+    async fn element(&self, css: &str) -> String {
+        let v = self
+            .cmd("/element", json!({ "using": "css selector", "value": css }))
+            .await;
+        // The W3C element reference is the object's only value.
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_string()
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.cmd("/execute/sync", json!({ "script": script, "args": [] }))
+            .await
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let e = self.element(css).await;
+        self.cmd(&format!("/element/{e}/clear"), json!({})).await;
+        self.cmd(&format!("/element/{e}/value"), json!({ "text": text }))
+            .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let e = self.element(css).await;
+        self.cmd(&format!("/element/{e}/click"), json!({})).await;
+    }
+
+    /// Polls `#sweep-status[data-done]` until the sweep ends; returns (value, the largest
+    /// number of finished rows seen strictly between none and all, if any).
+    async fn wait_done(&self, total: usize) -> (String, Option<u64>) {
+        let until = Instant::now() + Duration::from_secs(60);
+        let mut partial = None;
+        loop {
+            let v = self
+                .js("var s=document.getElementById('sweep-status'); return [s.getAttribute('data-done'), document.querySelectorAll('#sweep-rows tr[data-ready]').length];")
+                .await;
+            let n = v[1].as_u64().unwrap_or(0);
+            if n > 0 && (n as usize) < total {
+                partial = Some(n);
+            }
+            if let Some(done) = v[0].as_str() {
+                return (done.to_string(), partial);
+            }
+            assert!(Instant::now() < until, "the sweep did not finish in the page");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn quit(mut self) {
+        let _ = self
+            .http
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .send()
+            .await;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_page_sweep_button_in_chromium() {
+    if !have_browser("status_page_sweep_button_in_chromium") {
+        return;
+    }
+    let svc = start("LT_TEST_SWEEP_TOKEN_D", "1h", |_| String::new()).await;
+    let (_, html) = svc.run.get("/").await;
+    assert!(html.contains("Kiểm tra trước hội nghị"));
+    assert!(!html.contains("sweep-write-token"), "the token is never in the page");
+    let d = Driver::start().await;
+    d.cmd("/url", json!({ "url": format!("{}/", svc.run.base) }))
+        .await;
+
+    // A wrong token: the reason is shown, and the token is not kept.
+    d.type_into("#sweep-token", "wrong-token").await;
+    d.click("#sweep-run").await;
+    let (done, _) = d.wait_done(SITES).await;
+    assert_eq!(done, "error");
+    let v = d
+        .js("return [document.getElementById('sweep-status').textContent, sessionStorage.getItem('lt-token')];")
+        .await;
+    assert!(v[0].as_str().unwrap().contains("403"), "{v}");
+    assert!(v[1].is_null(), "a refused token is forgotten: {v}");
+
+    // The right one: the table fills live, not-ready sites on top.
+    d.type_into("#sweep-token", "sweep-write-token").await;
+    let t = Instant::now();
+    d.click("#sweep-run").await;
+    let (done, partial) = d.wait_done(SITES).await;
+    eprintln!(
+        "browser sweep finished in {:.2} s; a partial table was seen: {partial:?}",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(done, "1");
+    let rows = d
+        .js("return Array.from(document.querySelectorAll('#sweep-rows tr')).map(function(tr){return [tr.getAttribute('data-slug'), tr.getAttribute('data-ready'), tr.children[1].textContent, tr.children[2].textContent];});")
+        .await;
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), SITES);
+    let bad: BTreeSet<String> = rows
+        .iter()
+        .filter(|r| r[1] == "0")
+        .map(|r| r[0].as_str().unwrap().to_string())
+        .collect();
+    let want: BTreeSet<String> = VIDEO_DOWN
+        .iter()
+        .chain([&LINK_DOWN])
+        .map(|i| slug(*i))
+        .collect();
+    assert_eq!(bad, want);
+    assert!(rows[..3].iter().all(|r| r[1] == "0"), "not ready first");
+    assert!(rows[3..].iter().all(|r| r[1] == "1"));
+    let seven = rows.iter().find(|r| r[0] == "phuong-007").unwrap();
+    assert!(seven[2].as_str().unwrap().contains("chưa sẵn sàng"));
+    assert_eq!(seven[3], "Điểm cầu truyền hình: bị từ chối kết nối");
+    let v = d
+        .js("return [document.getElementById('sweep-status').textContent, sessionStorage.getItem('lt-token'), document.documentElement.outerHTML.indexOf('sweep-write-token')];")
+        .await;
+    let status = v[0].as_str().unwrap();
+    assert!(status.contains("168/168") && status.contains("165 sẵn sàng"), "{status}");
+    assert_eq!(v[1], "sweep-write-token", "kept in sessionStorage");
+    assert_eq!(v[2], -1, "never written into the document");
+    d.quit().await;
+    svc.run.stop().await;
+}
