@@ -405,6 +405,45 @@ async fn sweep_filters_stream_and_bad_requests() {
         BTreeSet::from(["phuong-001", "phuong-050", "phuong-100"])
     );
     assert_eq!(events[4].1["not_ready"], 2);
+
+    // The CLI: a table, exit 2 when a site is not ready, 0 when all are; a bad filter is said.
+    let cli = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_lienthong"))
+                .arg("sweep")
+                .args(args)
+                .env("LT_TEST_SWEEP_CLI", "sweep-write-token")
+                .output()
+                .unwrap()
+        })
+    };
+    let url = svc.run.base.clone();
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "--url".to_string(),
+            url.clone(),
+            "--token-env".into(),
+            "LT_TEST_SWEEP_CLI".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let out = cli(args(&["--site", "phuong-007", "--site", "phuong-001"]))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("2 đơn vị: 1 sẵn sàng, 1 chưa sẵn sàng"), "{text}");
+    let line = text.lines().find(|l| l.starts_with("Phường 007")).unwrap();
+    assert!(line.contains("CHƯA") && line.contains("Điểm cầu truyền hình: bị từ chối kết nối"), "{line}");
+    let out = cli(args(&["--site", "phuong-001", "--lang", "en"])).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("1 sites: 1 ready, 0 not ready"), "{text}");
+    let out = cli(args(&["--team", "to-x"])).await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("400") && err.contains("unknown team `to-x`"), "{err}");
     svc.run.stop().await;
 }
 
