@@ -127,7 +127,13 @@ async fn bench() {
             .unwrap()
             .iter()
             .filter(|s| s["ready"] == false)
-            .map(|s| format!("{} ({})", s["site"].as_str().unwrap(), s["reason"].as_str().unwrap_or("")))
+            .map(|s| {
+                format!(
+                    "{} ({})",
+                    s["site"].as_str().unwrap(),
+                    s["reason"].as_str().unwrap_or("")
+                )
+            })
             .collect();
         println!(
             "sweep {}: {took:.2} s for {} sites ({} ready, {} not ready), slowest probe {slowest:.2} s; not ready: {}",

@@ -116,13 +116,16 @@ impl Tokens {
             let holder = match *kind {
                 "site" if inv.site(name).is_some() => Holder::Site(name.to_string()),
                 "site" => {
-                    let s = crate::report::suggestions(name, inv.sites.iter().map(|s| s.slug.as_str()));
+                    let s =
+                        crate::report::suggestions(name, inv.sites.iter().map(|s| s.slug.as_str()));
                     return Err(err(
                         line,
                         format!("unknown site `{name}`{}", crate::report::did_you_mean(&s)),
                     ));
                 }
-                "team" if inv.teams.iter().any(|t| t.name == *name) => Holder::Team(name.to_string()),
+                "team" if inv.teams.iter().any(|t| t.name == *name) => {
+                    Holder::Team(name.to_string())
+                }
                 "team" => {
                     let known: Vec<&str> = inv.teams.iter().map(|t| t.name.as_str()).collect();
                     return Err(err(
@@ -236,10 +239,22 @@ mod tests {
     fn bad_lines_name_file_and_line() {
         let inv = inv();
         for (text, want) in [
-            ("site phuong-ben-thanh short", "t:1: the token of site phuong-ben-thanh is shorter"),
-            ("\nsite phuong-ben-tanh aaaaaaaaaaaaaaaa1", "t:2: unknown site `phuong-ben-tanh`"),
-            ("team to-nowhere aaaaaaaaaaaaaaaa1", "t:1: unknown team `to-nowhere`"),
-            ("site phuong-ben-thanh", "t:1: expected `site <slug> <token>`"),
+            (
+                "site phuong-ben-thanh short",
+                "t:1: the token of site phuong-ben-thanh is shorter",
+            ),
+            (
+                "\nsite phuong-ben-tanh aaaaaaaaaaaaaaaa1",
+                "t:2: unknown site `phuong-ben-tanh`",
+            ),
+            (
+                "team to-nowhere aaaaaaaaaaaaaaaa1",
+                "t:1: unknown team `to-nowhere`",
+            ),
+            (
+                "site phuong-ben-thanh",
+                "t:1: expected `site <slug> <token>`",
+            ),
             ("user x aaaaaaaaaaaaaaaa1", "t:1: `user`"),
             (
                 "site phuong-ben-thanh aaaaaaaaaaaaaaaa1\nteam to-tphcm aaaaaaaaaaaaaaaa1",

@@ -188,10 +188,8 @@ impl Engine {
         &self,
         r: &crate::incidents::correlation::WardReport,
         now: SystemTime,
-    ) -> Result<
-        Option<crate::incidents::correlation::ReportOutcome>,
-        crate::incidents::StoreError,
-    > {
+    ) -> Result<Option<crate::incidents::correlation::ReportOutcome>, crate::incidents::StoreError>
+    {
         let mut inc = self.lock();
         let out = inc.report(r, now);
         self.publish_counts(&mut inc);

@@ -69,7 +69,10 @@ impl OnDemand {
         .unwrap_or_else(|_| {
             Outcome::fail(
                 crate::probe::Reason::Timeout,
-                format!("run abandoned after {:?}", check.timeout + HARD_TIMEOUT_SLACK),
+                format!(
+                    "run abandoned after {:?}",
+                    check.timeout + HARD_TIMEOUT_SLACK
+                ),
                 Default::default(),
             )
         });
@@ -81,8 +84,7 @@ impl OnDemand {
             finished: SystemTime::now(),
             rerun: None,
         };
-        if let Err(tokio::sync::mpsc::error::TrySendError::Full(r)) = self.sink.try_send(finished)
-        {
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(r)) = self.sink.try_send(finished) {
             let _ = self.sink.send(r).await;
         }
         Some(outcome)

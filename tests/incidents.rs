@@ -694,7 +694,10 @@ fn ward_report_merges_into_the_automatic_incident() {
     // Healthy checks and ticks do not end a person's report.
     sim.run(&mut w, 52.0, 99.0, &only);
     let rep = sim.store.get(first.incident_id).unwrap().unwrap();
-    assert!(rep.resolved_at.is_none(), "a report is not resolved by health");
+    assert!(
+        rep.resolved_at.is_none(),
+        "a report is not resolved by health"
+    );
     // The link goes down: its incident takes the report over.
     sim.run(&mut w, 99.0, 200.0, &only);
     let all = sim.incidents();
@@ -708,12 +711,22 @@ fn ward_report_merges_into_the_automatic_incident() {
     assert!(link
         .events
         .iter()
-        .any(|e| e.kind == EventKind::Attached && e.message.contains(&format!("#{}", first.incident_id))));
+        .any(|e| e.kind == EventKind::Attached
+            && e.message.contains(&format!("#{}", first.incident_id))));
     let rep = sim.store.get(first.incident_id).unwrap().unwrap();
     assert!(rep.resolved_at.is_some());
-    assert!(rep.events.last().unwrap().message.contains(&format!("#{}", link.id)));
+    assert!(rep
+        .events
+        .last()
+        .unwrap()
+        .message
+        .contains(&format!("#{}", link.id)));
     // A report during the outage goes on the link incident's timeline.
-    let during = sim.engine.report(&r("Mất mạng"), at(200.0)).unwrap().unwrap();
+    let during = sim
+        .engine
+        .report(&r("Mất mạng"), at(200.0))
+        .unwrap()
+        .unwrap();
     assert!(during.attached && !during.created);
     assert_eq!(during.incident_id, link.id);
     let link = sim.store.get(link.id).unwrap().unwrap();

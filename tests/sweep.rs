@@ -59,7 +59,11 @@ async fn config(db: &Path, token_env: &str, interval: &str, extra: &str) -> Stri
     let closed = common::closed_port().await.port();
     let mut sites = String::new();
     for i in 1..=SITES {
-        let link = if i == LINK_DOWN { "127.0.0.2" } else { "127.0.0.1" };
+        let link = if i == LINK_DOWN {
+            "127.0.0.2"
+        } else {
+            "127.0.0.1"
+        };
         let video = if VIDEO_DOWN.contains(&i) {
             closed
         } else {
@@ -266,7 +270,10 @@ async fn sweep_of_168_sites_answers_the_table_and_records_the_runs() {
     assert_eq!(video["reason_en"], "Conference point: connection refused");
     let link = row(LINK_DOWN);
     assert!(
-        link["reason"].as_str().unwrap().starts_with("Đường truyền: "),
+        link["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Đường truyền: "),
         "{link}"
     );
     assert!(
@@ -325,9 +332,7 @@ async fn sweep_filters_stream_and_bad_requests() {
         .unwrap()
         .iter()
         .all(|r| r["former_province"] == "binh-duong"));
-    let (code, t) = svc
-        .sweep(tok, Some(r#"{"team": "to-binh-duong"}"#))
-        .await;
+    let (code, t) = svc.sweep(tok, Some(r#"{"team": "to-binh-duong"}"#)).await;
     assert_eq!(code, 200);
     assert_eq!(t["total"], n, "the team covers the former province");
     let (code, v) = svc
@@ -336,7 +341,10 @@ async fn sweep_filters_stream_and_bad_requests() {
             Some(r#"{"sites": ["phuong-007", "phuong-001"], "team": "to-tphcm"}"#),
         )
         .await;
-    assert_eq!(code, 400, "phuong-007 is not tphcm, phuong-001 neither: {v}");
+    assert_eq!(
+        code, 400,
+        "phuong-007 is not tphcm, phuong-001 neither: {v}"
+    );
     let (code, v) = svc
         .sweep(tok, Some(r#"{"sites": ["phuong-007", "phuong-003"]}"#))
         .await;
@@ -348,11 +356,36 @@ async fn sweep_filters_stream_and_bad_requests() {
     for (token, body, status, words) in [
         (None, Some("{}"), 401, vec!["Authorization"]),
         (Some("nope"), Some("{}"), 403, vec!["invalid bearer token"]),
-        (tok, Some(r#"{"sites": ["phuong-0071"]}"#), 400, vec!["`phuong-0071`", "did you mean"]),
-        (tok, Some(r#"{"former_province": "ha-noi"}"#), 400, vec!["former_province", "binh-duong"]),
-        (tok, Some(r#"{"team": "to-x"}"#), 400, vec!["team", "to-tphcm"]),
-        (tok, Some(r#"{"province": "tphcm"}"#), 400, vec!["unknown field `province`"]),
-        (tok, Some(r#"{"sites": "phuong-001"}"#), 400, vec!["invalid JSON"]),
+        (
+            tok,
+            Some(r#"{"sites": ["phuong-0071"]}"#),
+            400,
+            vec!["`phuong-0071`", "did you mean"],
+        ),
+        (
+            tok,
+            Some(r#"{"former_province": "ha-noi"}"#),
+            400,
+            vec!["former_province", "binh-duong"],
+        ),
+        (
+            tok,
+            Some(r#"{"team": "to-x"}"#),
+            400,
+            vec!["team", "to-tphcm"],
+        ),
+        (
+            tok,
+            Some(r#"{"province": "tphcm"}"#),
+            400,
+            vec!["unknown field `province`"],
+        ),
+        (
+            tok,
+            Some(r#"{"sites": "phuong-001"}"#),
+            400,
+            vec!["invalid JSON"],
+        ),
         (tok, Some("{"), 400, vec!["invalid JSON"]),
         (
             tok,
@@ -363,7 +396,9 @@ async fn sweep_filters_stream_and_bad_requests() {
     ] {
         let (code, v) = svc.sweep(token, body).await;
         assert_eq!(code, status, "{body:?}: {v}");
-        let reason = v["error"].as_str().unwrap_or_else(|| panic!("{body:?}: {v}"));
+        let reason = v["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{body:?}: {v}"));
         for w in words {
             assert!(reason.contains(w), "{body:?}: `{reason}` lacks `{w}`");
         }
@@ -433,17 +468,28 @@ async fn sweep_filters_stream_and_bad_requests() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(text.contains("2 đơn vị: 1 sẵn sàng, 1 chưa sẵn sàng"), "{text}");
+    assert!(
+        text.contains("2 đơn vị: 1 sẵn sàng, 1 chưa sẵn sàng"),
+        "{text}"
+    );
     let line = text.lines().find(|l| l.starts_with("Phường 007")).unwrap();
-    assert!(line.contains("CHƯA") && line.contains("Điểm cầu truyền hình: bị từ chối kết nối"), "{line}");
-    let out = cli(args(&["--site", "phuong-001", "--lang", "en"])).await.unwrap();
+    assert!(
+        line.contains("CHƯA") && line.contains("Điểm cầu truyền hình: bị từ chối kết nối"),
+        "{line}"
+    );
+    let out = cli(args(&["--site", "phuong-001", "--lang", "en"]))
+        .await
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("1 sites: 1 ready, 0 not ready"), "{text}");
     let out = cli(args(&["--team", "to-x"])).await.unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("400") && err.contains("unknown team `to-x`"), "{err}");
+    assert!(
+        err.contains("400") && err.contains("unknown team `to-x`"),
+        "{err}"
+    );
     svc.run.stop().await;
 }
 
@@ -485,23 +531,44 @@ async fn ward_reports_attach_to_the_open_incident_and_check_tokens() {
     let body = report(slug(LINK_DOWN), "Mất mạng");
     for (token, status, word) in [
         (None, 401, "Authorization"),
-        (Some("site-100-token-012345678"), 403, "invalid report token"),
+        (
+            Some("site-100-token-012345678"),
+            403,
+            "invalid report token",
+        ),
         (Some("sweep-write-token"), 403, "invalid report token"),
         (Some(SITE1_TOKEN), 403, "does not cover site `phuong-100`"),
         (Some(TEAM_TOKEN), 403, "team to-tphcm does not cover"),
     ] {
         let (code, v) = svc.post("/api/v1/reports", token, body.clone()).await;
         assert_eq!(code, status, "{token:?}: {v}");
-        assert!(v["error"].as_str().unwrap().contains(word), "{token:?}: {v}");
+        assert!(
+            v["error"].as_str().unwrap().contains(word),
+            "{token:?}: {v}"
+        );
         assert!(!v.to_string().contains(SITE_TOKEN));
     }
     for (b, word) in [
-        (json!({ "site": slug(LINK_DOWN), "what": "x" }), "missing field `contact`"),
-        (json!({ "site": slug(LINK_DOWN), "what": " ", "contact": "a" }), "what: must be"),
-        (json!({ "site": "phuong-1000", "what": "x", "contact": "a" }), "unknown site `phuong-1000`"),
-        (json!({ "site": slug(LINK_DOWN), "what": "x", "contact": "a", "phone": 1 }), "unknown field `phone`"),
+        (
+            json!({ "site": slug(LINK_DOWN), "what": "x" }),
+            "missing field `contact`",
+        ),
+        (
+            json!({ "site": slug(LINK_DOWN), "what": " ", "contact": "a" }),
+            "what: must be",
+        ),
+        (
+            json!({ "site": "phuong-1000", "what": "x", "contact": "a" }),
+            "unknown site `phuong-1000`",
+        ),
+        (
+            json!({ "site": slug(LINK_DOWN), "what": "x", "contact": "a", "phone": 1 }),
+            "unknown field `phone`",
+        ),
     ] {
-        let (code, v) = svc.post("/api/v1/reports", Some(SITE_TOKEN), b.clone()).await;
+        let (code, v) = svc
+            .post("/api/v1/reports", Some(SITE_TOKEN), b.clone())
+            .await;
         assert_eq!(code, 400, "{b}: {v}");
         assert!(v["error"].as_str().unwrap().contains(word), "{b}: {v}");
     }
@@ -537,7 +604,11 @@ async fn ward_reports_attach_to_the_open_incident_and_check_tokens() {
     assert_eq!(v["incident_id"], link_id);
     // The team's token covers the site too.
     let (code, v) = svc
-        .post("/api/v1/reports", Some(TEAM_BD_TOKEN), report(slug(LINK_DOWN), "Tổ xác nhận"))
+        .post(
+            "/api/v1/reports",
+            Some(TEAM_BD_TOKEN),
+            report(slug(LINK_DOWN), "Tổ xác nhận"),
+        )
         .await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["incident_id"], link_id);
@@ -553,7 +624,11 @@ async fn ward_reports_attach_to_the_open_incident_and_check_tokens() {
 
     // A healthy site: the report opens a `reported` incident; a second one joins it.
     let (code, v) = svc
-        .post("/api/v1/reports", Some(TEAM_TOKEN), report(slug(3), "Không nghe được tiếng"))
+        .post(
+            "/api/v1/reports",
+            Some(TEAM_TOKEN),
+            report(slug(3), "Không nghe được tiếng"),
+        )
         .await;
     assert_eq!(code, 201, "{v}");
     assert_eq!(v["created"], true);
@@ -561,7 +636,11 @@ async fn ward_reports_attach_to_the_open_incident_and_check_tokens() {
     assert_eq!(v["key"], "site/phuong-003/reported");
     let reported = v["incident_id"].as_i64().unwrap();
     let (code, v) = svc
-        .post("/api/v1/reports", Some(TEAM_TOKEN), report(slug(3), "Vẫn chưa nghe được"))
+        .post(
+            "/api/v1/reports",
+            Some(TEAM_TOKEN),
+            report(slug(3), "Vẫn chưa nghe được"),
+        )
         .await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["incident_id"], reported);
@@ -580,11 +659,19 @@ async fn ward_reports_attach_to_the_open_incident_and_check_tokens() {
 
     // Closing: only a reported incident, only by a token covering it.
     let (code, v) = svc
-        .post(&format!("/api/v1/reports/{reported}/close"), Some(SITE1_TOKEN), json!({}))
+        .post(
+            &format!("/api/v1/reports/{reported}/close"),
+            Some(SITE1_TOKEN),
+            json!({}),
+        )
         .await;
     assert_eq!(code, 403, "{v}");
     let (code, v) = svc
-        .post(&format!("/api/v1/reports/{link_id}/close"), Some(SITE_TOKEN), json!({}))
+        .post(
+            &format!("/api/v1/reports/{link_id}/close"),
+            Some(SITE_TOKEN),
+            json!({}),
+        )
         .await;
     assert_eq!(code, 409, "{v}");
     let (code, v) = svc
@@ -599,13 +686,20 @@ async fn ward_reports_attach_to_the_open_incident_and_check_tokens() {
     assert_eq!(inc["state"], "resolved");
     assert!(inc.to_string().contains("Anh Minh (team to-tphcm)"));
     let (code, _) = svc
-        .post(&format!("/api/v1/reports/{reported}/close"), Some(TEAM_TOKEN), json!({}))
+        .post(
+            &format!("/api/v1/reports/{reported}/close"),
+            Some(TEAM_TOKEN),
+            json!({}),
+        )
         .await;
     assert_eq!(code, 409);
 
     // The sweep's "last incident" column names the link incident.
     let (code, v) = svc
-        .sweep(Some("sweep-write-token"), Some(r#"{"sites": ["phuong-100"]}"#))
+        .sweep(
+            Some("sweep-write-token"),
+            Some(r#"{"sites": ["phuong-100"]}"#),
+        )
         .await;
     assert_eq!(code, 200);
     assert_eq!(v["sites"][0]["last_incident"]["id"], link_id, "{v}");
@@ -765,7 +859,10 @@ impl Driver {
             if let Some(done) = v[0].as_str() {
                 return (done.to_string(), partial);
             }
-            assert!(Instant::now() < until, "the sweep did not finish in the page");
+            assert!(
+                Instant::now() < until,
+                "the sweep did not finish in the page"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -789,7 +886,10 @@ async fn status_page_sweep_button_in_chromium() {
     let svc = start("LT_TEST_SWEEP_TOKEN_D", "1h", |_| String::new()).await;
     let (_, html) = svc.run.get("/").await;
     assert!(html.contains("Kiểm tra trước hội nghị"));
-    assert!(!html.contains("sweep-write-token"), "the token is never in the page");
+    assert!(
+        !html.contains("sweep-write-token"),
+        "the token is never in the page"
+    );
     let d = Driver::start().await;
     d.cmd("/url", json!({ "url": format!("{}/", svc.run.base) }))
         .await;
@@ -840,7 +940,10 @@ async fn status_page_sweep_button_in_chromium() {
         .js("return [document.getElementById('sweep-status').textContent, sessionStorage.getItem('lt-token'), document.documentElement.outerHTML.indexOf('sweep-write-token')];")
         .await;
     let status = v[0].as_str().unwrap();
-    assert!(status.contains("168/168") && status.contains("165 sẵn sàng"), "{status}");
+    assert!(
+        status.contains("168/168") && status.contains("165 sẵn sàng"),
+        "{status}"
+    );
     assert_eq!(v[1], "sweep-write-token", "kept in sessionStorage");
     assert_eq!(v[2], -1, "never written into the document");
     d.quit().await;

@@ -5,13 +5,13 @@
 
 mod api;
 pub mod auth;
-pub mod reports;
-pub mod sweep;
 pub mod feed;
 pub mod incidents;
 pub mod openapi;
+pub mod reports;
 pub mod server;
 pub mod status;
+pub mod sweep;
 
 use std::sync::Arc;
 
@@ -68,11 +68,17 @@ impl Actions {
     }
 
     pub fn engine(&self) -> Option<Arc<crate::result_writer::Engine>> {
-        self.engine.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.engine
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn set_report_tokens(&self, t: crate::reports::Tokens) {
-        *self.report_tokens.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(t);
+        *self
+            .report_tokens
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(t);
     }
 
     pub fn report_tokens(&self) -> Arc<crate::reports::Tokens> {

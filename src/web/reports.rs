@@ -184,7 +184,9 @@ async fn close(
         internal()
     })?;
     match out {
-        CloseReport::Closed => Ok(Json(serde_json::json!({ "id": id, "closed": true })).into_response()),
+        CloseReport::Closed => {
+            Ok(Json(serde_json::json!({ "id": id, "closed": true })).into_response())
+        }
         CloseReport::NotReported => Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("incident {id} is an automatic incident: it ends when its cause recovers"),

@@ -108,7 +108,11 @@ pub fn select<'a>(inv: &'a Inventory, f: &Filter) -> Result<Vec<&'a SiteInfo>, F
         .sites
         .iter()
         .filter(|s| f.sites.is_empty() || f.sites.contains(&s.slug))
-        .filter(|s| f.former_province.as_ref().is_none_or(|p| s.former_province == *p))
+        .filter(|s| {
+            f.former_province
+                .as_ref()
+                .is_none_or(|p| s.former_province == *p)
+        })
         .filter(|s| {
             f.team
                 .as_ref()
@@ -207,7 +211,10 @@ fn verdict(
     order.sort_by_key(|c| c.role != CheckRole::Link);
     for def in order {
         let key = def.id.key();
-        let outcome = results.iter().find(|(k, _)| *k == key).and_then(|(_, o)| o.as_ref());
+        let outcome = results
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, o)| o.as_ref());
         match outcome {
             Some(o) if o.success => {}
             Some(o) => why.push(format!(
@@ -494,7 +501,11 @@ mod tests {
             .iter()
             .map(|s| s.slug.as_str())
             .collect();
-        assert_eq!(two, ["phuong-sai-gon", "phuong-ben-thanh"], "inventory order");
+        assert_eq!(
+            two,
+            ["phuong-sai-gon", "phuong-ben-thanh"],
+            "inventory order"
+        );
         let f = Filter {
             sites: vec!["phuong-ben-thanh".into()],
             team: Some("to-binh-duong".into()),
@@ -506,17 +517,26 @@ mod tests {
             ..Default::default()
         };
         let e = select(&inv, &f).unwrap_err().to_string();
-        assert!(e.contains("`phuong-ben-tanh`") && e.contains("phuong-ben-thanh"), "{e}");
+        assert!(
+            e.contains("`phuong-ben-tanh`") && e.contains("phuong-ben-thanh"),
+            "{e}"
+        );
         let f = Filter {
             former_province: Some("hanoi".into()),
             ..Default::default()
         };
         let e = select(&inv, &f).unwrap_err().to_string();
-        assert!(e.contains("binh-duong, tphcm") || e.contains("tphcm"), "{e}");
+        assert!(
+            e.contains("binh-duong, tphcm") || e.contains("tphcm"),
+            "{e}"
+        );
         let f = Filter {
             team: Some("to-x".into()),
             ..Default::default()
         };
-        assert!(select(&inv, &f).unwrap_err().to_string().contains("to-tphcm"));
+        assert!(select(&inv, &f)
+            .unwrap_err()
+            .to_string()
+            .contains("to-tphcm"));
     }
 }
