@@ -60,6 +60,20 @@ fn holder(headers: &HeaderMap, tokens: &Tokens) -> Result<Holder, ApiError> {
         .ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, "invalid report token"))
 }
 
+/// The report token's holder, decided before the body is read.
+struct Reporter(Holder);
+
+impl axum::extract::FromRequestParts<AppState> for Reporter {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &AppState,
+    ) -> Result<Self, ApiError> {
+        holder(&parts.headers, &app.actions.report_tokens()).map(Reporter)
+    }
+}
+
 fn text(name: &str, value: &str, max: usize) -> Result<String, ApiError> {
     let n = value.chars().count();
     if value.trim().is_empty() || n > max {
@@ -79,12 +93,10 @@ struct ReportBody {
 }
 
 async fn report(
+    Reporter(who): Reporter,
     State(app): State<AppState>,
-    headers: HeaderMap,
     JsonBody(body): JsonBody<ReportBody>,
 ) -> Result<Response, ApiError> {
-    let tokens = app.actions.report_tokens();
-    let who = holder(&headers, &tokens)?;
     let inv = app.state.inventory();
     let Some(site) = inv.site(&body.site) else {
         let s = crate::report::suggestions(&body.site, inv.sites.iter().map(|s| s.slug.as_str()));
@@ -142,13 +154,11 @@ struct CloseBody {
 }
 
 async fn close(
+    Reporter(who): Reporter,
     State(app): State<AppState>,
-    headers: HeaderMap,
     IncidentId(id): IncidentId,
     OptionalJsonBody(body): OptionalJsonBody<CloseBody>,
 ) -> Result<Response, ApiError> {
-    let tokens = app.actions.report_tokens();
-    let who = holder(&headers, &tokens)?;
     let by = match &body.by {
         Some(b) => format!("{} ({who})", text("by", b, MAX_NAME_CHARS)?),
         None => who.to_string(),
