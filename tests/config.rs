@@ -519,7 +519,9 @@ fn report_tokens_are_named_not_written() {
     let ok = format!(
         "{team}[reports]\ntokens_file = \"/etc/lienthong/report-tokens\"\nteam_token_env = {{ to-a = \"LT_TEAM_A\" }}\n\n{base}"
     );
-    let inv = Config::from_str(Path::new("r.toml"), &ok).unwrap().inventory;
+    let inv = Config::from_str(Path::new("r.toml"), &ok)
+        .unwrap()
+        .inventory;
     assert_eq!(inv.reports.team_token_env["to-a"], "LT_TEAM_A");
     // A token written inline is not a field; an unknown team is named with its position.
     let inline = format!("{team}[reports]\ntoken = \"s3cret-s3cret-s3cret\"\n\n{base}");

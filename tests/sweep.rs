@@ -353,6 +353,7 @@ async fn sweep_filters_stream_and_bad_requests() {
     assert_eq!(not_ready(&v), BTreeSet::from(["phuong-007".to_string()]));
 
     // 4xx with a JSON reason naming what is wrong.
+    let big = format!(r#"{{"sites": ["{}"]}}"#, "x".repeat(20_000));
     for (token, body, status, words) in [
         (None, Some("{}"), 401, vec!["Authorization"]),
         (Some("nope"), Some("{}"), 403, vec!["invalid bearer token"]),
@@ -387,6 +388,7 @@ async fn sweep_filters_stream_and_bad_requests() {
             vec!["invalid JSON"],
         ),
         (tok, Some("{"), 400, vec!["invalid JSON"]),
+        (tok, Some(big.as_str()), 413, vec!["larger than 16 KiB"]),
         (
             tok,
             Some(r#"{"former_province": "tphcm", "team": "to-binh-duong"}"#),

@@ -39,7 +39,11 @@ static SWEEPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_SW
 pub const MAX_SITES: usize = 1000;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/sweep", post(sweep))
+    Router::new()
+        .route("/api/v1/sweep", post(sweep))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            super::incidents::BODY_LIMIT,
+        ))
 }
 
 /// Which sites to sweep (all given conditions hold; none = every site).
