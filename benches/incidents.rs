@@ -204,6 +204,7 @@ fn api_latency() {
             api_token: None,
             maintenance_changed: Arc::new(tokio::sync::Notify::new()),
             pages: Default::default(),
+            actions: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -313,6 +313,7 @@ fn status_page(iters: usize) {
             api_token: None,
             maintenance_changed: Arc::new(tokio::sync::Notify::new()),
             pages: Arc::new(PageCache::default()),
+            actions: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -11,6 +11,7 @@ pub mod notify;
 pub mod probe;
 pub mod readiness;
 pub mod report;
+pub mod reports;
 pub mod result_writer;
 pub mod scheduler;
 pub mod service;

@@ -1,4 +1,4 @@
-//! Command line: serve, demo, check-config, probe, readiness.
+//! Command line: serve, demo, check-config, probe, sweep, readiness.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -74,6 +74,32 @@ enum Command {
         target: String,
         /// Check name (default: all checks of the target).
         check: Option<String>,
+    },
+    /// Pre-conference sweep: ask the running service to probe every site's conference point
+    /// and link now, and print a table (site, ready or not, reason, last incident). Exit 2 when
+    /// a site is not ready.
+    Sweep {
+        /// The running service, e.g. http://127.0.0.1:9168.
+        #[arg(long)]
+        url: String,
+        /// Environment variable holding the service's API token.
+        #[arg(long, default_value = "LIENTHONG_API_TOKEN")]
+        token_env: String,
+        /// Only this site (slug); repeat for several.
+        #[arg(long = "site", value_name = "SLUG")]
+        sites: Vec<String>,
+        /// Only the sites of this former province (tphcm, binh-duong, ba-ria-vung-tau).
+        #[arg(long)]
+        former_province: Option<String>,
+        /// Only the sites of this team (`[[team]] name`).
+        #[arg(long)]
+        team: Option<String>,
+        /// Print the service's JSON answer instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Language of the table: vi or en.
+        #[arg(long, default_value = "vi")]
+        lang: String,
     },
     /// Readiness report of all sites over a window, read from the database (the service may be
     /// running or stopped). Times are Asia/Ho_Chi_Minh.
@@ -152,6 +178,22 @@ fn main() -> ExitCode {
                 check,
                 ..
             } => probe_once(&config, &target, check.as_deref()).await,
+            Command::Sweep {
+                url,
+                token_env,
+                sites,
+                former_province,
+                team,
+                json,
+                lang,
+            } => {
+                let filter = serde_json::json!({
+                    "sites": sites,
+                    "former_province": former_province,
+                    "team": team,
+                });
+                sweep_remote(&url, &token_env, filter, json, &lang).await
+            }
             Command::Readiness {
                 config,
                 from,
@@ -410,6 +452,134 @@ async fn probe_remote(
     } else {
         ExitCode::from(2)
     })
+}
+
+/// `sweep --url`: `POST /api/v1/sweep`, printed as a table.
+async fn sweep_remote(
+    url: &str,
+    token_env: &str,
+    filter: serde_json::Value,
+    json: bool,
+    lang: &str,
+) -> anyhow::Result<ExitCode> {
+    let base = url.trim_end_matches('/');
+    let token = std::env::var(token_env).unwrap_or_default();
+    if token.trim().is_empty() {
+        anyhow::bail!(
+            "sweep needs the service's API token in the environment variable {token_env} \
+             (the one named by [api] token_env of the service)"
+        );
+    }
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()?;
+    let r = http
+        .post(format!("{base}/api/v1/sweep"))
+        .bearer_auth(token.trim())
+        .json(&filter)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {base}"))?;
+    let status = r.status();
+    let body: serde_json::Value = r.json().await.unwrap_or_default();
+    if !status.is_success() {
+        anyhow::bail!(
+            "{base}: {status}: {}",
+            body["error"].as_str().unwrap_or("no reason given")
+        );
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+    } else {
+        print!("{}", sweep_table(&body, lang == "en"));
+    }
+    Ok(if body["not_ready"].as_u64() == Some(0) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// The sweep's answer as a plain-text table (Vietnamese, or English with `en`).
+fn sweep_table(body: &serde_json::Value, en: bool) -> String {
+    use std::fmt::Write as _;
+    let pick = |vi: &'static str, e: &'static str| if en { e } else { vi };
+    let rows = body["sites"].as_array().cloned().unwrap_or_default();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} — {} {}: {} {}, {} {} ({:.1} s)",
+        pick("Kiểm tra trước hội nghị", "Pre-conference sweep"),
+        body["total"].as_u64().unwrap_or(0),
+        pick("đơn vị", "sites"),
+        body["ready"].as_u64().unwrap_or(0),
+        pick("sẵn sàng", "ready"),
+        body["not_ready"].as_u64().unwrap_or(0),
+        pick("chưa sẵn sàng", "not ready"),
+        body["duration_seconds"].as_f64().unwrap_or(0.0),
+    );
+    let table: Vec<[String; 4]> = rows
+        .iter()
+        .map(|r| {
+            let ready = if r["ready"].as_bool() == Some(true) {
+                pick("sẵn sàng", "ready")
+            } else {
+                pick("CHƯA", "NOT READY")
+            };
+            let reason = r[if en { "reason_en" } else { "reason" }]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let last = match r["last_incident"].as_object() {
+                Some(i) => format!(
+                    "#{} {} ({}, {})",
+                    i.get("id").and_then(|v| v.as_i64()).unwrap_or(0),
+                    i.get(if en { "title_en" } else { "title" })
+                        .and_then(|v| v.as_str())
+                        .unwrap_or(""),
+                    i.get("state").and_then(|v| v.as_str()).unwrap_or(""),
+                    i.get("started_at").and_then(|v| v.as_str()).unwrap_or(""),
+                ),
+                None => "—".into(),
+            };
+            [
+                r["name"].as_str().unwrap_or("").to_string(),
+                ready.to_string(),
+                reason,
+                last,
+            ]
+        })
+        .collect();
+    let head = [
+        pick("Đơn vị", "Site"),
+        pick("Sẵn sàng", "Ready"),
+        pick("Lý do", "Reason"),
+        pick("Sự cố gần nhất", "Last incident"),
+    ];
+    let width = |i: usize| {
+        table
+            .iter()
+            .map(|r| r[i].chars().count())
+            .chain([head[i].chars().count()])
+            .max()
+            .unwrap_or(0)
+    };
+    let w = [width(0), width(1), width(2)];
+    let line = |cells: [&str; 4]| {
+        let pad = |s: &str, n: usize| format!("{s}{}", " ".repeat(n - s.chars().count()));
+        format!(
+            "{}  {}  {}  {}\n",
+            pad(cells[0], w[0]),
+            pad(cells[1], w[1]),
+            pad(cells[2], w[2]),
+            cells[3]
+        )
+    };
+    out.push_str(&line(head));
+    for r in &table {
+        out.push_str(&line([&r[0], &r[1], &r[2], &r[3]]));
+    }
+    out
 }
 
 struct ReadinessArgs {

@@ -194,6 +194,35 @@ impl Engine {
         self.publish_counts(&mut inc);
     }
 
+    /// A ward report (see [`IncidentEngine::report`]); `None`: unknown site.
+    pub fn report(
+        &self,
+        r: &crate::incidents::correlation::WardReport,
+        now: SystemTime,
+    ) -> Result<Option<crate::incidents::correlation::ReportOutcome>, crate::incidents::StoreError>
+    {
+        let mut inc = self.lock();
+        let out = inc.report(r, now);
+        self.publish_counts(&mut inc);
+        // The report's timeline line is notified like any other event.
+        self.outbox_poke.notify_one();
+        out
+    }
+
+    /// Closes an open `reported` incident.
+    pub fn close_report(
+        &self,
+        id: i64,
+        by: &str,
+        now: SystemTime,
+    ) -> Result<crate::incidents::correlation::CloseReport, crate::incidents::StoreError> {
+        let mut inc = self.lock();
+        let out = inc.close_report(id, by, now);
+        self.publish_counts(&mut inc);
+        self.outbox_poke.notify_one();
+        out
+    }
+
     pub fn refresh_maintenance(&self, now: SystemTime) {
         self.lock().refresh_maintenance(now);
         self.tick(now);

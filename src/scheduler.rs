@@ -26,6 +26,69 @@ use crate::result_writer::{FinishedRun, ResultQueue};
 pub struct Scheduler {
     cancel: CancellationToken,
     tasks: JoinSet<()>,
+    on_demand: Arc<OnDemand>,
+}
+
+/// Runs a check of the running schedule *now* (the pre-conference sweep): the scheduler's own
+/// built probe, under the same global and per-site semaphores, and the result goes to the same
+/// writer queue as a scheduled run (health, history and incidents see it). One per scheduler
+/// generation: a reload replaces it.
+pub struct OnDemand {
+    global: Arc<Semaphore>,
+    per_site: HashMap<String, Arc<Semaphore>>,
+    checks: HashMap<String, (Arc<CheckDef>, Arc<Probe>)>,
+    sink: ResultQueue,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+}
+
+impl OnDemand {
+    /// The check with this key (`site/<slug>/<name>`), if the schedule has it.
+    pub fn check(&self, key: &str) -> Option<&Arc<CheckDef>> {
+        self.checks.get(key).map(|(c, _)| c)
+    }
+
+    /// Runs the check now within the concurrency caps and records the result like a scheduled
+    /// run. `None` when the check is not in this schedule or the scheduler is stopping.
+    pub async fn run(&self, key: &str) -> Option<Outcome> {
+        let (check, probe) = self.checks.get(key)?;
+        let limits = Limits {
+            global: self.global.clone(),
+            site: self.per_site.get(check.id.owner())?.clone(),
+        };
+        let permits = tokio::select! {
+            p = acquire(&limits) => p?,
+            _ = self.cancel.cancelled() => return None,
+        };
+        self.metrics.in_flight.inc();
+        let outcome = tokio::time::timeout(
+            check.timeout + HARD_TIMEOUT_SLACK,
+            Box::pin(probe.run(check.timeout)),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Outcome::fail(
+                crate::probe::Reason::Timeout,
+                format!(
+                    "run abandoned after {:?}",
+                    check.timeout + HARD_TIMEOUT_SLACK
+                ),
+                Default::default(),
+            )
+        });
+        self.metrics.in_flight.dec();
+        drop(permits);
+        let finished = FinishedRun {
+            check: check.clone(),
+            outcome: outcome.clone(),
+            finished: SystemTime::now(),
+            rerun: None,
+        };
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(r)) = self.sink.try_send(finished) {
+            let _ = self.sink.send(r).await;
+        }
+        Some(outcome)
+    }
 }
 
 /// Slack added to a probe's own timeout before the scheduler abandons it: a safety net only.
@@ -49,7 +112,9 @@ impl Scheduler {
         }
         let mut tasks = JoinSet::new();
         let start = Instant::now();
+        let mut on_demand = HashMap::with_capacity(built.len());
         for (check, probe) in built {
+            on_demand.insert(check.id.key(), (check.clone(), probe.clone()));
             let site_sem = per_site
                 .entry(check.id.owner().to_string())
                 .or_insert_with(|| Arc::new(Semaphore::new(inv.scheduler.per_site_concurrency)))
@@ -68,7 +133,24 @@ impl Scheduler {
                 cancel.clone(),
             ));
         }
-        Ok(Scheduler { cancel, tasks })
+        let on_demand = Arc::new(OnDemand {
+            global,
+            per_site,
+            checks: on_demand,
+            sink,
+            metrics,
+            cancel: cancel.clone(),
+        });
+        Ok(Scheduler {
+            cancel,
+            tasks,
+            on_demand,
+        })
+    }
+
+    /// The handle that runs this schedule's checks now (see [`OnDemand`]).
+    pub fn on_demand(&self) -> Arc<OnDemand> {
+        self.on_demand.clone()
     }
 
     /// Stops every task and waits for in-flight probes to end (each is bounded by its timeout).

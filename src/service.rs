@@ -184,6 +184,17 @@ async fn history_loop(
     }
 }
 
+/// The ward-report tokens of `[reports]`; a team without its variable set is a warning.
+fn load_report_tokens(
+    inv: &Inventory,
+) -> Result<crate::reports::Tokens, crate::reports::TokensError> {
+    let (tokens, warnings) = crate::reports::Tokens::load(inv)?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(tokens)
+}
+
 impl Default for Handles {
     fn default() -> Self {
         Self::new()
@@ -282,6 +293,14 @@ pub async fn run(
             inv.api.token_env
         );
     }
+    // The sweep runs the schedule's checks now; ward reports go to the incident engine.
+    let actions = Arc::new(crate::web::Actions::default());
+    actions.set_on_demand(Some(scheduler.on_demand()));
+    actions.set_engine(engine.clone());
+    actions.set_report_tokens(load_report_tokens(&inv).unwrap_or_else(|e| {
+        tracing::error!("ward reports disabled: {e}");
+        Default::default()
+    }));
     let app = router(AppState {
         metrics: metrics.clone(),
         state: state.clone(),
@@ -290,6 +309,7 @@ pub async fn run(
         api_token,
         maintenance_changed: maintenance_changed.clone(),
         pages: Default::default(),
+        actions: actions.clone(),
     });
     // Connection cap, header-read and idle timeouts ([server]); the cap stays well below the
     // descriptor limit so API clients can never starve the probes' sockets.
@@ -329,7 +349,12 @@ pub async fn run(
                         let new = Arc::new(new);
                         match Scheduler::start(&new, results.clone(), metrics.clone(), &shutdown) {
                             Ok(next) => {
+                                actions.set_on_demand(Some(next.on_demand()));
                                 std::mem::replace(&mut scheduler, next).stop().await;
+                                match load_report_tokens(&new) {
+                                    Ok(t) => actions.set_report_tokens(t),
+                                    Err(e) => tracing::error!("report tokens not reloaded (the old ones stay): {e}"),
+                                }
                                 engine.set_inventory(new.clone());
                                 notify_targets.set(new.notify.clone());
                                 metrics.set_inventory(&new, Some(&current));
@@ -370,6 +395,7 @@ pub async fn run(
         }
     }
     state.set_running(false);
+    actions.set_on_demand(None);
     scheduler.stop().await;
     // The last results reach the writer, then it ends (every sender is gone).
     drop(results);

@@ -187,6 +187,7 @@ async fn fixture_with(token: Option<&str>, capacity: usize) -> Fixture {
         api_token: token.map(Arc::from),
         maintenance_changed: maintenance_changed.clone(),
         pages: Default::default(),
+        actions: Default::default(),
     };
     let addr = common::serve(router(app)).await;
     Fixture {
@@ -1289,6 +1290,7 @@ async fn durations_are_seconds_everywhere() {
         api_token: None,
         maintenance_changed: Arc::new(Notify::new()),
         pages: Default::default(),
+        actions: Default::default(),
     };
     let addr = common::serve(router(app)).await;
     let http = reqwest::Client::new();
@@ -1385,6 +1387,7 @@ async fn run_a_check_now_through_the_service() {
         api_token: Some(Arc::from(TOKEN)),
         maintenance_changed: Arc::new(Notify::new()),
         pages: Default::default(),
+        actions: Default::default(),
     };
     let addr = common::serve(router(app)).await;
     let base = format!("http://{addr}");

@@ -535,3 +535,28 @@ fn runbook_base_url_must_be_an_http_url() {
         "/runbooks/proberisolation"
     );
 }
+
+#[test]
+fn report_tokens_are_named_not_written() {
+    let base = std::fs::read_to_string("tests/fixtures/valid.toml").unwrap();
+    let team = "[[team]]\nname = \"to-a\"\ntitle = \"Tổ A\"\nsites = [\"a\"]\n\n";
+    let ok = format!(
+        "{team}[reports]\ntokens_file = \"/etc/lienthong/report-tokens\"\nteam_token_env = {{ to-a = \"LT_TEAM_A\" }}\n\n{base}"
+    );
+    let inv = Config::from_str(Path::new("r.toml"), &ok)
+        .unwrap()
+        .inventory;
+    assert_eq!(inv.reports.team_token_env["to-a"], "LT_TEAM_A");
+    // A token written inline is not a field; an unknown team is named with its position.
+    let inline = format!("{team}[reports]\ntoken = \"s3cret-s3cret-s3cret\"\n\n{base}");
+    let err = Config::from_str(Path::new("r.toml"), &inline)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown field `token`"), "{err}");
+    assert!(!err.contains("s3cret"), "{err}");
+    let unknown = format!("{team}[reports]\nteam_token_env = {{ to-b = \"LT_TEAM_B\" }}\n\n{base}");
+    let err = Config::from_str(Path::new("r.toml"), &unknown).unwrap_err();
+    let p = &err.problems()[0];
+    assert_eq!((p.line, p.column), (7, 20), "{err}");
+    assert!(p.message.contains("unknown team `to-b`"), "{err}");
+}

@@ -478,6 +478,7 @@ async fn api() -> (tempfile::TempDir, Arc<Store>, String, i64) {
         api_token: Some(Arc::from(TOKEN)),
         maintenance_changed: Arc::new(tokio::sync::Notify::new()),
         pages: Default::default(),
+        actions: Default::default(),
     };
     let addr = common::serve(lienthong::web::router(app)).await;
     (dir, store, format!("http://{addr}"), id)

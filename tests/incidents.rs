@@ -657,3 +657,80 @@ fn restarted(inv: &Arc<lienthong::config::Inventory>, db: &std::path::Path, t: f
         _dir: None,
     }
 }
+
+/// A ward report on a healthy site opens a `reported` incident that no tick resolves; when the
+/// site's link then goes down, the report is merged into the automatic incident (one open
+/// incident, the reference on its timeline); a report during the outage attaches to it.
+#[test]
+fn ward_report_merges_into_the_automatic_incident() {
+    use lienthong::incidents::correlation::WardReport;
+    let mut sim = Sim::new(shipped());
+    let mut w = World::new(3).fault("phuong-ben-thanh", 100.0, 400.0, Fault::LinkDown);
+    let only = |c: &CheckDef| c.id.site.as_deref() == Some("phuong-ben-thanh");
+    sim.run(&mut w, 0.0, 50.0, &only);
+    let r = |what: &str| WardReport {
+        site: "phuong-ben-thanh".into(),
+        what: what.into(),
+        contact: "Chị Lan".into(),
+        via: "site phuong-ben-thanh".into(),
+    };
+    let first = sim
+        .engine
+        .report(&r("Điểm cầu không có tiếng"), at(50.0))
+        .unwrap()
+        .unwrap();
+    assert!(first.created && !first.attached);
+    assert_eq!(first.key, "site/phuong-ben-thanh/reported");
+    assert!(sim
+        .engine
+        .report(&r("x"), at(51.0))
+        .unwrap()
+        .is_some_and(|o| o.incident_id == first.incident_id && !o.created));
+    let unknown = WardReport {
+        site: "nowhere".into(),
+        ..r("x")
+    };
+    assert_eq!(sim.engine.report(&unknown, at(52.0)).unwrap(), None);
+    // Healthy checks and ticks do not end a person's report.
+    sim.run(&mut w, 52.0, 99.0, &only);
+    let rep = sim.store.get(first.incident_id).unwrap().unwrap();
+    assert!(
+        rep.resolved_at.is_none(),
+        "a report is not resolved by health"
+    );
+    // The link goes down: its incident takes the report over.
+    sim.run(&mut w, 99.0, 200.0, &only);
+    let all = sim.incidents();
+    let open: Vec<&str> = all
+        .iter()
+        .filter(|i| i.resolved_at.is_none())
+        .map(|i| i.key.as_str())
+        .collect();
+    assert_eq!(open, ["site/phuong-ben-thanh/link"], "one open incident");
+    let link = all.iter().find(|i| i.key.ends_with("/link")).unwrap();
+    assert!(link
+        .events
+        .iter()
+        .any(|e| e.kind == EventKind::Attached
+            && e.message.contains(&format!("#{}", first.incident_id))));
+    let rep = sim.store.get(first.incident_id).unwrap().unwrap();
+    assert!(rep.resolved_at.is_some());
+    assert!(rep
+        .events
+        .last()
+        .unwrap()
+        .message
+        .contains(&format!("#{}", link.id)));
+    // A report during the outage goes on the link incident's timeline.
+    let during = sim
+        .engine
+        .report(&r("Mất mạng"), at(200.0))
+        .unwrap()
+        .unwrap();
+    assert!(during.attached && !during.created);
+    assert_eq!(during.incident_id, link.id);
+    let link = sim.store.get(link.id).unwrap().unwrap();
+    let ev = link.events.last().unwrap();
+    assert_eq!(ev.state.as_deref(), Some("reported"));
+    assert_eq!(ev.evidence.as_ref().unwrap()["report"]["what"], "Mất mạng");
+}

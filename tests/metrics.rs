@@ -459,6 +459,7 @@ async fn metrics_endpoint_gzips_when_asked() {
         api_token: None,
         maintenance_changed: Arc::new(tokio::sync::Notify::new()),
         pages: Default::default(),
+        actions: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/metrics", listener.local_addr().unwrap());

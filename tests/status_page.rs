@@ -418,6 +418,7 @@ async fn site_page_shows_the_running_maintenance_window() {
         api_token: Some(Arc::from("tok")),
         maintenance_changed: Arc::new(tokio::sync::Notify::new()),
         pages: Default::default(),
+        actions: Default::default(),
     };
     let addr = common::serve(router(app)).await;
     let http = reqwest::Client::new();
@@ -621,6 +622,7 @@ async fn pages_say_why_and_who() {
         api_token: None,
         maintenance_changed: Arc::new(tokio::sync::Notify::new()),
         pages: Default::default(),
+        actions: Default::default(),
     };
     let addr = common::serve(router(app)).await;
     let http = reqwest::Client::new();
@@ -739,6 +741,7 @@ async fn wall_screen_fits_1920x1080() {
         api_token: None,
         maintenance_changed: Arc::new(tokio::sync::Notify::new()),
         pages: Default::default(),
+        actions: Default::default(),
     };
     let addr = common::serve(router(app)).await;
     let url = format!("http://{addr}/?wall=1");

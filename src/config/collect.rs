@@ -66,6 +66,7 @@ const KEYS: &[&str] = &[
     "maintenance",
     "readiness",
     "history",
+    "reports",
 ];
 
 /// Every problem of the file's pieces; empty when the file does not even parse as TOML (the
@@ -85,6 +86,7 @@ pub(super) fn problems(text: &str, loc: &Locator) -> Vec<ConfigProblem> {
             "api" => check::<ApiSection>(value, loc, &mut out),
             "readiness" => check::<ReadinessSection>(value, loc, &mut out),
             "history" => check::<HistorySection>(value, loc, &mut out),
+            "reports" => check::<ReportsSection>(value, loc, &mut out),
             "template" => each::<Template>(value, loc, &mut out),
             "service" => each::<Service>(value, loc, &mut out),
             "site_override" => each::<SiteOverride>(value, loc, &mut out),

@@ -168,6 +168,8 @@ pub struct Inventory {
     pub server: ServerSection,
     /// `display_name` of the link classes that set one (class key → Vietnamese name).
     pub class_names: BTreeMap<String, String>,
+    /// `[reports]`: where the ward-report tokens are (never the tokens themselves).
+    pub reports: crate::config::ReportsSection,
 }
 
 impl Inventory {
@@ -240,6 +242,7 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
         notify: file.notify.iter().map(|t| t.get_ref().clone()).collect(),
         readiness: file.readiness.clone(),
         history: file.history.clone(),
+        reports: file.reports.clone(),
         server: file.server.clone(),
         class_names: file
             .link_class
@@ -635,6 +638,21 @@ fn check_runtime_sections(file: &ConfigFile, inv: &Inventory, cx: &mut Ctx) {
                     );
                 }
             }
+        }
+    }
+    for (team, var) in &file.reports.team_token_env {
+        if !names.contains(team) {
+            cx.push(
+                sub_key_span(cx.loc, "reports", "team_token_env", team),
+                format!("[reports] team_token_env names unknown team `{team}`"),
+                "use the `name` of a [[team]]",
+            );
+        } else if var.trim().is_empty() {
+            cx.push(
+                sub_key_span(cx.loc, "reports", "team_token_env", team),
+                format!("[reports] team_token_env: empty variable name for team `{team}`"),
+                "name the environment variable holding the team's token",
+            );
         }
     }
     let mut names = HashSet::new();

@@ -53,6 +53,23 @@ pub struct ConfigFile {
     /// Retention of the availability history (per-minute and hourly rollups).
     #[serde(default)]
     pub history: HistorySection,
+    /// Ward reports (`POST /api/v1/reports`): where the per-site and per-team tokens are.
+    #[serde(default)]
+    pub reports: ReportsSection,
+}
+
+/// `[reports]`: who may report a problem for a site. Tokens are never written in this file:
+/// `tokens_file` names a file of `site <slug> <token>` / `team <name> <token>` lines (`#`
+/// comments; keep it mode 0600), and `team_token_env` maps a team to the environment variable
+/// holding its token. A site token reports for its site only; a team token for every site of
+/// the team. Neither set = reports disabled (403). Read at start and on every reload.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportsSection {
+    #[serde(default)]
+    pub tokens_file: Option<String>,
+    #[serde(default)]
+    pub team_token_env: BTreeMap<String, String>,
 }
 
 /// `[readiness]`: when a site counts as "sẵn sàng" (ready) over a window.

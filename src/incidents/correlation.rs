@@ -1103,6 +1103,8 @@ impl IncidentEngine {
         };
         let parts: Vec<&str> = key.split('/').collect();
         match parts.as_slice() {
+            // A person's report ends when a person says so (or an automatic incident takes it).
+            ["site", _, "reported"] => false,
             // The site's slowness: over when none of its non-link checks is slow any more.
             ["site", site, "slow"] => self
                 .site_checks(site)
@@ -1699,6 +1701,12 @@ impl IncidentEngine {
                     self.append(key, &e)?;
                 }
             }
+            // A ward report waiting on its own is taken over by the automatic incident.
+            if key.starts_with("site/") && !key.ends_with("/reported") {
+                if let Some(site) = want.new.sites.first().cloned() {
+                    self.merge_report_into(&site, key, id, now)?;
+                }
+            }
             // A link incident collects the current failures of the site's other checks.
             if key.ends_with("/link") {
                 let site = want.new.sites[0].clone();
@@ -1839,6 +1847,189 @@ impl IncidentEngine {
         };
         if resolved {
             tracing::info!(incident = o.id, key, "incident resolved");
+            if let Ok(Some(inc)) = self.store.get(o.id) {
+                if let Some(ev) = inc.events.last() {
+                    let _ = self.events.send(ev.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A problem reported by a person at a site (`POST /api/v1/reports`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WardReport {
+    pub site: String,
+    /// What is wrong, in the reporter's words.
+    pub what: String,
+    /// How to reach the reporter (name, phone).
+    pub contact: String,
+    /// Which token made the report (`site <slug>` / `team <name>`): never the token.
+    pub via: String,
+}
+
+/// Where a ward report went.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ReportOutcome {
+    pub incident_id: i64,
+    pub key: String,
+    /// Attached to an open automatic incident of the site (no second page).
+    pub attached: bool,
+    /// A new `reported` incident was opened.
+    pub created: bool,
+}
+
+/// Why a reported incident could not be closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReport {
+    Closed,
+    NotReported,
+    NotOpen,
+}
+
+impl IncidentEngine {
+    /// A ward report: attached to the site's open automatic incident when there is one (its
+    /// link incident first, then the most severe), else to the site's open `reported`
+    /// incident, else a new incident `site/<slug>/reported` (warning). `None`: unknown site.
+    pub fn report(
+        &mut self,
+        r: &WardReport,
+        now: SystemTime,
+    ) -> Result<Option<ReportOutcome>, StoreError> {
+        let Some(idx) = self.site_index.get(&r.site).copied() else {
+            return Ok(None);
+        };
+        let site = self.inv.sites[idx].clone();
+        let prefix = format!("site/{}/", site.slug);
+        let reported = format!("site/{}/reported", site.slug);
+        let automatic = self
+            .open
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter(|(k, _)| **k != reported)
+            .min_by_key(|(k, o)| (!k.ends_with("/link"), o.severity, o.id))
+            .map(|(k, _)| k.clone());
+        let ev = NewEvent {
+            at: ms(now),
+            kind: EventKind::Attached,
+            check: None,
+            state: Some("reported".into()),
+            message: format!("Đơn vị báo sự cố / reported by the site: {}", r.what),
+            evidence: Some(json!({
+                "report": { "what": r.what, "contact": r.contact, "via": r.via }
+            })),
+        };
+        let (key, attached, created) = match automatic {
+            Some(key) => (key, true, false),
+            None if self.open.contains_key(&reported) => (reported, false, false),
+            None => {
+                let want = Want {
+                    new: NewIncident {
+                        key: reported.clone(),
+                        title: format!("Đơn vị báo sự cố: {}", site.name),
+                        title_en: format!("Problem reported by {}", site.name),
+                        severity: Severity::Warning,
+                        scope: Scope::Site,
+                        sites: vec![site.slug.clone()],
+                        service: None,
+                        teams: self.site_teams[idx].clone(),
+                    },
+                    cause: None,
+                };
+                self.open_incident(&reported, &want, now)?;
+                (reported, false, true)
+            }
+        };
+        self.append(&key, &ev)?;
+        let incident_id = self.open.get(&key).map_or(0, |o| o.id);
+        tracing::info!(incident = incident_id, key, attached, via = %r.via, "ward report");
+        Ok(Some(ReportOutcome {
+            incident_id,
+            key,
+            attached,
+            created,
+        }))
+    }
+
+    /// Closes an open `reported` incident (the site or its team says it is fixed).
+    pub fn close_report(
+        &mut self,
+        id: i64,
+        by: &str,
+        now: SystemTime,
+    ) -> Result<CloseReport, StoreError> {
+        let Some(key) = self
+            .open
+            .iter()
+            .find(|(_, o)| o.id == id)
+            .map(|(k, _)| k.clone())
+        else {
+            return Ok(CloseReport::NotOpen);
+        };
+        if super::open_series::kind_of(&key) != "reported" {
+            return Ok(CloseReport::NotReported);
+        }
+        self.close_reported(
+            &key,
+            format!("Đã khắc phục theo báo cáo của {by} / closed by {by}"),
+            now,
+        )?;
+        Ok(CloseReport::Closed)
+    }
+
+    /// The site's open `reported` incident, if any, ends in favour of the automatic incident
+    /// `into` (#`into_id`), whose timeline gets the report's reference.
+    fn merge_report_into(
+        &mut self,
+        site: &str,
+        into: &str,
+        into_id: i64,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let reported = format!("site/{site}/reported");
+        let Some(r) = self.open.get(&reported).cloned() else {
+            return Ok(());
+        };
+        let ev = NewEvent {
+            at: ms(now),
+            kind: EventKind::Attached,
+            check: None,
+            state: Some("reported".into()),
+            message: format!(
+                "Đơn vị đã báo sự cố trước đó (#{}) / the site had reported a problem (#{})",
+                r.id, r.id
+            ),
+            evidence: Some(json!({ "reported_incident": r.id })),
+        };
+        self.append(into, &ev)?;
+        self.close_reported(
+            &reported,
+            format!("Gộp vào sự cố tự động #{into_id} / merged into incident #{into_id}"),
+            now,
+        )
+    }
+
+    fn close_reported(
+        &mut self,
+        key: &str,
+        message: String,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let Some(o) = self.open.remove(key) else {
+            return Ok(());
+        };
+        self.open_generation += 1;
+        let ev = NewEvent {
+            at: ms(now),
+            kind: EventKind::Resolved,
+            check: None,
+            state: None,
+            message,
+            evidence: None,
+        };
+        if self.store.resolve(o.id, &ev, &self.targets(&o))? {
+            tracing::info!(incident = o.id, key, "reported incident closed");
             if let Ok(Some(inc)) = self.store.get(o.id) {
                 if let Some(ev) = inc.events.last() {
                     let _ = self.events.send(ev.clone());

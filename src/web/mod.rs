@@ -1,15 +1,18 @@
-//! The HTTP layer: a function of read handles. It never runs probes or touches the scheduler;
-//! its only writes are acknowledgements, notes and maintenance windows through the incident
-//! store (token-protected).
+//! The HTTP layer: a function of read handles. Its writes are token-protected: acknowledgements,
+//! notes and maintenance windows through the incident store; the pre-conference sweep through
+//! the scheduler's [`crate::scheduler::OnDemand`] handle (results go to the writer queue like
+//! any run); ward reports through the incident engine ([`Actions`]).
 
 mod api;
 pub mod auth;
 pub mod feed;
 pub mod incidents;
 pub mod openapi;
+pub mod reports;
 pub mod runbooks;
 pub mod server;
 pub mod status;
+pub mod sweep;
 pub mod teams;
 
 use std::sync::Arc;
@@ -37,6 +40,55 @@ pub struct AppState {
     pub maintenance_changed: Arc<tokio::sync::Notify>,
     /// The status page's cached readiness report (recomputed once a minute).
     pub pages: Arc<status::PageCache>,
+    /// What the sweep and ward reports act through (empty: they answer 503).
+    pub actions: Arc<Actions>,
+}
+
+/// Handles of the running service for the sweep and ward reports; the service fills them at
+/// start and replaces them on reload. Empty by default (a read-only router, as in tests).
+#[derive(Default)]
+pub struct Actions {
+    on_demand: std::sync::RwLock<Option<Arc<crate::scheduler::OnDemand>>>,
+    engine: std::sync::RwLock<Option<Arc<crate::result_writer::Engine>>>,
+    report_tokens: std::sync::RwLock<Arc<crate::reports::Tokens>>,
+}
+
+impl Actions {
+    pub fn set_on_demand(&self, h: Option<Arc<crate::scheduler::OnDemand>>) {
+        *self.on_demand.write().unwrap_or_else(|e| e.into_inner()) = h;
+    }
+
+    pub fn on_demand(&self) -> Option<Arc<crate::scheduler::OnDemand>> {
+        self.on_demand
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_engine(&self, e: Arc<crate::result_writer::Engine>) {
+        *self.engine.write().unwrap_or_else(|e| e.into_inner()) = Some(e);
+    }
+
+    pub fn engine(&self) -> Option<Arc<crate::result_writer::Engine>> {
+        self.engine
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_report_tokens(&self, t: crate::reports::Tokens) {
+        *self
+            .report_tokens
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(t);
+    }
+
+    pub fn report_tokens(&self) -> Arc<crate::reports::Tokens> {
+        self.report_tokens
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 pub fn router(app: AppState) -> Router {
@@ -46,6 +98,8 @@ pub fn router(app: AppState) -> Router {
         .route("/readyz", get(readyz))
         .merge(api::routes())
         .merge(incidents::routes())
+        .merge(sweep::routes())
+        .merge(reports::routes())
         .merge(status::routes())
         .merge(runbooks::routes())
         .fallback(not_found)

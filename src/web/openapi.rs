@@ -27,6 +27,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/maintenance/{id}/end"),
     ("GET", "/api/v1/checks"),
     ("POST", "/api/v1/checks/{owner}/{check}/run"),
+    ("POST", "/api/v1/sweep"),
+    ("POST", "/api/v1/reports"),
+    ("POST", "/api/v1/reports/{id}/close"),
     ("GET", "/api/v1/sites"),
     ("GET", "/api/v1/sites/{slug}"),
     ("GET", "/api/v1/readiness"),
@@ -371,6 +374,103 @@ pub fn operation(method: &str, path: &str) -> Option<Value> {
                 "429": { "description": "Too many on-demand runs in progress.", "content": json_body(s("Error")) }
             }))
         }),
+        ("POST", "/api/v1/sweep") => json!({
+            "tags": ["status"],
+            "operationId": "sweep",
+            "summary": "Pre-conference sweep: probe every site's conference point and link now",
+            "description": format!("Runs each selected site's `video` (conference point) and \
+                            `link` checks now, in parallel within [scheduler] max_concurrency and \
+                            per_site_concurrency, with the schedule's own probes; every result is \
+                            recorded like a scheduled run (health, history, incidents). A site is \
+                            ready when all of them succeed (a site without a `video` check is not). \
+                            Each site's answer is waited for at most {} s. The body is optional: \
+                            no filter = every site; given conditions all hold. Unknown site, former \
+                            province or team, or a filter matching no site → 400 naming it. \
+                            `Accept: text/event-stream` answers live as Server-Sent Events: \
+                            `start` {{total, sites:[{{site,name}}]}}, one `site` (a SweepRow) per \
+                            site as it finishes, then `done` (the Sweep). At most 2 sweeps at once \
+                            (429). `lienthong sweep --url` and the status page's \
+                            \"Kiểm tra trước hội nghị\" button use it.", super::sweep::DEADLINE.as_secs()),
+            "security": [{ "bearerAuth": [] }],
+            "requestBody": {
+                "required": false,
+                "content": json_body(json!({
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": {
+                        "sites": { "type": "array", "items": { "type": "string" }, "maxItems": super::sweep::MAX_SITES, "description": "Site slugs." },
+                        "former_province": { "type": "string", "nullable": true, "example": "binh-duong" },
+                        "team": { "type": "string", "nullable": true, "description": "A [[team]] name: the sites it covers.", "example": "to-tphcm" }
+                    }
+                }))
+            },
+            "responses": write_errors(json!({
+                "200": {
+                    "description": "The table (JSON), or the live stream with `Accept: text/event-stream`.",
+                    "content": {
+                        "application/json": { "schema": s("Sweep") },
+                        "text/event-stream": { "schema": { "type": "string" } }
+                    }
+                },
+                "429": { "description": "Two sweeps are already running.", "content": json_body(s("Error")) },
+                "503": { "description": "The scheduler is not running.", "content": json_body(s("Error")) }
+            }))
+        }),
+        ("POST", "/api/v1/reports") => json!({
+            "tags": ["incidents"],
+            "operationId": "report",
+            "summary": "A ward officer reports a problem at a site",
+            "description": "Bearer token: the site's own token or a token of a team covering the \
+                            site ([reports] tokens_file / team_token_env; not the API write token). \
+                            The report is attached to the timeline of the site's open automatic \
+                            incident when there is one (its link incident first; no second page), \
+                            else to the site's open `reported` incident, else it opens one (key \
+                            `site/<slug>/reported`, warning, 201). A `reported` incident ends when \
+                            an automatic incident of the site opens (merged into it) or through \
+                            `POST /api/v1/reports/{id}/close`. A token for another site → 403.",
+            "security": [{ "bearerAuth": [] }],
+            "requestBody": {
+                "required": true,
+                "content": json_body(json!({
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["site", "what", "contact"],
+                    "properties": {
+                        "site": { "type": "string", "example": "phuong-ben-thanh" },
+                        "what": { "type": "string", "maxLength": MAX_NOTE_CHARS, "example": "Điểm cầu không có tiếng" },
+                        "contact": { "type": "string", "maxLength": MAX_NAME_CHARS, "example": "Nguyễn Văn A, 0909 000 000" }
+                    }
+                }))
+            },
+            "responses": write_errors(json!({
+                "200": { "description": "Attached to an open incident.", "content": json_body(s("ReportOutcome")) },
+                "201": { "description": "A `reported` incident was opened.", "content": json_body(s("ReportOutcome")) },
+                "503": { "description": "The incident engine is not running.", "content": json_body(s("Error")) }
+            }))
+        }),
+        ("POST", "/api/v1/reports/{id}/close") => json!({
+            "tags": ["incidents"],
+            "operationId": "closeReport",
+            "summary": "Close an open `reported` incident (the problem is fixed)",
+            "description": "With the site's token or a token of a team covering the incident's site. \
+                            Optional body `{\"by\": \"name\"}` (recorded on the timeline). An \
+                            automatic incident, or one not open → 409.",
+            "security": [{ "bearerAuth": [] }],
+            "parameters": [id_param()],
+            "requestBody": {
+                "required": false,
+                "content": json_body(json!({
+                    "type": "object", "additionalProperties": false,
+                    "properties": { "by": { "type": "string", "maxLength": MAX_NAME_CHARS } }
+                }))
+            },
+            "responses": write_errors(json!({
+                "200": { "description": "Closed.", "content": json_body(json!({ "type": "object", "properties": { "id": { "type": "integer" }, "closed": { "type": "boolean" } } })) },
+                "404": r("NotFound"),
+                "409": { "description": "Not a `reported` incident, or not open.", "content": json_body(s("Error")) },
+                "503": { "description": "The incident engine is not running.", "content": json_body(s("Error")) }
+            }))
+        }),
         ("GET", "/api/v1/sites") => json!({
             "tags": ["status"],
             "operationId": "listSites",
@@ -672,7 +772,7 @@ fn schemas() -> Value {
         "site": { "type": "string", "nullable": true, "description": "Site slug (not with service)." },
         "service": { "type": "string", "nullable": true, "description": "Shared-service slug (not with site)." }
     });
-    json!({
+    let mut all = json!({
         "Error": {
             "type": "object",
             "required": ["error"],
@@ -833,6 +933,77 @@ fn schemas() -> Value {
                 },
                 "consecutive_failures": { "type": "integer" },
                 "runs": { "type": "integer" }
+            }
+        }
+    });
+    if let (Some(all), Value::Object(more)) = (all.as_object_mut(), sweep_schemas()) {
+        all.extend(more);
+    }
+    all
+}
+
+/// The sweep's and the ward reports' schemas.
+fn sweep_schemas() -> Value {
+    let time = |d: &str| json!({ "type": "string", "format": "date-time", "description": d });
+    let opt_time = |d: &str| json!({ "type": "string", "format": "date-time", "nullable": true, "description": d });
+    json!({
+        "Sweep": {
+            "type": "object",
+            "description": "The pre-conference sweep's table.",
+            "required": ["started_at", "duration_seconds", "total", "ready", "not_ready", "sites"],
+            "properties": {
+                "started_at": time("When the sweep started."),
+                "duration_seconds": { "type": "number", "format": "double" },
+                "total": { "type": "integer" },
+                "ready": { "type": "integer" },
+                "not_ready": { "type": "integer" },
+                "sites": { "type": "array", "items": s("SweepRow"), "description": "In inventory order." }
+            }
+        },
+        "SweepRow": {
+            "type": "object",
+            "required": ["site", "name", "former_province", "ready", "reason", "reason_en", "checks", "last_incident"],
+            "properties": {
+                "site": { "type": "string" },
+                "name": { "type": "string" },
+                "former_province": { "type": "string" },
+                "ready": { "type": "boolean" },
+                "reason": { "type": "string", "nullable": true, "description": "Why not ready (Vietnamese); null when ready." },
+                "reason_en": { "type": "string", "nullable": true },
+                "checks": { "type": "array", "items": {
+                    "type": "object",
+                    "properties": {
+                        "key": { "type": "string" },
+                        "role": { "type": "string", "enum": ["link", "video"] },
+                        "title": { "type": "string" },
+                        "success": { "type": "boolean" },
+                        "reason": { "type": "string", "nullable": true },
+                        "message": { "type": "string", "nullable": true },
+                        "duration_seconds": { "type": "number", "format": "double" }
+                    }
+                } },
+                "last_incident": {
+                    "type": "object", "nullable": true,
+                    "description": "The site's most recent incident, any state.",
+                    "properties": {
+                        "id": { "type": "integer", "format": "int64" },
+                        "title": { "type": "string" },
+                        "title_en": { "type": "string" },
+                        "state": { "type": "string", "enum": ["open", "acknowledged", "resolved"] },
+                        "started_at": time("Start."),
+                        "resolved_at": opt_time("End, when resolved.")
+                    }
+                }
+            }
+        },
+        "ReportOutcome": {
+            "type": "object",
+            "required": ["incident_id", "key", "attached", "created"],
+            "properties": {
+                "incident_id": { "type": "integer", "format": "int64" },
+                "key": { "type": "string", "example": "site/phuong-ben-thanh/link" },
+                "attached": { "type": "boolean", "description": "Attached to an open automatic incident of the site." },
+                "created": { "type": "boolean", "description": "A `reported` incident was opened." }
             }
         }
     })

@@ -11,6 +11,7 @@
 
 mod load;
 mod render;
+mod sweep;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;

@@ -34,7 +34,7 @@ pub(super) fn health_label(h: Health, lang: Lang) -> &'static str {
     }
 }
 
-pub(super) fn reason_label(r: &str, lang: Lang) -> &str {
+pub(crate) fn reason_label(r: &str, lang: Lang) -> &str {
     let (vi, en) = match r {
         "timeout" => ("quá thời gian chờ", "timeout"),
         "dns" => ("lỗi phân giải tên miền", "name resolution failed"),
@@ -473,6 +473,7 @@ pub fn render_index_with(d: &StatusData, lang: Lang, f: &Filters) -> Markup {
                 }
                 label { input #isl type="checkbox" checked[f.island]; " " (lang.pick("Chỉ đơn vị đảo", "Island units only")) }
             }
+            (super::sweep::panel(lang))
             div #live data-generated=(d.now) {
                 @if let Some(r) = &d.readiness { (readiness_summary(r, lang)) }
                 div.counts role="group" aria-label=(lang.pick("Lọc theo trạng thái", "Filter by status")) {
