@@ -18,6 +18,7 @@ pub mod service;
 pub mod shard;
 pub mod simulator;
 pub mod state;
+pub mod token;
 pub mod web;
 
 pub mod demo;

@@ -430,20 +430,10 @@ async fn probe_remote(
     };
     let mut all_ok = true;
     for name in names {
-        let r = http
+        let run = http
             .post(format!("{base}/api/v1/checks/{target}/{name}/run"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {base}"))?;
-        let status = r.status();
-        let body: serde_json::Value = r.json().await.unwrap_or_default();
-        if !status.is_success() {
-            anyhow::bail!(
-                "{base}: {status}: {}",
-                body["error"].as_str().unwrap_or("no reason given")
-            );
-        }
+            .bearer_auth(&token);
+        let body = post_api(run, base).await?;
         all_ok &= body["success"].as_bool().unwrap_or(false);
         print!("{}", body["breakdown"].as_str().unwrap_or_default());
     }
@@ -452,6 +442,24 @@ async fn probe_remote(
     } else {
         ExitCode::from(2)
     })
+}
+
+/// Sends a write request to the running service; its JSON answer, or its JSON reason as the
+/// error.
+async fn post_api(req: reqwest::RequestBuilder, base: &str) -> anyhow::Result<serde_json::Value> {
+    let r = req
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {base}"))?;
+    let status = r.status();
+    let body: serde_json::Value = r.json().await.unwrap_or_default();
+    if !status.is_success() {
+        anyhow::bail!(
+            "{base}: {status}: {}",
+            body["error"].as_str().unwrap_or("no reason given")
+        );
+    }
+    Ok(body)
 }
 
 /// `sweep --url`: `POST /api/v1/sweep`, printed as a table.
@@ -473,21 +481,11 @@ async fn sweep_remote(
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
         .build()?;
-    let r = http
+    let sweep = http
         .post(format!("{base}/api/v1/sweep"))
         .bearer_auth(token.trim())
-        .json(&filter)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {base}"))?;
-    let status = r.status();
-    let body: serde_json::Value = r.json().await.unwrap_or_default();
-    if !status.is_success() {
-        anyhow::bail!(
-            "{base}: {status}: {}",
-            body["error"].as_str().unwrap_or("no reason given")
-        );
-    }
+        .json(&filter);
+    let body = post_api(sweep, base).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&body)?);
     } else {

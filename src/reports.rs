@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use subtle::ConstantTimeEq;
+use crate::token::equal;
 
 use crate::config::{Inventory, SiteInfo};
 
@@ -179,16 +179,6 @@ impl Tokens {
             Holder::Team(t) => inv.teams_of_site(site).iter().any(|x| x == t),
         }
     }
-}
-
-/// Constant-time equality that does not stop early on a length mismatch.
-fn equal(presented: &[u8], expected: &[u8]) -> bool {
-    let mut padded = vec![0u8; expected.len()];
-    let n = presented.len().min(expected.len());
-    padded[..n].copy_from_slice(&presented[..n]);
-    let same_bytes = padded.ct_eq(expected);
-    let same_len = (presented.len() as u64).ct_eq(&(expected.len() as u64));
-    (same_bytes & same_len).into()
 }
 
 #[cfg(test)]

@@ -1182,6 +1182,7 @@ async fn openapi_matches_the_router() {
     let concrete = |p: &str| {
         p.replace("{id}", &f.ids[0].to_string())
             .replace("{slug}", "phuong-a")
+            .replace("{page}", "sitedown")
     };
     for (m, p) in ROUTES {
         let url = format!("{}{}", f.base, concrete(p));

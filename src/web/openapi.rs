@@ -38,6 +38,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/"),
     ("GET", "/sites/{slug}"),
     ("GET", "/readiness"),
+    ("GET", "/runbooks/"),
+    ("GET", "/runbooks/{page}"),
     ("GET", "/incidents.atom"),
     ("GET", "/metrics"),
     ("GET", "/healthz"),
@@ -552,6 +554,26 @@ pub fn operation(method: &str, path: &str) -> Option<Value> {
             "summary": "Status page of all sites (HTML; `?lang=en` for English)",
             "parameters": [query("lang", "`en` for English; Vietnamese otherwise.", json!({ "type": "string", "enum": ["vi", "en"] }))],
             "responses": { "200": { "description": "The page.", "content": { "text/html": { "schema": { "type": "string" } } } } }
+        }),
+        ("GET", "/runbooks/") => json!({
+            "tags": ["pages"],
+            "operationId": "runbookIndex",
+            "summary": "The runbooks: one page per alert and incident kind, Vietnamese first (HTML)",
+            "responses": {
+                "200": { "description": "The index.", "content": { "text/html": { "schema": { "type": "string" } } } }
+            }
+        }),
+        ("GET", "/runbooks/{page}") => json!({
+            "tags": ["pages"],
+            "operationId": "runbookPage",
+            "summary": "One runbook (HTML), by name with or without `.md`",
+            "parameters": [
+                { "name": "page", "in": "path", "required": true, "schema": { "type": "string", "example": "sitedown" } }
+            ],
+            "responses": {
+                "200": { "description": "The page.", "content": { "text/html": { "schema": { "type": "string" } } } },
+                "404": r("NotFound")
+            }
         }),
         ("GET", "/sites/{slug}") => json!({
             "tags": ["pages"],

@@ -69,7 +69,6 @@ const CSS: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:52rem;margi
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/runbooks", get(|| async { page("README") }))
         .route("/runbooks/", get(|| async { page("README") }))
         .route(
             "/runbooks/{page}",
