@@ -66,6 +66,7 @@ const KEYS: &[&str] = &[
     "maintenance",
     "readiness",
     "history",
+    "agent",
 ];
 
 /// Every problem of the file's pieces; empty when the file does not even parse as TOML (the
@@ -92,6 +93,7 @@ pub(super) fn problems(text: &str, loc: &Locator) -> Vec<ConfigProblem> {
             "team" => each::<Team>(value, loc, &mut out),
             "notify" => each::<NotifyTarget>(value, loc, &mut out),
             "maintenance" => each::<MaintenanceSpec>(value, loc, &mut out),
+            "agent" => each::<AgentSpec>(value, loc, &mut out),
             "link_class" => {
                 has.0 = true;
                 let span = value.span();

@@ -53,6 +53,29 @@ pub struct ConfigFile {
     /// Retention of the availability history (per-minute and hourly rollups).
     #[serde(default)]
     pub history: HistorySection,
+    /// Ward agents (`lienthong agent`) allowed to push results, one per site.
+    #[serde(default, rename = "agent")]
+    pub agents: Vec<Spanned<AgentSpec>>,
+}
+
+/// `[[agent]]`: a ward agent allowed to push results for one site. Its bearer token is never
+/// written here: either a file holding it (`token_file`, read at start and on reload) or its
+/// SHA-256 (`token_sha256`, 64 hex digits: `printf %s "$TOKEN" | sha256sum`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpec {
+    pub site: String,
+    #[serde(default)]
+    pub token_file: Option<String>,
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+    /// Run the central's `[[service]]` checks from the ward too (default true).
+    #[serde(default = "default_true")]
+    pub service_checks: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `[readiness]`: when a site counts as "sẵn sàng" (ready) over a window.

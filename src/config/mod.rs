@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use expand::{CheckDef, CheckId, CheckRole, Inventory, ServiceInfo, SiteInfo};
+pub use expand::{
+    AgentDef, AgentToken, CheckDef, CheckId, CheckRole, Inventory, ServiceInfo, SiteInfo,
+};
 pub use file::*;
 
 /// One problem in a config file, located by line and column (1-based), with a fix hint.

@@ -180,6 +180,8 @@ CREATE INDEX maintenance_ends_at ON maintenance(ends_at);
     super::rollups::MIGRATION,
     // 3: "monitor blind" runs in the availability history.
     super::rollups::MIGRATION_BLIND,
+    // 4: ward agents' last applied result sequence (see incidents/agent_seq.rs).
+    super::agent_seq::MIGRATION_AGENT_SEQ,
 ];
 
 /// The schema version this build creates and understands.
@@ -854,6 +856,7 @@ pub const WATCH_EVERY: Duration = Duration::from_secs(5);
 
 /// Operations that change the file: one of them succeeding means the store works again.
 const WRITE_OPS: &[&str] = &[
+    "agent_advance",
     "open_incident",
     "append_event",
     "set_sites",

@@ -2,6 +2,7 @@
 //! its only writes are acknowledgements, notes and maintenance windows through the incident
 //! store (token-protected).
 
+pub mod agents;
 mod api;
 pub mod auth;
 pub mod feed;
@@ -44,6 +45,7 @@ pub fn router(app: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(api::routes())
+        .merge(agents::routes())
         .merge(incidents::routes())
         .merge(status::routes())
         .merge(runbooks::routes())
