@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use expand::{
-    AgentDef, AgentToken, CheckDef, CheckId, CheckRole, Inventory, ServiceInfo, SiteInfo,
+    AgentDef, AgentToken, CheckDef, CheckId, CheckRole, Degraded, Inventory, ServiceInfo, SiteInfo,
 };
 pub use file::*;
 
