@@ -5,6 +5,9 @@
 //! status and apply nothing; a bad agent.toml gets file:line:column errors.
 
 mod common;
+#[path = "support/sim.rs"]
+#[allow(dead_code)]
+mod sim;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -314,7 +317,11 @@ async fn central_restart_and_ward_fault() {
                 .filter(|v| v["applied"].as_u64() >= Some(3) && v["up"] == true)
         })
         .await;
-        assert!(v.is_some(), "{site} never pushed:\n{}", logs(&central, &agent_a, &agent_b));
+        assert!(
+            v.is_some(),
+            "{site} never pushed:\n{}",
+            logs(&central, &agent_a, &agent_b)
+        );
     }
     let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await
@@ -330,7 +337,10 @@ async fn central_restart_and_ward_fault() {
         metrics.contains(r#"probe_success{check="web",kind="http",service="dms",site=""} 1"#),
         "the data centre's own series stays: {metrics}"
     );
-    assert!(metrics.contains(r#"lienthong_agent_up{site="phuong-a"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"lienthong_agent_up{site="phuong-a"} 1"#),
+        "{metrics}"
+    );
     assert!(metrics.contains("lienthong_agent_last_seen_timestamp_seconds{site=\"phuong-b\"}"));
     assert!(metrics.contains("lienthong_agent_spooled_results{site=\"phuong-b\"}"));
 
@@ -345,7 +355,10 @@ async fn central_restart_and_ward_fault() {
     })
     .await
     .unwrap_or_else(|| panic!("no ward incident:\n{}", logs(&central, &agent_a, &agent_b)));
-    assert_eq!(opened["title"], "Phường B không truy cập được Quản lý văn bản");
+    assert_eq!(
+        opened["title"],
+        "Phường B không truy cập được Quản lý văn bản"
+    );
     // A few more seconds of failures: still exactly one incident, and not a city-wide one.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let all = incidents(port).await;
@@ -384,7 +397,8 @@ async fn central_restart_and_ward_fault() {
     assert_eq!(ward.len(), 1, "{all:#?}");
     assert_eq!(ward[0]["id"], opened["id"]);
     assert!(
-        !all.iter().any(|i| i["key"].as_str().is_some_and(|k| k.starts_with("service/"))),
+        !all.iter()
+            .any(|i| i["key"].as_str().is_some_and(|k| k.starts_with("service/"))),
         "{all:#?}"
     );
 
@@ -425,12 +439,7 @@ async fn central_restart_and_ward_fault() {
     central.wait(Duration::from_secs(10));
 }
 
-async fn post(
-    base: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Vec<u8>,
-) -> (u16, Value) {
+async fn post(base: &str, path: &str, token: Option<&str>, body: Vec<u8>) -> (u16, Value) {
     let mut req = reqwest::Client::new()
         .post(format!("{base}{path}"))
         .header("content-type", "application/json")
@@ -481,28 +490,60 @@ async fn agent_endpoints_refuse_and_apply_nothing_on_error() {
     // Ward A's token posting for ward B.
     let (code, body) = post(&base, results, Some(TOKEN_A), good()).await;
     assert_eq!(code, 403, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("phuong-a"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("phuong-a"),
+        "{body}"
+    );
     let (code, body) = post(&base, results, Some(TOKEN_B), b"{\"results\": [".to_vec()).await;
     assert_eq!(code, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("invalid JSON"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("invalid JSON"),
+        "{body}"
+    );
     // One bad result spoils the batch: nothing of it is applied.
     let mut mixed: Value = serde_json::from_slice(&good()).unwrap();
     mixed["results"][2]["check"] = json!("service/nope/web");
-    let (code, body) = post(&base, results, Some(TOKEN_B), serde_json::to_vec(&mixed).unwrap()).await;
+    let (code, body) = post(
+        &base,
+        results,
+        Some(TOKEN_B),
+        serde_json::to_vec(&mixed).unwrap(),
+    )
+    .await;
     assert_eq!(code, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("service/nope/web"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("service/nope/web"),
+        "{body}"
+    );
     let mut unordered: Value = serde_json::from_slice(&good()).unwrap();
     unordered["results"][1]["seq"] = json!(1);
-    let (code, _) = post(&base, results, Some(TOKEN_B), serde_json::to_vec(&unordered).unwrap()).await;
+    let (code, _) = post(
+        &base,
+        results,
+        Some(TOKEN_B),
+        serde_json::to_vec(&unordered).unwrap(),
+    )
+    .await;
     assert_eq!(code, 400);
     let huge = vec![b' '; 3 * 1024 * 1024];
     let (code, body) = post(&base, results, Some(TOKEN_B), huge).await;
     assert_eq!(code, 413, "{body}");
-    let (code, body) = post(&base, results, Some(TOKEN_B), batch(1, 6000, "service/dms/web")).await;
+    let (code, body) = post(
+        &base,
+        results,
+        Some(TOKEN_B),
+        batch(1, 6000, "service/dms/web"),
+    )
+    .await;
     assert_eq!(code, 413, "{body}");
     let view = |v: Option<Value>| {
-        v.and_then(|a| a.as_array()?.iter().find(|x| x["site"] == "phuong-b").cloned())
-            .unwrap()
+        v.and_then(|a| {
+            a.as_array()?
+                .iter()
+                .find(|x| x["site"] == "phuong-b")
+                .cloned()
+        })
+        .unwrap()
     };
     let (_, listed) = svc.get("/api/v1/agents").await;
     let b = view(serde_json::from_str(&listed).ok());
@@ -515,13 +556,29 @@ async fn agent_endpoints_refuse_and_apply_nothing_on_error() {
     assert_eq!(body["applied"], 3);
     let (code, body) = post(&base, results, Some(TOKEN_B), good()).await;
     assert_eq!(code, 200, "{body}");
-    assert_eq!((body["applied"].as_u64(), body["duplicates"].as_u64()), (Some(0), Some(3)));
+    assert_eq!(
+        (body["applied"].as_u64(), body["duplicates"].as_u64()),
+        (Some(0), Some(3))
+    );
     // Overlapping: 2..=5 applies 4 and 5 only.
-    let (_, body) = post(&base, results, Some(TOKEN_B), batch(2, 4, "service/dms/web")).await;
-    assert_eq!((body["applied"].as_u64(), body["duplicates"].as_u64()), (Some(2), Some(2)));
+    let (_, body) = post(
+        &base,
+        results,
+        Some(TOKEN_B),
+        batch(2, 4, "service/dms/web"),
+    )
+    .await;
+    assert_eq!(
+        (body["applied"].as_u64(), body["duplicates"].as_u64()),
+        (Some(2), Some(2))
+    );
     let (_, listed) = svc.get("/api/v1/agents").await;
     let b = view(serde_json::from_str(&listed).ok());
-    assert_eq!((b["applied"].as_u64(), b["last_seq"].as_u64()), (Some(5), Some(5)), "{b}");
+    assert_eq!(
+        (b["applied"].as_u64(), b["last_seq"].as_u64()),
+        (Some(5), Some(5)),
+        "{b}"
+    );
     // The results went through the writer: the agent-run series counted each run once.
     let (_, metrics) = svc
         .wait_for("/metrics", Duration::from_secs(5), |_, m| {
@@ -535,10 +592,22 @@ async fn agent_endpoints_refuse_and_apply_nothing_on_error() {
 
     // Heartbeat: the offset is kept and a skew above 5 s flagged.
     let hb = json!({ "version": "test", "sent_ms": 1, "clock_offset_ms": -7200, "spooled": 12, "dropped": 0 });
-    let (code, body) = post(&base, "/api/v1/agents/phuong-b/heartbeat", Some(TOKEN_B), serde_json::to_vec(&hb).unwrap()).await;
+    let (code, body) = post(
+        &base,
+        "/api/v1/agents/phuong-b/heartbeat",
+        Some(TOKEN_B),
+        serde_json::to_vec(&hb).unwrap(),
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["last_seq"], 5);
-    let (code, _) = post(&base, "/api/v1/agents/phuong-a/heartbeat", Some(TOKEN_B), serde_json::to_vec(&hb).unwrap()).await;
+    let (code, _) = post(
+        &base,
+        "/api/v1/agents/phuong-a/heartbeat",
+        Some(TOKEN_B),
+        serde_json::to_vec(&hb).unwrap(),
+    )
+    .await;
     assert_eq!(code, 403);
     let (_, listed) = svc.get("/api/v1/agents").await;
     let b = view(serde_json::from_str(&listed).ok());
@@ -584,9 +653,18 @@ fn bad_agent_toml_gets_file_line_column_errors() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let p = path.display();
-    assert!(err.contains(&format!("{p}:1:11: central must be an http(s) URL")), "{err}");
-    assert!(err.contains(&format!("{p}:3:14: cannot read token file")), "{err}");
-    assert!(err.contains(&format!("{p}:5:1: check `gw`: timeout")), "{err}");
+    assert!(
+        err.contains(&format!("{p}:1:11: central must be an http(s) URL")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{p}:3:14: cannot read token file")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{p}:5:1: check `gw`: timeout")),
+        "{err}"
+    );
     assert!(err.contains("hint:"), "{err}");
 
     std::fs::write(&path, "central = \"http://127.0.0.1:9\"\nsit = \"x\"\n").unwrap();
@@ -596,7 +674,10 @@ fn bad_agent_toml_gets_file_line_column_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{p}:2:1: unknown field `sit`")), "{err}");
+    assert!(
+        err.contains(&format!("{p}:2:1: unknown field `sit`")),
+        "{err}"
+    );
 
     // The shipped example is valid once its token file exists.
     let example = std::fs::read_to_string("examples/agent.toml").unwrap();
@@ -612,5 +693,77 @@ fn bad_agent_toml_gets_file_line_column_errors() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Heartbeat lost: with the central's link check to the ward failing, only the existing link
+/// incident; with it passing, one "agent offline" warning, resolved when the agent is back.
+/// (Virtual clock: the real engine and store, fed by the simulator of tests/incidents.rs.)
+#[test]
+fn heartbeat_lost_is_the_link_incident_or_one_agent_offline_warning() {
+    use lienthong::config::{AgentDef, AgentToken, CheckRole};
+    let mut inv = sim::shipped();
+    for site in ["phuong-ben-thanh", "phuong-sai-gon"] {
+        inv.agents.push(AgentDef {
+            site: site.into(),
+            token: AgentToken::Sha256([7; 32]),
+            service_checks: false,
+        });
+    }
+    let mut s = sim::Sim::new(inv);
+    let presence = lienthong::incidents::correlation::AgentPresence::default();
+    s.engine.set_agent_presence(presence.clone());
+    let seen = |site: &str, t: f64| {
+        presence
+            .lock()
+            .unwrap()
+            .insert(site.to_string(), sim::at(t));
+    };
+    // Both agents last heard from at 120 s; Bến Thành's link goes down at 100 s.
+    seen("phuong-ben-thanh", 120.0);
+    seen("phuong-sai-gon", 120.0);
+    let mut w = sim::World::new(9).fault("phuong-ben-thanh", 100.0, 10_000.0, sim::Fault::LinkDown);
+    let links = |c: &lienthong::config::CheckDef| {
+        c.role == CheckRole::Link
+            && matches!(
+                c.id.site.as_deref(),
+                Some("phuong-ben-thanh" | "phuong-sai-gon")
+            )
+    };
+    s.run(&mut w, 0.0, 300.0, &links);
+    let keys = |s: &sim::Sim| {
+        let mut k: Vec<(String, bool)> = s
+            .incidents()
+            .into_iter()
+            .map(|i| (i.key, i.resolved_at.is_some()))
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&s),
+        vec![
+            ("site/phuong-ben-thanh/link".to_string(), false),
+            ("site/phuong-sai-gon/agent-offline".to_string(), false),
+        ]
+    );
+    let offline = s
+        .incidents()
+        .into_iter()
+        .find(|i| i.key.ends_with("agent-offline"))
+        .unwrap();
+    assert_eq!(offline.title, "Mất tín hiệu agent tại Phường Sài Gòn");
+    assert_eq!(offline.severity, lienthong::incidents::Severity::Warning);
+    let opened = sim::secs_since_epoch(offline.started_at);
+    assert!((165.0..170.0).contains(&opened), "opened at {opened}");
+    // The Sài Gòn agent is back: its warning resolves; nothing new opens.
+    seen("phuong-sai-gon", 300.0);
+    s.run(&mut w, 300.0, 320.0, &links);
+    assert_eq!(
+        keys(&s),
+        vec![
+            ("site/phuong-ben-thanh/link".to_string(), false),
+            ("site/phuong-sai-gon/agent-offline".to_string(), true),
+        ]
     );
 }

@@ -196,9 +196,7 @@ impl AgentConfig {
         if let Some(ca) = &file.ca_file {
             match std::fs::read(ca.get_ref()) {
                 Ok(pem) => {
-                    if reqwest::Certificate::from_pem_bundle(&pem)
-                        .map_or(true, |v| v.is_empty())
-                    {
+                    if reqwest::Certificate::from_pem_bundle(&pem).map_or(true, |v| v.is_empty()) {
                         push(
                             ca.span(),
                             format!("ca_file {} holds no PEM certificate", ca.get_ref()),
@@ -220,7 +218,9 @@ impl AgentConfig {
                 "the default is 52428800 (50 MB)",
             );
         }
-        if file.push_every.0 < Duration::from_millis(200) || file.push_every.0 > Duration::from_secs(60) {
+        if file.push_every.0 < Duration::from_millis(200)
+            || file.push_every.0 > Duration::from_secs(60)
+        {
             push(
                 0..0,
                 "push_every must be between 200ms and 60s".into(),
@@ -252,7 +252,10 @@ impl AgentConfig {
             if chk.timeout.0 > chk.interval.0 || chk.timeout.0.is_zero() {
                 push(
                     c.span(),
-                    format!("check `{}`: timeout must be above 0 and at most its interval", chk.name),
+                    format!(
+                        "check `{}`: timeout must be above 0 and at most its interval",
+                        chk.name
+                    ),
                     "e.g. interval = \"15s\", timeout = \"5s\"",
                 );
             }

@@ -248,7 +248,11 @@ impl Hub {
         let seq = self.seq_of(site).await?;
         if let Some(off) = hb.clock_offset_ms {
             if off.abs() > super::SKEW_REPORT_MS {
-                tracing::warn!(site, offset_ms = off, "agent clock skew above 5 s: its timestamps are shifted to the central clock");
+                tracing::warn!(
+                    site,
+                    offset_ms = off,
+                    "agent clock skew above 5 s: its timestamps are shifted to the central clock"
+                );
             }
         }
         self.seen(site, now, |l| {
@@ -355,12 +359,16 @@ impl Hub {
                 // written (as for local runs), it never applies a result twice.
                 let store = self.store.clone();
                 let (site_s, last, n) = (site.to_string(), *last, fresh.len() as u64);
-                blocking(move || store.agent_advance(&site_s, last, n, missing, ms_of(now)))
-                    .await?
+                blocking(move || store.agent_advance(&site_s, last, n, missing, ms_of(now))).await?
             }
             None => before,
         };
-        let offset = self.lock().live.get(site).and_then(|l| l.offset_ms).unwrap_or(0);
+        let offset = self
+            .lock()
+            .live
+            .get(site)
+            .and_then(|l| l.offset_ms)
+            .unwrap_or(0);
         let mut ignored = 0;
         for (_, def, r) in &fresh {
             let Some(def) = def else {

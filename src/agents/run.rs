@@ -142,7 +142,13 @@ fn wire_key(id: &CheckId) -> String {
     }
 }
 
-fn def(id: CheckId, title: String, interval: Duration, timeout: Duration, probe: crate::probe::ProbeSpec) -> CheckDef {
+fn def(
+    id: CheckId,
+    title: String,
+    interval: Duration,
+    timeout: Duration,
+    probe: crate::probe::ProbeSpec,
+) -> CheckDef {
     CheckDef {
         role: if id.service.is_some() {
             CheckRole::Service
@@ -219,7 +225,8 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(20));
     if let Some(ca) = &cfg.ca_file {
-        let pem = std::fs::read(ca).map_err(|e| AgentError::Client(format!("{}: {e}", ca.display())))?;
+        let pem =
+            std::fs::read(ca).map_err(|e| AgentError::Client(format!("{}: {e}", ca.display())))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| AgentError::Client(e.to_string()))?;
         builder = builder.tls_certs_only(certs);
@@ -254,7 +261,12 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     }
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let (tx, rx) = mpsc::channel::<FinishedRun>(4096);
-    let mut scheduler = Scheduler::start(&inventory(&cfg, list.as_ref()), tx.clone(), metrics.clone(), &shutdown)?;
+    let mut scheduler = Scheduler::start(
+        &inventory(&cfg, list.as_ref()),
+        tx.clone(),
+        metrics.clone(),
+        &shutdown,
+    )?;
     let pushed = Arc::new(Notify::new());
     let offset: Arc<Mutex<Option<i64>>> = Arc::default();
     let collector = tokio::spawn(collect(
@@ -450,7 +462,13 @@ async fn push_loop(
         };
         let wait = match outcome {
             Ok(reply) => {
-                tracing::debug!(first = entry.first, last = entry.last, applied = reply.applied, duplicates = reply.duplicates, "batch acknowledged");
+                tracing::debug!(
+                    first = entry.first,
+                    last = entry.last,
+                    applied = reply.applied,
+                    duplicates = reply.duplicates,
+                    "batch acknowledged"
+                );
                 let mut s = spool.lock().unwrap_or_else(|e| e.into_inner());
                 if let Err(e) = s.acknowledge(entry.last.max(reply.last_seq)) {
                     tracing::error!(error = %e, "cannot remove an acknowledged batch");
@@ -459,7 +477,13 @@ async fn push_loop(
                 continue;
             }
             Err(PushError::Refused(status @ (400 | 413), reason)) => {
-                tracing::error!(status, reason, first = entry.first, last = entry.last, "the central refused a batch as malformed: set aside");
+                tracing::error!(
+                    status,
+                    reason,
+                    first = entry.first,
+                    last = entry.last,
+                    "the central refused a batch as malformed: set aside"
+                );
                 let mut s = spool.lock().unwrap_or_else(|e| e.into_inner());
                 if let Err(e) = s.reject(entry) {
                     tracing::error!(error = %e, "spool");

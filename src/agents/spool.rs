@@ -91,10 +91,7 @@ impl Spool {
                 let _ = std::fs::remove_file(item.path());
                 continue;
             }
-            let Some((a, b)) = name
-                .strip_suffix(".json")
-                .and_then(|n| n.split_once('-'))
-            else {
+            let Some((a, b)) = name.strip_suffix(".json").and_then(|n| n.split_once('-')) else {
                 continue;
             };
             let (Ok(first), Ok(last)) = (a.parse::<u64>(), b.parse::<u64>()) else {
@@ -171,9 +168,7 @@ impl Spool {
     pub fn enforce_bounds(&mut self, now: SystemTime) -> Result<(), SpoolError> {
         let mut changed = false;
         while let Some((&oldest, &(_, written))) = self.entries.iter().next() {
-            let too_old = now
-                .duration_since(written)
-                .is_ok_and(|d| d > self.max_age);
+            let too_old = now.duration_since(written).is_ok_and(|d| d > self.max_age);
             let too_big = self.bytes() > self.max_bytes && self.entries.len() > 1;
             if !(too_old || too_big) {
                 break;
@@ -181,7 +176,11 @@ impl Spool {
             tracing::warn!(
                 first = oldest.first,
                 last = oldest.last,
-                reason = if too_old { "older than max_age" } else { "spool over max_bytes" },
+                reason = if too_old {
+                    "older than max_age"
+                } else {
+                    "spool over max_bytes"
+                },
                 "spool full: dropping the oldest results"
             );
             self.remove_file(oldest)?;
@@ -211,8 +210,8 @@ impl Spool {
         };
         let path = self.queue.join(e.name());
         let bytes = std::fs::read(&path).map_err(io(&path))?;
-        let results = serde_json::from_slice(&bytes)
-            .map_err(|source| SpoolError::Json { path, source })?;
+        let results =
+            serde_json::from_slice(&bytes).map_err(|source| SpoolError::Json { path, source })?;
         Ok(Some((e, results)))
     }
 
@@ -234,7 +233,11 @@ impl Spool {
     /// wiped): continue above it, or every new result would be taken for a resend.
     pub fn continue_after(&mut self, last_seq: u64) -> Result<(), SpoolError> {
         if last_seq >= self.state.next_seq {
-            tracing::warn!(last_seq, next_seq = self.state.next_seq, "the central is ahead of this spool: continuing after its sequence");
+            tracing::warn!(
+                last_seq,
+                next_seq = self.state.next_seq,
+                "the central is ahead of this spool: continuing after its sequence"
+            );
             self.state.next_seq = last_seq + 1;
             self.save_state()?;
         }

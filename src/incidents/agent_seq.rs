@@ -8,7 +8,7 @@ use super::UnixMillis;
 
 /// Migration 4: one row per agent site.
 pub(super) const MIGRATION_AGENT_SEQ: &str = r#"
-CREATE TABLE agent_seq (
+CREATE TABLE IF NOT EXISTS agent_seq (
     site       TEXT PRIMARY KEY,
     last_seq   INTEGER NOT NULL,   -- highest result sequence applied
     applied    INTEGER NOT NULL,   -- results applied in all (each once)

@@ -263,7 +263,10 @@ impl IncidentEngine {
                         new: NewIncident {
                             key: format!("site/{slug}/agent-offline"),
                             title: format!("Mất tín hiệu agent tại {}", site.name),
-                            title_en: format!("Agent offline at {} (link check passing)", site.name),
+                            title_en: format!(
+                                "Agent offline at {} (link check passing)",
+                                site.name
+                            ),
                             severity: Severity::Warning,
                             scope: Scope::Site,
                             sites: vec![slug.clone()],
@@ -860,8 +863,7 @@ impl IncidentEngine {
             (None, Some(svc)) => {
                 let mut k = self.recompute_service(svc);
                 // The wards' view of a service depends on the data centre's (city-wide wins).
-                let agents: Vec<String> =
-                    self.inv.agents.iter().map(|a| a.site.clone()).collect();
+                let agents: Vec<String> = self.inv.agents.iter().map(|a| a.site.clone()).collect();
                 for site in agents {
                     k.extend(self.recompute_site(&site, now));
                 }
