@@ -6,7 +6,6 @@
 
 mod common;
 #[path = "support/sim.rs"]
-#[allow(dead_code)]
 mod sim;
 
 use std::path::{Path, PathBuf};
