@@ -766,3 +766,74 @@ fn heartbeat_lost_is_the_link_incident_or_one_agent_offline_warning() {
         ]
     );
 }
+
+#[test]
+fn bad_agent_sections_of_probes_toml_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(central_config(
+        dir.path(),
+        "127.0.0.1:1".parse().unwrap(),
+        "127.0.0.1:2".parse().unwrap(),
+    ))
+    .unwrap();
+    let bad = format!(
+        "[[agent]]\nsite = \"phuong-zz\"\ntoken_sha256 = \"{h}\"\n\n[[agent]]\nsite = \"phuong-a\"\ntoken_sha256 = \"abc\"\n\n[[agent]]\nsite = \"phuong-b\"\n\n{good}",
+        h = sha256_hex("x")
+    );
+    let path = Path::new("probes.toml");
+    let err = lienthong::config::Config::from_str(path, &bad).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("probes.toml:1:1: agent names unknown site `phuong-zz`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("probes.toml:5:1: agent `phuong-a`: token_sha256 is not 64 hex digits"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "probes.toml:9:1: agent `phuong-b` needs exactly one of token_file or token_sha256"
+        ),
+        "{text}"
+    );
+    // Twice the same site (the fixture already has phuong-a and phuong-b).
+    let dup = format!(
+        "[[agent]]\nsite = \"phuong-a\"\ntoken_sha256 = \"{}\"\n\n{good}",
+        sha256_hex("y")
+    );
+    let text = lienthong::config::Config::from_str(path, &dup)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("duplicate [[agent]] for site `phuong-a`"),
+        "{text}"
+    );
+    // A token file that cannot be read loads with a located warning.
+    let missing = good.replace(
+        &dir.path().join("a.token").display().to_string(),
+        "/nonexistent/a.token",
+    );
+    let cfg = lienthong::config::Config::from_str(path, &missing).unwrap();
+    let w = cfg.render_warnings().unwrap_or_default();
+    assert!(
+        w.contains("warning: agent `phuong-a`: token file /nonexistent/a.token cannot be read"),
+        "{w}"
+    );
+    // The agent-run copies: one per agent and service check, never scheduled centrally.
+    let cfg = lienthong::config::Config::from_str(path, &good).unwrap();
+    let keys: Vec<String> = cfg
+        .inventory
+        .checks
+        .iter()
+        .filter(|c| c.id.is_agent())
+        .map(|c| c.id.key())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "service/dms/web@site:phuong-a",
+            "service/dms/web@site:phuong-b"
+        ]
+    );
+}
