@@ -589,6 +589,25 @@ async fn agent_endpoints_refuse_and_apply_nothing_on_error() {
         "{metrics}"
     );
 
+    // The API tells the views apart.
+    let (_, checks) = svc.get("/api/v1/checks").await;
+    let checks: Value = serde_json::from_str(&checks).unwrap();
+    let ward = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["key"] == "service/dms/web@site:phuong-b")
+        .unwrap();
+    assert_eq!(ward["vantage"], "site:phuong-b");
+    assert_eq!(ward["runs"], 5);
+    let own = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["key"] == "service/dms/web")
+        .unwrap();
+    assert_eq!(own["vantage"], Value::Null);
+
     // Heartbeat: the offset is kept and a skew above 5 s flagged.
     let hb = json!({ "version": "test", "sent_ms": 1, "clock_offset_ms": -7200, "spooled": 12, "dropped": 0 });
     let (code, body) = post(

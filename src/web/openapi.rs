@@ -835,6 +835,10 @@ fn agent_schemas(mut base: Value) -> Value {
     if let (Some(m), Value::Object(e)) = (base.as_object_mut(), extra) {
         m.extend(e);
     }
+    base["Check"]["properties"]["vantage"] = json!({
+        "type": "string", "nullable": true,
+        "description": "`site:<slug>`: run by that ward's agent; null: by this instance."
+    });
     base
 }
 
