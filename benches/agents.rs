@@ -146,7 +146,7 @@ async fn simulated(
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     while !stop.load(Ordering::Relaxed) {
         tick.tick().await;
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             let hb = json!({ "version": "bench", "sent_ms": now_ms(), "clock_offset_ms": 0, "spooled": 0, "dropped": 0 });
             let _ = http
                 .post(format!("{base}/api/v1/agents/{site}/heartbeat"))
