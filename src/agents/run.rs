@@ -269,13 +269,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     )?;
     let pushed = Arc::new(Notify::new());
     let offset: Arc<Mutex<Option<i64>>> = Arc::default();
-    let collector = tokio::spawn(collect(
-        rx,
-        spool.clone(),
-        cfg.push_every,
-        pushed.clone(),
-        shutdown.clone(),
-    ));
+    let collector = tokio::spawn(collect(rx, spool.clone(), cfg.push_every, pushed.clone()));
     let pusher = tokio::spawn(push_loop(
         central.clone(),
         spool.clone(),
@@ -363,13 +357,34 @@ async fn fetch_checks(
     }
 }
 
-/// Finished runs → numbered batches in the spool, every `every`.
+/// One finished run as the central wants it (numbered when spooled).
+fn to_wire(run: &FinishedRun) -> WireResult {
+    WireResult {
+        seq: 0,
+        check: wire_key(&run.check.id),
+        finished_ms: run
+            .finished
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+        success: run.outcome.success,
+        duration_seconds: run.outcome.duration.as_secs_f64(),
+        reason: run.outcome.reason(),
+        message: run
+            .outcome
+            .failure
+            .as_ref()
+            .map(|f| f.message.chars().take(512).collect()),
+    }
+}
+
+/// Finished runs → numbered batches in the spool, every `every`. Ends when the scheduler is
+/// stopped and every sender is gone, after spooling the last runs.
 async fn collect(
     mut rx: mpsc::Receiver<FinishedRun>,
     spool: Arc<Mutex<Spool>>,
     every: Duration,
     pushed: Arc<Notify>,
-    shutdown: CancellationToken,
 ) {
     let mut buf: Vec<WireResult> = Vec::new();
     let mut tick = tokio::time::interval(every);
@@ -389,20 +404,7 @@ async fn collect(
         tokio::select! {
             r = rx.recv() => match r {
                 Some(run) => {
-                    let finished_ms = run
-                        .finished
-                        .duration_since(UNIX_EPOCH)
-                        .map(|d| d.as_millis() as i64)
-                        .unwrap_or(0);
-                    buf.push(WireResult {
-                        seq: 0,
-                        check: wire_key(&run.check.id),
-                        finished_ms,
-                        success: run.outcome.success,
-                        duration_seconds: run.outcome.duration.as_secs_f64(),
-                        reason: run.outcome.reason(),
-                        message: run.outcome.failure.as_ref().map(|f| f.message.chars().take(512).collect()),
-                    });
+                    buf.push(to_wire(&run));
                     if buf.len() >= 1000 {
                         flush(&mut buf);
                     }
@@ -410,11 +412,6 @@ async fn collect(
                 None => break,
             },
             _ = tick.tick() => flush(&mut buf),
-            _ = shutdown.cancelled() => {
-                // Drain what the scheduler already handed over, then stop.
-                while let Ok(run) = rx.try_recv() { drop(run); }
-                break;
-            }
         }
     }
     flush(&mut buf);
