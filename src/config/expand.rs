@@ -648,6 +648,12 @@ fn expand_agents(file: &ConfigFile, inv: &mut Inventory, cx: &mut Ctx) {
         for c in &services {
             let mut copy = c.clone();
             copy.id = CheckId::agent(&a.site, c.id.service.as_deref().unwrap_or(""), &c.id.name);
+            // Shown on the ward's page next to its own checks: say where it is seen from.
+            copy.title = format!("{} (từ phường)", c.title);
+            copy.title_en = Some(format!(
+                "{} (from the ward)",
+                c.title_en.as_deref().unwrap_or(&c.title)
+            ));
             inv.checks.push(copy);
         }
     }
