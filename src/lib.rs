@@ -1,6 +1,7 @@
 //! lienthong: an async prober for the 168 commune-level sites of Ho Chi Minh City.
 #![forbid(unsafe_code)]
 
+pub mod agents;
 pub mod availability;
 pub mod config;
 pub mod health;

@@ -54,6 +54,15 @@ enum Command {
         #[arg(long)]
         fresh: bool,
     },
+    /// Run as a ward agent: the central's shared-service checks (and local ones) from inside
+    /// the ward, pushed to the central with a disk spool while it is unreachable.
+    Agent {
+        #[arg(long, default_value = "agent.toml")]
+        config: PathBuf,
+        /// Only validate agent.toml (file:line:column errors, like check-config).
+        #[arg(long)]
+        check: bool,
+    },
     /// Validate a config: exit 0 with a summary, or list every problem with file:line:column.
     CheckConfig {
         #[arg(default_value = "probes.toml")]
@@ -154,6 +163,7 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::CheckConfig { config } => check_config(&config),
+            Command::Agent { config, check } => agent(&config, check).await,
             Command::Serve {
                 config,
                 listen,
@@ -236,6 +246,32 @@ fn init_tracing() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+}
+
+async fn agent(path: &Path, check_only: bool) -> anyhow::Result<ExitCode> {
+    let cfg = match lienthong::agents::config::AgentConfig::load(path) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("{} problem(s) found", e.problems().len().max(1));
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if check_only {
+        println!(
+            "{}: ok — agent of {}, {} local check(s), central's service checks {}",
+            path.display(),
+            cfg.site,
+            cfg.checks.len(),
+            if cfg.service_checks { "on" } else { "off" }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let shutdown = CancellationToken::new();
+    // SIGHUP has nothing to reload yet: the agent re-reads the central's list on its own.
+    let _reload = signals(shutdown.clone())?;
+    lienthong::agents::run::run(cfg, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check_config(path: &Path) -> anyhow::Result<ExitCode> {

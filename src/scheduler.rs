@@ -107,7 +107,8 @@ impl Scheduler {
         let global = Arc::new(Semaphore::new(inv.scheduler.max_concurrency));
         let mut per_site: HashMap<String, Arc<Semaphore>> = HashMap::new();
         let mut built = Vec::with_capacity(inv.checks.len());
-        for c in &inv.checks {
+        // Agent-run copies of service checks are run by the ward agents, not here.
+        for c in inv.checks.iter().filter(|c| !c.id.is_agent()) {
             built.push((c.clone(), Arc::new(c.probe.build(&c.build_context())?)));
         }
         let mut tasks = JoinSet::new();

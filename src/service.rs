@@ -223,12 +223,15 @@ pub async fn run(
     // Exclusive: a second instance on the same file refuses to start (naming our PID).
     let store = Store::open_exclusive(std::path::Path::new(db), metrics.registry())
         .with_context(|| format!("cannot open the incident database {db}"))?;
-    let incidents = IncidentEngine::new(
+    let mut incidents = IncidentEngine::new(
         inv.clone(),
         store.clone(),
         events.clone(),
         SystemTime::now(),
     )?;
+    // Ward agents: their hub records last contact here; the engine's tick reads it.
+    let presence = crate::incidents::correlation::AgentPresence::default();
+    incidents.set_agent_presence(presence.clone());
     // [[notify]] targets: a reload pushes the new list through `notify_targets`.
     let notifier = Notifier::new(store.clone(), inv.notify.clone(), metrics.registry())?;
     let notify_targets = notifier.targets_handle();
@@ -244,6 +247,10 @@ pub async fn run(
     let (results, writer) = engine
         .spawn_writer()
         .context("cannot start the result writer thread")?;
+    // Agent results enter the same queue as the scheduler's runs.
+    let agents = crate::agents::hub::Hub::new(store.clone(), results.clone(), presence);
+    agents.set_inventory(&inv);
+    agents.register(metrics.registry());
     let notifier = tokio::spawn(notifier.run(shutdown.clone()));
     let maintenance_changed = Arc::new(tokio::sync::Notify::new());
     let ticker = tokio::spawn(tick_loop(
@@ -310,7 +317,8 @@ pub async fn run(
         maintenance_changed: maintenance_changed.clone(),
         pages: Default::default(),
         actions: actions.clone(),
-    });
+    })
+    .layer(axum::Extension(agents.clone()));
     // Connection cap, header-read and idle timeouts ([server]); the cap stays well below the
     // descriptor limit so API clients can never starve the probes' sockets.
     let nofile = crate::web::server::raise_nofile_limit();
@@ -356,6 +364,7 @@ pub async fn run(
                                     Err(e) => tracing::error!("report tokens not reloaded (the old ones stay): {e}"),
                                 }
                                 engine.set_inventory(new.clone());
+                                agents.set_inventory(&new);
                                 notify_targets.set(new.notify.clone());
                                 metrics.set_inventory(&new, Some(&current));
                                 state.set_inventory(new.clone());
@@ -398,6 +407,7 @@ pub async fn run(
     actions.set_on_demand(None);
     scheduler.stop().await;
     // The last results reach the writer, then it ends (every sender is gone).
+    agents.close();
     drop(results);
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     history_stop.cancel();

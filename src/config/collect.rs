@@ -67,6 +67,7 @@ const KEYS: &[&str] = &[
     "readiness",
     "history",
     "reports",
+    "agent",
 ];
 
 /// Every problem of the file's pieces; empty when the file does not even parse as TOML (the
@@ -94,6 +95,7 @@ pub(super) fn problems(text: &str, loc: &Locator) -> Vec<ConfigProblem> {
             "team" => each::<Team>(value, loc, &mut out),
             "notify" => each::<NotifyTarget>(value, loc, &mut out),
             "maintenance" => each::<MaintenanceSpec>(value, loc, &mut out),
+            "agent" => each::<AgentSpec>(value, loc, &mut out),
             "link_class" => {
                 has.0 = true;
                 let span = value.span();

@@ -36,6 +36,37 @@ impl CheckId {
         }
     }
 
+    /// A shared-service check as run by the ward agent of `site` (vantage `site:<slug>`): its
+    /// own identity, so the data centre's view of the same check is never overwritten.
+    pub fn agent(site: &str, service: &str, name: &str) -> Self {
+        CheckId {
+            site: Some(site.into()),
+            service: Some(service.into()),
+            name: name.into(),
+        }
+    }
+
+    /// Whether this is an agent-run copy of a service check (both site and service set).
+    pub fn is_agent(&self) -> bool {
+        self.site.is_some() && self.service.is_some()
+    }
+
+    /// `site:<slug>` for agent-run copies; None for the data centre's own runs.
+    pub fn vantage(&self) -> Option<String> {
+        match (&self.site, &self.service) {
+            (Some(site), Some(_)) => Some(format!("site:{site}")),
+            _ => None,
+        }
+    }
+
+    /// The data centre's check an agent copy mirrors (itself for every other check).
+    pub fn central(&self) -> CheckId {
+        match &self.service {
+            Some(svc) if self.site.is_some() => CheckId::service(svc, &self.name),
+            _ => self.clone(),
+        }
+    }
+
     /// The owner's slug (site or service).
     pub fn owner(&self) -> &str {
         self.site
@@ -46,6 +77,7 @@ impl CheckId {
 
     pub fn key(&self) -> String {
         match (&self.site, &self.service) {
+            (Some(site), Some(svc)) => format!("service/{svc}/{}@site:{site}", self.name),
             (Some(s), _) => format!("site/{s}/{}", self.name),
             (None, Some(s)) => format!("service/{s}/{}", self.name),
             (None, None) => format!("check/{}", self.name),
@@ -170,6 +202,23 @@ pub struct Inventory {
     pub class_names: BTreeMap<String, String>,
     /// `[reports]`: where the ward-report tokens are (never the tokens themselves).
     pub reports: crate::config::ReportsSection,
+    /// `[[agent]]`: the ward agents allowed to push results.
+    pub agents: Vec<AgentDef>,
+}
+
+/// One configured ward agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentDef {
+    pub site: String,
+    pub token: AgentToken,
+    pub service_checks: bool,
+}
+
+/// Where an agent's token comes from (never the token itself in the config).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentToken {
+    File(std::path::PathBuf),
+    Sha256([u8; 32]),
 }
 
 impl Inventory {
@@ -498,6 +547,7 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
         });
     }
 
+    expand_agents(file, &mut inv, &mut cx);
     check_runtime_sections(file, &inv, &mut cx);
     for m in &file.maintenance {
         match crate::maintenance::Window::compile(m.get_ref()) {
@@ -534,6 +584,96 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
     } else {
         Err(collapse(cx.problems))
     }
+}
+
+/// `[[agent]]`: one per known site, exactly one token source; every service check gets an
+/// agent-run copy per agent (its own identity, vantage `site:<slug>`), which the central never
+/// schedules itself: results arrive from the ward.
+fn expand_agents(file: &ConfigFile, inv: &mut Inventory, cx: &mut Ctx) {
+    let mut seen = HashSet::new();
+    for a in &file.agents {
+        let spec = a.get_ref();
+        if inv.site(&spec.site).is_none() {
+            cx.push(
+                a.span(),
+                format!("agent names unknown site `{}`", spec.site),
+                "use a slug from the site list",
+            );
+            continue;
+        }
+        if !seen.insert(spec.site.clone()) {
+            cx.push(
+                a.span(),
+                format!("duplicate [[agent]] for site `{}`", spec.site),
+                "one agent per site",
+            );
+            continue;
+        }
+        let token = match (&spec.token_file, &spec.token_sha256) {
+            (Some(f), None) if !f.trim().is_empty() => AgentToken::File(f.into()),
+            (None, Some(h)) => match parse_sha256(h) {
+                Some(d) => AgentToken::Sha256(d),
+                None => {
+                    cx.push(
+                        a.span(),
+                        format!("agent `{}`: token_sha256 is not 64 hex digits", spec.site),
+                        "printf %s \"$TOKEN\" | sha256sum",
+                    );
+                    continue;
+                }
+            },
+            _ => {
+                cx.push(
+                    a.span(),
+                    format!(
+                        "agent `{}` needs exactly one of token_file or token_sha256",
+                        spec.site
+                    ),
+                    "token_file = \"/etc/lienthong/agents/<slug>.token\" (never the token itself in this file)",
+                );
+                continue;
+            }
+        };
+        inv.agents.push(AgentDef {
+            site: spec.site.clone(),
+            token,
+            service_checks: spec.service_checks,
+        });
+    }
+    let services: Vec<Arc<CheckDef>> = inv
+        .checks
+        .iter()
+        .filter(|c| c.role == CheckRole::Service && c.id.site.is_none())
+        .cloned()
+        .collect();
+    for a in &inv.agents {
+        if !a.service_checks {
+            continue;
+        }
+        for c in &services {
+            let mut copy = CheckDef::clone(c);
+            copy.id = CheckId::agent(&a.site, c.id.service.as_deref().unwrap_or(""), &c.id.name);
+            // Shown on the ward's page next to its own checks: say where it is seen from.
+            copy.title = format!("{} (từ phường)", c.title);
+            copy.title_en = Some(format!(
+                "{} (from the ward)",
+                c.title_en.as_deref().unwrap_or(&c.title)
+            ));
+            inv.checks.push(Arc::new(copy));
+        }
+    }
+}
+
+fn parse_sha256(h: &str) -> Option<[u8; 32]> {
+    let h = h.trim();
+    if h.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(h.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 fn check_runtime_sections(file: &ConfigFile, inv: &Inventory, cx: &mut Ctx) {

@@ -56,6 +56,9 @@ pub struct ConfigFile {
     /// Ward reports (`POST /api/v1/reports`): where the per-site and per-team tokens are.
     #[serde(default)]
     pub reports: ReportsSection,
+    /// Ward agents (`lienthong agent`) allowed to push results, one per site.
+    #[serde(default, rename = "agent")]
+    pub agents: Vec<Spanned<AgentSpec>>,
 }
 
 /// `[reports]`: who may report a problem for a site. Tokens are never written in this file:
@@ -70,6 +73,26 @@ pub struct ReportsSection {
     pub tokens_file: Option<String>,
     #[serde(default)]
     pub team_token_env: BTreeMap<String, String>,
+}
+
+/// `[[agent]]`: a ward agent allowed to push results for one site. Its bearer token is never
+/// written here: either a file holding it (`token_file`, read at start and on reload) or its
+/// SHA-256 (`token_sha256`, 64 hex digits: `printf %s "$TOKEN" | sha256sum`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpec {
+    pub site: String,
+    #[serde(default)]
+    pub token_file: Option<String>,
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+    /// Run the central's `[[service]]` checks from the ward too (default true).
+    #[serde(default = "default_true")]
+    pub service_checks: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `[readiness]`: when a site counts as "sẵn sàng" (ready) over a window.

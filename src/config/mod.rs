@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use expand::{CheckDef, CheckId, CheckRole, Inventory, ServiceInfo, SiteInfo};
+pub use expand::{
+    AgentDef, AgentToken, CheckDef, CheckId, CheckRole, Degraded, Inventory, ServiceInfo, SiteInfo,
+};
 pub use file::*;
 
 /// One problem in a config file, located by line and column (1-based), with a fix hint.
@@ -222,6 +224,26 @@ impl Config {
 /// Problems that do not stop a config from loading.
 fn lint(file: &ConfigFile, loc: &Locator) -> Vec<ConfigProblem> {
     let mut out = Vec::new();
+    // An agent whose token file cannot be read is refused (401) until it can: say so early.
+    for a in &file.agents {
+        if let Some(path) = &a.get_ref().token_file {
+            let problem = match std::fs::read_to_string(path) {
+                Ok(t) if t.trim().is_empty() => Some("is empty".to_string()),
+                Ok(_) => None,
+                Err(e) => Some(format!("cannot be read: {e}")),
+            };
+            if let Some(p) = problem {
+                out.push(loc.problem(
+                    a.span(),
+                    format!(
+                        "agent `{}`: token file {path} {p}; the agent is refused until it is fixed",
+                        a.get_ref().site
+                    ),
+                    Some("write the agent's token into it (one line, mode 0600), or use token_sha256".into()),
+                ));
+            }
+        }
+    }
     for svc in &file.services {
         for check in &svc.get_ref().checks {
             let c = check.get_ref();

@@ -50,6 +50,10 @@ pub const DEFERRED_MAX: usize = 10_000;
 /// The affected-sites list of an open incident is rewritten at most this often.
 const SITES_UPDATE_EVERY: Duration = Duration::from_secs(15);
 
+/// When each ward agent was last heard from (the agents' hub writes, the engine reads on its
+/// tick): heartbeat lost → "agent offline" unless the site's link check explains it.
+pub type AgentPresence = Arc<std::sync::Mutex<HashMap<String, SystemTime>>>;
+
 fn ms(t: SystemTime) -> UnixMillis {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -179,6 +183,10 @@ pub struct IncidentEngine {
     next_placeholder: i64,
     /// Deferred writes dropped because the buffer was full.
     pub deferred_dropped: u64,
+    /// Ward agents' last contact, and since when the engine runs (an agent never heard from
+    /// is offline once [`crate::agents::AGENT_LOST_AFTER`] has passed since then).
+    presence: AgentPresence,
+    started: SystemTime,
 }
 
 impl IncidentEngine {
@@ -245,6 +253,8 @@ impl IncidentEngine {
             opened: Vec::new(),
             escalated: 0,
             last_now: Some(now),
+            presence: AgentPresence::default(),
+            started: now,
         };
         engine.set_inventory(inv);
         // A link incident resumed after a restart: its children's failures may have begun in
@@ -262,6 +272,63 @@ impl IncidentEngine {
             }
         }
         Ok(engine)
+    }
+
+    /// Shares the agents' presence map (the hub updates it on every heartbeat and batch).
+    pub fn set_agent_presence(&mut self, presence: AgentPresence) {
+        self.presence = presence;
+    }
+
+    /// "Agent offline" wants: an agent not heard from for [`crate::agents::AGENT_LOST_AFTER`]
+    /// while its site's link check is not failing (a failing link is the existing link
+    /// incident: no second one). O(agents).
+    fn recompute_agents(&mut self, now: SystemTime) -> Vec<String> {
+        let mut keys = Vec::new();
+        let agents: Vec<String> = self.inv.agents.iter().map(|a| a.site.clone()).collect();
+        for slug in agents {
+            let last = self
+                .presence
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&slug)
+                .copied()
+                .unwrap_or(self.started)
+                .max(self.started);
+            let lost = now
+                .duration_since(last)
+                .is_ok_and(|d| d >= crate::agents::AGENT_LOST_AFTER);
+            let link_bad = self
+                .link_of(&slug)
+                .is_some_and(|t| matches!(t.health.state(), State::Failing | State::Down));
+            let mut wants = Vec::new();
+            if lost && !link_bad {
+                if let Some(idx) = self.site_index.get(&slug).copied() {
+                    let site = &self.inv.sites[idx];
+                    wants.push(Want {
+                        new: NewIncident {
+                            key: format!("site/{slug}/agent-offline"),
+                            title: format!("Mất tín hiệu agent tại {}", site.name),
+                            title_en: format!(
+                                "Agent offline at {} (link check passing)",
+                                site.name
+                            ),
+                            severity: Severity::Warning,
+                            scope: Scope::Site,
+                            sites: vec![slug.clone()],
+                            service: None,
+                            teams: self.site_teams[idx].clone(),
+                        },
+                        cause: None,
+                    });
+                }
+            }
+            let owner = format!("agent/{slug}");
+            let had = self.wants_by_owner.contains_key(&owner);
+            if had || !wants.is_empty() {
+                keys.extend(self.replace_wants(owner, wants));
+            }
+        }
+        keys
     }
 
     /// Installs a new inventory, keeping the health memory of checks that still exist.
@@ -488,6 +555,9 @@ impl IncidentEngine {
                 .cloned(),
         );
         keys.push("prober".into());
+        if !self.inv.agents.is_empty() {
+            keys.extend(self.recompute_agents(now));
+        }
         let recheck = self
             .cert_checked
             .is_none_or(|t| now.duration_since(t).map_or(true, |d| d >= CERT_RECHECK));
@@ -909,7 +979,15 @@ impl IncidentEngine {
         // Only what depends on this check is recomputed: its owner's wants and the prober.
         let mut keys = match (&id.site, &id.service) {
             (Some(site), _) => self.recompute_site(site, now),
-            (None, Some(svc)) => self.recompute_service(svc),
+            (None, Some(svc)) => {
+                let mut k = self.recompute_service(svc);
+                // The wards' view of a service depends on the data centre's (city-wide wins).
+                let agents: Vec<String> = self.inv.agents.iter().map(|a| a.site.clone()).collect();
+                for site in agents {
+                    k.extend(self.recompute_site(&site, now));
+                }
+                k
+            }
             _ => Vec::new(),
         };
         keys.extend(self.recompute_prober());
@@ -1108,8 +1186,17 @@ impl IncidentEngine {
             // The site's slowness: over when none of its non-link checks is slow any more.
             ["site", site, "slow"] => self
                 .site_checks(site)
-                .filter(|t| t.def.role != CheckRole::Link)
+                .filter(|t| t.def.role != CheckRole::Link && !t.def.id.is_agent())
                 .all(|t| ended(&t.def.id, true)),
+            // "Agent offline": not wanted any more (heard from again, or the link took over).
+            ["site", _, "agent-offline"] => true,
+            // A ward cannot reach a service: over when every agent-run check of it is healthy.
+            ["site", site, check] if check.ends_with("@agent") => {
+                let svc = check.trim_end_matches("@agent");
+                self.site_checks(site)
+                    .filter(|t| t.def.id.is_agent() && t.def.id.service.as_deref() == Some(svc))
+                    .all(|t| ended(&t.def.id, false))
+            }
             ["site", site, check] => {
                 let (name, quality) = match check
                     .strip_suffix("-slow")
@@ -1178,6 +1265,48 @@ impl IncidentEngine {
         for t in self.site_checks(slug) {
             let state = t.health.state();
             let d = &t.def;
+            if d.id.is_agent() {
+                // A shared service as seen from the ward's agent: failing there while the data
+                // centre sees it working → the ward's path (one incident per ward and
+                // service); failing from the data centre too → the city-wide incident only.
+                if state != State::Down || link_state == Some(State::Down) {
+                    continue;
+                }
+                let central = self.state_of(&d.id.central());
+                if matches!(central, State::Down | State::Failing) {
+                    continue;
+                }
+                if !self.link_verified_since(slug, t.health.since(), now) {
+                    timed = true;
+                    continue;
+                }
+                let svc = d.id.service.as_deref().unwrap_or("");
+                let key = format!("site/{}/{svc}@agent", site.slug);
+                if out.iter().any(|w: &Want| w.new.key == key) {
+                    continue;
+                }
+                let (name, name_en) = self
+                    .inv
+                    .services
+                    .iter()
+                    .find(|s| s.slug == svc)
+                    .map(|s| (s.name.clone(), s.name_en.clone().unwrap_or(s.slug.clone())))
+                    .unwrap_or_else(|| (svc.to_string(), svc.to_string()));
+                out.push(Want {
+                    new: NewIncident {
+                        key,
+                        title: format!("{} không truy cập được {name}", site.name),
+                        title_en: format!("{} cannot reach {name_en}", site.name),
+                        severity: Severity::Critical,
+                        scope: Scope::Site,
+                        sites: vec![site.slug.clone()],
+                        service: Some(svc.to_string()),
+                        teams: teams.clone(),
+                    },
+                    cause: Some(d.id.clone()),
+                });
+                continue;
+            }
             let (suffix, severity, vi, en) = match (d.role, state) {
                 (CheckRole::Link, State::Down) => (
                     "",

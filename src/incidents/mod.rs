@@ -1,5 +1,6 @@
 //! Incidents: one per real cause, persisted, served and notified.
 
+pub mod agent_seq;
 pub mod correlation;
 pub mod escalation;
 pub mod figures;

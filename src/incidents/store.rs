@@ -182,6 +182,8 @@ CREATE INDEX maintenance_ends_at ON maintenance(ends_at);
     super::rollups::MIGRATION_BLIND,
     // 4 (esc): acknowledgement expiry, assignment, escalation steps fired (incidents/escalation.rs).
     super::escalation::MIGRATION_ESCALATION,
+    // 5: ward agents' last applied result sequence (see incidents/agent_seq.rs).
+    super::agent_seq::MIGRATION_AGENT_SEQ,
 ];
 
 /// The schema version this build creates and understands.
@@ -887,6 +889,7 @@ pub const WATCH_EVERY: Duration = Duration::from_secs(5);
 
 /// Operations that change the file: one of them succeeding means the store works again.
 const WRITE_OPS: &[&str] = &[
+    "agent_advance",
     "open_incident",
     "append_event",
     "set_sites",

@@ -529,15 +529,19 @@ impl Slot {
     /// Appends this check's samples to `out` (one vector per family of FAMILIES), as
     /// prometheus protos.
     fn emit(&self, out: &mut [Vec<Metric>]) {
-        let base = [
+        let mut base = vec![
             pair("check", &self.id.name),
             pair("kind", self.kind.as_str()),
             pair("service", self.id.service.as_deref().unwrap_or("")),
             pair("site", self.id.site.as_deref().unwrap_or("")),
         ];
+        // Agent-run copies of service checks carry where they were seen from (sorts last).
+        if let Some(v) = self.id.vantage() {
+            base.push(pair("vantage", &v));
+        }
         // Label pairs in name order, as the prometheus crate's vectors keep them.
         let labels = |extra: &[LabelPair]| -> Vec<LabelPair> {
-            let mut v = Vec::with_capacity(4 + extra.len());
+            let mut v = Vec::with_capacity(5 + extra.len());
             v.extend_from_slice(&base[..2]);
             v.extend_from_slice(extra);
             v.extend_from_slice(&base[2..]);
@@ -784,6 +788,11 @@ impl CheckSeries {
                 text.push_str("\",site=\"");
                 push_escaped(&mut text, s.id.site.as_deref().unwrap_or(""));
                 text.push('"');
+                if let Some(v) = s.id.vantage() {
+                    text.push_str(",vantage=\"");
+                    push_escaped(&mut text, &v);
+                    text.push('"');
+                }
                 [at, mid, text.len() as u32]
             })
             .collect();

@@ -24,6 +24,9 @@ struct CheckView {
     key: String,
     site: Option<String>,
     service: Option<String>,
+    /// `site:<slug>` for a shared-service check as run by that ward's agent; null for the
+    /// central's own runs.
+    vantage: Option<String>,
     name: String,
     kind: &'static str,
     role: &'static str,
@@ -42,6 +45,7 @@ impl From<CheckStatus> for CheckView {
             key: c.id.key(),
             site: c.id.site.as_deref().map(str::to_string),
             service: c.id.service.as_deref().map(str::to_string),
+            vantage: c.id.vantage(),
             name: c.id.name.to_string(),
             kind: c.probe.kind().as_str(),
             role: c.role.as_str(),

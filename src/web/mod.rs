@@ -3,6 +3,7 @@
 //! the scheduler's [`crate::scheduler::OnDemand`] handle (results go to the writer queue like
 //! any run); ward reports through the incident engine ([`Actions`]).
 
+pub mod agents;
 mod api;
 pub mod auth;
 pub mod feed;
@@ -97,6 +98,7 @@ pub fn router(app: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(api::routes())
+        .merge(agents::routes())
         .merge(incidents::routes())
         .merge(sweep::routes())
         .merge(reports::routes())

@@ -34,6 +34,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/sites/{slug}"),
     ("GET", "/api/v1/readiness"),
     ("GET", "/api/v1/teams"),
+    ("GET", "/api/v1/agents"),
+    ("POST", "/api/v1/agents/{slug}/results"),
+    ("POST", "/api/v1/agents/{slug}/heartbeat"),
+    ("GET", "/api/v1/agents/{slug}/checks"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/"),
     ("GET", "/sites/{slug}"),
@@ -637,6 +641,105 @@ pub fn operation(method: &str, path: &str) -> Option<Value> {
             "summary": "Liveness: the process answers",
             "responses": { "200": text("`ok`.") }
         }),
+        ("GET", "/api/v1/agents") => json!({
+            "tags": ["agents"],
+            "operationId": "listAgents",
+            "summary": "Every configured ward agent: last seen, version, clock offset, spool",
+            "description": "One entry per `[[agent]]`. `up` = heard from (heartbeat or batch) in \
+                            the last 45 s. `last_seq` / `applied` / `missing` come from the \
+                            store: every result sequence is applied once; `missing` counts \
+                            sequences never received (dropped by a full agent spool).",
+            "responses": {
+                "200": { "description": "The agents.", "content": json_body(json!({ "type": "array", "items": s("Agent") })) }
+            }
+        }),
+        ("POST", "/api/v1/agents/{slug}/results") => json!({
+            "tags": ["agents"],
+            "operationId": "pushAgentResults",
+            "summary": "A ward agent pushes a batch of results (idempotent by sequence)",
+            "description": "Authenticated with the agent's own token (`[[agent]]` token_file or \
+                            token_sha256): missing or unknown token → 401, another site's \
+                            token → 403. The batch is validated whole (ascending `seq` from 1, \
+                            known checks, a reason for each failure) before anything is applied: \
+                            malformed → 400, over 2 MiB or 5000 results → 413. Results whose \
+                            `seq` was applied before are counted as duplicates and ignored, so \
+                            a resent batch is applied once. Accepted results go through the \
+                            same writer as the central's own runs, as `vantage=\"site:<slug>\"` \
+                            copies of the service checks; timestamps are shifted by the \
+                            agent's clock offset.",
+            "security": [{ "bearerAuth": [] }],
+            "parameters": [
+                { "name": "slug", "in": "path", "required": true, "description": "The agent's site slug.", "schema": { "type": "string", "example": "phuong-ben-thanh" } }
+            ],
+            "requestBody": { "required": true, "content": json_body(s("ResultBatch")) },
+            "responses": write_errors(json!({
+                "200": { "description": "Applied (or recognised as already applied).", "content": json_body(s("BatchReply")) },
+                "503": error_response("The store failed or the central is shutting down: nothing applied, resend later.")
+            }))
+        }),
+        ("POST", "/api/v1/agents/{slug}/heartbeat") => json!({
+            "tags": ["agents"],
+            "operationId": "agentHeartbeat",
+            "summary": "A ward agent's heartbeat (every 10 s): version, spool, clock offset",
+            "description": "The answer carries the central's clock on receipt; the agent takes \
+                            central − midpoint of its round trip as its clock offset and sends \
+                            it with the next heartbeat. Offsets above 5 s are logged and \
+                            flagged (`clock_skew`); result timestamps are shifted by it.",
+            "security": [{ "bearerAuth": [] }],
+            "parameters": [
+                { "name": "slug", "in": "path", "required": true, "description": "The agent's site slug.", "schema": { "type": "string" } }
+            ],
+            "requestBody": { "required": true, "content": json_body(json!({
+                "type": "object", "required": ["version", "sent_ms"],
+                "properties": {
+                    "version": { "type": "string" },
+                    "sent_ms": { "type": "integer", "format": "int64" },
+                    "clock_offset_ms": { "type": "integer", "format": "int64", "nullable": true },
+                    "spooled": { "type": "integer" },
+                    "dropped": { "type": "integer" }
+                }
+            })) },
+            "responses": write_errors(json!({
+                "200": { "description": "Received.", "content": json_body(json!({
+                    "type": "object",
+                    "properties": {
+                        "received_ms": { "type": "integer", "format": "int64" },
+                        "last_seq": { "type": "integer" }
+                    }
+                })) }
+            }))
+        }),
+        ("GET", "/api/v1/agents/{slug}/checks") => json!({
+            "tags": ["agents"],
+            "operationId": "agentChecks",
+            "summary": "The shared-service checks the ward agent runs for the central",
+            "description": "Needs the agent's own token (401 / 403 as for results). Each check's \
+                            key is what its results are reported as.",
+            "security": [{ "bearerAuth": [] }],
+            "parameters": [
+                { "name": "slug", "in": "path", "required": true, "description": "The agent's site slug.", "schema": { "type": "string" } }
+            ],
+            "responses": {
+                "200": { "description": "The checks.", "content": json_body(json!({
+                    "type": "object",
+                    "properties": {
+                        "site": { "type": "string" },
+                        "checks": { "type": "array", "items": {
+                            "type": "object", "additionalProperties": true,
+                            "properties": {
+                                "key": { "type": "string", "example": "service/lgsp/api" },
+                                "title": { "type": "string" },
+                                "interval_seconds": { "type": "number" },
+                                "timeout_seconds": { "type": "number" },
+                                "probe": { "type": "object", "additionalProperties": true }
+                            }
+                        } }
+                    }
+                })) },
+                "401": r("Unauthorized"),
+                "403": r("Forbidden")
+            }
+        }),
         ("GET", "/readyz") => json!({
             "tags": ["meta"],
             "operationId": "readyz",
@@ -1031,6 +1134,68 @@ fn sweep_schemas() -> Value {
     })
 }
 
+/// The schemas of the ward agents' endpoints (a separate `json!`: one would hit the macro
+/// recursion limit).
+fn agent_schemas(mut base: Value) -> Value {
+    let opt_time = |d: &str| json!({ "type": "string", "format": "date-time", "nullable": true, "description": d });
+    let extra = json!({
+        "Agent": {
+            "type": "object",
+            "properties": {
+                "site": { "type": "string" },
+                "name": { "type": "string" },
+                "up": { "type": "boolean" },
+                "last_seen": opt_time("Last heartbeat or batch since the central started."),
+                "version": { "type": "string", "nullable": true },
+                "clock_offset_ms": { "type": "integer", "format": "int64", "nullable": true, "description": "Central clock − agent clock." },
+                "clock_skew": { "type": "boolean", "description": "|offset| above 5 s." },
+                "spooled": { "type": "integer" },
+                "dropped": { "type": "integer" },
+                "last_seq": { "type": "integer" },
+                "applied": { "type": "integer" },
+                "missing": { "type": "integer" }
+            }
+        },
+        "ResultBatch": {
+            "type": "object", "required": ["results"],
+            "properties": {
+                "results": { "type": "array", "items": {
+                    "type": "object",
+                    "required": ["seq", "check", "finished_ms", "success", "duration_seconds"],
+                    "properties": {
+                        "seq": { "type": "integer", "minimum": 1 },
+                        "check": { "type": "string", "example": "service/lgsp/api" },
+                        "finished_ms": { "type": "integer", "format": "int64", "description": "Agent clock, Unix ms." },
+                        "success": { "type": "boolean" },
+                        "duration_seconds": { "type": "number", "format": "double" },
+                        "reason": { "type": "string", "description": "Required when success is false (a probe failure reason)." },
+                        "message": { "type": "string" }
+                    }
+                } },
+                "spooled": { "type": "integer" },
+                "dropped": { "type": "integer" }
+            }
+        },
+        "BatchReply": {
+            "type": "object",
+            "properties": {
+                "applied": { "type": "integer" },
+                "duplicates": { "type": "integer" },
+                "ignored": { "type": "integer", "description": "Results of the agent's local checks (not recorded centrally)." },
+                "last_seq": { "type": "integer" }
+            }
+        }
+    });
+    if let (Some(m), Value::Object(e)) = (base.as_object_mut(), extra) {
+        m.extend(e);
+    }
+    base["Check"]["properties"]["vantage"] = json!({
+        "type": "string", "nullable": true,
+        "description": "`site:<slug>`: run by that ward's agent; null: by this instance."
+    });
+    base
+}
+
 fn error_response(description: &str) -> Value {
     json!({ "description": description, "content": json_body(s("Error")) })
 }
@@ -1074,7 +1239,7 @@ pub fn spec() -> Value {
                 "bearerAuth": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "The token in the environment variable named by [api] token_env. Unset → write endpoints answer 403."
+                    "description": "The token in the environment variable named by [api] token_env. Unset → write endpoints answer 403. The /api/v1/agents/{slug}/… endpoints take the agent's own token instead ([[agent]] token_file or token_sha256)."
                 }
             },
             "responses": {
@@ -1085,7 +1250,7 @@ pub fn spec() -> Value {
                 "PayloadTooLarge": error_response(&format!("Request body over {} KiB.", BODY_LIMIT / 1024)),
                 "InternalError": error_response("The incident store failed; details in the server log.")
             },
-            "schemas": all_schemas()
+            "schemas": agent_schemas(all_schemas())
         }
     })
 }

@@ -1,0 +1,88 @@
+//! Durable sequence bookkeeping of ward agents (migration 4): the last result sequence applied
+//! per agent, so a batch resent after a lost answer or a central restart is applied once.
+
+use rusqlite::{OptionalExtension, TransactionBehavior};
+
+use super::store::{Store, StoreError};
+use super::UnixMillis;
+
+/// Migration 5: one row per agent site.
+pub(super) const MIGRATION_AGENT_SEQ: &str = r#"
+CREATE TABLE IF NOT EXISTS agent_seq (
+    site       TEXT PRIMARY KEY,
+    last_seq   INTEGER NOT NULL,   -- highest result sequence applied
+    applied    INTEGER NOT NULL,   -- results applied in all (each once)
+    missing    INTEGER NOT NULL,   -- sequence numbers never received (dropped by a full spool)
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+"#;
+
+/// What the store knows of one agent's results.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AgentSeq {
+    pub last_seq: u64,
+    pub applied: u64,
+    pub missing: u64,
+}
+
+impl Store {
+    /// The sequence state of `site` (zeros before its first batch).
+    pub fn agent_seq(&self, site: &str) -> Result<AgentSeq, StoreError> {
+        let conn = self.reader();
+        let row = conn
+            .prepare_cached("SELECT last_seq, applied, missing FROM agent_seq WHERE site = ?1")?
+            .query_row([site], |r| {
+                Ok(AgentSeq {
+                    last_seq: r.get::<_, i64>(0)? as u64,
+                    applied: r.get::<_, i64>(1)? as u64,
+                    missing: r.get::<_, i64>(2)? as u64,
+                })
+            })
+            .optional()?;
+        Ok(row.unwrap_or_default())
+    }
+
+    /// Records that the results numbered `seqs` (ascending, all above the stored `last_seq`;
+    /// the caller filtered the rest) are applied: one transaction, so a crash leaves either
+    /// the old or the new state. `missing` = sequence numbers skipped (gaps).
+    pub fn agent_advance(
+        &self,
+        site: &str,
+        last_seq: u64,
+        applied: u64,
+        missing: u64,
+        now: UnixMillis,
+    ) -> Result<AgentSeq, StoreError> {
+        self.tracked("agent_advance", || {
+            let mut conn = self.writer();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.prepare_cached(
+                "INSERT INTO agent_seq (site, last_seq, applied, missing, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT(site) DO UPDATE SET \
+                   last_seq = max(last_seq, excluded.last_seq), \
+                   applied = applied + excluded.applied, \
+                   missing = missing + excluded.missing, \
+                   updated_at = excluded.updated_at",
+            )?
+            .execute(rusqlite::params![
+                site,
+                last_seq as i64,
+                applied as i64,
+                missing as i64,
+                now
+            ])?;
+            let out = tx
+                .prepare_cached("SELECT last_seq, applied, missing FROM agent_seq WHERE site = ?1")?
+                .query_row([site], |r| {
+                    Ok(AgentSeq {
+                        last_seq: r.get::<_, i64>(0)? as u64,
+                        applied: r.get::<_, i64>(1)? as u64,
+                        missing: r.get::<_, i64>(2)? as u64,
+                    })
+                })?;
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+}
