@@ -1259,19 +1259,27 @@ fn kill_9_loses_no_committed_incident() {
 }
 
 /// "Monitor blind" minutes (runs while the prober was isolated) survive the minute rows, the
-/// hourly rollup and a database written by the previous schema (version 2, no `blind` column).
+/// hourly rollup, and a database of schema version 2 migrates through 3, 4 and 5.
 #[test]
 fn blind_minutes_roll_up_and_old_databases_migrate() {
     use lienthong::availability::{MinuteRow, MinuteStats};
     let dir = tempfile::tempdir().unwrap();
     let path = db(&dir);
     {
-        // A version-2 database: the columns of migration 3 dropped again.
+        // A version-2 database: what migrations 3 (blind), 4 (escalation) and 5 (agent
+        // sequences) added, dropped again.
         Store::open(&path).unwrap();
         let c = raw(&path);
         c.execute_batch(
             "ALTER TABLE history_minute DROP COLUMN blind;
              ALTER TABLE history_hour DROP COLUMN blind_minutes;
+             DROP INDEX incidents_first_ack;
+             ALTER TABLE incidents DROP COLUMN first_acknowledged_at;
+             ALTER TABLE incidents DROP COLUMN ack_expires_at;
+             ALTER TABLE incidents DROP COLUMN assigned_to;
+             ALTER TABLE incidents DROP COLUMN escalation_base_at;
+             DROP TABLE escalations;
+             DROP TABLE agent_seq;
              PRAGMA user_version = 2;",
         )
         .unwrap();

@@ -967,6 +967,7 @@ impl Snapshot {
                     let (head, tail) = self.labels(*i);
                     for (step, v) in slot(i).steps(f).into_iter().flatten() {
                         sample_after(out, name, head, tail, ("step", step), v);
+                        after_sample(out);
                     }
                 }
             }
