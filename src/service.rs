@@ -368,9 +368,10 @@ pub async fn run(
                                 notify_targets.set(new.notify.clone());
                                 metrics.set_inventory(&new, Some(&current));
                                 state.set_inventory(new.clone());
-                                metrics.config_loaded(true);
                                 let restart = crate::web::server::needs_restart(&started_server, &new.server);
                                 needs_restart.set(restart.len() as i64);
+                                // Counted last: a scrape that sees the reload sees all of it.
+                                metrics.config_loaded(true);
                                 if !restart.is_empty() {
                                     tracing::warn!(settings = ?restart, "[server] settings changed: they need a restart to apply (the running values are kept)");
                                 }
