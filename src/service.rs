@@ -217,7 +217,7 @@ pub async fn run(
         events,
     } = handles;
     metrics.set_inventory(&inv, None);
-    metrics.config_loaded(true);
+    metrics.config_loaded(true, Some(0));
     state.set_inventory(inv.clone());
     let db = &inv.incidents.database;
     // Exclusive: a second instance on the same file refuses to start (naming our PID).
@@ -326,14 +326,6 @@ pub async fn run(
     // A reload applies the timeouts to new connections; listen and max_connections need a
     // restart (counted in `lienthong_config_reload_needs_restart`).
     let (limits_tx, limits_rx) = tokio::sync::watch::channel(limits);
-    let needs_restart = prometheus::IntGauge::new(
-        "lienthong_config_reload_needs_restart",
-        "Settings of the config file that differ from the running ones and apply only after a restart ([server] listen, max_connections); 0 = the file is fully applied.",
-    )?;
-    match metrics.registry().register(Box::new(needs_restart.clone())) {
-        Ok(()) | Err(prometheus::Error::AlreadyReg) => {}
-        Err(e) => return Err(e.into()),
-    }
     let started_server = inv.server.clone();
     let server = tokio::spawn(crate::web::server::serve(
         listener,
@@ -369,9 +361,6 @@ pub async fn run(
                                 metrics.set_inventory(&new, Some(&current));
                                 state.set_inventory(new.clone());
                                 let restart = crate::web::server::needs_restart(&started_server, &new.server);
-                                needs_restart.set(restart.len() as i64);
-                                // Counted last: a scrape that sees the reload sees all of it.
-                                metrics.config_loaded(true);
                                 if !restart.is_empty() {
                                     tracing::warn!(settings = ?restart, "[server] settings changed: they need a restart to apply (the running values are kept)");
                                 }
@@ -387,17 +376,20 @@ pub async fn run(
                                         "[server] timeouts reloaded (new connections)"
                                     );
                                 }
+                                // Counted last, with the restart count under the same lock: a
+                                // scrape that sees the reload sees all of it.
+                                metrics.config_loaded(true, Some(restart.len()));
                                 tracing::info!(checks = new.checks.len(), "config reloaded");
                                 current = new;
                             }
                             Err(e) => {
-                                metrics.config_loaded(false);
+                                metrics.config_loaded(false, None);
                                 tracing::error!(error = %e, "reload rejected; the old config keeps running");
                             }
                         }
                     }
                     Err(e) => {
-                        metrics.config_loaded(false);
+                        metrics.config_loaded(false, None);
                         tracing::error!("reload rejected; the old config keeps running:\n{e}");
                     }
                 }

@@ -9,13 +9,14 @@
 //! Both go through the same registry and `TextEncoder`.
 
 mod check_series;
+mod reload_series;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::{
-    Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::config::{CheckDef, Inventory};
@@ -30,9 +31,8 @@ pub struct Metrics {
     site_info: IntGaugeVec,
     service_info: IntGaugeVec,
     pub build_info: IntGaugeVec,
-    pub reload_ok: IntGauge,
-    pub reload_ts: Gauge,
-    pub reloads: IntCounterVec,
+    /// `lienthong_config_*` reload families, updated and scraped under one lock.
+    reload: reload_series::ReloadSeries,
     pub lag: Histogram,
     pub in_flight: IntGauge,
     pub checks_configured: IntGauge,
@@ -124,30 +124,11 @@ impl Metrics {
                 "Build information (value 1)",
                 &["version", "revision"],
             ),
-            reload_ok: {
-                let g = IntGauge::new(
-                    "lienthong_config_last_reload_successful",
-                    "Whether the last config (re)load succeeded",
-                )
-                .expect("valid metric");
-                r.register(Box::new(g.clone())).expect("unique metric");
-                g
+            reload: {
+                let c = reload_series::ReloadSeries::new();
+                r.register(Box::new(c.clone())).expect("unique metric");
+                c
             },
-            reload_ts: {
-                let g = Gauge::new(
-                    "lienthong_config_last_reload_success_timestamp_seconds",
-                    "When the config was last loaded successfully, Unix seconds",
-                )
-                .expect("valid metric");
-                r.register(Box::new(g.clone())).expect("unique metric");
-                g
-            },
-            reloads: int_counter_vec(
-                &r,
-                "lienthong_config_reloads_total",
-                "Config reload attempts by result",
-                &["result"],
-            ),
             lag: {
                 let h = Histogram::with_opts(HistogramOpts::new("lienthong_scheduler_lag_seconds", "Delay between a run's planned start and its real start (queueing included)").buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0])).expect("valid metric");
                 r.register(Box::new(h.clone())).expect("unique metric");
@@ -310,20 +291,10 @@ impl Metrics {
             .inc();
     }
 
-    /// Marks a config (re)load; `ok` false keeps the old config running.
-    pub fn config_loaded(&self, ok: bool) {
-        self.reload_ok.set(ok as i64);
-        self.reloads
-            .with_label_values(&[if ok { "success" } else { "failure" }])
-            .inc();
-        if ok {
-            self.reload_ts.set(
-                SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs_f64(),
-            );
-        }
+    /// Marks a config (re)load; `ok` false keeps the old config running. `needs_restart`:
+    /// how many file settings wait for a restart (None: unchanged).
+    pub fn config_loaded(&self, ok: bool, needs_restart: Option<usize>) {
+        self.reload.loaded(ok, needs_restart);
     }
 
     /// The text exposition format: the registry's families through `TextEncoder`, the
