@@ -475,7 +475,7 @@ fn readiness_30_days() {
         inv.checks.len() - site_checks
     );
     // A fixed end, 37 minutes past the hour: both edges of every window read minute rows.
-    let end = lienthong::maintenance::parse_local("2026-06-01 00:37").unwrap();
+    let end = lienthong::localtime::parse_local("2026-06-01 00:37").unwrap();
     let end_m = end / MINUTE_MS;
     let path = readiness_db(&inv, end_m, 30);
     let store = Store::open(&path).unwrap();

@@ -6,7 +6,7 @@ pub mod availability;
 pub mod config;
 pub mod health;
 pub mod incidents;
-pub mod maintenance;
+pub mod localtime;
 pub mod metrics;
 pub mod notify;
 pub mod probe;

@@ -26,7 +26,7 @@ use crate::incidents::{
     Incident, IncidentEvent, IncidentState, OutboxItem, Scope, Severity, Store, StoreError,
     UnixMillis,
 };
-use crate::maintenance::format_rfc3339;
+use crate::localtime::format_rfc3339;
 
 /// How often due outbox rows are looked for, besides pokes.
 pub const TICK: Duration = Duration::from_millis(500);
@@ -111,7 +111,7 @@ struct Target {
     cfg: NotifyTarget,
     token: Option<Secret>,
     /// `quiet_hours` (validated with the config; an unparsable value means none).
-    quiet: Option<crate::maintenance::QuietHours>,
+    quiet: Option<crate::localtime::QuietHours>,
 }
 
 impl Target {
@@ -503,7 +503,7 @@ impl Notifier {
                 let note = format!(
                     "quiet hours of `{}` until {} (Asia/Ho_Chi_Minh)",
                     item.target,
-                    crate::maintenance::format_local(end)
+                    crate::localtime::format_local(end)
                 );
                 return self.db(move |s| s.outbox_defer(id, next, &note)).await;
             }
@@ -844,7 +844,7 @@ fn build_targets(targets: Vec<NotifyTarget>) -> HashMap<String, Target> {
             let quiet = cfg
                 .quiet_hours
                 .as_deref()
-                .and_then(|q| crate::maintenance::QuietHours::parse(q).ok());
+                .and_then(|q| crate::localtime::QuietHours::parse(q).ok());
             (cfg.name.clone(), Target { cfg, token, quiet })
         })
         .collect()

@@ -33,7 +33,7 @@ use serde::Serialize;
 use crate::config::{CheckDef, CheckRole, Inventory};
 use crate::incidents::rollups::{CheckAgg, WindowData};
 use crate::incidents::{Incident, Scope, Store, StoreError};
-use crate::maintenance::{format_local, format_rfc3339};
+use crate::localtime::{format_local, format_rfc3339};
 use crate::probe::ProbeKind;
 
 /// Report language.

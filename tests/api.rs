@@ -961,8 +961,8 @@ async fn maintenance_windows() {
             json!({
                 "service": "lgsp",
                 // Running now (started an hour ago, ends in a day).
-                "starts_at": lienthong::maintenance::format_rfc3339(now_ms() - 3_600_000),
-                "ends_at": lienthong::maintenance::format_rfc3339(now_ms() + 86_400_000),
+                "starts_at": lienthong::localtime::format_rfc3339(now_ms() - 3_600_000),
+                "ends_at": lienthong::localtime::format_rfc3339(now_ms() + 86_400_000),
                 "reason": "Bảo trì LGSP",
                 "created_by": "Tổ 3"
             }),

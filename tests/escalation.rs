@@ -355,7 +355,7 @@ fn unacknowledge_and_reacknowledge_keep_the_first_ack_time_and_the_timeline() {
 async fn quiet_hours_hold_warnings_but_not_critical_incidents() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     // The notifier's wall clock reads 05:59:57 Asia/Ho_Chi_Minh now; quiet until 06:00.
-    let local_0559_57 = lienthong::maintenance::parse_local("2026-12-02 05:59").unwrap() + 57_000;
+    let local_0559_57 = lienthong::localtime::parse_local("2026-12-02 05:59").unwrap() + 57_000;
     let offset = local_0559_57 - wall_ms();
     let (rx, base) = Receiver::start(offset).await;
     let inv = Arc::new(inventory(&base, Some("22:00-06:00")));
@@ -411,7 +411,7 @@ async fn quiet_hours_hold_warnings_but_not_critical_incidents() {
     let all = rx.requests();
     assert_eq!(all.len(), 2, "{all:#?}");
     assert_eq!(all[1].1["incident"]["id"], warn);
-    let six = lienthong::maintenance::parse_local("2026-12-02 06:00").unwrap();
+    let six = lienthong::localtime::parse_local("2026-12-02 06:00").unwrap();
     assert!(
         all[1].2 >= six,
         "delivered {} ms before 06:00",

@@ -526,7 +526,7 @@ end = "2026-11-25 09:00""#,
     )
     .unwrap();
     inv.maintenance
-        .push(lienthong::maintenance::Window::compile(&spec).unwrap());
+        .push(lienthong::config::maintenance::Window::compile(&spec).unwrap());
     let mut sim = Sim::new(inv);
     let mut w = World::new(6).fault("phuong-ben-thanh", 100.0, 220.0, Fault::LinkDown);
     sim.run(&mut w, 0.0, 300.0, &everything);

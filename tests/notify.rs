@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use lienthong::config::{HumanDuration, NotifyKind, NotifyTarget};
 use lienthong::incidents::{EventKind, NewEvent, NewIncident, Scope, Severity, Store};
-use lienthong::maintenance::format_rfc3339;
+use lienthong::localtime::format_rfc3339;
 use lienthong::notify::{targets_for, Notifier};
 
 const TOKEN_VAR: &str = "LIENTHONG_TEST_NOTIFY_TOKEN";

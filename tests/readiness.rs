@@ -10,7 +10,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use lienthong::availability::Recorder;
 use lienthong::config::{CheckDef, Config, Inventory};
 use lienthong::incidents::{EventKind, NewEvent, NewIncident, Scope, Severity, Store};
-use lienthong::maintenance::parse_local;
+use lienthong::localtime::parse_local;
 use lienthong::probe::http::HttpDetails;
 use lienthong::probe::icmp::IcmpDetails;
 use lienthong::probe::{Details, Failure, Outcome, Reason};

@@ -433,8 +433,8 @@ async fn site_page_shows_the_running_maintenance_window() {
         .body(
             serde_json::json!({
                 "site": "b",
-                "starts_at": lienthong::maintenance::format_rfc3339(now - 60_000),
-                "ends_at": lienthong::maintenance::format_rfc3339(ends),
+                "starts_at": lienthong::localtime::format_rfc3339(now - 60_000),
+                "ends_at": lienthong::localtime::format_rfc3339(ends),
                 "reason": "Thay bộ định tuyến <VNPT>",
                 "created_by": "Tổ 2 — Lê Thị Hoa"
             })
@@ -469,7 +469,7 @@ async fn site_page_shows_the_running_maintenance_window() {
         "escaped reason"
     );
     assert!(panel.contains("Tổ 2 — Lê Thị Hoa"));
-    let end_local = lienthong::maintenance::format_local(ends / 1000 * 1000);
+    let end_local = lienthong::localtime::format_local(ends / 1000 * 1000);
     assert!(panel.contains(&end_local), "end time {end_local}");
     // Another site is not under this window.
     assert!(!page("a").await.contains("id=\"site-maintenance\""));

@@ -431,7 +431,7 @@ impl Hub {
                 up: is_up(live.last_seen, now),
                 last_seen: live
                     .last_seen
-                    .map(|t| crate::maintenance::format_rfc3339(ms_of(t))),
+                    .map(|t| crate::localtime::format_rfc3339(ms_of(t))),
                 version: live.version,
                 clock_offset_ms: live.offset_ms,
                 clock_skew: live

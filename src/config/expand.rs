@@ -193,7 +193,7 @@ pub struct Inventory {
     pub api: ApiSection,
     pub teams: Vec<Team>,
     pub notify: Vec<NotifyTarget>,
-    pub maintenance: Vec<crate::maintenance::Window>,
+    pub maintenance: Vec<crate::config::maintenance::Window>,
     pub readiness: ReadinessSection,
     pub history: HistorySection,
     /// `[server]` (HTTP limits; `listen` is used at start only).
@@ -550,7 +550,7 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
     expand_agents(file, &mut inv, &mut cx);
     check_runtime_sections(file, &inv, &mut cx);
     for m in &file.maintenance {
-        match crate::maintenance::Window::compile(m.get_ref()) {
+        match crate::config::maintenance::Window::compile(m.get_ref()) {
             Ok(w) => inv.maintenance.push(w),
             Err(e) => cx.push(
                 m.span(),
@@ -822,7 +822,7 @@ fn check_runtime_sections(file: &ConfigFile, inv: &Inventory, cx: &mut Ctx) {
             }
         }
         if let Some(q) = &t.quiet_hours {
-            if let Err(e) = crate::maintenance::QuietHours::parse(q) {
+            if let Err(e) = crate::localtime::QuietHours::parse(q) {
                 cx.push(
                     field_span(cx.loc, n.span(), "quiet_hours"),
                     format!("notify `{}`: {e}", t.name),

@@ -5,6 +5,7 @@
 mod collect;
 mod expand;
 mod file;
+pub mod maintenance;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

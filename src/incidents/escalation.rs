@@ -18,7 +18,7 @@ use super::model::*;
 use super::store::{
     exists, from_text, insert_event, json_col, load_event, load_incident, Store, StoreError,
 };
-use crate::maintenance::{format_local, format_rfc3339};
+use crate::localtime::{format_local, format_rfc3339};
 
 /// Schema migration 4: acknowledgement expiry, assignment, the escalation clock and fired steps.
 pub const MIGRATION_ESCALATION: &str = r#"

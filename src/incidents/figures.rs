@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use super::model::*;
 use super::store::{from_text, json_col, Store, StoreError};
-use crate::maintenance::format_rfc3339;
+use crate::localtime::format_rfc3339;
 
 /// What the figures need of an incident.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,6 +1,6 @@
 //! Availability history in the incident database: per-minute rollups written by the engine's
 //! flush, hourly rollups derived from them, retention, and the reads behind readiness and the
-//! status page. See [`crate::history`] for what a minute holds.
+//! status page. See [`crate::availability`] for what a minute holds.
 //!
 //! # Tables (schema version 2)
 //!

@@ -464,8 +464,8 @@ impl Store {
                 None => {
                     let (vi, en) = match expires_at.filter(|_| acked.is_none()) {
                         Some(e) => (
-                            format!(", hiệu lực đến {}", crate::maintenance::format_local(e)),
-                            format!(" until {}", crate::maintenance::format_rfc3339(e)),
+                            format!(", hiệu lực đến {}", crate::localtime::format_local(e)),
+                            format!(" until {}", crate::localtime::format_rfc3339(e)),
                         ),
                         None => (String::new(), String::new()),
                     };
@@ -479,7 +479,7 @@ impl Store {
                             "by": by,
                             "expires_at": expires_at
                                 .filter(|_| acked.is_none())
-                                .map(crate::maintenance::format_rfc3339),
+                                .map(crate::localtime::format_rfc3339),
                         })),
                     };
                     insert_event(&tx, id, &ev, &[])?

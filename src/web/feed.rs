@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use super::incidents::{db, kind_name, now_ms, severity_name};
 use super::AppState;
 use crate::incidents::{EventKind, Incident, IncidentEvent, IncidentState, Scope, Severity};
-use crate::maintenance::{format_local, format_rfc3339};
+use crate::localtime::{format_local, format_rfc3339};
 
 /// Entries in the feed.
 pub const FEED_EVENTS: u32 = 100;

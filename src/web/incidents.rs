@@ -30,7 +30,7 @@ use crate::incidents::{
     EventKind, Incident, IncidentEvent, IncidentFilter, IncidentState, MaintenanceWindow, Note,
     Severity, Store, StoreError, UnixMillis,
 };
-use crate::maintenance::{format_rfc3339, parse_local};
+use crate::localtime::{format_rfc3339, parse_local};
 
 /// Largest request body accepted by the write endpoints; larger → 413.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -51,7 +51,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/incidents/{id}/ack", post(ack))
         .route("/api/v1/incidents/{id}/unack", post(unack))
         .route("/api/v1/incidents/{id}/assign", post(assign))
-        .route("/api/v1/teams", get(super::teams::teams))
         .route("/api/v1/incidents/{id}/notes", post(add_note))
         .route(
             "/api/v1/maintenance",
@@ -59,8 +58,6 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v1/maintenance/{id}", delete(delete_maintenance))
         .route("/api/v1/maintenance/{id}/end", post(end_maintenance))
-        .route("/incidents.atom", get(super::feed::atom))
-        .route("/api/v1/openapi.json", get(super::openapi::document))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 

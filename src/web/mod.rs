@@ -100,6 +100,11 @@ pub fn router(app: AppState) -> Router {
         .merge(api::routes())
         .merge(agents::routes())
         .merge(incidents::routes())
+        // Readers of the incident store that build on `incidents`' helpers; routed here so
+        // `incidents` does not depend on them.
+        .route("/api/v1/teams", get(teams::teams))
+        .route("/incidents.atom", get(feed::atom))
+        .route("/api/v1/openapi.json", get(openapi::document))
         .merge(sweep::routes())
         .merge(reports::routes())
         .merge(status::routes())

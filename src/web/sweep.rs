@@ -25,7 +25,7 @@ use super::incidents::OptionalJsonBody;
 use super::{ApiError, AppState};
 use crate::config::{CheckDef, CheckRole, Inventory, SiteInfo};
 use crate::incidents::{IncidentFilter, IncidentState, Store};
-use crate::maintenance::format_rfc3339;
+use crate::localtime::format_rfc3339;
 use crate::probe::Outcome;
 use crate::readiness::Lang;
 use crate::scheduler::OnDemand;

@@ -105,8 +105,8 @@ pub(super) fn active_windows(
         .map(|w| ActiveWindow {
             reason: w.reason.clone(),
             ends_at: match w.when {
-                crate::maintenance::When::Once { end, .. } => Some(end),
-                crate::maintenance::When::Recurring { .. } => None,
+                crate::config::maintenance::When::Once { end, .. } => Some(end),
+                crate::config::maintenance::When::Recurring { .. } => None,
             },
             by: "probes.toml".into(),
             city_wide: w.site.is_none() && w.service.is_none(),

@@ -31,7 +31,7 @@ use crate::config::{CheckDef, CheckRole, Inventory, SiteInfo};
 use crate::health::{SiteStatus, State as Health};
 use crate::incidents::rollups::SeriesPoint;
 use crate::incidents::{Incident, IncidentFilter, Severity, Store};
-use crate::maintenance::{format_local, OFFSET_MS};
+use crate::localtime::{format_local, OFFSET_MS};
 use crate::probe::{Details, ProbeKind};
 use crate::readiness::{self, ms as fmt_ms, pct, Lang, Report, Verdict};
 use crate::state::CheckStatus;
