@@ -358,6 +358,48 @@ async fn central_restart_and_ward_fault() {
         opened["title"],
         "Phường B không truy cập được Quản lý văn bản"
     );
+    // The ward's page shows the service as seen from there (down) beside the data centre's
+    // view (up); the status page counts one failing service for ward B, none for ward A.
+    let page = |path: &'static str| async move {
+        reqwest::get(format!("http://127.0.0.1:{port}{path}"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let site_b = page("/sites/phuong-b").await;
+    let view = &site_b[site_b
+        .find("id=\"ward-view\"")
+        .expect("ward view on the site page")..];
+    assert!(
+        view.contains("Phần mềm dùng chung nhìn từ phường"),
+        "{view}"
+    );
+    let row = &view[view.find("data-service=\"dms\"").expect("a dms row")..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains("data-health=\"down\""), "{row}");
+    assert!(row.contains("Quản lý văn bản"), "{row}");
+    assert!(row.contains("Gián đoạn"), "{row}");
+    assert!(
+        row.matches("s-up").count() == 1 && row.contains("s-down"),
+        "ward down, data centre up: {row}"
+    );
+    let en = page("/sites/phuong-b?lang=en").await;
+    assert!(en.contains("Shared services as seen from this ward"));
+    assert!(en.contains("From the data centre"));
+    let index = page("/").await;
+    let panel = &index[index.find("id=\"ward-agents\"").expect("ward agents on /")..];
+    assert!(
+        panel.contains("data-site=\"phuong-b\" data-failing=\"1\""),
+        "{panel}"
+    );
+    assert!(
+        panel.contains("data-site=\"phuong-a\" data-failing=\"0\""),
+        "{panel}"
+    );
+    assert!(panel.contains("1/1 lỗi"), "{panel}");
+
     // A few more seconds of failures: still exactly one incident, and not a city-wide one.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let all = incidents(port).await;
