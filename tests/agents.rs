@@ -385,6 +385,15 @@ async fn central_restart_and_ward_fault() {
         row.matches("s-up").count() == 1 && row.contains("s-down"),
         "ward down, data centre up: {row}"
     );
+    // The readiness panel names the criterion (a fresh agent: not enough data yet).
+    let crit = &site_b[site_b
+        .find("id=\"ward-criterion\"")
+        .expect("ward criterion")..];
+    assert!(
+        crit.contains("Phần mềm dùng chung truy cập được từ phường: "),
+        "{crit}"
+    );
+    assert!(crit.contains("không đủ dữ liệu"), "{crit}");
     let en = page("/sites/phuong-b?lang=en").await;
     assert!(en.contains("Shared services as seen from this ward"));
     assert!(en.contains("From the data centre"));

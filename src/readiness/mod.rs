@@ -112,7 +112,7 @@ impl Verdict {
 /// Why a verdict is what it is, in both languages.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
-    /// `availability`, `latency`, `loss`, `critical_incident`, `no_data`, `too_short`,
+    /// `availability`, `latency`, `loss`, `critical_incident`, `ward_services`, `no_data`, `too_short`,
     /// `low_coverage`, `maintenance_only`, `monitor_blind_only`, `no_checks`; notes:
     /// `maintenance`, `monitor_blind`, `since`.
     pub code: &'static str,
@@ -206,6 +206,67 @@ pub struct SiteResult {
     pub notes: Vec<Finding>,
     pub open_critical: Vec<IncidentRef>,
     pub checks: Vec<CheckResult>,
+    /// The criterion "shared software reachable from the ward" (sites with a ward agent).
+    pub ward_services: WardServices,
+}
+
+/// The shared services as the site's ward agent saw them over the window: the availability of
+/// every agent-run copy of the shared-service checks must reach the site's link-class target.
+/// Not applicable ("không áp dụng") where the site has no agent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WardServices {
+    pub applicable: bool,
+    /// None when not applicable.
+    pub verdict: Option<Verdict>,
+    /// The lowest availability of the agent-run copies.
+    pub availability: Option<f64>,
+    /// The site's link-class availability target.
+    pub target: f64,
+    pub checks: Vec<CheckResult>,
+}
+
+impl WardServices {
+    /// "sẵn sàng (99,9 %)" / "không áp dụng".
+    pub fn text(&self, lang: Lang) -> String {
+        match self.verdict {
+            None => lang.pick("không áp dụng", "n/a").to_string(),
+            Some(v) => match self.availability {
+                Some(a) => format!("{} ({})", v.label(lang), pct(a, lang)),
+                None => v.label(lang).to_string(),
+            },
+        }
+    }
+}
+
+/// The criterion for one site: its agent-run copies judged against `target`.
+fn ward_services(inv: &Inventory, data: &WindowData, slug: &str, target: f64) -> WardServices {
+    let has_agent = inv.agents.iter().any(|a| a.site == slug);
+    let checks: Vec<CheckResult> = inv
+        .checks
+        .iter()
+        .filter(|c| has_agent && c.id.is_agent() && c.id.site.as_deref() == Some(slug))
+        .map(|c| judge_with(c, inv, data, Some(target)))
+        .collect();
+    let applicable = !checks.is_empty();
+    let verdict = applicable.then(|| {
+        if checks.iter().any(|c| c.verdict == Verdict::NotReady) {
+            Verdict::NotReady
+        } else if checks
+            .iter()
+            .any(|c| c.verdict == Verdict::InsufficientData)
+        {
+            Verdict::InsufficientData
+        } else {
+            Verdict::Ready
+        }
+    });
+    WardServices {
+        applicable,
+        verdict,
+        availability: worst_availability(&checks),
+        target,
+        checks,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -321,7 +382,7 @@ fn finding(code: &'static str, check: Option<&str>, vi: String, en: String) -> F
 fn is_failure(f: &Finding) -> bool {
     matches!(
         f.code,
-        "availability" | "latency" | "loss" | "critical_incident"
+        "availability" | "latency" | "loss" | "critical_incident" | "ward_services"
     )
 }
 
@@ -339,6 +400,17 @@ fn is_insufficient(f: &Finding) -> bool {
 
 /// One check's result.
 fn judge_check(def: &CheckDef, inv: &Inventory, data: &WindowData) -> CheckResult {
+    judge_with(def, inv, data, None)
+}
+
+/// One check's result; `ward_target`: an agent-run copy judged for the criterion "shared
+/// software reachable from the ward" (availability only, against the ward's target).
+fn judge_with(
+    def: &CheckDef,
+    inv: &Inventory,
+    data: &WindowData,
+    ward_target: Option<f64>,
+) -> CheckResult {
     let cfg = &inv.readiness;
     let key = def.id.key();
     let title = def.title.clone();
@@ -348,15 +420,19 @@ fn judge_check(def: &CheckDef, inv: &Inventory, data: &WindowData) -> CheckResul
         .title_en
         .clone()
         .unwrap_or_else(|| def.id.name.to_string());
-    let target = cfg.target(&def.link_class);
+    let target = ward_target.unwrap_or_else(|| cfg.target(&def.link_class));
     let icmp = def.probe.kind() == ProbeKind::Icmp;
     let limit = if icmp {
         def.degraded.rtt
     } else {
         def.degraded.latency
     };
-    let latency_limit_ms = (!limit.is_zero()).then_some(limit.as_secs_f64() * 1000.0);
-    let loss_limit = (icmp && def.degraded.loss > 0.0).then_some(def.degraded.loss);
+    // From a ward the data centre's latency limits do not apply (the ward's link is in the
+    // path): that criterion is about reaching the service.
+    let latency_limit_ms =
+        (!limit.is_zero() && ward_target.is_none()).then_some(limit.as_secs_f64() * 1000.0);
+    let loss_limit =
+        (icmp && def.degraded.loss > 0.0 && ward_target.is_none()).then_some(def.degraded.loss);
     let empty = CheckAgg::default();
     let w = data.checks.get(&key);
     let a = w.map_or(&empty, |w| &w.agg);
@@ -428,7 +504,11 @@ fn judge_check(def: &CheckDef, inv: &Inventory, data: &WindowData) -> CheckResul
     if observed > 0 && observed >= min_obs {
         if let Some(av) = availability.filter(|&av| av < target) {
             findings.push(finding(
-                "availability",
+                if ward_target.is_some() {
+                    "ward_services"
+                } else {
+                    "availability"
+                },
                 k,
                 format!(
                     "{label}: khả dụng {} < mục tiêu {} ({} lần kiểm tra đạt / {})",
@@ -645,18 +725,26 @@ pub fn compute(
     }
     let mut sites = Vec::with_capacity(inv.sites.len());
     for s in &inv.sites {
+        // The ward agent's copies of the service checks are judged by their own criterion.
         let checks: Vec<CheckResult> = inv
             .checks
             .iter()
-            .filter(|c| c.id.site.as_deref() == Some(s.slug.as_str()))
+            .filter(|c| c.id.site.as_deref() == Some(s.slug.as_str()) && !c.id.is_agent())
             .map(|c| judge_check(c, inv, data))
             .collect();
+        let ward = ward_services(inv, data, &s.slug, inv.readiness.target(&s.link_class));
         let incidents: Vec<IncidentRef> = critical
             .iter()
             .filter(|i| matches!(i.scope, Scope::Site | Scope::City) && i.sites.contains(&s.slug))
             .map(IncidentRef::from)
             .collect();
-        let (verdict, reasons, notes) = roll_up(&checks, &incidents, &s.name);
+        let (verdict, reasons, notes) = if ward.applicable {
+            let mut all = checks.clone();
+            all.extend(ward.checks.iter().cloned());
+            roll_up(&all, &incidents, &s.name)
+        } else {
+            roll_up(&checks, &incidents, &s.name)
+        };
         sites.push(SiteResult {
             slug: s.slug.clone(),
             code: s.code.clone(),
@@ -671,6 +759,7 @@ pub fn compute(
             notes,
             open_critical: incidents,
             checks,
+            ward_services: ward,
         });
     }
     let services: Vec<ServiceResult> = inv
@@ -680,7 +769,7 @@ pub fn compute(
             let checks: Vec<CheckResult> = inv
                 .checks
                 .iter()
-                .filter(|c| c.id.service.as_deref() == Some(svc.slug.as_str()))
+                .filter(|c| c.id.service.as_deref() == Some(svc.slug.as_str()) && !c.id.is_agent())
                 .map(|c| judge_check(c, inv, data))
                 .collect();
             let incidents: Vec<IncidentRef> = critical
@@ -956,6 +1045,125 @@ sites = [
             d.to_minute * 60_000,
             d.to_minute * 60_000,
         )
+    }
+
+    /// The test config plus a shared service and a ward agent at `a` (a second site `b` has
+    /// none).
+    fn inv_with_agent() -> Inventory {
+        let text = CONFIG.replace(
+            "[inventory]",
+            r#"[link_class.datacenter]
+interval = "10s"
+timeout = "4s"
+packets = 5
+pacing = "200ms"
+max_loss = 0.4
+degraded_loss = 0.02
+degraded_rtt = "20ms"
+degraded_jitter = "10ms"
+degraded_latency = "1s"
+
+[[service]]
+slug = "dms"
+name = "Quản lý văn bản"
+link_class = "datacenter"
+[[service.check]]
+name = "web"
+title = "Ứng dụng"
+probe.http = { url = "http://127.0.0.1:1/" }
+
+[[agent]]
+site = "a"
+token_sha256 = "0b6f7c1a3e7d4f0c9a8b2d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192"
+
+[inventory]"#,
+        );
+        let text = text.replace(
+            "addr = { link = \"127.0.0.1\" } },\n]",
+            "addr = { link = \"127.0.0.1\" } },\n  { code = \"2\", slug = \"b\", name = \"Phường B\", kind = \"phuong\", former_province = \"tphcm\", former_district = \"Quận 1\", island = false, lat = 10.8, lon = 106.7, addr = { link = \"127.0.0.1\" } },\n]",
+        );
+        (*Config::from_str(std::path::Path::new("t.toml"), &text)
+            .unwrap()
+            .inventory)
+            .clone()
+    }
+
+    #[test]
+    fn shared_services_unreachable_from_the_ward_alone_make_it_not_ready() {
+        let inv = inv_with_agent();
+        let own = |site: &str| {
+            [
+                (
+                    format!("site/{site}/link"),
+                    0,
+                    minutes(60, 6, 6, 12.0, false),
+                ),
+                (
+                    format!("site/{site}/endpoint"),
+                    0,
+                    minutes(60, 6, 6, 300.0, false),
+                ),
+            ]
+        };
+        let mut rows: Vec<(String, i64, CheckAgg)> = own("a").into_iter().chain(own("b")).collect();
+        // The data centre reaches the service all hour; the ward's agent only 50 of 60 minutes
+        // (and slowly: the data centre's 1 s latency limit does not apply from the ward).
+        rows.push(("service/dms/web".into(), 0, minutes(60, 6, 6, 300.0, false)));
+        let mut ward = minutes(50, 6, 6, 1800.0, false);
+        ward.merge(&minutes(10, 6, 0, 0.0, false));
+        rows.push(("service/dms/web@site:a".into(), 0, ward));
+        let refs: Vec<(&str, i64, CheckAgg)> = rows
+            .iter()
+            .map(|(k, f, a)| (k.as_str(), *f, a.clone()))
+            .collect();
+        let r = compute(&inv, &data(0, 60, &refs), &[], 0, 3_600_000, 3_600_000);
+        let a = &r.sites[0];
+        assert_eq!(a.verdict, Verdict::NotReady, "{:?}", a.reasons);
+        let codes: Vec<&str> = a.reasons.iter().map(|f| f.code).collect();
+        assert_eq!(codes, ["ward_services"]);
+        assert!(
+            a.reasons[0].vi.contains("(từ phường)"),
+            "{}",
+            a.reasons[0].vi
+        );
+        assert_eq!(a.ward_services.verdict, Some(Verdict::NotReady));
+        assert_eq!(a.ward_services.target, 0.99);
+        assert!((a.ward_services.availability.unwrap() - 50.0 / 60.0).abs() < 1e-9);
+        assert_eq!(a.ward_services.checks[0].latency_limit_ms, None);
+        assert_eq!(
+            a.checks.len(),
+            2,
+            "the agent copy is not one of the site's own checks"
+        );
+        // The service itself is judged from the data centre only: ready.
+        assert_eq!(
+            r.services[0].verdict,
+            Verdict::Ready,
+            "{:?}",
+            r.services[0].reasons
+        );
+        assert_eq!(r.services[0].checks.len(), 1);
+        // No agent at b: not applicable, and b is ready on its own checks.
+        let b = &r.sites[1];
+        assert_eq!(b.verdict, Verdict::Ready, "{:?}", b.reasons);
+        assert!(!b.ward_services.applicable);
+        assert_eq!(b.ward_services.verdict, None);
+        let md = markdown(&r, Lang::Vi);
+        assert!(md.contains("| không áp dụng |"), "{md}");
+        assert!(md.contains("chưa sẵn sàng (83,33 %)"), "{md}");
+        let csv = csv(&r, Lang::En);
+        assert!(csv.contains(",service/dms/web@site:a,not ready,"), "{csv}");
+        // Without the agent's data (a new agent): insufficient, not ready.
+        let refs: Vec<(&str, i64, CheckAgg)> = refs
+            .into_iter()
+            .filter(|(k, _, _)| !k.contains('@'))
+            .collect();
+        let r = compute(&inv, &data(0, 60, &refs), &[], 0, 3_600_000, 3_600_000);
+        assert_eq!(
+            r.sites[0].ward_services.verdict,
+            Some(Verdict::InsufficientData)
+        );
+        assert_eq!(r.sites[0].verdict, Verdict::InsufficientData);
     }
 
     #[test]

@@ -71,12 +71,14 @@ pub fn criteria_lines(r: &Report, lang: Lang) -> Vec<String> {
             format!("Khả dụng của từng kiểm tra, không tính thời gian bảo trì, đạt mục tiêu theo loại đường truyền: {targets}."),
             format!("{q} độ trễ (RTT của đường truyền, thời gian phản hồi của dịch vụ) không vượt ngưỡng của loại đường truyền; tỷ lệ mất gói không vượt ngưỡng."),
             "Không có sự cố nghiêm trọng đang mở vào cuối khoảng thời gian.".into(),
+            "Nơi có máy đo tại phường: các phần mềm dùng chung truy cập được từ phường — khả dụng nhìn từ phường đạt mục tiêu của loại đường truyền của đơn vị; nơi không có máy đo: không áp dụng.".into(),
             format!("Đủ dữ liệu: ít nhất {} phút và {} số phút dự kiến ngoài bảo trì; nếu không: \"không đủ dữ liệu\".", c.min_observed_minutes, pct(c.min_coverage, lang)),
         ],
         Lang::En => vec![
             format!("Availability of every check, maintenance excluded, reaches the target of its link class: {targets}."),
             format!("{q} latency (link RTT, service response time) within the class limit; packet loss within the class limit."),
             "No critical incident open at the end of the window.".into(),
+            "Where a ward agent runs: the shared services are reachable from the ward — their availability as seen from there reaches the site's link-class target; elsewhere: n/a.".into(),
             format!("Enough data: at least {} minutes and {} of the expected minutes outside maintenance; otherwise \"insufficient data\".", c.min_observed_minutes, pct(c.min_coverage, lang)),
         ],
     }
@@ -323,20 +325,21 @@ pub fn markdown(r: &Report, lang: Lang) -> String {
     );
     let _ = writeln!(
         o,
-        "| {} | {} | {} | {} | {} | {} | {} |\n| --- | --- | --- | --- | ---: | ---: | ---: |",
+        "| {} | {} | {} | {} | {} | {} | {} | {} |\n| --- | --- | --- | --- | ---: | ---: | ---: | --- |",
         t("Mã", "Code"),
         t("Tên", "Name"),
         t("Khu vực cũ", "Former district"),
         t("Kết quả", "Verdict"),
         t("Khả dụng thấp nhất", "Lowest availability"),
         t("RTT đường truyền", "Link RTT"),
-        t("Mất gói", "Loss")
+        t("Mất gói", "Loss"),
+        t("Phần mềm dùng chung từ phường", "Shared services from the ward")
     );
     for s in &r.sites {
         let link = s.checks.iter().find(|c| c.role == CheckRole::Link.as_str());
         let _ = writeln!(
             o,
-            "| {} | {}{} | {} | {} | {} | {} | {} |",
+            "| {} | {}{} | {} | {} | {} | {} | {} | {} |",
             s.code,
             cell(&s.name),
             if s.island {
@@ -349,6 +352,7 @@ pub fn markdown(r: &Report, lang: Lang) -> String {
             opt_pct(worst_availability(&s.checks), lang),
             opt_ms(link.and_then(|c| c.latency_quantile_ms), lang),
             opt_pct(link.and_then(|c| c.loss), lang),
+            s.ward_services.text(lang),
         );
     }
     o
@@ -555,7 +559,18 @@ pub fn csv(r: &Report, lang: Lang) -> String {
         o.push('\n');
     };
     for s in &r.sites {
-        for c in &s.checks {
+        // The ward agent's copies (criterion "shared software reachable from the ward") follow
+        // the site's own checks; `check` is their full key (`service/<slug>/<check>@site:<slug>`).
+        let ward: Vec<CheckResult> = s
+            .ward_services
+            .checks
+            .iter()
+            .map(|c| CheckResult {
+                name: c.key.clone(),
+                ..c.clone()
+            })
+            .collect();
+        for c in s.checks.iter().chain(&ward) {
             line(
                 "site",
                 &s.slug,

@@ -1222,6 +1222,11 @@ pub fn render_site(d: &SiteData, lang: Lang) -> Markup {
                             }
                         }
                     }
+                    p #ward-criterion data-verdict=[v.ward_services.verdict.map(|x| x.as_str())] {
+                        (lang.pick("Phần mềm dùng chung truy cập được từ phường: ", "Shared services reachable from the ward: "))
+                        b { (v.ward_services.text(lang)) }
+                        @if v.ward_services.applicable { " " span.muted.small { "(" (lang.pick("mục tiêu ", "target ")) (pct(v.ward_services.target, lang)) ")" } }
+                    }
                 }
             }
             section.panel #checks {
@@ -1720,7 +1725,7 @@ pub fn report_html(r: &Report, lang: Lang) -> Markup {
             section.panel {
                 h2 { (lang.pick("Chi tiết từng xã, phường, đặc khu", "Every site")) " (" (r.sites.len()) ")" }
                 table {
-                    thead { tr { th { (lang.pick("Mã", "Code")) } th { (lang.pick("Tên", "Name")) } th { (lang.pick("Kết quả", "Verdict")) } th.n { (lang.pick("Khả dụng thấp nhất", "Lowest availability")) } th.n { (lang.pick("RTT đường truyền", "Link RTT")) } th.n { (lang.pick("Mất gói", "Loss")) } } }
+                    thead { tr { th { (lang.pick("Mã", "Code")) } th { (lang.pick("Tên", "Name")) } th { (lang.pick("Kết quả", "Verdict")) } th.n { (lang.pick("Khả dụng thấp nhất", "Lowest availability")) } th.n { (lang.pick("RTT đường truyền", "Link RTT")) } th.n { (lang.pick("Mất gói", "Loss")) } th { (lang.pick("Phần mềm dùng chung từ phường", "Shared services from the ward")) } } }
                     tbody { @for s in &r.sites {
                         @let link = s.checks.iter().find(|c| c.role == "link");
                         tr data-slug=(s.slug) data-verdict=(s.verdict.as_str()) {
@@ -1728,6 +1733,7 @@ pub fn report_html(r: &Report, lang: Lang) -> Markup {
                             td.n { (opt(readiness::worst_availability(&s.checks).map(|a| pct(a, lang)))) }
                             td.n { (opt(link.and_then(|c| c.latency_quantile_ms).map(|v| fmt_ms(v, lang)))) }
                             td.n { (opt(link.and_then(|c| c.loss).map(|v| pct(v, lang)))) }
+                            td.ward-services data-verdict=[s.ward_services.verdict.map(|v| v.as_str())] { (s.ward_services.text(lang)) }
                         }
                     } }
                 }
