@@ -127,10 +127,29 @@ impl DemoAgents {
     pub fn spawn(
         &self,
         central: std::net::SocketAddr,
+        inv: &Inventory,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
         let mut out = Vec::new();
         for (site, token) in &self.agents {
+            // A local check of agent.toml: the ward's video-conference device (the simulator
+            // serves it), recorded centrally under the agent's vantage.
+            let local: Vec<crate::agents::config::LocalCheck> = inv
+                .checks
+                .iter()
+                .filter(|c| {
+                    c.id.site.as_deref() == Some(site.as_str())
+                        && &*c.id.name == "video"
+                        && !c.id.runs_at_ward()
+                })
+                .map(|c| crate::agents::config::LocalCheck {
+                    name: "thiet-bi-hoi-nghi".into(),
+                    title: Some("Thiết bị hội nghị truyền hình của phường".into()),
+                    interval: crate::config::HumanDuration(std::time::Duration::from_secs(15)),
+                    timeout: crate::config::HumanDuration(std::time::Duration::from_secs(5)),
+                    probe: c.probe.clone(),
+                })
+                .collect();
             let dir = self.dir.join(site);
             let token_file = dir.join("token");
             write_private(&token_file, token)
@@ -146,7 +165,7 @@ impl DemoAgents {
                 push_every: std::time::Duration::from_secs(2),
                 max_age: std::time::Duration::from_secs(86_400),
                 max_bytes: 16 * 1024 * 1024,
-                checks: Vec::new(),
+                checks: local,
             };
             let stop = shutdown.child_token();
             let site = site.clone();
@@ -322,7 +341,7 @@ where
     let reload = signals(shutdown.clone())?;
     let mut agent_tasks = Vec::new();
     if let Some(a) = &agents {
-        agent_tasks = a.spawn(listener.local_addr()?, &shutdown)?;
+        agent_tasks = a.spawn(listener.local_addr()?, &inv, &shutdown)?;
         tracing::info!(
             "demo: {} simulated ward agents ({}) push their view of the shared services to this central (tokens made up at start, files in {}); the default scenario breaks {}'s path to the document-management system at 30 s",
             a.agents.len(),

@@ -223,6 +223,14 @@ fn demo_shows_all_sites_and_scripted_faults() {
             &format!("probe_success{{check=\"web\",kind=\"http\",service=\"quan-ly-van-ban\",site=\"{site}\",vantage=\"site:{site}\"}}"),
         )
     };
+    // Their own check (agent.toml: the ward's video-conference device) is recorded too.
+    assert_eq!(
+        value(
+            &metrics,
+            r#"probe_success{check="thiet-bi-hoi-nghi",kind="tcp",service="",site="phuong-tan-dinh",vantage="site:phuong-tan-dinh"}"#
+        ),
+        Some(1.0)
+    );
     assert_eq!(dms("phuong-cau-ong-lanh"), Some(0.0));
     assert_eq!(dms("phuong-tan-dinh"), Some(1.0));
     assert_eq!(

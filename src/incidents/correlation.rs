@@ -958,6 +958,8 @@ impl IncidentEngine {
             .get(&format!("site/{slug}"))
             .into_iter()
             .flatten()
+            // An agent's own checks (its gateway, devices) are recorded, not correlated.
+            .filter(|id| !id.agent_local)
             .filter_map(|id| self.checks.get(id))
     }
 

@@ -729,7 +729,7 @@ pub fn compute(
         let checks: Vec<CheckResult> = inv
             .checks
             .iter()
-            .filter(|c| c.id.site.as_deref() == Some(s.slug.as_str()) && !c.id.is_agent())
+            .filter(|c| c.id.site.as_deref() == Some(s.slug.as_str()) && !c.id.runs_at_ward())
             .map(|c| judge_check(c, inv, data))
             .collect();
         let ward = ward_services(inv, data, &s.slug, inv.readiness.target(&s.link_class));
