@@ -16,6 +16,10 @@
 //! 3. a link round's loss (lost / sent packets) is within the class's `degraded_loss`;
 //!
 //! and no critical incident of the site (site or city scope) is open at the end of the window.
+//! Where the site has a ward agent, the agent-run copies of the shared-service checks are
+//! judged by one more criterion ("shared software reachable from the ward", [`WardServices`]):
+//! the availability of each reaches the site's link-class target (no latency limits); it is
+//! "không áp dụng" (n/a) elsewhere, and the copies are not the site's or the service's own checks.
 //! A check is judged only from its first recorded minute on; it needs `min_observed` of data
 //! and `min_coverage` of the minutes expected (at its interval) outside maintenance, otherwise
 //! the verdict is "không đủ dữ liệu". Criteria 1–3 are applied once a check has `min_observed`

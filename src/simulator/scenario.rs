@@ -489,6 +489,31 @@ mod tests {
     }
 
     #[test]
+    fn path_down_targets_only_the_wards_agent_copies() {
+        let mut f = Fault::new(0, 10, FaultKind::PathDown);
+        f.site = Some("phuong-x".into());
+        let sc = |f: &Fault| Scenario {
+            faults: vec![f.clone()],
+            ..Scenario::default()
+        };
+        assert!(
+            sc(&f).problems()[0].contains("needs the ward"),
+            "service missing"
+        );
+        f.service = Some("dms".into());
+        assert!(sc(&f).problems().is_empty());
+        assert!(f.targets(&CheckId::agent("phuong-x", "dms", "web"), false));
+        assert!(!f.targets(&CheckId::agent("phuong-y", "dms", "web"), false));
+        assert!(!f.targets(&CheckId::service("dms", "web"), false));
+        assert!(!f.targets(&CheckId::site("phuong-x", "endpoint"), false));
+        // A ward's own faults never hit the service listeners its agent copies share.
+        let mut down = Fault::new(0, 10, FaultKind::LinkDown);
+        down.site = Some("phuong-x".into());
+        assert!(down.targets(&CheckId::site("phuong-x", "link"), true));
+        assert!(!down.targets(&CheckId::agent("phuong-x", "dms", "web"), true));
+    }
+
+    #[test]
     fn default_demo_is_valid() {
         assert!(Scenario::default_demo().problems().is_empty());
     }
