@@ -321,10 +321,15 @@ where
             .await
             .context("cannot start the simulator")?,
     );
-    let paths = sim
-        .start_ward_paths(&inv)
-        .await
-        .context("cannot start the simulated ward paths")?;
+    // Only the demo's own agents go through simulated ward paths (agents of a user's config
+    // may run elsewhere and keep the services' real addresses).
+    let paths = match &agents {
+        Some(_) => sim
+            .start_ward_paths(&inv)
+            .await
+            .context("cannot start the simulated ward paths")?,
+        None => simulator::WardPaths::default(),
+    };
     let cap = crate::probe::icmp::icmp_capability();
     tracing::info!(
         "{}. The demo's link rounds use UDP echo to the simulator instead: loopback ICMP cannot be delayed or dropped here (no netem), so each link's latency, jitter and loss are emulated in the simulator's echo responder",
