@@ -672,3 +672,42 @@ impl Collector for HubSeries {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decl(name: &str) -> LocalCheckDecl {
+        LocalCheckDecl {
+            name: name.into(),
+            title: "t".repeat(300),
+            interval_seconds: 15.0,
+            timeout_seconds: 5.0,
+            probe: serde_json::from_value(serde_json::json!({"tcp": {"address": "127.0.0.1:1"}}))
+                .unwrap(),
+        }
+    }
+
+    #[test]
+    fn local_declarations_are_validated_and_capped() {
+        let many: Vec<LocalCheckDecl> = (0..40).map(|i| decl(&format!("c{i}"))).collect();
+        let kept = valid_locals(&many).unwrap();
+        assert_eq!(
+            kept.len(),
+            MAX_LOCAL_CHECKS,
+            "capped: bounded label cardinality"
+        );
+        assert_eq!(kept[0].title.chars().count(), 200);
+        assert!(valid_locals(&[decl("a b")])
+            .unwrap_err()
+            .contains("local_checks[0]"));
+        assert!(valid_locals(&[decl("")]).is_err());
+        assert!(valid_locals(&[decl("gw"), decl("gw")])
+            .unwrap_err()
+            .contains("duplicate"));
+        let d = local_def("phuong-a", "mainland", &decl("gw"));
+        assert_eq!(d.id.key(), "site/phuong-a/gw@site:phuong-a");
+        assert_eq!(d.id.vantage().as_deref(), Some("site:phuong-a"));
+        assert!(d.id.runs_at_ward() && !d.id.is_agent());
+    }
+}
