@@ -219,9 +219,13 @@ pub async fn run(
     metrics.set_inventory(&inv, None);
     metrics.config_loaded(true, Some(0));
     state.set_inventory(inv.clone());
-    let db = &inv.incidents.database;
-    // Exclusive: a second instance on the same file refuses to start (naming our PID).
-    let store = Store::open_exclusive(std::path::Path::new(db), metrics.registry())
+    let db = inv
+        .store
+        .location(&inv.incidents.database)
+        .map_err(anyhow::Error::msg)?;
+    // SQLite: exclusive, a second instance on the same file refuses to start (naming our PID).
+    // PostgreSQL: shared by the instances.
+    let store = Store::open_service(&db, metrics.registry())
         .with_context(|| format!("cannot open the incident database {db}"))?;
     let mut incidents = IncidentEngine::new(
         inv.clone(),

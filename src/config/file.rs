@@ -35,6 +35,9 @@ pub struct ConfigFile {
     /// Incident engine settings.
     #[serde(default)]
     pub incidents: IncidentsSection,
+    /// Where the incident store lives (SQLite file or PostgreSQL).
+    #[serde(default)]
+    pub store: StoreSection,
     /// Write API settings.
     #[serde(default)]
     pub api: ApiSection,
@@ -200,6 +203,51 @@ fn default_keep_minutes() -> HumanDuration {
 }
 fn default_keep_hours() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(5 * 365 * 86_400))
+}
+
+/// `[store]`: where incidents, timelines, the outbox and the history are kept.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// `"sqlite:PATH"` or `"postgres://USER@HOST:PORT/DATABASE"` (never with a password);
+    /// unset: the SQLite file `[incidents] database`.
+    #[serde(default, deserialize_with = "store_url")]
+    pub url: Option<String>,
+    /// File whose first line is the PostgreSQL password; unset: `PGPASSWORD`.
+    #[serde(default)]
+    pub password_file: Option<std::path::PathBuf>,
+}
+
+/// Checked when the file is read, so `check-config` reports it at its line.
+fn store_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    use serde::de::Error;
+    let s = String::deserialize(d)?;
+    crate::incidents::StoreLocation::parse(&s).map_err(D::Error::custom)?;
+    Ok(Some(s))
+}
+
+impl StoreSection {
+    /// The store to open: `url`, else `sqlite:{incidents_database}`; the PostgreSQL password
+    /// read from `password_file`, else `PGPASSWORD`.
+    pub fn location(
+        &self,
+        incidents_database: &str,
+    ) -> Result<crate::incidents::StoreLocation, String> {
+        use crate::incidents::StoreLocation;
+        let Some(url) = &self.url else {
+            return Ok(StoreLocation::Sqlite(incidents_database.into()));
+        };
+        match StoreLocation::parse(url)? {
+            StoreLocation::Postgres(t) => {
+                let password = match &self.password_file {
+                    Some(f) => Some(crate::incidents::location::read_password_file(f)?),
+                    None => std::env::var("PGPASSWORD").ok(),
+                };
+                Ok(StoreLocation::Postgres(t.with_password(password)))
+            }
+            sqlite => Ok(sqlite),
+        }
+    }
 }
 
 /// `[incidents]`

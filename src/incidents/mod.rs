@@ -2,12 +2,15 @@
 
 pub mod agent_seq;
 pub mod correlation;
+pub mod db;
 pub mod escalation;
 pub mod figures;
+pub mod location;
 pub mod model;
 pub mod open_series;
 pub mod rollups;
 pub mod store;
 
+pub use location::StoreLocation;
 pub use model::*;
 pub use store::{Page, Store, StoreError};
