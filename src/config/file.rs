@@ -216,6 +216,10 @@ pub struct StoreSection {
     /// File whose first line is the PostgreSQL password; unset: `PGPASSWORD`.
     #[serde(default)]
     pub password_file: Option<std::path::PathBuf>,
+    /// This instance's name among those sharing a PostgreSQL store (`lienthong_leader`,
+    /// `/api/v1/cluster`); unset: `HOSTNAME:PORT` of `[server] listen`.
+    #[serde(default)]
+    pub instance: Option<String>,
 }
 
 /// Checked when the file is read, so `check-config` reports it at its line.

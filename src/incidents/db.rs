@@ -40,6 +40,10 @@ pub enum DbError {
     Connect(String),
     #[error("query returned no rows")]
     NoRows,
+    /// A leader-only write (engine, outbox) after this instance lost the leader lease: the
+    /// transaction was rolled back.
+    #[error("not the leader: this instance no longer holds the leader lease")]
+    NotLeader,
     #[error("column {idx}: {msg}")]
     Decode { idx: usize, msg: String },
 }
@@ -277,6 +281,9 @@ pub enum Conn {
 /// A PostgreSQL connection that reconnects on the next call once it broke.
 pub struct PgConn {
     config: tokio_postgres::Config,
+    /// This instance's name once it takes part in leader election (shared by the store's
+    /// connections): leader-only commits check the lease.
+    fence: std::sync::Arc<OnceLock<String>>,
     client: RefCell<Option<tokio_postgres::Client>>,
     stmts: RefCell<HashMap<String, tokio_postgres::Statement>>,
 }
@@ -310,9 +317,48 @@ impl std::ops::Deref for Tx<'_> {
 
 impl Tx<'_> {
     pub fn commit(mut self) -> Result<()> {
+        if let Conn::Pg(p) = self.conn {
+            if FENCED.get() {
+                if let Some(me) = p.fence.get() {
+                    // FOR SHARE: a takeover (an UPDATE of the row) waits for this commit, so
+                    // a deposed leader's write either lands before it or not at all.
+                    let held = self
+                        .conn
+                        .query_row(
+                            &format!(
+                                "SELECT 1 FROM leader_lease WHERE id = 1 AND holder = ?1 \
+                                 AND expires_at > {PG_NOW_MS} FOR SHARE"
+                            ),
+                            [me.as_str()],
+                            |_| Ok(()),
+                        )
+                        .optional()?;
+                    if held.is_none() {
+                        return Err(DbError::NotLeader); // rolled back by drop
+                    }
+                }
+            }
+        }
         self.done = true;
         self.conn.execute_batch("COMMIT")
     }
+}
+
+/// The database clock in Unix milliseconds (PostgreSQL): leases compare times of one clock.
+pub const PG_NOW_MS: &str = "CAST(extract(epoch from clock_timestamp()) * 1000 AS BIGINT)";
+
+thread_local! {
+    /// Set while a leader-only operation runs on this thread (see [`fenced`]).
+    static FENCED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` as a leader-only operation: on a fenced PostgreSQL store its transactions commit
+/// only while this instance holds the leader lease.
+pub fn fenced<T>(on: bool, f: impl FnOnce() -> T) -> T {
+    let prev = FENCED.replace(on);
+    let r = f();
+    FENCED.set(prev);
+    r
 }
 
 impl Drop for Tx<'_> {
@@ -507,9 +553,13 @@ fn block<F: std::future::Future>(f: F) -> Result<F::Output> {
 
 impl PgConn {
     /// Connects (blocking, bounded by [`PG_TIMEOUT`]).
-    pub fn connect(config: &tokio_postgres::Config) -> Result<PgConn> {
+    pub fn connect(
+        config: &tokio_postgres::Config,
+        fence: std::sync::Arc<OnceLock<String>>,
+    ) -> Result<PgConn> {
         let conn = PgConn {
             config: config.clone(),
+            fence,
             client: RefCell::new(None),
             stmts: RefCell::new(HashMap::new()),
         };

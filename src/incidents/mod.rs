@@ -1,6 +1,7 @@
 //! Incidents: one per real cause, persisted, served and notified.
 
 pub mod agent_seq;
+pub mod cluster;
 pub mod correlation;
 pub mod db;
 pub mod escalation;

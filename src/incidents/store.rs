@@ -196,6 +196,8 @@ CREATE INDEX maintenance_ends_at ON maintenance(ends_at);
     super::escalation::MIGRATION_ESCALATION,
     // 5: ward agents' last applied result sequence (see incidents/agent_seq.rs).
     super::agent_seq::MIGRATION_AGENT_SEQ,
+    // 6: cluster members and the leader lease (see incidents/cluster.rs).
+    super::cluster::MIGRATION_CLUSTER,
 ];
 
 /// The schema version this build creates and understands.
@@ -238,6 +240,12 @@ pub struct Store {
     _lock: Option<std::fs::File>,
     /// (device, inode) of the file when it was opened, to notice a deleted/replaced file.
     file_id: Option<(u64, u64)>,
+    /// This instance's name for leader election (PostgreSQL; set by `join_cluster`).
+    pub(super) fence: Arc<std::sync::OnceLock<String>>,
+    /// Leader until then (monotonic); None = not leading. SQLite: always leader.
+    pub(super) leader_until: Mutex<Option<std::time::Instant>>,
+    /// PostgreSQL: shared by several instances.
+    shared: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -310,6 +318,9 @@ impl Store {
             health: Arc::new(StoreHealth::new()),
             _lock: None,
             file_id: file_id(path),
+            fence: Arc::default(),
+            leader_until: Mutex::new(None),
+            shared: false,
         })
     }
 
@@ -321,7 +332,8 @@ impl Store {
             url: target.url.clone(),
             source,
         };
-        let connect = || PgConn::connect(&config).map(|c| Conn::Pg(Box::new(c)));
+        let fence: Arc<std::sync::OnceLock<String>> = Arc::default();
+        let connect = || PgConn::connect(&config, fence.clone()).map(|c| Conn::Pg(Box::new(c)));
         let writer = connect().map_err(open_err)?;
         migrate(&writer)?;
         let readers = (0..READERS)
@@ -336,6 +348,9 @@ impl Store {
             health: Arc::new(StoreHealth::new()),
             _lock: None,
             file_id: None,
+            fence,
+            leader_until: Mutex::new(None),
+            shared: true,
         })
     }
 
@@ -349,7 +364,7 @@ impl Store {
 
     /// True on PostgreSQL (a store shared by several instances).
     pub fn is_shared(&self) -> bool {
-        self.writer().is_postgres()
+        self.shared
     }
 
     /// The database file (on PostgreSQL: its URL, which has no password).
@@ -955,6 +970,24 @@ const CHECKPOINT_WAIT: Duration = Duration::from_millis(200);
 /// How often the watchdog of [`Store::open_exclusive`] runs [`Store::watch_once`].
 pub const WATCH_EVERY: Duration = Duration::from_secs(5);
 
+/// Writes only the leader makes on a shared store (the engine, notification delivery,
+/// retention); their transactions commit only under the leader lease.
+const LEADER_OPS: &[&str] = &[
+    "open_incident",
+    "append_event",
+    "set_sites",
+    "resolve",
+    "expire_acks",
+    "record_escalation",
+    "outbox_delivered",
+    "outbox_failed",
+    "outbox_defer",
+    "outbox_drop",
+    "outbox_drop_target",
+    "outbox_shift",
+    "prune_resolved",
+];
+
 /// Operations that change the file: one of them succeeding means the store works again.
 const WRITE_OPS: &[&str] = &[
     "agent_advance",
@@ -1095,8 +1128,12 @@ impl StoreHealth {
 
     fn failed(&self, op: &str, e: &StoreError) {
         self.errors.with_label_values(&[op]).inc();
-        // A missing id is the caller's mistake, not a failing store.
-        if matches!(e, StoreError::NoSuchIncident(_)) {
+        // A missing id is the caller's mistake, not a failing store; a deposed leader's
+        // refused write is the fence working.
+        if matches!(
+            e,
+            StoreError::NoSuchIncident(_) | StoreError::Db(DbError::NotLeader)
+        ) {
             return;
         }
         let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
@@ -1299,7 +1336,7 @@ impl Store {
         op: &'static str,
         f: impl FnOnce() -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let result = f();
+        let result = super::db::fenced(LEADER_OPS.contains(&op), f);
         match &result {
             Err(e) => self.health.failed(op, e),
             Ok(_) if WRITE_OPS.contains(&op) => self.health.wrote(),
