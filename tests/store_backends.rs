@@ -578,3 +578,130 @@ fn reopen_migrates_once(b: &Backend) {
         .unwrap();
     assert!(id2 > id);
 }
+
+/// `lienthong migrate --from sqlite:… --to postgres://…`: everything copied with its ids, the
+/// PostgreSQL ids continue after them, a second copy into the now non-empty store is refused,
+/// and the password is never printed.
+#[test]
+fn migrate_sqlite_to_postgres() {
+    let Some(pg) = Backend::postgres() else {
+        return;
+    };
+    let sqlite = Backend::sqlite();
+    let src = sqlite.open();
+    // Some of everything: incidents with timelines, notes, outbox, maintenance, history,
+    // escalations, agent sequences.
+    escalation_and_assignment(&sqlite);
+    history_rollups(&sqlite);
+    src.agent_advance("phuong-a", 10, 9, 1, T0).unwrap();
+    let (open_id, _) = src
+        .open_incident(
+            &new_incident("m", &["phuong-b"], &["mang"], Severity::Warning),
+            &event(T0, EventKind::Opened, "mở"),
+            &strings(&["zalo", "email"]),
+        )
+        .unwrap();
+    src.add_maintenance(&MaintenanceWindow {
+        id: 0,
+        site: Some("phuong-b".into()),
+        service: None,
+        starts_at: T0,
+        ends_at: T0 + 1_000_000,
+        reason: "bảo trì".into(),
+        created_by: "api".into(),
+    })
+    .unwrap();
+    let StoreLocation::Sqlite(path) = &sqlite.loc else {
+        unreachable!()
+    };
+    let url = pg._pg.as_ref().unwrap().url("lienthong");
+    let pw = sqlite._dir.path().join("pw");
+    std::fs::write(&pw, PASSWORD).unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lienthong"))
+            .args(["migrate", "--from"])
+            .arg(format!("sqlite:{}", path.display()))
+            .args(["--to", &url, "--password-file"])
+            .arg(&pw)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("incidents: "), "{text}");
+    assert!(!text.contains(PASSWORD));
+
+    let dst = pg.open();
+    let all = |s: &Store| {
+        let mut v = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = s.list(&IncidentFilter::default(), cursor, 500).unwrap();
+            v.extend(page.items.iter().map(|i| s.get(i.id).unwrap().unwrap()));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return v,
+            }
+        }
+    };
+    let (a, b) = (all(&src), all(&dst));
+    assert!(!a.is_empty());
+    assert_eq!(a, b, "incidents, events and notes identical, ids included");
+    let keys = |s: &Store| {
+        let mut k: Vec<String> = s
+            .due_outbox(i64::MAX / 2, 500)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.idempotency_key)
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&src),
+        keys(&dst),
+        "pending outbox (idempotency keys) kept"
+    );
+    assert_eq!(
+        src.maintenance_windows(T0).unwrap(),
+        dst.maintenance_windows(T0).unwrap()
+    );
+    assert_eq!(src.history_extent().unwrap(), dst.history_extent().unwrap());
+    let (f, t) = src.history_extent().unwrap().unwrap();
+    assert_eq!(
+        src.history_window(f, t + 1).unwrap(),
+        dst.history_window(f, t + 1).unwrap()
+    );
+    assert_eq!(
+        src.escalation_rows().unwrap(),
+        dst.escalation_rows().unwrap()
+    );
+    assert_eq!(
+        src.agent_seq("phuong-a").unwrap(),
+        dst.agent_seq("phuong-a").unwrap()
+    );
+    // New ids continue after the copied ones.
+    dst.resolve(open_id, &event(T0 + 5, EventKind::Resolved, "ok"), &[])
+        .unwrap();
+    let (next, _) = dst
+        .open_incident(
+            &new_incident("after", &["phuong-b"], &[], Severity::Warning),
+            &event(T0 + 10, EventKind::Opened, "mở"),
+            &[],
+        )
+        .unwrap();
+    assert!(next > a.iter().map(|i| i.id).max().unwrap());
+    // Into a non-empty store: refused.
+    let again = run();
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already holds"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}

@@ -2,6 +2,7 @@
 
 pub mod agent_seq;
 pub mod cluster;
+pub mod copy;
 pub mod correlation;
 pub mod db;
 pub mod escalation;
