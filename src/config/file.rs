@@ -222,6 +222,11 @@ pub struct StoreSection {
     pub instance: Option<String>,
 }
 
+/// Overrides `[store] url`.
+pub const STORE_URL_ENV: &str = "LIENTHONG_STORE_URL";
+/// Overrides `[store] password_file`.
+pub const STORE_PASSWORD_FILE_ENV: &str = "LIENTHONG_STORE_PASSWORD_FILE";
+
 /// Checked when the file is read, so `check-config` reports it at its line.
 fn store_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     use serde::de::Error;
@@ -231,20 +236,34 @@ fn store_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D
 }
 
 impl StoreSection {
-    /// The store to open: `url`, else `sqlite:{incidents_database}`; the PostgreSQL password
-    /// read from `password_file`, else `PGPASSWORD`.
+    /// The store to open: `LIENTHONG_STORE_URL` (one config file for several hosts), else
+    /// `url`, else `sqlite:{incidents_database}`; the PostgreSQL password read from
+    /// `password_file`, else `PGPASSWORD`.
     pub fn location(
         &self,
         incidents_database: &str,
     ) -> Result<crate::incidents::StoreLocation, String> {
         use crate::incidents::StoreLocation;
-        let Some(url) = &self.url else {
+        let env = std::env::var(STORE_URL_ENV)
+            .ok()
+            .filter(|u| !u.trim().is_empty());
+        let Some(url) = env.as_ref().or(self.url.as_ref()) else {
             return Ok(StoreLocation::Sqlite(incidents_database.into()));
         };
-        match StoreLocation::parse(url)? {
+        let parsed = StoreLocation::parse(url.trim()).map_err(|e| {
+            if env.is_some() {
+                format!("{STORE_URL_ENV}: {e}")
+            } else {
+                e
+            }
+        })?;
+        match parsed {
             StoreLocation::Postgres(t) => {
-                let password = match &self.password_file {
-                    Some(f) => Some(crate::incidents::location::read_password_file(f)?),
+                let file = std::env::var_os(STORE_PASSWORD_FILE_ENV)
+                    .map(std::path::PathBuf::from)
+                    .or_else(|| self.password_file.clone());
+                let password = match file {
+                    Some(f) => Some(crate::incidents::location::read_password_file(&f)?),
                     None => std::env::var("PGPASSWORD").ok(),
                 };
                 Ok(StoreLocation::Postgres(t.with_password(password)))
