@@ -35,7 +35,7 @@ fn incident(i: usize, resolved: bool) -> Incident {
         key: format!("site/{site}/link/{i}"),
         title: format!("Mất kết nối: {site}"),
         title_en: format!("Link down: {site}"),
-        severity: if i % 3 == 0 {
+        severity: if i.is_multiple_of(3) {
             Severity::Warning
         } else {
             Severity::Critical

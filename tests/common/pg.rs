@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each user (tests, the store bench) needs a different subset
 //! A private PostgreSQL cluster for one test: `initdb` in a temporary directory owned by
 //! `nobody` (PostgreSQL refuses to run as root), listening on 127.0.0.1 and a free port, its
 //! Unix socket inside the directory, password (SCRAM) authentication. Stopped with
