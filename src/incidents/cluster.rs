@@ -69,6 +69,13 @@ impl Store {
         self.fence.get().map(String::as_str)
     }
 
+    fn lease_conn(&self) -> std::sync::MutexGuard<'_, super::db::Conn> {
+        match &self.lease_conn {
+            Some(c) => c.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+            None => self.writer(),
+        }
+    }
+
     /// Whether this instance may run leader work now. SQLite: always.
     pub fn is_leader(&self) -> bool {
         if self.fence.get().is_none() {
@@ -89,7 +96,7 @@ impl Store {
         let started = Instant::now();
         let ttl = LEASE_TTL.as_millis() as i64;
         let leader = self.tracked("lease", || {
-            let conn = self.writer();
+            let conn = self.lease_conn();
             let tx = conn.write_tx()?;
             let held = tx
                 .prepare_cached(&format!(
@@ -136,7 +143,7 @@ impl Store {
             .leader_until
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-        let conn = self.writer();
+        let conn = self.lease_conn();
         conn.execute(
             "UPDATE leader_lease SET expires_at = 0 WHERE id = 1 AND holder = ?1",
             [me.as_str()],

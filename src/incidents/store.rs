@@ -246,6 +246,9 @@ pub struct Store {
     pub(super) leader_until: Mutex<Option<std::time::Instant>>,
     /// PostgreSQL: shared by several instances.
     shared: bool,
+    /// PostgreSQL: the lease's own connection, so a long engine transaction on the writer
+    /// never delays a renewal.
+    pub(super) lease_conn: Option<Mutex<Conn>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -321,6 +324,7 @@ impl Store {
             fence: Arc::default(),
             leader_until: Mutex::new(None),
             shared: false,
+            lease_conn: None,
         })
     }
 
@@ -340,6 +344,7 @@ impl Store {
             .map(|_| connect().map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()
             .map_err(open_err)?;
+        let lease_conn = Some(Mutex::new(connect().map_err(open_err)?));
         Ok(Store {
             path: PathBuf::from(&target.url),
             readers,
@@ -351,6 +356,7 @@ impl Store {
             fence,
             leader_until: Mutex::new(None),
             shared: true,
+            lease_conn,
         })
     }
 
