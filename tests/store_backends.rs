@@ -13,6 +13,7 @@ use std::collections::HashSet;
 
 use common::pg::{Pg, PASSWORD};
 use lienthong::availability::{MinuteRow, MinuteStats, SparseHist};
+use lienthong::incidents::db;
 use lienthong::incidents::escalation::UnackReason;
 use lienthong::incidents::location::StoreLocation;
 use lienthong::incidents::*;
@@ -703,5 +704,67 @@ fn migrate_sqlite_to_postgres() {
         String::from_utf8_lossy(&again.stderr).contains("already holds"),
         "{}",
         String::from_utf8_lossy(&again.stderr)
+    );
+}
+
+/// The fence (PostgreSQL): with two instances on one store, only the lease holder's
+/// leader-only writes commit; once its lease expired and the other took it over, the deposed
+/// leader's next write is refused even though its own clock still says it leads. API writes
+/// (acknowledge, notes) work on both.
+#[test]
+fn deposed_leader_cannot_write() {
+    let Some(b) = Backend::postgres() else {
+        return;
+    };
+    let (one, two) = (b.open(), b.open());
+    one.join_cluster("one");
+    two.join_cluster("two");
+    assert!(one.lease_round(Some("127.0.0.1:1")).unwrap());
+    assert!(!two.lease_round(Some("127.0.0.1:2")).unwrap());
+    assert!(one.is_leader() && !two.is_leader());
+    let inc = |k: &str| new_incident(k, &["phuong-a"], &[], Severity::Critical);
+    let (id, _) = one
+        .open_incident(&inc("k1"), &event(T0, EventKind::Opened, "mở"), &[])
+        .unwrap();
+    let refused = two.open_incident(&inc("k2"), &event(T0, EventKind::Opened, "mở"), &[]);
+    assert!(
+        matches!(refused, Err(StoreError::Db(db::DbError::NotLeader))),
+        "{refused:?}"
+    );
+    assert!(two.get(id).unwrap().is_some(), "both read the shared store");
+    assert!(two
+        .add_note(id, T0 + 1, "x", "từ máy dự phòng")
+        .unwrap()
+        .is_some());
+    assert!(
+        two.health().problem().is_none(),
+        "a fenced write is not a store failure"
+    );
+
+    // `one` is cut off past its lease: the lease expires (forced here), `two` takes over.
+    let admin = b.open();
+    admin.force_lease_expiry_for_tests().unwrap();
+    assert!(two.lease_round(Some("127.0.0.1:2")).unwrap());
+    assert!(one.is_leader(), "one's local deadline has not passed yet");
+    let late = one.resolve(id, &event(T0 + 2, EventKind::Resolved, "ok"), &[]);
+    assert!(
+        matches!(late, Err(StoreError::Db(db::DbError::NotLeader))),
+        "a deposed leader's late write must fail: {late:?}"
+    );
+    assert!(two.get(id).unwrap().unwrap().resolved_at.is_none());
+    assert!(two
+        .resolve(id, &event(T0 + 3, EventKind::Resolved, "ok"), &[])
+        .unwrap());
+    // The next round tells `one` it lost.
+    assert!(!one.lease_round(Some("127.0.0.1:1")).unwrap());
+    assert!(!one.is_leader());
+    let members = two.cluster().unwrap();
+    let roles: Vec<(&str, &str)> = members
+        .iter()
+        .map(|m| (m.instance.as_str(), m.role))
+        .collect();
+    assert!(
+        roles.contains(&("two", "leader")) && roles.contains(&("one", "standby")),
+        "{roles:?}"
     );
 }

@@ -151,6 +151,14 @@ impl Store {
         Ok(())
     }
 
+    /// Ends whatever lease is held now (tests: an instance cut off past its lease).
+    #[doc(hidden)]
+    pub fn force_lease_expiry_for_tests(&self) -> Result<(), StoreError> {
+        self.lease_conn()
+            .execute("UPDATE leader_lease SET expires_at = 0", params![])?;
+        Ok(())
+    }
+
     /// The instances that ever joined, with their role now (a lease that expired has no
     /// leader), newest heartbeat first.
     pub fn cluster(&self) -> Result<Vec<Member>, StoreError> {
