@@ -841,7 +841,7 @@ fn team_schemas() -> Value {
             "required": ["shared", "instance", "role", "members"],
             "properties": {
                 "shared": { "type": "boolean", "description": "PostgreSQL store shared by instances." },
-                "instance": { "type": ["string", "null"] },
+                "instance": { "type": "string", "nullable": true },
                 "role": { "type": "string", "enum": ["leader", "standby"] },
                 "members": { "type": "array", "items": {
                     "type": "object",
@@ -852,7 +852,7 @@ fn team_schemas() -> Value {
                         "started_at": { "type": "integer", "description": "Unix ms (database clock)." },
                         "heartbeat_at": { "type": "integer", "description": "Unix ms (database clock)." },
                         "heartbeat_age_ms": { "type": "integer" },
-                        "api": { "type": ["string", "null"] }
+                        "api": { "type": "string", "nullable": true }
                     }
                 } }
             }
