@@ -11,6 +11,15 @@ use tokio_util::sync::CancellationToken;
 use lienthong::config::Config;
 use lienthong::service::{self, Handles, Loader};
 
+/// jemalloc returns freed pages to the system after a few seconds; glibc's per-thread arenas keep
+/// what start-up and outages used (BENCHMARKS.md, "Memory").
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "lienthong",

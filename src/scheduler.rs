@@ -108,7 +108,7 @@ impl Scheduler {
         let mut per_site: HashMap<String, Arc<Semaphore>> = HashMap::new();
         let mut built = Vec::with_capacity(inv.checks.len());
         // Agent-run copies of service checks are run by the ward agents, not here.
-        for c in inv.checks.iter().filter(|c| !c.id.is_agent()) {
+        for c in inv.checks.iter().filter(|c| !c.id.runs_at_ward()) {
             built.push((c.clone(), Arc::new(c.probe.build(&c.build_context())?)));
         }
         let mut tasks = JoinSet::new();

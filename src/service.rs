@@ -461,9 +461,22 @@ pub async fn run(
     ));
 
     let mut current = inv;
+    let locals_changed = agents.locals_changed();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            // An agent declared other local checks: the running inventory with them (no reload
+            // of the config, no scheduler restart: the central never runs them).
+            _ = locals_changed.notified() => {
+                let mut new = (*current).clone();
+                agents.merge_locals(&mut new);
+                let new = Arc::new(new);
+                engine.set_inventory(new.clone());
+                agents.set_inventory(&new);
+                metrics.set_inventory(&new, None);
+                state.set_inventory(new.clone());
+                current = new;
+            }
             msg = reload.recv() => {
                 if msg.is_none() {
                     // No one can ask for reloads any more; keep running until shutdown.
@@ -471,7 +484,8 @@ pub async fn run(
                     break;
                 }
                 match load() {
-                    Ok(new) => {
+                    Ok(mut new) => {
+                        agents.merge_locals(&mut new);
                         let new = Arc::new(new);
                         match Scheduler::start(&new, results.clone(), metrics.clone(), &shutdown) {
                             Ok(next) => {

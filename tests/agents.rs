@@ -1,5 +1,5 @@
 //! Ward agents against real processes on 127.0.0.1: the central (`lienthong serve`) and two
-//! agents (`lienthong agent`). A central killed with SIGKILL and restarted loses no result and
+//! agents (`lienthong agent`). A central killed with SIGKILL for 60 s and restarted loses no result and
 //! applies none twice (counted by sequence); a path fault seen only from one ward opens exactly
 //! one ward incident; the agent endpoints refuse bad credentials and bad batches with the right
 //! status and apply nothing; a bad agent.toml gets file:line:column errors.
@@ -119,7 +119,14 @@ sites = [
     path
 }
 
-fn agent_config(dir: &Path, site: &str, token: &str, port: u16) -> PathBuf {
+/// agent.toml of `site`; with `gateway`, a local check of the ward's gateway (TCP).
+fn agent_config(
+    dir: &Path,
+    site: &str,
+    token: &str,
+    port: u16,
+    gateway: Option<std::net::SocketAddr>,
+) -> PathBuf {
     let d = dir.join(site);
     std::fs::create_dir_all(&d).unwrap();
     std::fs::write(d.join("token"), token).unwrap();
@@ -130,9 +137,14 @@ site = "{site}"
 token_file = "{tok}"
 spool_dir = "{spool}"
 push_every = "500ms"
-"#,
+{local}"#,
         tok = d.join("token").display(),
         spool = d.join("spool").display(),
+        local = gateway
+            .map(|g| format!(
+                "\n[[check]]\nname = \"gateway\"\ntitle = \"Cổng mạng của phường\"\ninterval = \"1s\"\ntimeout = \"800ms\"\nprobe.tcp = {{ address = \"{g}\" }}\n"
+            ))
+            .unwrap_or_default(),
     );
     let path = d.join("agent.toml");
     std::fs::write(&path, text).unwrap();
@@ -287,8 +299,8 @@ async fn central_restart_and_ward_fault() {
     let config = central_config(dir.path(), dms, link);
     let port = free_port();
     let mut central = start_central(dir.path(), &config, port);
-    let cfg_a = agent_config(dir.path(), "phuong-a", TOKEN_A, port);
-    let cfg_b = agent_config(dir.path(), "phuong-b", TOKEN_B, port);
+    let cfg_a = agent_config(dir.path(), "phuong-a", TOKEN_A, port, Some(link));
+    let cfg_b = agent_config(dir.path(), "phuong-b", TOKEN_B, port, None);
     let mut agent_a = Proc::spawn(
         &["agent", "--config", cfg_a.to_str().unwrap()],
         &[("DMS_TOKEN", "ward-a")],
@@ -341,6 +353,38 @@ async fn central_restart_and_ward_fault() {
         "{metrics}"
     );
     assert!(metrics.contains("lienthong_agent_last_seen_timestamp_seconds{site=\"phuong-b\"}"));
+    // Agent A's own check (agent.toml) is recorded centrally under its vantage, in the API
+    // and on the ward's page; agent B declared none.
+    let local = wait_for(Duration::from_secs(20), || async move {
+        let m = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        m.contains(r#"probe_success{check="gateway",kind="tcp",service="",site="phuong-a",vantage="site:phuong-a"} 1"#)
+            .then_some(m)
+    })
+    .await;
+    let local = local.unwrap_or_else(|| {
+        panic!(
+            "local check not recorded:\n{}",
+            logs(&central, &agent_a, &agent_b)
+        )
+    });
+    assert!(!local.contains(r#"check="gateway",kind="tcp",service="",site="phuong-b""#));
+    let checks = get_json(port, "/api/v1/checks").await.unwrap();
+    let items = checks
+        .as_array()
+        .or_else(|| checks["items"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    let gw = items
+        .iter()
+        .find(|c| c["key"] == "site/phuong-a/gateway@site:phuong-a")
+        .unwrap_or_else(|| panic!("gateway in /api/v1/checks: {checks}"));
+    assert_eq!(gw["vantage"], "site:phuong-a");
+    assert_eq!(gw["last"]["success"], true, "{gw}");
     assert!(metrics.contains("lienthong_agent_spooled_results{site=\"phuong-b\"}"));
 
     // Ward B's path to the service breaks; the data centre and ward A still reach it.
@@ -358,6 +402,57 @@ async fn central_restart_and_ward_fault() {
         opened["title"],
         "Phường B không truy cập được Quản lý văn bản"
     );
+    // The ward's page shows the service as seen from there (down) beside the data centre's
+    // view (up); the status page counts one failing service for ward B, none for ward A.
+    let page = |path: &'static str| async move {
+        reqwest::get(format!("http://127.0.0.1:{port}{path}"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let site_b = page("/sites/phuong-b").await;
+    let view = &site_b[site_b
+        .find("id=\"ward-view\"")
+        .expect("ward view on the site page")..];
+    assert!(
+        view.contains("Phần mềm dùng chung nhìn từ phường"),
+        "{view}"
+    );
+    let row = &view[view.find("data-service=\"dms\"").expect("a dms row")..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains("data-health=\"down\""), "{row}");
+    assert!(row.contains("Quản lý văn bản"), "{row}");
+    assert!(row.contains("Gián đoạn"), "{row}");
+    assert!(
+        row.matches("s-up").count() == 1 && row.contains("s-down"),
+        "ward down, data centre up: {row}"
+    );
+    // The readiness panel names the criterion (a fresh agent: not enough data yet).
+    let crit = &site_b[site_b
+        .find("id=\"ward-criterion\"")
+        .expect("ward criterion")..];
+    assert!(
+        crit.contains("Phần mềm dùng chung truy cập được từ phường: "),
+        "{crit}"
+    );
+    assert!(crit.contains("không đủ dữ liệu"), "{crit}");
+    let en = page("/sites/phuong-b?lang=en").await;
+    assert!(en.contains("Shared services as seen from this ward"));
+    assert!(en.contains("From the data centre"));
+    let index = page("/").await;
+    let panel = &index[index.find("id=\"ward-agents\"").expect("ward agents on /")..];
+    assert!(
+        panel.contains("data-site=\"phuong-b\" data-failing=\"1\""),
+        "{panel}"
+    );
+    assert!(
+        panel.contains("data-site=\"phuong-a\" data-failing=\"0\""),
+        "{panel}"
+    );
+    assert!(panel.contains("1/1 lỗi"), "{panel}");
+
     // A few more seconds of failures: still exactly one incident, and not a city-wide one.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let all = incidents(port).await;
@@ -368,19 +463,21 @@ async fn central_restart_and_ward_fault() {
     let before = agent_view(port, "phuong-a").await.unwrap();
     central.signal("-KILL");
     central.wait(Duration::from_secs(5));
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    // As long as the issue asks (60 s): the agents spool and back off meanwhile.
+    tokio::time::sleep(Duration::from_secs(60)).await;
     let (numbered_a, waiting_a) = spool_accounting(dir.path(), "phuong-a");
     assert!(
         waiting_a > 0 && numbered_a > before["last_seq"].as_u64().unwrap(),
         "agent A spools while the central is down ({numbered_a}, {waiting_a})"
     );
+    let (numbered_b, _) = spool_accounting(dir.path(), "phuong-b");
     let mut central = start_central(dir.path(), &config, port);
 
     // The spools drain in order: each sequence applied once, none missing.
-    for site in ["phuong-a", "phuong-b"] {
+    for (site, numbered) in [("phuong-a", numbered_a), ("phuong-b", numbered_b)] {
         let v = wait_for(Duration::from_secs(30), || async move {
             agent_view(port, site).await.filter(|v| {
-                v["last_seq"].as_u64() > Some(numbered_a) && v["spooled"].as_u64() < Some(5)
+                v["last_seq"].as_u64() > Some(numbered) && v["spooled"].as_u64() < Some(5)
             })
         })
         .await;
@@ -512,6 +609,27 @@ async fn agent_endpoints_refuse_and_apply_nothing_on_error() {
     assert_eq!(code, 400, "{body}");
     assert!(
         body["error"].as_str().unwrap().contains("service/nope/web"),
+        "{body}"
+    );
+    // A local check declared under a name that is no check name: refused, nothing applied.
+    let mut bad_local: Value = serde_json::from_slice(&good()).unwrap();
+    bad_local["local_checks"] = json!([{
+        "name": "gateway/../x",
+        "title": "t",
+        "interval_seconds": 15.0,
+        "timeout_seconds": 5.0,
+        "probe": { "tcp": { "address": "127.0.0.1:1" } }
+    }]);
+    let (code, body) = post(
+        &base,
+        results,
+        Some(TOKEN_B),
+        serde_json::to_vec(&bad_local).unwrap(),
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("local_checks[0]"),
         "{body}"
     );
     let mut unordered: Value = serde_json::from_slice(&good()).unwrap();
@@ -804,6 +922,8 @@ fn heartbeat_lost_is_the_link_incident_or_one_agent_offline_warning() {
 
 #[test]
 fn bad_agent_sections_of_probes_toml_are_located() {
+    // The config's service check names this variable; do not depend on another test setting it.
+    std::env::set_var("DMS_TOKEN", "central");
     let dir = tempfile::tempdir().unwrap();
     let good = std::fs::read_to_string(central_config(
         dir.path(),

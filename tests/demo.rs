@@ -35,6 +35,12 @@ duration = "5m"
 kind = "slow"
 delay = "3s"
 site = "phuong-sai-gon"
+[[fault]]
+at = "0s"
+duration = "5m"
+kind = "path_down"
+site = "phuong-cau-ong-lanh"
+service = "quan-ly-van-ban"
 "#;
 
 fn scrape(base: &str) -> String {
@@ -69,7 +75,7 @@ fn demo_shows_all_sites_and_scripted_faults() {
         metrics = scrape(&base);
         let ran = metrics
             .lines()
-            .filter(|l| l.starts_with("probe_success{"))
+            .filter(|l| l.starts_with("probe_success{") && !l.contains("vantage="))
             .count();
         if ran == 513 && started.elapsed() > Duration::from_secs(21) {
             break;
@@ -154,9 +160,14 @@ fn demo_shows_all_sites_and_scripted_faults() {
         ("site/phuong-ben-thanh/link", "Mất kết nối: Phường Bến Thành"),
         ("service/thu-tuc-hanh-chinh", "Sự cố phần mềm dùng chung: Hệ thống thông tin giải quyết thủ tục hành chính — ảnh hưởng 168 đơn vị"),
         ("site/phuong-sai-gon/slow", "Phường Sài Gòn phản hồi chậm"),
+        // Seen only by the ward's simulated agent (its path to the service is down).
+        (
+            "site/phuong-cau-ong-lanh/quan-ly-van-ban@agent",
+            "Phường Cầu Ông Lãnh không truy cập được Hệ thống quản lý văn bản và điều hành",
+        ),
     ];
     let mut incidents = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline {
         let out = Command::new("curl")
             .args(["-sf", &format!("{base}/api/v1/incidents?state=open")])
@@ -181,7 +192,55 @@ fn demo_shows_all_sites_and_scripted_faults() {
         !incidents.iter().any(|i| i["key"].as_str().is_some_and(|k| k.starts_with("site/phuong-ben-thanh/") && k != "site/phuong-ben-thanh/link")),
         "the ward's endpoint/video failures are attached to the link incident, not separate: {incidents:#?}"
     );
+    let ward_incidents: Vec<_> = incidents
+        .iter()
+        .filter(|i| i["key"].as_str().is_some_and(|k| k.ends_with("@agent")))
+        .collect();
+    assert_eq!(
+        ward_incidents.len(),
+        1,
+        "exactly one ward incident: {ward_incidents:#?}"
+    );
     let metrics = scrape(&base);
+    // The five simulated ward agents push; the broken ward sees the service down, the others
+    // (and the data centre) see it working.
+    for site in [
+        "phuong-tan-dinh",
+        "phuong-cau-ong-lanh",
+        "phuong-an-phu-dong",
+        "phuong-thoi-an",
+        "phuong-tan-thoi-hiep",
+    ] {
+        assert_eq!(
+            value(&metrics, &format!("lienthong_agent_up{{site=\"{site}\"}}")),
+            Some(1.0),
+            "agent of {site} up"
+        );
+    }
+    let dms = |site: &str| {
+        value(
+            &metrics,
+            &format!("probe_success{{check=\"web\",kind=\"http\",service=\"quan-ly-van-ban\",site=\"{site}\",vantage=\"site:{site}\"}}"),
+        )
+    };
+    // Their own check (agent.toml: the ward's video-conference device) is recorded too.
+    assert_eq!(
+        value(
+            &metrics,
+            r#"probe_success{check="thiet-bi-hoi-nghi",kind="tcp",service="",site="phuong-tan-dinh",vantage="site:phuong-tan-dinh"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(dms("phuong-cau-ong-lanh"), Some(0.0));
+    assert_eq!(dms("phuong-tan-dinh"), Some(1.0));
+    assert_eq!(
+        value(
+            &metrics,
+            r#"probe_success{check="web",kind="http",service="quan-ly-van-ban",site=""}"#
+        ),
+        Some(1.0),
+        "the data centre reaches the document-management system"
+    );
     // One paging series per open incident, with the incident's identity as labels.
     let link = incidents
         .iter()

@@ -82,6 +82,16 @@ link_class = "datacenter"
 name = "api"
 probe.http = { url = "http://127.0.0.1:1/status" }
 
+# Ward agents: their copies of the service checks feed "shared software reachable from the
+# ward" (the other two sites: not applicable).
+[[agent]]
+site = "phuong-tan-dinh"
+token_sha256 = "0b6f7c1a3e7d4f0c9a8b2d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192"
+
+[[agent]]
+site = "phuong-ben-thanh"
+token_sha256 = "1c7f8d2b4f8e5a1dab9c3e6f7a819203b4c5d6e7f8091a2b3c4d5e6f70819203"
+
 [[team]]
 name = "to-trung-tam"
 title = "Tổ kỹ thuật khu trung tâm"
@@ -362,7 +372,29 @@ fn golden_markdown_and_csv() {
     let bt = verdict("phuong-ben-thanh");
     assert_eq!(bt.verdict, Verdict::NotReady);
     let codes: Vec<&str> = bt.reasons.iter().map(|f| f.code).collect();
-    assert_eq!(codes, ["critical_incident", "availability", "availability"]);
+    assert_eq!(
+        codes,
+        [
+            "critical_incident",
+            "availability",
+            "availability",
+            "ward_services"
+        ]
+    );
+    // The ward's agent lost the service with the link: the criterion fails there, holds at
+    // Tân Định, and does not apply where there is no agent.
+    assert_eq!(bt.ward_services.verdict, Some(Verdict::NotReady));
+    assert_eq!(bt.ward_services.checks.len(), 1);
+    assert_eq!(bt.ward_services.target, 0.995);
+    assert!((bt.ward_services.availability.unwrap() - 1410.0 / 1440.0).abs() < 1e-9);
+    let td = verdict("phuong-tan-dinh");
+    assert_eq!(td.ward_services.verdict, Some(Verdict::Ready));
+    assert_eq!(
+        td.checks.len(),
+        2,
+        "agent copies are not the site's own checks"
+    );
+    assert_eq!(r.services[0].checks.len(), 1, "nor the service's");
     let link = &bt.checks[0];
     assert!((link.availability.unwrap() - 1410.0 / 1440.0).abs() < 1e-9);
     assert_eq!((link.observed_minutes, link.expected_minutes), (1440, 1440));
@@ -372,6 +404,10 @@ fn golden_markdown_and_csv() {
     assert_eq!(cd.checks[0].expected_minutes, 1320);
     let loss = cd.checks[0].loss.unwrap();
     assert!((0.02..0.05).contains(&loss), "island loss {loss}");
+    assert!(!cd.ward_services.applicable);
+    assert_eq!(cd.ward_services.verdict, None);
+    assert_eq!(cd.ward_services.text(Lang::Vi), "không áp dụng");
+    assert_eq!(cd.ward_services.text(Lang::En), "n/a");
     let tdm = verdict("phuong-thu-dau-mot");
     assert_eq!(tdm.verdict, Verdict::InsufficientData);
     assert_eq!(tdm.reasons[0].code, "too_short");
@@ -426,6 +462,7 @@ fn golden_markdown_and_csv() {
     // JSON carries the same verdicts; HTML is a full document.
     for (format, needle) in [
         ("json", "\"headline\": \"2/4 sẵn sàng\""),
+        ("json", "\"ward_services\": {"),
         ("html", "2/4 sẵn sàng"),
         ("md", "**2/4 sẵn sàng**"),
     ] {

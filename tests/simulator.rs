@@ -79,6 +79,37 @@ fn inventory() -> Inventory {
     (*cfg.inventory).clone()
 }
 
+/// The shipped probes.toml with the demo's simulated ward agents, as `lienthong demo` runs it.
+fn inventory_with_demo_agents() -> Inventory {
+    let text = std::fs::read_to_string("probes.toml").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let agents = lienthong::demo::DemoAgents::new(dir.path(), &inventory());
+    let cfg = Config::from_str(
+        Path::new("probes.toml"),
+        &format!("{text}\n{}", agents.toml()),
+    )
+    .expect("probes.toml with the demo agents loads");
+    (*cfg.inventory).clone()
+}
+
+/// The status of a GET, 0 when the connection is closed or reset without an answer.
+async fn status_or_zero(target: &str, path: &str) -> u16 {
+    let Ok(mut s) = TcpStream::connect(addr(target)).await else {
+        return 0;
+    };
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return 0;
+    }
+    let mut raw = Vec::new();
+    let _ = timeout(Duration::from_secs(5), s.read_to_end(&mut raw)).await;
+    String::from_utf8_lossy(&raw)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
 async fn start(text: &str) -> (Simulator, Inventory, tempfile::TempDir) {
     let inv = inventory();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -149,7 +180,8 @@ fn refused(r: std::io::Result<TcpStream>) -> bool {
 async fn shipped_example_is_the_default_demo() {
     let file = Scenario::load(Path::new("examples/scenario.toml")).expect("example parses");
     assert_eq!(file, Scenario::default_demo());
-    let inv = inventory();
+    // Its `path_down` needs the demo's simulated ward agents.
+    let inv = inventory_with_demo_agents();
     assert!(
         file.unknown_targets(&inv).is_empty(),
         "{:?}",
@@ -546,5 +578,72 @@ async fn real_probes_against_the_simulator() {
         assert_eq!(get(k).reason(), Some(reason), "{k}: {:?}", get(k));
     }
     assert!(!get("site/phuong-ben-thanh/link").success);
+    sim.stop().await;
+}
+
+/// A ward's own path (the relay its agent-run checks go through): `path_down` closes that
+/// ward's connections only; another ward's relay and the direct address keep answering.
+#[tokio::test]
+async fn path_down_breaks_one_wards_path_only() {
+    let _g = LOCK.lock().await;
+    let t0 = Instant::now();
+    let mut inv = inventory_with_demo_agents();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = Scenario::parse(
+        r#"
+cycle = "1h"
+udp_echo_port = 17917
+[[fault]]
+at = "0s"
+duration = "2s"
+kind = "path_down"
+site = "phuong-cau-ong-lanh"
+service = "quan-ly-van-ban"
+"#,
+    )
+    .unwrap();
+    let sim = Simulator::start(&inv, scenario, dir.path()).await.unwrap();
+    let paths = sim.start_ward_paths(&inv).await.unwrap();
+    assert!(!paths.is_empty());
+    paths.overlay(&mut inv);
+    let via = |ward: &str| -> String {
+        let id = CheckId::agent(ward, "quan-ly-van-ban", "web");
+        let c = inv.checks.iter().find(|c| c.id == id).expect("agent copy");
+        let ProbeSpec::Http(h) = &c.probe else {
+            panic!("http check")
+        };
+        assert!(h.url.starts_with("http://127.0.0.1:"), "{}", h.url);
+        h.url["http://".len()..]
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let (broken, fine) = (via("phuong-cau-ong-lanh"), via("phuong-tan-dinh"));
+    assert_ne!(broken, fine, "one relay per ward");
+    // The data centre's own copy is untouched.
+    let own = inv
+        .checks
+        .iter()
+        .find(|c| c.id == CheckId::service("quan-ly-van-ban", "web"))
+        .unwrap();
+    let ProbeSpec::Http(h) = &own.probe else {
+        panic!()
+    };
+    assert!(h.url.starts_with("http://127.20.0.2:18080/"), "{}", h.url);
+
+    assert_eq!(status_or_zero(&broken, "/api/health").await, 0, "path down");
+    assert_eq!(status_or_zero(&fine, "/api/health").await, 200);
+    assert_eq!(status_or_zero("127.20.0.2:18080", "/api/health").await, 200);
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "checked inside the fault"
+    );
+    tokio::time::sleep_until(t0 + Duration::from_millis(2300)).await;
+    assert_eq!(
+        status_or_zero(&broken, "/api/health").await,
+        200,
+        "path back"
+    );
     sim.stop().await;
 }

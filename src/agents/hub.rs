@@ -42,6 +42,8 @@ struct Inner {
     checks: HashMap<String, HashMap<String, Arc<CheckDef>>>,
     names: HashMap<String, String>,
     live: BTreeMap<String, Live>,
+    /// Site → the local checks its agent declared (agent.toml), capped.
+    locals: BTreeMap<String, Vec<LocalCheckDecl>>,
 }
 
 pub struct Hub {
@@ -55,6 +57,68 @@ pub struct Hub {
     up: IntGaugeVec,
     last_seen: GaugeVec,
     spooled: IntGaugeVec,
+    /// Poked when an agent declares other local checks than before (see [`Hub::merge_locals`]).
+    locals_changed: Arc<tokio::sync::Notify>,
+}
+
+/// How long a batch waits for newly declared local checks to be installed before the central
+/// answers 503 (the agent keeps the batch and resends).
+const LOCALS_INSTALL_WAIT: Duration = Duration::from_secs(5);
+
+/// The central's definition of an agent's own check: recorded under `site/<slug>/<name>@site:<slug>`
+/// (vantage `site:<slug>`), never scheduled centrally, not correlated.
+fn local_def(site: &str, link_class: &str, d: &LocalCheckDecl) -> CheckDef {
+    let secs = |s: f64, dflt: u64| {
+        Duration::try_from_secs_f64(s)
+            .unwrap_or(Duration::from_secs(dflt))
+            .clamp(Duration::from_millis(100), Duration::from_secs(86_400))
+    };
+    CheckDef {
+        id: crate::config::CheckId::agent_local(site, &d.name),
+        role: crate::config::CheckRole::Other,
+        title: format!("{} (máy đo tại phường)", d.title),
+        title_en: Some(format!("{} (ward agent)", d.title)),
+        link_class: link_class.to_string(),
+        interval: secs(d.interval_seconds, 15),
+        timeout: secs(d.timeout_seconds, 5),
+        round: crate::probe::RoundShape::default(),
+        degraded: crate::config::Degraded {
+            loss: 0.0,
+            rtt: Duration::ZERO,
+            jitter: Duration::ZERO,
+            latency: Duration::ZERO,
+        },
+        probe: d.probe.clone(),
+    }
+}
+
+/// A declaration is refused (400) when a name is not a check name; more than
+/// [`MAX_LOCAL_CHECKS`] are cut to that many.
+fn valid_locals(decls: &[LocalCheckDecl]) -> Result<Vec<LocalCheckDecl>, String> {
+    let mut out: Vec<LocalCheckDecl> = Vec::new();
+    for (i, d) in decls.iter().enumerate() {
+        if d.name.is_empty()
+            || d.name.len() > 64
+            || !d
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "local_checks[{i}]: `{}` is not a check name (letters, digits, - or _; at most 64)",
+                d.name.chars().take(80).collect::<String>()
+            ));
+        }
+        if out.iter().any(|o| o.name == d.name) {
+            return Err(format!("local_checks[{i}]: duplicate check `{}`", d.name));
+        }
+        if out.len() < MAX_LOCAL_CHECKS {
+            let mut d = d.clone();
+            d.title = d.title.chars().take(200).collect();
+            out.push(d);
+        }
+    }
+    Ok(out)
 }
 
 fn sha256(data: &[u8]) -> [u8; 32] {
@@ -105,7 +169,61 @@ impl Hub {
             up,
             last_seen,
             spooled,
+            locals_changed: Arc::default(),
         })
+    }
+
+    /// Notified when an agent declares local checks different from before: the service then
+    /// installs them with [`Hub::merge_locals`] into the running inventory.
+    pub fn locals_changed(&self) -> Arc<tokio::sync::Notify> {
+        self.locals_changed.clone()
+    }
+
+    /// Replaces the agent-local checks of `inv` by the ones declared by the agents of its
+    /// `[[agent]]` sites.
+    pub fn merge_locals(&self, inv: &mut Inventory) {
+        inv.checks.retain(|c| !c.id.agent_local);
+        let g = self.lock();
+        let mut add = Vec::new();
+        for a in &inv.agents {
+            let class = inv.site(&a.site).map_or("", |s| s.link_class.as_str());
+            for d in g.locals.get(&a.site).into_iter().flatten() {
+                add.push(Arc::new(local_def(&a.site, class, d)));
+            }
+        }
+        drop(g);
+        inv.checks.extend(add);
+    }
+
+    /// Records the local checks an agent declares; true when they changed.
+    fn declare_locals(&self, site: &str, decls: Vec<LocalCheckDecl>) -> bool {
+        let mut g = self.lock();
+        let before = g.locals.get(site).cloned().unwrap_or_default();
+        if before == decls {
+            return false;
+        }
+        tracing::info!(
+            site,
+            checks = decls.len(),
+            "the ward agent declared its local checks: recording them"
+        );
+        if decls.is_empty() {
+            g.locals.remove(site);
+        } else {
+            g.locals.insert(site.to_string(), decls);
+        }
+        true
+    }
+
+    /// Whether every declared local check of `site` is in the installed inventory.
+    fn locals_installed(&self, site: &str) -> bool {
+        let g = self.lock();
+        let mine = g.checks.get(site);
+        g.locals
+            .get(site)
+            .into_iter()
+            .flatten()
+            .all(|d| mine.is_some_and(|m| m.contains_key(&format!("local/{}", d.name))))
     }
 
     /// Stops accepting results (shutdown): the writer's queue loses this sender.
@@ -147,6 +265,15 @@ impl Hub {
                     .insert(c.id.central().key(), c.clone());
             }
         }
+        // The agents' own checks, under the key their results carry.
+        for c in inv.checks.iter().filter(|c| c.id.agent_local) {
+            if let Some(site) = c.id.site.as_deref() {
+                checks
+                    .entry(site.to_string())
+                    .or_default()
+                    .insert(format!("local/{}", c.id.name), c.clone());
+            }
+        }
         let names = inv
             .sites
             .iter()
@@ -157,6 +284,7 @@ impl Hub {
         for site in tokens.keys() {
             g.live.entry(site.clone()).or_default();
         }
+        g.locals.retain(|site, _| tokens.contains_key(site));
         g.tokens = tokens;
         g.checks = checks;
         g.names = names;
@@ -288,6 +416,22 @@ impl Hub {
                 ),
             ));
         }
+        let locals = valid_locals(&batch.local_checks).map_err(ApiError::bad_request)?;
+        if self.declare_locals(site, locals) {
+            self.locals_changed.notify_one();
+        }
+        // Newly declared local checks are installed by the service loop: wait for it, so
+        // their results in this very batch are recorded, not skipped.
+        let waited = std::time::Instant::now();
+        while !self.locals_installed(site) {
+            if waited.elapsed() > LOCALS_INSTALL_WAIT {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the agent's local checks are being registered: nothing applied, resend later",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let mut runs: Vec<(u64, Option<Arc<CheckDef>>, &WireResult)> =
             Vec::with_capacity(batch.results.len());
         {
@@ -318,7 +462,8 @@ impl Hub {
                     )));
                 }
                 let def = if r.check.starts_with("local/") {
-                    None
+                    // Not declared (or over the cap): skipped, counted as ignored.
+                    mine.and_then(|m| m.get(&r.check)).cloned()
                 } else {
                     match mine.and_then(|m| m.get(&r.check)) {
                         Some(d) => Some(d.clone()),
@@ -525,5 +670,44 @@ impl Collector for HubSeries {
         out.extend(h.last_seen.collect());
         out.extend(h.spooled.collect());
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decl(name: &str) -> LocalCheckDecl {
+        LocalCheckDecl {
+            name: name.into(),
+            title: "t".repeat(300),
+            interval_seconds: 15.0,
+            timeout_seconds: 5.0,
+            probe: serde_json::from_value(serde_json::json!({"tcp": {"address": "127.0.0.1:1"}}))
+                .unwrap(),
+        }
+    }
+
+    #[test]
+    fn local_declarations_are_validated_and_capped() {
+        let many: Vec<LocalCheckDecl> = (0..40).map(|i| decl(&format!("c{i}"))).collect();
+        let kept = valid_locals(&many).unwrap();
+        assert_eq!(
+            kept.len(),
+            MAX_LOCAL_CHECKS,
+            "capped: bounded label cardinality"
+        );
+        assert_eq!(kept[0].title.chars().count(), 200);
+        assert!(valid_locals(&[decl("a b")])
+            .unwrap_err()
+            .contains("local_checks[0]"));
+        assert!(valid_locals(&[decl("")]).is_err());
+        assert!(valid_locals(&[decl("gw"), decl("gw")])
+            .unwrap_err()
+            .contains("duplicate"));
+        let d = local_def("phuong-a", "mainland", &decl("gw"));
+        assert_eq!(d.id.key(), "site/phuong-a/gw@site:phuong-a");
+        assert_eq!(d.id.vantage().as_deref(), Some("site:phuong-a"));
+        assert!(d.id.runs_at_ward() && !d.id.is_agent());
     }
 }

@@ -270,10 +270,23 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     let pushed = Arc::new(Notify::new());
     let offset: Arc<Mutex<Option<i64>>> = Arc::default();
     let collector = tokio::spawn(collect(rx, spool.clone(), cfg.push_every, pushed.clone()));
+    // Declared with every batch, so the central records their results too.
+    let locals: Vec<LocalCheckDecl> = cfg
+        .checks
+        .iter()
+        .map(|c| LocalCheckDecl {
+            name: c.name.clone(),
+            title: c.title.clone().unwrap_or_else(|| c.name.clone()),
+            interval_seconds: c.interval.0.as_secs_f64(),
+            timeout_seconds: c.timeout.0.as_secs_f64(),
+            probe: c.probe.clone(),
+        })
+        .collect();
     let pusher = tokio::spawn(push_loop(
         central.clone(),
         spool.clone(),
         pushed.clone(),
+        locals,
         shutdown.clone(),
     ));
     let beat = tokio::spawn(heartbeat_loop(
@@ -422,6 +435,7 @@ async fn push_loop(
     central: Arc<Central>,
     spool: Arc<Mutex<Spool>>,
     pushed: Arc<Notify>,
+    locals: Vec<LocalCheckDecl>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(500);
@@ -452,6 +466,7 @@ async fn push_loop(
             results,
             spooled,
             dropped,
+            local_checks: locals.clone(),
         };
         let outcome = tokio::select! {
             r = central.push(&batch) => r,

@@ -8,6 +8,8 @@ use crate::probe::{ProbeSpec, Reason};
 pub const MAX_RESULTS: usize = 5_000;
 /// Bytes of one batch body at most (413 above).
 pub const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
+/// Local checks (of agent.toml) the central records per agent at most; more are ignored.
+pub const MAX_LOCAL_CHECKS: usize = 32;
 /// Bytes of a heartbeat body at most.
 pub const MAX_HEARTBEAT_BYTES: usize = 16 * 1024;
 
@@ -23,6 +25,22 @@ pub struct ResultBatch {
     /// Results the agent's spool dropped (full or too old) since it was created.
     #[serde(default)]
     pub dropped: u64,
+    /// The checks of the agent's own agent.toml (sent with every batch), so the central can
+    /// record their `local/<name>` results.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local_checks: Vec<LocalCheckDecl>,
+}
+
+/// One `[[check]]` of agent.toml, as declared to the central.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LocalCheckDecl {
+    /// Letters, digits, `-`, `_` (at most 64).
+    pub name: String,
+    pub title: String,
+    pub interval_seconds: f64,
+    pub timeout_seconds: f64,
+    pub probe: ProbeSpec,
 }
 
 /// One finished run, as the agent saw it.

@@ -17,6 +17,10 @@ pub struct CheckId {
     pub site: Option<Arc<str>>,
     pub service: Option<Arc<str>>,
     pub name: Arc<str>,
+    /// A check of a ward agent's own agent.toml (`site/<slug>/<name>@site:<slug>`), run and
+    /// pushed by the agent only.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub agent_local: bool,
 }
 
 impl CheckId {
@@ -25,6 +29,7 @@ impl CheckId {
             site: Some(site.into()),
             service: None,
             name: name.into(),
+            agent_local: false,
         }
     }
 
@@ -33,6 +38,7 @@ impl CheckId {
             site: None,
             service: Some(service.into()),
             name: name.into(),
+            agent_local: false,
         }
     }
 
@@ -43,7 +49,22 @@ impl CheckId {
             site: Some(site.into()),
             service: Some(service.into()),
             name: name.into(),
+            agent_local: false,
         }
+    }
+
+    /// A check declared in the agent.toml of `site`'s ward agent (vantage `site:<slug>`).
+    pub fn agent_local(site: &str, name: &str) -> Self {
+        CheckId {
+            agent_local: true,
+            ..CheckId::site(site, name)
+        }
+    }
+
+    /// Whether the check runs at a ward (an agent-run copy or an agent's own check): the
+    /// central never schedules it, results arrive from the agent.
+    pub fn runs_at_ward(&self) -> bool {
+        self.is_agent() || self.agent_local
     }
 
     /// Whether this is an agent-run copy of a service check (both site and service set).
@@ -55,6 +76,7 @@ impl CheckId {
     pub fn vantage(&self) -> Option<String> {
         match (&self.site, &self.service) {
             (Some(site), Some(_)) => Some(format!("site:{site}")),
+            (Some(site), None) if self.agent_local => Some(format!("site:{site}")),
             _ => None,
         }
     }
@@ -78,6 +100,7 @@ impl CheckId {
     pub fn key(&self) -> String {
         match (&self.site, &self.service) {
             (Some(site), Some(svc)) => format!("service/{svc}/{}@site:{site}", self.name),
+            (Some(s), None) if self.agent_local => format!("site/{s}/{}@site:{s}", self.name),
             (Some(s), _) => format!("site/{s}/{}", self.name),
             (None, Some(s)) => format!("service/{s}/{}", self.name),
             (None, None) => format!("check/{}", self.name),

@@ -905,6 +905,16 @@ impl IncidentEngine {
         let mut link = None;
         let mut others = Vec::new();
         for t in self.site_checks(&site.slug) {
+            // A shared service failing from the data centre too is the service's problem (its
+            // own incident), not the ward's: only what fails from the ward alone counts here.
+            if t.def.id.is_agent()
+                && matches!(
+                    self.state_of(&t.def.id.central()),
+                    State::Down | State::Failing | State::Degraded
+                )
+            {
+                continue;
+            }
             match t.def.role {
                 CheckRole::Link => link = Some(t.health.state()),
                 role => others.push((role, t.health.state())),
@@ -972,6 +982,8 @@ impl IncidentEngine {
             .get(&format!("site/{slug}"))
             .into_iter()
             .flatten()
+            // An agent's own checks (its gateway, devices) are recorded, not correlated.
+            .filter(|id| !id.agent_local)
             .filter_map(|id| self.checks.get(id))
     }
 

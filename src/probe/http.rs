@@ -6,25 +6,23 @@
 //! a timeout drops the socket at once: nothing is spawned that could outlive the run.
 
 use std::collections::BTreeMap;
-use std::pin::pin;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, HOST, LOCATION, USER_AGENT};
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
-use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncWrite};
 use url::{Position, Url};
 
 mod check;
+pub(crate) mod exchange;
 pub(crate) mod guard;
 
 use check::Checks;
-use guard::{GuardError, Guarded, Limits};
+use guard::{GuardError, Limits};
 
-use super::tcp::{connect_host, Fail, Phase, PhaseClock};
+use super::tcp::{Fail, Phase, PhaseClock};
 use super::tls::{ExpirySink, TlsClient};
 use super::{BuildError, Details, Outcome, Phases, Reason};
 
@@ -317,49 +315,10 @@ impl HttpProbe {
         st: &mut RunState,
     ) -> Result<Hop, Fail> {
         let host = url.host_str().unwrap_or_default();
-        let port = url.port_or_known_default().unwrap_or(80);
-        let tcp = connect_host(host, port, &mut st.clock).await?;
-        let tcp = Guarded::new(tcp, st.limits.clone());
-        if url.scheme() != "https" {
-            return self.http1(tcp, req, st).await;
-        }
-        st.details.tls = true;
-        st.clock.begin(Phase::Tls);
-        let stream = self
-            .tls
-            .connect(tcp, host, &[b"http/1.1"], &st.sink)
-            .await
-            .map_err(|m| {
-                // The guard ends a handshake at the deadline: that is a timeout, not bad TLS.
-                match tokio::time::Instant::now() >= st.limits.deadline {
-                    true => (Reason::Timeout, m),
-                    false => (Reason::Tls, m),
-                }
-            })?;
-        st.clock.end();
-        self.http1(stream, req, st).await
-    }
-
-    /// One request/response on `io`, driving hyper's connection in the same future.
-    async fn http1<S>(
-        &self,
-        io: S,
-        mut req: Request<Full<Bytes>>,
-        st: &mut RunState,
-    ) -> Result<Hop, Fail>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        // hyper skips 1xx heads in a loop; count them so the guard can end an endless stream.
-        let count = st.limits.informational.clone();
-        hyper::ext::on_informational(&mut req, move |_| {
-            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        });
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-            .await
-            .map_err(|e| hyper_fail("HTTP handshake", &e))?;
-        let mut conn = pin!(conn);
-        let mut exchange = pin!(async {
+        let limits = st.limits.clone();
+        st.details.tls = url.scheme() == "https";
+        let io = exchange::connect(url, host, &self.tls, &limits, &mut st.clock, &st.sink).await?;
+        exchange::http1(io, req, &limits, async |mut sender, req| {
             st.clock.begin(Phase::Processing);
             let resp = sender
                 .send_request(req)
@@ -384,22 +343,11 @@ impl HttpProbe {
                 .await?;
             st.clock.end();
             Ok(Hop::Done(body))
-        });
-        // Errors of the connection also reach the exchange (as a failed request or body), so
-        // the connection's own result is only a signal to stop polling it.
-        let mut conn_done = false;
-        loop {
-            tokio::select! {
-                biased;
-                result = &mut exchange => return result,
-                _ = &mut conn, if !conn_done => conn_done = true,
-            }
-        }
+        })
+        .await
     }
 }
 
-/// A reset or broken connection is a connect-level failure; everything else hyper reports is
-/// the peer not speaking HTTP properly.
 pub(crate) fn hyper_fail(what: &str, e: &hyper::Error) -> Fail {
     use std::error::Error;
     use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};

@@ -15,7 +15,6 @@
 //! variable *names* only.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,14 +22,13 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, COOKIE, HOS
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
-use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncWrite};
 use url::{Position, Url};
 
-use super::http::guard::{Guarded, Limits};
+use super::http::exchange;
+use super::http::guard::Limits;
 use super::http::hyper_fail;
-use super::tcp::{connect_host, Fail, Phase, PhaseClock};
+use super::tcp::{Fail, Phase, PhaseClock};
 use super::tls::{ExpirySink, TlsClient};
 use super::{BuildError, Details, Outcome, Phases, Reason};
 
@@ -801,50 +799,24 @@ impl TransactionProbe {
             v.set_sensitive(true);
             h.insert(name.clone(), v);
         }
-        let port = url.port_or_known_default().unwrap_or(80);
-        let tcp = connect_host(&host, port, &mut st.clock).await?;
-        let tcp = Guarded::new(tcp, st.limits.clone());
-        let resp = if url.scheme() == "https" {
-            st.clock.begin(Phase::Tls);
-            let limits = st.limits.clone();
-            let stream = self
-                .tls
-                .connect(tcp, &host, &[b"http/1.1"], sink)
-                .await
-                .map_err(|m| match tokio::time::Instant::now() >= limits.deadline {
-                    true => (Reason::Timeout, m),
-                    false => (Reason::Tls, m),
-                })?;
-            st.clock.end();
-            self.http1(stream, req, step, st).await?
-        } else {
-            self.http1(tcp, req, step, st).await?
-        };
+        let limits = st.limits.clone();
+        let io = exchange::connect(&url, &host, &self.tls, &limits, &mut st.clock, sink).await?;
+        let resp = self.http1(io, req, step, st).await?;
         jar.store(&host, &resp.headers);
         Ok(resp)
     }
 
-    async fn http1<S>(
+    async fn http1(
         &self,
-        io: S,
-        mut req: Request<Full<Bytes>>,
+        io: exchange::Io,
+        req: Request<Full<Bytes>>,
         step: &Step,
         st: &mut StepState,
-    ) -> Result<Response, Fail>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let count = st.limits.informational.clone();
-        hyper::ext::on_informational(&mut req, move |_| {
-            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        });
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-            .await
-            .map_err(|e| hyper_fail("HTTP handshake", &e))?;
-        let mut conn = pin!(conn);
+    ) -> Result<Response, Fail> {
         let cap = self.body_max_bytes;
         let keep = step.needs_body();
-        let mut exchange = pin!(async {
+        let limits = st.limits.clone();
+        exchange::http1(io, req, &limits, async |mut sender, req| {
             st.clock.begin(Phase::Processing);
             let resp = sender
                 .send_request(req)
@@ -881,15 +853,8 @@ impl TransactionProbe {
                 headers: parts.headers,
                 body: buf,
             })
-        });
-        let mut conn_done = false;
-        loop {
-            tokio::select! {
-                biased;
-                result = &mut exchange => return result,
-                _ = &mut conn, if !conn_done => conn_done = true,
-            }
-        }
+        })
+        .await
     }
 
     /// The step's assertions, in a fixed order: status, duration, headers, body regex, JSON.

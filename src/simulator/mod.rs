@@ -49,6 +49,10 @@
 //!   transaction check points (`GET /login` with a CSRF-style token and a session cookie,
 //!   `POST /login`, `GET /api/ho-so/{code}`, `POST /logout`) keeps log-in working while the
 //!   lookup answers `200 {"status":"error"}`.
+//! - `path_down` (`site` = a ward with an agent, `service`): the ward's own path to the service
+//!   (a relay on 127.0.0.1 its agent-run checks go through, see [`WardPaths`]) closes every
+//!   connection; the data centre still reaches the service. Site faults never touch the
+//!   agent-run copies (they share the service's listeners).
 //!
 //! A listener shared by several checks closes when a fault hits any of them. `http_status` and
 //! `slow` with a `check` apply to requests for that check's URL path.
@@ -63,6 +67,7 @@
 
 mod certs;
 pub mod dns;
+mod paths;
 pub mod scenario;
 mod servers;
 
@@ -83,6 +88,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{CheckId, Inventory};
 use crate::probe::ProbeSpec;
 
+pub use paths::WardPaths;
 pub use scenario::{Fault, FaultKind, Scenario, DEFAULT_UDP_ECHO_PORT};
 pub use servers::LinkProfile;
 

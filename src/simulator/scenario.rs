@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 use super::SimError;
 use crate::config::CheckId;
 
+/// The ward whose path to the document-management system breaks in the default scenario (one
+/// of the demo's simulated ward agents, `demo::DEMO_AGENT_SITES`).
+pub const DEMO_BROKEN_WARD: &str = "phuong-cau-ong-lanh";
+
 /// The default UDP echo port of the per-site link responders.
 pub const DEFAULT_UDP_ECHO_PORT: u16 = 17007;
 
@@ -92,6 +96,10 @@ pub enum FaultKind {
     /// The administrative-procedures application lets users log in, but its dossier lookup
     /// (`/api/ho-so/…`) answers `200 {"status":"error"}`: only a transaction check sees it.
     LookupError,
+    /// One ward's path to a shared service is broken (`site` = the ward, `service` = the
+    /// service): the ward agent's connections through the simulated path are closed at once,
+    /// while the data centre still reaches the service.
+    PathDown,
 }
 
 impl FaultKind {
@@ -105,6 +113,7 @@ impl FaultKind {
             FaultKind::TcpDown => "tcp_down",
             FaultKind::WrongBody => "wrong_body",
             FaultKind::LookupError => "lookup_error",
+            FaultKind::PathDown => "path_down",
         }
     }
 }
@@ -156,6 +165,10 @@ impl Fault {
 
     /// `site/<slug>[/<check>]` or `service/<slug>[/<check>]`.
     pub fn target(&self) -> String {
+        if let (FaultKind::PathDown, Some(site), Some(svc)) = (self.kind, &self.site, &self.service)
+        {
+            return format!("site/{site} → service/{svc}");
+        }
         let (what, slug) = match (&self.site, &self.service) {
             (Some(s), _) => ("site", s.as_str()),
             (None, Some(s)) => ("service", s.as_str()),
@@ -192,12 +205,26 @@ impl Fault {
             FaultKind::LookupError => {
                 format!("lookup_error {t}: login works, the dossier lookup answers {{\"status\":\"error\"}}")
             }
+            FaultKind::PathDown => {
+                format!("path_down {t}: the ward's path closes every connection (the data centre still reaches the service)")
+            }
         }
     }
 
     /// Whether the fault targets the owner of check `id` (the `check` filter applies unless
     /// `whole_owner`).
     pub(crate) fn targets(&self, id: &CheckId, whole_owner: bool) -> bool {
+        if self.kind == FaultKind::PathDown {
+            // Only the ward agent's copies of the service's checks travel that path.
+            return id.is_agent()
+                && id.site.as_deref() == self.site.as_deref()
+                && id.service.as_deref() == self.service.as_deref()
+                && (whole_owner || self.check.as_deref().is_none_or(|c| c == &*id.name));
+        }
+        if id.is_agent() {
+            // Agent-run copies share the service's listeners: a ward's fault never closes them.
+            return false;
+        }
         let owner = match (&self.site, &self.service) {
             (Some(s), _) => id.site.as_deref() == Some(s.as_str()),
             (None, Some(s)) => id.service.as_deref() == Some(s.as_str()),
@@ -253,6 +280,8 @@ impl Scenario {
     /// - 240 s: Phường Sài Gòn's public-service centre answers in 4 s for 90 s;
     /// - 340 s: Xã Thạnh An's island link gets 300 ms slower for 120 s (no loss);
     /// - 480 s: the document-management system answers 200 with a maintenance page for 60 s;
+    /// - 30 s: Phường Cầu Ông Lãnh's path to the document-management system (seen by its ward
+    ///   agent only) is down for 4 min;
     /// - cycle 10 min.
     pub fn default_demo() -> Scenario {
         let site = |mut f: Fault, slug: &str| {
@@ -274,8 +303,10 @@ impl Scenario {
         lookup.service = Some("thu-tuc-hanh-chinh".into());
         let mut wrong = Fault::new(480, 60, FaultKind::WrongBody);
         wrong.service = Some("quan-ly-van-ban".into());
+        let mut path = site(Fault::new(30, 240, FaultKind::PathDown), DEMO_BROKEN_WARD);
+        path.service = Some("quan-ly-van-ban".into());
         Scenario {
-            faults: vec![down, status, loss, slow, latency, lookup, wrong],
+            faults: vec![down, status, loss, slow, latency, lookup, wrong, path],
             ..Scenario::default()
         }
     }
@@ -336,7 +367,14 @@ impl Scenario {
         for (i, f) in self.faults.iter().enumerate() {
             let n = i + 1;
             let mut p = |m: String| out.push(format!("fault #{n} ({}): {m}", f.kind));
-            if f.site.is_some() == f.service.is_some() {
+            if f.kind == FaultKind::PathDown {
+                if f.site.is_none() || f.service.is_none() {
+                    p(
+                        "needs the ward (`site = \"slug\"`) and the service (`service = \"slug\"`)"
+                            .into(),
+                    );
+                }
+            } else if f.site.is_some() == f.service.is_some() {
                 p("name exactly one target: `site = \"slug\"` or `service = \"slug\"`".into());
             }
             if f.at >= self.cycle {
@@ -448,6 +486,31 @@ mod tests {
         }
         let err = Scenario::parse("[[fault]]\nat = \"1s\"\nbogus = 1\n").unwrap_err();
         assert!(err.to_string().contains("3:1"), "{err}");
+    }
+
+    #[test]
+    fn path_down_targets_only_the_wards_agent_copies() {
+        let mut f = Fault::new(0, 10, FaultKind::PathDown);
+        f.site = Some("phuong-x".into());
+        let sc = |f: &Fault| Scenario {
+            faults: vec![f.clone()],
+            ..Scenario::default()
+        };
+        assert!(
+            sc(&f).problems()[0].contains("needs the ward"),
+            "service missing"
+        );
+        f.service = Some("dms".into());
+        assert!(sc(&f).problems().is_empty());
+        assert!(f.targets(&CheckId::agent("phuong-x", "dms", "web"), false));
+        assert!(!f.targets(&CheckId::agent("phuong-y", "dms", "web"), false));
+        assert!(!f.targets(&CheckId::service("dms", "web"), false));
+        assert!(!f.targets(&CheckId::site("phuong-x", "endpoint"), false));
+        // A ward's own faults never hit the service listeners its agent copies share.
+        let mut down = Fault::new(0, 10, FaultKind::LinkDown);
+        down.site = Some("phuong-x".into());
+        assert!(down.targets(&CheckId::site("phuong-x", "link"), true));
+        assert!(!down.targets(&CheckId::agent("phuong-x", "dms", "web"), true));
     }
 
     #[test]

@@ -24,8 +24,8 @@ struct CheckView {
     key: String,
     site: Option<String>,
     service: Option<String>,
-    /// `site:<slug>` for a shared-service check as run by that ward's agent; null for the
-    /// central's own runs.
+    /// `site:<slug>` for a shared-service check as run by that ward's agent and for the
+    /// agent's own checks (agent.toml); null for the central's own runs.
     vantage: Option<String>,
     name: String,
     kind: &'static str,

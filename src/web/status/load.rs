@@ -133,6 +133,9 @@ pub struct SiteData<'a> {
     pub site: &'a SiteInfo,
     pub status: SiteStatus,
     pub checks: &'a [CheckStatus],
+    /// The data centre's own runs of the shared-service checks (beside the ward agent's view;
+    /// empty when the site has no agent).
+    pub central: &'a [CheckStatus],
     pub series: &'a HashMap<String, Vec<SeriesPoint>>,
     pub incidents: &'a [Incident],
     pub report: Option<&'a Report>,

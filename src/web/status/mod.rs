@@ -175,8 +175,16 @@ async fn site_page(
         let now = now_ms();
         let inv = state.inventory();
         let site = inv.site(&slug)?.clone();
-        let checks: Vec<CheckStatus> = state
-            .snapshot()
+        let all = state.snapshot();
+        let has_agent = inv.agents.iter().any(|a| a.site == slug);
+        let central: Vec<CheckStatus> = all
+            .iter()
+            .filter(|c| {
+                has_agent && c.check.id.site.is_none() && c.check.role == CheckRole::Service
+            })
+            .cloned()
+            .collect();
+        let checks: Vec<CheckStatus> = all
             .into_iter()
             .filter(|c| c.check.id.site.as_deref() == Some(slug.as_str()))
             .collect();
@@ -204,6 +212,7 @@ async fn site_page(
                     site: &site,
                     status,
                     checks: &checks,
+                    central: &central,
                     series: &series,
                     incidents: &incidents,
                     report: report.as_deref(),

@@ -272,6 +272,10 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .svc{display:flex;gap:.5rem;align-items:flex-start;padding:.3rem 0;border-bottom:1px solid #eee}
 .svc:last-child{border-bottom:0}
 .svc .name{font-weight:600}
+.ward{display:flex;flex-wrap:wrap;gap:.25rem .4rem;align-items:center;padding:.3rem 0;border-bottom:1px solid #eee}
+.ward:last-child{border-bottom:0}
+.ward .nm{font-weight:600;margin-right:.3rem}
+.chip{display:inline-flex;gap:.2rem;align-items:center;padding:0 .35rem;border-radius:3px;border:1px solid var(--c);background:var(--b);color:var(--c);font-size:.8rem;font-weight:600;white-space:nowrap}
 .inc{padding:.3rem 0;border-bottom:1px solid #eee}
 .inc:last-child{border-bottom:0}
 .ack{display:inline-block;padding:0 .4rem;border:1px solid var(--up);border-radius:3px;color:var(--up);font-size:.85em}
@@ -493,6 +497,7 @@ pub fn render_index_with(d: &StatusData, lang: Lang, f: &Filters) -> Markup {
                     }
                     div {
                         (services_panel(inv, &by_service, lang))
+                        (ward_agents_panel(inv, &by_site, lang))
                         (incidents_panel(&d.open, inv, d.now, 30, lang))
                     }
                 }
@@ -643,6 +648,136 @@ pub(super) fn services_panel(
                                 @if i > 0 { " · " }
                                 (check_title(&c.check, lang)) ": " (health_label(c.health, lang))
                                 @if let Some(p) = check_problem(c, lang) { " (" (p) ")" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The shared services as one ward's agent sees them: per service, the worst state of its
+/// agent-run checks (in `services` order), and the checks.
+pub(super) fn ward_matrix<'a>(
+    inv: &'a Inventory,
+    checks: &[&'a CheckStatus],
+) -> Vec<(
+    &'a crate::config::ServiceInfo,
+    SiteStatus,
+    Vec<&'a CheckStatus>,
+)> {
+    inv.services
+        .iter()
+        .filter_map(|svc| {
+            let mine: Vec<&CheckStatus> = checks
+                .iter()
+                .copied()
+                .filter(|c| {
+                    c.check.id.is_agent()
+                        && c.check.id.service.as_deref() == Some(svc.slug.as_str())
+                })
+                .collect();
+            let st = mine
+                .iter()
+                .map(|c| health_status(c.health))
+                .max_by_key(|s| severity_rank(*s))?;
+            Some((svc, st, mine))
+        })
+        .collect()
+}
+
+fn service_name(svc: &crate::config::ServiceInfo, lang: Lang) -> &str {
+    match lang {
+        Lang::Vi => &svc.name,
+        Lang::En => svc.name_en.as_deref().unwrap_or(&svc.name),
+    }
+}
+
+/// `/`: the wards with an agent, each with one chip per shared service as seen from there and
+/// how many fail (nothing when no agent is configured).
+pub(super) fn ward_agents_panel(
+    inv: &Inventory,
+    by_site: &HashMap<&str, Vec<&CheckStatus>>,
+    lang: Lang,
+) -> Markup {
+    html! {
+        @if !inv.agents.is_empty() {
+            section.panel #ward-agents aria-labelledby="wa-h" {
+                h2 #wa-h { (lang.pick("Phần mềm dùng chung nhìn từ phường (máy đo tại phường)", "Shared services as seen from the wards (ward agents)")) }
+                @for a in &inv.agents {
+                    @let checks = by_site.get(a.site.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+                    @let matrix = ward_matrix(inv, checks);
+                    @let failing = matrix.iter().filter(|(_, st, _)| matches!(st, SiteStatus::Down | SiteStatus::Degraded)).count();
+                    div.ward data-site=(a.site) data-failing=(failing) {
+                        a.nm href={ "/sites/" (a.site) (lang_suffix(lang, true)) } { (inv.site(&a.site).map_or(a.site.as_str(), |s| s.name.as_str())) }
+                        span class={"badge " (if failing > 0 { "s-down" } else if matrix.is_empty() { "s-unknown" } else { "s-up" })} {
+                            @if failing > 0 {
+                                (failing) "/" (matrix.len()) " " (lang.pick("lỗi", "failing"))
+                            } @else if matrix.is_empty() {
+                                (lang.pick("chưa có kết quả", "no results yet"))
+                            } @else {
+                                (lang.pick("đều truy cập được", "all reachable"))
+                            }
+                        }
+                        @for (svc, st, _) in &matrix {
+                            span class={"chip " (status_class(*st))} data-service=(svc.slug) data-state=(st.as_str()) title=(service_name(svc, lang)) {
+                                (icon(st.as_str())) (svc.slug)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `/sites/{slug}`: the shared services as this ward's agent sees them, next to the data
+/// centre's view (failing only from here = the ward's path).
+pub(super) fn ward_view(d: &SiteData, lang: Lang) -> Markup {
+    let mine: Vec<&CheckStatus> = d.checks.iter().filter(|c| c.check.id.is_agent()).collect();
+    let matrix = ward_matrix(d.inv, &mine);
+    let central = |c: &CheckStatus| {
+        let id = c.check.id.central();
+        d.central.iter().find(|x| x.check.id == id)
+    };
+    html! {
+        section.panel #ward-view {
+            h2 { (lang.pick("Phần mềm dùng chung nhìn từ phường", "Shared services as seen from this ward")) " "
+                span.muted.small { (lang.pick("(máy đo đặt tại phường)", "(the ward's agent)")) } }
+            @if matrix.is_empty() {
+                p.muted { (lang.pick("Chưa có kết quả nào từ máy đo của phường.", "No results from the ward's agent yet.")) }
+            } @else {
+                table {
+                    thead { tr {
+                        th { (lang.pick("Phần mềm", "Service")) } th { (lang.pick("Kiểm tra", "Check")) }
+                        th { (lang.pick("Từ phường", "From the ward")) } th { (lang.pick("Lần gần nhất", "Last run")) }
+                        th { (lang.pick("Kết quả / lý do", "Result / reason")) } th.n { (lang.pick("Độ trễ", "Latency")) }
+                        th { (lang.pick("Từ Trung tâm dữ liệu", "From the data centre")) }
+                    } }
+                    tbody {
+                        @for (svc, _, checks) in &matrix {
+                            @for c in checks {
+                                @let st = health_status(c.health);
+                                tr data-service=(svc.slug) data-check=(c.check.id.key()) data-health=(c.health.as_str()) {
+                                    td { (service_name(svc, lang)) }
+                                    td { (c.check.id.name) }
+                                    td { span class={"badge " (status_class(st))} { (icon(st.as_str())) " " (health_label(c.health, lang)) } }
+                                    td { @if let Some(l) = &c.last { (local_hms(ms_of(l.at))) } @else { "–" } }
+                                    td { @match &c.last {
+                                        Some(l) if l.success => { (lang.pick("Đạt", "Passed")) }
+                                        Some(l) => {
+                                            b { (l.reason.map(|r| reason_label(r, lang)).unwrap_or("")) }
+                                            @if let Some(m) = &l.message { div.small.muted { (truncate(m, 120)) } }
+                                        }
+                                        None => { "–" }
+                                    } }
+                                    td.n { @if let Some(l) = &c.last { (fmt_ms(l.duration_seconds * 1000.0, lang)) } @else { "–" } }
+                                    td { @match central(c) {
+                                        Some(x) => { @let cs = health_status(x.health); span class={"badge " (status_class(cs))} { (icon(cs.as_str())) " " (health_label(x.health, lang)) } }
+                                        None => { "–" }
+                                    } }
+                                }
                             }
                         }
                     }
@@ -1062,6 +1197,7 @@ pub fn render_site(d: &SiteData, lang: Lang) -> Markup {
                     }
                 }
             }
+            @if d.inv.agents.iter().any(|a| a.site == s.slug) { (ward_view(d, lang)) }
             @if let (Some(v), Some(r)) = (verdict, d.report) {
                 section.panel #site-readiness data-verdict=(v.verdict.as_str()) {
                     h2 { (lang.pick("Sẵn sàng", "Readiness")) " " (verdict_badge(v.verdict, lang)) " "
@@ -1085,6 +1221,11 @@ pub fn render_site(d: &SiteData, lang: Lang) -> Markup {
                                 }
                             }
                         }
+                    }
+                    p #ward-criterion data-verdict=[v.ward_services.verdict.map(|x| x.as_str())] {
+                        (lang.pick("Phần mềm dùng chung truy cập được từ phường: ", "Shared services reachable from the ward: "))
+                        b { (v.ward_services.text(lang)) }
+                        @if v.ward_services.applicable { " " span.muted.small { "(" (lang.pick("mục tiêu ", "target ")) (pct(v.ward_services.target, lang)) ")" } }
                     }
                 }
             }
@@ -1584,7 +1725,7 @@ pub fn report_html(r: &Report, lang: Lang) -> Markup {
             section.panel {
                 h2 { (lang.pick("Chi tiết từng xã, phường, đặc khu", "Every site")) " (" (r.sites.len()) ")" }
                 table {
-                    thead { tr { th { (lang.pick("Mã", "Code")) } th { (lang.pick("Tên", "Name")) } th { (lang.pick("Kết quả", "Verdict")) } th.n { (lang.pick("Khả dụng thấp nhất", "Lowest availability")) } th.n { (lang.pick("RTT đường truyền", "Link RTT")) } th.n { (lang.pick("Mất gói", "Loss")) } } }
+                    thead { tr { th { (lang.pick("Mã", "Code")) } th { (lang.pick("Tên", "Name")) } th { (lang.pick("Kết quả", "Verdict")) } th.n { (lang.pick("Khả dụng thấp nhất", "Lowest availability")) } th.n { (lang.pick("RTT đường truyền", "Link RTT")) } th.n { (lang.pick("Mất gói", "Loss")) } th { (lang.pick("Phần mềm dùng chung từ phường", "Shared services from the ward")) } } }
                     tbody { @for s in &r.sites {
                         @let link = s.checks.iter().find(|c| c.role == "link");
                         tr data-slug=(s.slug) data-verdict=(s.verdict.as_str()) {
@@ -1592,6 +1733,7 @@ pub fn report_html(r: &Report, lang: Lang) -> Markup {
                             td.n { (opt(readiness::worst_availability(&s.checks).map(|a| pct(a, lang)))) }
                             td.n { (opt(link.and_then(|c| c.latency_quantile_ms).map(|v| fmt_ms(v, lang)))) }
                             td.n { (opt(link.and_then(|c| c.loss).map(|v| pct(v, lang)))) }
+                            td.ward-services data-verdict=[s.ward_services.verdict.map(|v| v.as_str())] { (s.ward_services.text(lang)) }
                         }
                     } }
                 }

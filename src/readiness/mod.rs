@@ -16,6 +16,10 @@
 //! 3. a link round's loss (lost / sent packets) is within the class's `degraded_loss`;
 //!
 //! and no critical incident of the site (site or city scope) is open at the end of the window.
+//! Where the site has a ward agent, the agent-run copies of the shared-service checks are
+//! judged by one more criterion ("shared software reachable from the ward", [`WardServices`]):
+//! the availability of each reaches the site's link-class target (no latency limits); it is
+//! "không áp dụng" (n/a) elsewhere, and the copies are not the site's or the service's own checks.
 //! A check is judged only from its first recorded minute on; it needs `min_observed` of data
 //! and `min_coverage` of the minutes expected (at its interval) outside maintenance, otherwise
 //! the verdict is "không đủ dữ liệu". Criteria 1–3 are applied once a check has `min_observed`
@@ -26,15 +30,20 @@
 //! is ready when every site and every shared service is.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use serde::Serialize;
 
 use crate::config::{CheckDef, CheckRole, Inventory};
 use crate::incidents::rollups::{CheckAgg, WindowData};
-use crate::incidents::{Incident, Scope, Store, StoreError};
+use crate::incidents::{Incident, Scope};
 use crate::localtime::{format_local, format_rfc3339};
 use crate::probe::ProbeKind;
+
+mod load;
+mod render;
+
+pub use load::{load, minute_span, window};
+pub use render::*;
 
 /// Report language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -107,7 +116,7 @@ impl Verdict {
 /// Why a verdict is what it is, in both languages.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
-    /// `availability`, `latency`, `loss`, `critical_incident`, `no_data`, `too_short`,
+    /// `availability`, `latency`, `loss`, `critical_incident`, `ward_services`, `no_data`, `too_short`,
     /// `low_coverage`, `maintenance_only`, `monitor_blind_only`, `no_checks`; notes:
     /// `maintenance`, `monitor_blind`, `since`.
     pub code: &'static str,
@@ -201,6 +210,67 @@ pub struct SiteResult {
     pub notes: Vec<Finding>,
     pub open_critical: Vec<IncidentRef>,
     pub checks: Vec<CheckResult>,
+    /// The criterion "shared software reachable from the ward" (sites with a ward agent).
+    pub ward_services: WardServices,
+}
+
+/// The shared services as the site's ward agent saw them over the window: the availability of
+/// every agent-run copy of the shared-service checks must reach the site's link-class target.
+/// Not applicable ("không áp dụng") where the site has no agent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WardServices {
+    pub applicable: bool,
+    /// None when not applicable.
+    pub verdict: Option<Verdict>,
+    /// The lowest availability of the agent-run copies.
+    pub availability: Option<f64>,
+    /// The site's link-class availability target.
+    pub target: f64,
+    pub checks: Vec<CheckResult>,
+}
+
+impl WardServices {
+    /// "sẵn sàng (99,9 %)" / "không áp dụng".
+    pub fn text(&self, lang: Lang) -> String {
+        match self.verdict {
+            None => lang.pick("không áp dụng", "n/a").to_string(),
+            Some(v) => match self.availability {
+                Some(a) => format!("{} ({})", v.label(lang), pct(a, lang)),
+                None => v.label(lang).to_string(),
+            },
+        }
+    }
+}
+
+/// The criterion for one site: its agent-run copies judged against `target`.
+fn ward_services(inv: &Inventory, data: &WindowData, slug: &str, target: f64) -> WardServices {
+    let has_agent = inv.agents.iter().any(|a| a.site == slug);
+    let checks: Vec<CheckResult> = inv
+        .checks
+        .iter()
+        .filter(|c| has_agent && c.id.is_agent() && c.id.site.as_deref() == Some(slug))
+        .map(|c| judge_with(c, inv, data, Some(target)))
+        .collect();
+    let applicable = !checks.is_empty();
+    let verdict = applicable.then(|| {
+        if checks.iter().any(|c| c.verdict == Verdict::NotReady) {
+            Verdict::NotReady
+        } else if checks
+            .iter()
+            .any(|c| c.verdict == Verdict::InsufficientData)
+        {
+            Verdict::InsufficientData
+        } else {
+            Verdict::Ready
+        }
+    });
+    WardServices {
+        applicable,
+        verdict,
+        availability: worst_availability(&checks),
+        target,
+        checks,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -304,93 +374,6 @@ pub fn province_name(key: &str) -> (String, String) {
     }
 }
 
-/// Resolves the window: `from`/`to` in Unix ms, defaulting to the last `default` before `now`.
-/// Errors name the problem.
-pub fn window(
-    from: Option<i64>,
-    to: Option<i64>,
-    default: std::time::Duration,
-    now: i64,
-) -> Result<(i64, i64), String> {
-    let span = default.as_millis() as i64;
-    let (from, to) = match (from, to) {
-        (Some(f), Some(t)) => (f, t),
-        (Some(f), None) => (f, now.max(f)),
-        (None, Some(t)) => (t - span, t),
-        (None, None) => (now - span, now),
-    };
-    if from >= to {
-        return Err("`from` must be before `to`".into());
-    }
-    if from >= now {
-        return Err("the window starts in the future".into());
-    }
-    Ok((from, to))
-}
-
-/// Minutes `[from, to)` of a window in ms: whole minutes inside it, ending no later than `now`.
-pub fn minute_span(from: i64, to: i64, now: i64) -> (i64, i64) {
-    let from_m = from.div_euclid(60_000) + i64::from(from.rem_euclid(60_000) != 0);
-    let to_m = to.min(now).div_euclid(60_000);
-    (from_m, to_m.max(from_m))
-}
-
-/// Reads what the report needs from the store and computes it.
-pub fn load(
-    store: &Store,
-    inv: &Inventory,
-    from: i64,
-    to: i64,
-    now: i64,
-) -> Result<Report, StoreError> {
-    let (from_m, to_m) = minute_span(from, to, now);
-    let data = store.history_window(from_m, to_m)?;
-    let critical = store.critical_open_at(to.min(now))?;
-    let mut report = compute(inv, &data, &critical, from, to, now);
-    let teams: Vec<(String, String)> = inv
-        .teams
-        .iter()
-        .map(|t| (t.name.clone(), t.title.clone()))
-        .collect();
-    let rows = store.figure_rows(from)?;
-    report.team_figures = Some(crate::incidents::figures::compute(
-        &rows, &teams, from, to, now,
-    ));
-    Ok(report)
-}
-
-/// Percent for people: truncated (never rounded up to 100 %), Vietnamese decimal comma.
-pub fn pct(v: f64, lang: Lang) -> String {
-    // (The epsilon keeps 0.99 at 99 %, not 98.99 %, through binary rounding.)
-    let t = (v * 10_000.0 + 1e-6).floor() / 100.0;
-    let s = if t >= 100.0 {
-        "100".to_string()
-    } else {
-        let s = format!("{t:.2}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    };
-    match lang {
-        Lang::Vi => format!("{} %", s.replace('.', ",")),
-        Lang::En => format!("{s}%"),
-    }
-}
-
-/// A latency for people: "3,2 ms", "45 ms", "1,25 s".
-pub fn ms(v: f64, lang: Lang) -> String {
-    let s = if v < 10.0 {
-        format!("{v:.1} ms")
-    } else if v < 1000.0 {
-        format!("{v:.0} ms")
-    } else {
-        let s = format!("{:.2}", v / 1000.0);
-        format!("{} s", s.trim_end_matches('0').trim_end_matches('.'))
-    };
-    match lang {
-        Lang::Vi => s.replace('.', ","),
-        Lang::En => s,
-    }
-}
-
 fn finding(code: &'static str, check: Option<&str>, vi: String, en: String) -> Finding {
     Finding {
         code,
@@ -403,7 +386,7 @@ fn finding(code: &'static str, check: Option<&str>, vi: String, en: String) -> F
 fn is_failure(f: &Finding) -> bool {
     matches!(
         f.code,
-        "availability" | "latency" | "loss" | "critical_incident"
+        "availability" | "latency" | "loss" | "critical_incident" | "ward_services"
     )
 }
 
@@ -421,6 +404,17 @@ fn is_insufficient(f: &Finding) -> bool {
 
 /// One check's result.
 fn judge_check(def: &CheckDef, inv: &Inventory, data: &WindowData) -> CheckResult {
+    judge_with(def, inv, data, None)
+}
+
+/// One check's result; `ward_target`: an agent-run copy judged for the criterion "shared
+/// software reachable from the ward" (availability only, against the ward's target).
+fn judge_with(
+    def: &CheckDef,
+    inv: &Inventory,
+    data: &WindowData,
+    ward_target: Option<f64>,
+) -> CheckResult {
     let cfg = &inv.readiness;
     let key = def.id.key();
     let title = def.title.clone();
@@ -430,15 +424,19 @@ fn judge_check(def: &CheckDef, inv: &Inventory, data: &WindowData) -> CheckResul
         .title_en
         .clone()
         .unwrap_or_else(|| def.id.name.to_string());
-    let target = cfg.target(&def.link_class);
+    let target = ward_target.unwrap_or_else(|| cfg.target(&def.link_class));
     let icmp = def.probe.kind() == ProbeKind::Icmp;
     let limit = if icmp {
         def.degraded.rtt
     } else {
         def.degraded.latency
     };
-    let latency_limit_ms = (!limit.is_zero()).then_some(limit.as_secs_f64() * 1000.0);
-    let loss_limit = (icmp && def.degraded.loss > 0.0).then_some(def.degraded.loss);
+    // From a ward the data centre's latency limits do not apply (the ward's link is in the
+    // path): that criterion is about reaching the service.
+    let latency_limit_ms =
+        (!limit.is_zero() && ward_target.is_none()).then_some(limit.as_secs_f64() * 1000.0);
+    let loss_limit =
+        (icmp && def.degraded.loss > 0.0 && ward_target.is_none()).then_some(def.degraded.loss);
     let empty = CheckAgg::default();
     let w = data.checks.get(&key);
     let a = w.map_or(&empty, |w| &w.agg);
@@ -510,7 +508,11 @@ fn judge_check(def: &CheckDef, inv: &Inventory, data: &WindowData) -> CheckResul
     if observed > 0 && observed >= min_obs {
         if let Some(av) = availability.filter(|&av| av < target) {
             findings.push(finding(
-                "availability",
+                if ward_target.is_some() {
+                    "ward_services"
+                } else {
+                    "availability"
+                },
                 k,
                 format!(
                     "{label}: khả dụng {} < mục tiêu {} ({} lần kiểm tra đạt / {})",
@@ -727,18 +729,26 @@ pub fn compute(
     }
     let mut sites = Vec::with_capacity(inv.sites.len());
     for s in &inv.sites {
+        // The ward agent's copies of the service checks are judged by their own criterion.
         let checks: Vec<CheckResult> = inv
             .checks
             .iter()
-            .filter(|c| c.id.site.as_deref() == Some(s.slug.as_str()))
+            .filter(|c| c.id.site.as_deref() == Some(s.slug.as_str()) && !c.id.runs_at_ward())
             .map(|c| judge_check(c, inv, data))
             .collect();
+        let ward = ward_services(inv, data, &s.slug, inv.readiness.target(&s.link_class));
         let incidents: Vec<IncidentRef> = critical
             .iter()
             .filter(|i| matches!(i.scope, Scope::Site | Scope::City) && i.sites.contains(&s.slug))
             .map(IncidentRef::from)
             .collect();
-        let (verdict, reasons, notes) = roll_up(&checks, &incidents, &s.name);
+        let (verdict, reasons, notes) = if ward.applicable {
+            let mut all = checks.clone();
+            all.extend(ward.checks.iter().cloned());
+            roll_up(&all, &incidents, &s.name)
+        } else {
+            roll_up(&checks, &incidents, &s.name)
+        };
         sites.push(SiteResult {
             slug: s.slug.clone(),
             code: s.code.clone(),
@@ -753,6 +763,7 @@ pub fn compute(
             notes,
             open_critical: incidents,
             checks,
+            ward_services: ward,
         });
     }
     let services: Vec<ServiceResult> = inv
@@ -762,7 +773,7 @@ pub fn compute(
             let checks: Vec<CheckResult> = inv
                 .checks
                 .iter()
-                .filter(|c| c.id.service.as_deref() == Some(svc.slug.as_str()))
+                .filter(|c| c.id.service.as_deref() == Some(svc.slug.as_str()) && !c.id.is_agent())
                 .map(|c| judge_check(c, inv, data))
                 .collect();
             let incidents: Vec<IncidentRef> = critical
@@ -917,19 +928,6 @@ pub fn compute(
     }
 }
 
-/// Markdown cell: no pipes or line breaks.
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace(['\n', '\r'], " ")
-}
-
-fn opt_pct(v: Option<f64>, lang: Lang) -> String {
-    v.map_or_else(|| "–".into(), |v| pct(v, lang))
-}
-
-fn opt_ms(v: Option<f64>, lang: Lang) -> String {
-    v.map_or_else(|| "–".into(), |v| ms(v, lang))
-}
-
 /// The lowest availability of an owner's checks.
 pub fn worst_availability(checks: &[CheckResult]) -> Option<f64> {
     checks
@@ -938,573 +936,9 @@ pub fn worst_availability(checks: &[CheckResult]) -> Option<f64> {
         .min_by(|a, b| a.total_cmp(b))
 }
 
-/// The criteria in words.
-pub fn criteria_lines(r: &Report, lang: Lang) -> Vec<String> {
-    let c = &r.criteria;
-    let targets = c
-        .availability
-        .iter()
-        .map(|(k, v)| {
-            let name = match lang {
-                Lang::Vi => c.class_names.get(k).unwrap_or(k),
-                Lang::En => k,
-            };
-            format!("{name} {}", pct(*v, lang))
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let q = format!("p{}", (c.latency_quantile * 100.0).round());
-    match lang {
-        Lang::Vi => vec![
-            format!("Khả dụng của từng kiểm tra, không tính thời gian bảo trì, đạt mục tiêu theo loại đường truyền: {targets}."),
-            format!("{q} độ trễ (RTT của đường truyền, thời gian phản hồi của dịch vụ) không vượt ngưỡng của loại đường truyền; tỷ lệ mất gói không vượt ngưỡng."),
-            "Không có sự cố nghiêm trọng đang mở vào cuối khoảng thời gian.".into(),
-            format!("Đủ dữ liệu: ít nhất {} phút và {} số phút dự kiến ngoài bảo trì; nếu không: \"không đủ dữ liệu\".", c.min_observed_minutes, pct(c.min_coverage, lang)),
-        ],
-        Lang::En => vec![
-            format!("Availability of every check, maintenance excluded, reaches the target of its link class: {targets}."),
-            format!("{q} latency (link RTT, service response time) within the class limit; packet loss within the class limit."),
-            "No critical incident open at the end of the window.".into(),
-            format!("Enough data: at least {} minutes and {} of the expected minutes outside maintenance; otherwise \"insufficient data\".", c.min_observed_minutes, pct(c.min_coverage, lang)),
-        ],
-    }
-}
-
-/// The report as Markdown, for people.
-pub fn markdown(r: &Report, lang: Lang) -> String {
-    let t = |vi: &'static str, en: &'static str| lang.pick(vi, en);
-    let mut o = String::new();
-    let c = &r.city;
-    let _ = writeln!(
-        o,
-        "# {}\n",
-        match lang {
-            Lang::Vi => format!(
-                "Báo cáo sẵn sàng — {} xã, phường, đặc khu TP. Hồ Chí Minh",
-                c.total
-            ),
-            Lang::En => format!(
-                "Readiness report — the {} communes, wards and special zone of Ho Chi Minh City",
-                c.total
-            ),
-        }
-    );
-    let _ = writeln!(
-        o,
-        "{}: **{} → {}** ({})  ",
-        t("Khoảng thời gian", "Window"),
-        r.from_local,
-        r.to_local,
-        t("giờ Việt Nam, Asia/Ho_Chi_Minh", "Asia/Ho_Chi_Minh time")
-    );
-    let _ = writeln!(
-        o,
-        "{}: {}\n",
-        t("Lập lúc", "Generated"),
-        r.generated_at_local
-    );
-    if r.start_rounded {
-        let _ = writeln!(
-            o,
-            "_{}_\n",
-            t(
-                "Đầu khoảng thời gian cũ hơn dữ liệu theo phút còn lưu: giờ đầu tiên được tính trọn giờ.",
-                "The window starts before the per-minute data kept: its first hour is counted whole."
-            )
-        );
-    }
-    let _ = writeln!(o, "## {}\n", t("Tổng hợp", "Summary"));
-    let _ = writeln!(
-        o,
-        "**{}** · {} {} · {} {}  ",
-        lang.pick(&c.headline, &c.headline_en),
-        c.not_ready,
-        Verdict::NotReady.label(lang),
-        c.insufficient_data,
-        Verdict::InsufficientData.label(lang)
-    );
-    let _ = writeln!(
-        o,
-        "{}: {}/{} {}  ",
-        t("Dịch vụ dùng chung", "Shared services"),
-        c.services_ready,
-        c.services_total,
-        Verdict::Ready.label(lang)
-    );
-    let _ = writeln!(
-        o,
-        "{}: **{}**\n",
-        t("Kết luận", "Conclusion"),
-        if c.all_ready {
-            t(
-                "toàn bộ xã, phường, đặc khu và dịch vụ dùng chung sẵn sàng",
-                "every site and shared service is ready",
-            )
-        } else if c.not_ready == 0 && !r.services.iter().any(|s| s.verdict == Verdict::NotReady) {
-            // Nothing failed: what is missing is data, not readiness.
-            t(
-                "không đủ dữ liệu để kết luận (không nơi nào chưa sẵn sàng)",
-                "insufficient data to conclude (nothing is not ready)",
-            )
-        } else {
-            t("chưa sẵn sàng toàn bộ", "not everything is ready")
-        }
-    );
-    for p in &r.prober_incidents {
-        let _ = writeln!(
-            o,
-            "> {} #{}: {}\n",
-            t(
-                "Cảnh báo: hệ thống giám sát bị gián đoạn",
-                "Warning: monitoring impaired"
-            ),
-            p.id,
-            lang.pick(&p.title, &p.title_en)
-        );
-    }
-    let _ = writeln!(o, "## {}\n", t("Tiêu chí", "Criteria"));
-    for l in criteria_lines(r, lang) {
-        let _ = writeln!(o, "- {l}");
-    }
-    o.push('\n');
-
-    for verdict in [Verdict::NotReady, Verdict::InsufficientData] {
-        let list: Vec<&SiteResult> = r.sites.iter().filter(|s| s.verdict == verdict).collect();
-        let _ = writeln!(o, "## {} ({})\n", verdict.title(lang), list.len());
-        if list.is_empty() {
-            let _ = writeln!(o, "{}\n", t("Không có.", "None."));
-            continue;
-        }
-        let _ = writeln!(
-            o,
-            "| {} | {} | {} | {} |\n| --- | --- | --- | --- |",
-            t("Mã", "Code"),
-            t("Xã, phường, đặc khu", "Site"),
-            t("Quận, huyện cũ", "Former district"),
-            t("Lý do", "Reasons")
-        );
-        for s in list {
-            let reasons = s
-                .reasons
-                .iter()
-                .map(|f| f.text(lang))
-                .collect::<Vec<_>>()
-                .join("; ");
-            let _ = writeln!(
-                o,
-                "| {} | {}{} | {} | {} |",
-                s.code,
-                cell(&s.name),
-                if s.island {
-                    t(" (đảo)", " (island)")
-                } else {
-                    ""
-                },
-                cell(&s.former_district),
-                cell(&reasons)
-            );
-        }
-        o.push('\n');
-    }
-
-    let _ = writeln!(o, "## {}\n", t("Dịch vụ dùng chung", "Shared services"));
-    let _ = writeln!(
-        o,
-        "| {} | {} | {} | {} | {} |\n| --- | --- | --- | --- | --- |",
-        t("Dịch vụ", "Service"),
-        t("Kết quả", "Verdict"),
-        t("Khả dụng thấp nhất", "Lowest availability"),
-        t("Độ trễ p95 (cao nhất)", "p95 latency (highest)"),
-        t("Lý do", "Reasons")
-    );
-    for s in &r.services {
-        let q = s
-            .checks
-            .iter()
-            .filter_map(|c| c.latency_quantile_ms)
-            .max_by(|a, b| a.total_cmp(b));
-        let reasons = s
-            .reasons
-            .iter()
-            .map(|f| f.text(lang))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let name = match lang {
-            Lang::Vi => s.name.as_str(),
-            Lang::En => s.name_en.as_deref().unwrap_or(&s.name),
-        };
-        let _ = writeln!(
-            o,
-            "| {} | {} | {} | {} | {} |",
-            cell(name),
-            s.verdict.label(lang),
-            opt_pct(worst_availability(&s.checks), lang),
-            opt_ms(q, lang),
-            cell(&reasons)
-        );
-    }
-    o.push('\n');
-
-    let groups = |o: &mut String, title: &str, gs: &[Group]| {
-        let with_services = gs.iter().any(|g| g.services_total > 0);
-        let _ = writeln!(o, "## {title}\n");
-        let _ = write!(
-            o,
-            "| {} | {} | {} | {} | {} |",
-            t("Nhóm", "Group"),
-            t("Xã, phường", "Sites"),
-            Verdict::Ready.title(lang),
-            Verdict::NotReady.title(lang),
-            Verdict::InsufficientData.title(lang)
-        );
-        if with_services {
-            let _ = write!(
-                o,
-                " {} |",
-                t("Dịch vụ dùng chung sẵn sàng", "Shared services ready")
-            );
-        }
-        o.push_str("\n| --- | ---: | ---: | ---: | ---: |");
-        if with_services {
-            o.push_str(" ---: |");
-        }
-        o.push('\n');
-        for g in gs {
-            let _ = write!(
-                o,
-                "| {} | {} | {} | {} | {} |",
-                cell(lang.pick(&g.name, &g.name_en)),
-                g.total,
-                g.ready,
-                g.not_ready,
-                g.insufficient_data
-            );
-            if with_services {
-                if g.services_total > 0 {
-                    let _ = write!(o, " {}/{} |", g.services_ready, g.services_total);
-                } else {
-                    o.push_str(" – |");
-                }
-            }
-            o.push('\n');
-        }
-        o.push('\n');
-    };
-    groups(
-        &mut o,
-        t("Theo tỉnh, thành phố cũ", "By former province"),
-        &r.provinces,
-    );
-    if !r.teams.is_empty() {
-        groups(&mut o, t("Theo tổ chuyên trách", "By team"), &r.teams);
-    }
-
-    if let Some(f) = &r.team_figures {
-        team_figures_md(&mut o, f, lang);
-    }
-
-    let _ = writeln!(
-        o,
-        "## {} ({})\n",
-        t("Chi tiết từng xã, phường, đặc khu", "Every site"),
-        r.sites.len()
-    );
-    let _ = writeln!(
-        o,
-        "| {} | {} | {} | {} | {} | {} | {} |\n| --- | --- | --- | --- | ---: | ---: | ---: |",
-        t("Mã", "Code"),
-        t("Tên", "Name"),
-        t("Khu vực cũ", "Former district"),
-        t("Kết quả", "Verdict"),
-        t("Khả dụng thấp nhất", "Lowest availability"),
-        t("RTT đường truyền", "Link RTT"),
-        t("Mất gói", "Loss")
-    );
-    for s in &r.sites {
-        let link = s.checks.iter().find(|c| c.role == CheckRole::Link.as_str());
-        let _ = writeln!(
-            o,
-            "| {} | {}{} | {} | {} | {} | {} | {} |",
-            s.code,
-            cell(&s.name),
-            if s.island {
-                t(" (đảo)", " (island)")
-            } else {
-                ""
-            },
-            cell(&s.former_district),
-            s.verdict.label(lang),
-            opt_pct(worst_availability(&s.checks), lang),
-            opt_ms(link.and_then(|c| c.latency_quantile_ms), lang),
-            opt_pct(link.and_then(|c| c.loss), lang),
-        );
-    }
-    o
-}
-
-/// A duration for people: "45 giây", "12 phút", "2 giờ 5 phút", "3 ngày 4 giờ".
-pub fn duration_text(secs: f64, lang: Lang) -> String {
-    let s = secs.max(0.0).round() as u64;
-    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
-    let u = |vi: &'static str, en: &'static str| lang.pick(vi, en);
-    if s < 60 {
-        format!("{s} {}", u("giây", "s"))
-    } else if s < 3600 {
-        format!("{} {}", s / 60, u("phút", "min"))
-    } else if s < 86_400 {
-        format!("{h} {} {m} {}", u("giờ", "h"), u("phút", "min"))
-    } else {
-        format!("{d} {} {h} {}", u("ngày", "d"), u("giờ", "h"))
-    }
-}
-
-fn stat_text(st: &crate::incidents::figures::Stat, lang: Lang) -> String {
-    match (st.median_seconds, st.p90_seconds, st.max_seconds) {
-        (Some(a), Some(b), Some(c)) => format!(
-            "{} / {} / {}",
-            duration_text(a, lang),
-            duration_text(b, lang),
-            duration_text(c, lang)
-        ),
-        _ => "–".into(),
-    }
-}
-
-fn severity_label(sev: &str, lang: Lang) -> &'static str {
-    match sev {
-        "critical" => lang.pick("Nghiêm trọng", "Critical"),
-        "warning" => lang.pick("Cảnh báo", "Warning"),
-        _ => lang.pick("Tất cả", "All"),
-    }
-}
-
-/// Names of a team line: "Toàn thành phố" for the city line.
-pub fn team_label(tf: &crate::incidents::figures::TeamFigures, lang: Lang) -> String {
-    if tf.team == "*" {
-        lang.pick("Toàn thành phố", "Whole city").to_string()
-    } else {
-        tf.title.clone()
-    }
-}
-
-/// The team figures section of the Markdown report.
-fn team_figures_md(o: &mut String, f: &crate::incidents::figures::Figures, lang: Lang) {
-    let t = |vi: &'static str, en: &'static str| lang.pick(vi, en);
-    let _ = writeln!(
-        o,
-        "## {}\n",
-        t(
-            "Tổ chuyên trách: thời gian tiếp nhận và khắc phục sự cố",
-            "Teams: time to acknowledge and to resolve"
-        )
-    );
-    let _ = writeln!(
-        o,
-        "{}\n",
-        t(
-            "Sự cố bắt đầu trong khoảng thời gian báo cáo; thời gian tính từ lúc bắt đầu (trung vị / p90 / lâu nhất). Đang mở: tại thời điểm lập báo cáo.",
-            "Incidents started in the window; times from the start (median / p90 / max). Open: at the time of the report."
-        )
-    );
-    let _ = writeln!(
-        o,
-        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n| --- | --- | ---: | ---: | --- | ---: | --- | ---: | --- |",
-        t("Tổ", "Team"),
-        t("Mức độ", "Severity"),
-        t("Sự cố", "Incidents"),
-        t("Đã tiếp nhận", "Acknowledged"),
-        t("Thời gian tiếp nhận", "Time to acknowledge"),
-        t("Đã khắc phục", "Resolved"),
-        t("Thời gian khắc phục", "Time to resolve"),
-        t("Đang mở", "Open"),
-        t("Mở lâu nhất", "Oldest open"),
-    );
-    for tf in f.teams.iter().chain(std::iter::once(&f.city)) {
-        for (i, sf) in tf.severities.iter().enumerate() {
-            if i > 0 && sf.incidents == 0 {
-                continue;
-            }
-            let (open, oldest) = if i == 0 {
-                (
-                    tf.open.count.to_string(),
-                    tf.open
-                        .oldest_seconds
-                        .map_or_else(|| "–".into(), |s| duration_text(s, lang)),
-                )
-            } else {
-                (String::new(), String::new())
-            };
-            let _ = writeln!(
-                o,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                if i == 0 {
-                    cell(&team_label(tf, lang))
-                } else {
-                    String::new()
-                },
-                severity_label(&sf.severity, lang),
-                sf.incidents,
-                sf.acknowledged,
-                stat_text(&sf.time_to_acknowledge, lang),
-                sf.resolved,
-                stat_text(&sf.time_to_resolve, lang),
-                open,
-                oldest,
-            );
-        }
-    }
-    o.push('\n');
-    if !f.city.sites.is_empty() {
-        let _ = writeln!(
-            o,
-            "### {}\n\n| {} | {} |\n| --- | ---: |",
-            t(
-                "Sự cố theo xã, phường, đặc khu (nhiều nhất)",
-                "Incidents per site (most first)"
-            ),
-            t("Đơn vị", "Site"),
-            t("Sự cố", "Incidents"),
-        );
-        for sc in f.city.sites.iter().take(10) {
-            let _ = writeln!(o, "| {} | {} |", cell(&sc.site), sc.incidents);
-        }
-        o.push('\n');
-    }
-}
-
-/// CSV field quoting (RFC 4180).
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-fn num(v: Option<f64>, decimals: usize) -> String {
-    v.map_or_else(String::new, |v| format!("{v:.decimals$}"))
-}
-
-/// The report as CSV: one line per check (sites, then shared services), with the owner's
-/// verdict on every line. Numbers use a decimal point; ratios are 0..1.
-pub fn csv(r: &Report, lang: Lang) -> String {
-    let mut o = String::from(
-        "scope,slug,code,name,former_province,former_district,island,verdict,check,check_verdict,\
-         availability,target,latency_quantile_ms,latency_limit_ms,latency_avg_ms,loss,loss_limit,\
-         runs,passed,observed_minutes,expected_minutes,maintenance_minutes,reasons,\
-         incidents,acknowledged,ack_median_s,ack_p90_s,ack_max_s,resolved,resolve_median_s,\
-         resolve_p90_s,resolve_max_s,open_incidents,oldest_open_s\n",
-    );
-    let mut line = |scope: &str,
-                    slug: &str,
-                    code: &str,
-                    name: &str,
-                    prov: &str,
-                    dist: &str,
-                    island: &str,
-                    verdict: Verdict,
-                    c: &CheckResult| {
-        let reasons = c
-            .findings
-            .iter()
-            .filter(|f| is_failure(f) || is_insufficient(f))
-            .map(|f| f.text(lang))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let fields = [
-            scope.to_string(),
-            slug.to_string(),
-            code.to_string(),
-            name.to_string(),
-            prov.to_string(),
-            dist.to_string(),
-            island.to_string(),
-            verdict.label(lang).to_string(),
-            c.name.clone(),
-            c.verdict.label(lang).to_string(),
-            num(c.availability, 5),
-            num(Some(c.target), 4),
-            num(c.latency_quantile_ms, 1),
-            num(c.latency_limit_ms, 0),
-            num(c.latency_avg_ms, 1),
-            num(c.loss, 4),
-            num(c.loss_limit, 4),
-            c.runs.to_string(),
-            c.passed.to_string(),
-            c.observed_minutes.to_string(),
-            c.expected_minutes.to_string(),
-            c.maintenance_minutes.to_string(),
-            reasons,
-        ];
-        let row = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>();
-        o.push_str(&row.join(","));
-        // The team-figure columns are empty on check lines.
-        o.push_str(",,,,,,,,,,,");
-        o.push('\n');
-    };
-    for s in &r.sites {
-        for c in &s.checks {
-            line(
-                "site",
-                &s.slug,
-                &s.code,
-                &s.name,
-                &s.former_province,
-                &s.former_district,
-                if s.island { "true" } else { "false" },
-                s.verdict,
-                c,
-            );
-        }
-    }
-    for s in &r.services {
-        for c in &s.checks {
-            line("service", &s.slug, "", &s.name, "", "", "", s.verdict, c);
-        }
-    }
-    // Team figures: one line per team (and the city, slug `*`) and severity; `check` holds
-    // the severity (all, critical, warning), times in seconds.
-    if let Some(f) = &r.team_figures {
-        for tf in f.teams.iter().chain(std::iter::once(&f.city)) {
-            for (i, sf) in tf.severities.iter().enumerate() {
-                let mut fields = vec![String::new(); 23];
-                fields[0] = "team".into();
-                fields[1] = tf.team.clone();
-                fields[3] = team_label(tf, lang);
-                fields[8] = sf.severity.clone();
-                let (a, r_) = (&sf.time_to_acknowledge, &sf.time_to_resolve);
-                fields.extend([
-                    sf.incidents.to_string(),
-                    sf.acknowledged.to_string(),
-                    num(a.median_seconds, 0),
-                    num(a.p90_seconds, 0),
-                    num(a.max_seconds, 0),
-                    sf.resolved.to_string(),
-                    num(r_.median_seconds, 0),
-                    num(r_.p90_seconds, 0),
-                    num(r_.max_seconds, 0),
-                    if i == 0 {
-                        tf.open.count.to_string()
-                    } else {
-                        String::new()
-                    },
-                    if i == 0 {
-                        num(tf.open.oldest_seconds, 0)
-                    } else {
-                        String::new()
-                    },
-                ]);
-                let row = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>();
-                o.push_str(&row.join(","));
-                o.push('\n');
-            }
-        }
-    }
-    o
-}
-
 #[cfg(test)]
 mod tests {
+    use super::render::csv_field;
     use super::*;
     use crate::availability::{bucket_of, MinuteStats, SparseHist};
     use crate::config::Config;
@@ -1615,6 +1049,125 @@ sites = [
             d.to_minute * 60_000,
             d.to_minute * 60_000,
         )
+    }
+
+    /// The test config plus a shared service and a ward agent at `a` (a second site `b` has
+    /// none).
+    fn inv_with_agent() -> Inventory {
+        let text = CONFIG.replace(
+            "[inventory]",
+            r#"[link_class.datacenter]
+interval = "10s"
+timeout = "4s"
+packets = 5
+pacing = "200ms"
+max_loss = 0.4
+degraded_loss = 0.02
+degraded_rtt = "20ms"
+degraded_jitter = "10ms"
+degraded_latency = "1s"
+
+[[service]]
+slug = "dms"
+name = "Quản lý văn bản"
+link_class = "datacenter"
+[[service.check]]
+name = "web"
+title = "Ứng dụng"
+probe.http = { url = "http://127.0.0.1:1/" }
+
+[[agent]]
+site = "a"
+token_sha256 = "0b6f7c1a3e7d4f0c9a8b2d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192"
+
+[inventory]"#,
+        );
+        let text = text.replace(
+            "addr = { link = \"127.0.0.1\" } },\n]",
+            "addr = { link = \"127.0.0.1\" } },\n  { code = \"2\", slug = \"b\", name = \"Phường B\", kind = \"phuong\", former_province = \"tphcm\", former_district = \"Quận 1\", island = false, lat = 10.8, lon = 106.7, addr = { link = \"127.0.0.1\" } },\n]",
+        );
+        (*Config::from_str(std::path::Path::new("t.toml"), &text)
+            .unwrap()
+            .inventory)
+            .clone()
+    }
+
+    #[test]
+    fn shared_services_unreachable_from_the_ward_alone_make_it_not_ready() {
+        let inv = inv_with_agent();
+        let own = |site: &str| {
+            [
+                (
+                    format!("site/{site}/link"),
+                    0,
+                    minutes(60, 6, 6, 12.0, false),
+                ),
+                (
+                    format!("site/{site}/endpoint"),
+                    0,
+                    minutes(60, 6, 6, 300.0, false),
+                ),
+            ]
+        };
+        let mut rows: Vec<(String, i64, CheckAgg)> = own("a").into_iter().chain(own("b")).collect();
+        // The data centre reaches the service all hour; the ward's agent only 50 of 60 minutes
+        // (and slowly: the data centre's 1 s latency limit does not apply from the ward).
+        rows.push(("service/dms/web".into(), 0, minutes(60, 6, 6, 300.0, false)));
+        let mut ward = minutes(50, 6, 6, 1800.0, false);
+        ward.merge(&minutes(10, 6, 0, 0.0, false));
+        rows.push(("service/dms/web@site:a".into(), 0, ward));
+        let refs: Vec<(&str, i64, CheckAgg)> = rows
+            .iter()
+            .map(|(k, f, a)| (k.as_str(), *f, a.clone()))
+            .collect();
+        let r = compute(&inv, &data(0, 60, &refs), &[], 0, 3_600_000, 3_600_000);
+        let a = &r.sites[0];
+        assert_eq!(a.verdict, Verdict::NotReady, "{:?}", a.reasons);
+        let codes: Vec<&str> = a.reasons.iter().map(|f| f.code).collect();
+        assert_eq!(codes, ["ward_services"]);
+        assert!(
+            a.reasons[0].vi.contains("(từ phường)"),
+            "{}",
+            a.reasons[0].vi
+        );
+        assert_eq!(a.ward_services.verdict, Some(Verdict::NotReady));
+        assert_eq!(a.ward_services.target, 0.99);
+        assert!((a.ward_services.availability.unwrap() - 50.0 / 60.0).abs() < 1e-9);
+        assert_eq!(a.ward_services.checks[0].latency_limit_ms, None);
+        assert_eq!(
+            a.checks.len(),
+            2,
+            "the agent copy is not one of the site's own checks"
+        );
+        // The service itself is judged from the data centre only: ready.
+        assert_eq!(
+            r.services[0].verdict,
+            Verdict::Ready,
+            "{:?}",
+            r.services[0].reasons
+        );
+        assert_eq!(r.services[0].checks.len(), 1);
+        // No agent at b: not applicable, and b is ready on its own checks.
+        let b = &r.sites[1];
+        assert_eq!(b.verdict, Verdict::Ready, "{:?}", b.reasons);
+        assert!(!b.ward_services.applicable);
+        assert_eq!(b.ward_services.verdict, None);
+        let md = markdown(&r, Lang::Vi);
+        assert!(md.contains("| không áp dụng |"), "{md}");
+        assert!(md.contains("chưa sẵn sàng (83,33 %)"), "{md}");
+        let csv = csv(&r, Lang::En);
+        assert!(csv.contains(",service/dms/web@site:a,not ready,"), "{csv}");
+        // Without the agent's data (a new agent): insufficient, not ready.
+        let refs: Vec<(&str, i64, CheckAgg)> = refs
+            .into_iter()
+            .filter(|(k, _, _)| !k.contains('@'))
+            .collect();
+        let r = compute(&inv, &data(0, 60, &refs), &[], 0, 3_600_000, 3_600_000);
+        assert_eq!(
+            r.sites[0].ward_services.verdict,
+            Some(Verdict::InsufficientData)
+        );
+        assert_eq!(r.sites[0].verdict, Verdict::InsufficientData);
     }
 
     #[test]
