@@ -119,6 +119,18 @@ enum Command {
         #[arg(long, default_value = "vi")]
         lang: String,
     },
+    /// Copies a whole incident store into an empty one (ids included), e.g. from SQLite to
+    /// PostgreSQL: `--from sqlite:lienthong.db --to postgres://lienthong@db:5432/lienthong`.
+    /// Stop the service first. The PostgreSQL password: --password-file, else PGPASSWORD.
+    Migrate {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// File whose first line is the PostgreSQL password (for both ends).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
     /// Readiness report of all sites over a window, read from the database (the service may be
     /// running or stopped). Times are Asia/Ho_Chi_Minh.
     Readiness {
@@ -213,6 +225,11 @@ fn main() -> ExitCode {
                 });
                 sweep_remote(&url, &token_env, filter, json, &lang).await
             }
+            Command::Migrate {
+                from,
+                to,
+                password_file,
+            } => migrate(&from, &to, password_file.as_deref()),
             Command::Readiness {
                 config,
                 from,
@@ -704,5 +721,37 @@ fn readiness(a: ReadinessArgs) -> anyhow::Result<ExitCode> {
             std::io::stdout().write_all(text.as_bytes())?;
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lienthong migrate`: opens both stores (migrating their schema) and copies.
+fn migrate(
+    from: &str,
+    to: &str,
+    password_file: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    use lienthong::incidents::StoreLocation;
+    let password = match password_file {
+        Some(f) => Some(
+            lienthong::incidents::location::read_password_file(f).map_err(anyhow::Error::msg)?,
+        ),
+        None => std::env::var("PGPASSWORD").ok(),
+    };
+    let open = |url: &str| -> anyhow::Result<lienthong::incidents::Store> {
+        let loc = match StoreLocation::parse(url).map_err(anyhow::Error::msg)? {
+            StoreLocation::Postgres(t) => {
+                StoreLocation::Postgres(t.with_password(password.clone()))
+            }
+            s => s,
+        };
+        lienthong::incidents::Store::open_location(&loc)
+            .with_context(|| format!("cannot open {loc}"))
+    };
+    let (src, dst) = (open(from)?, open(to)?);
+    let report = lienthong::incidents::copy::copy_store(&src, &dst)?;
+    for (table, n) in &report {
+        println!("{table}: {n} rows");
+    }
+    println!("copied {from} → {to}");
     Ok(ExitCode::SUCCESS)
 }

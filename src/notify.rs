@@ -404,6 +404,10 @@ impl Notifier {
     /// One delivery round: due rows in creation order, one at a time.
     async fn round(&mut self) {
         self.update_pending().await;
+        // Shared store: only the lease holder delivers (its outbox writes are fenced too).
+        if !self.store.is_leader() {
+            return;
+        }
         let now = self.now_ms();
         let mono = Instant::now();
         self.hold.retain(|_, until| *until > mono);

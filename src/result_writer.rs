@@ -55,6 +55,9 @@ pub struct Engine {
     /// Set by a config load (the metrics reload reset the site gauges): the next tick
     /// publishes every site's status, not only the changed ones.
     republish_sites: std::sync::atomic::AtomicBool,
+    /// This instance runs the incident engine (always on SQLite; the lease holder on a shared
+    /// store, set by [`Engine::set_leading`] once the engine is restored).
+    leading: std::sync::atomic::AtomicBool,
 }
 
 impl Engine {
@@ -82,7 +85,41 @@ impl Engine {
             history,
             published: std::sync::atomic::AtomicU64::new(0),
             republish_sites: std::sync::atomic::AtomicBool::new(true),
+            leading: std::sync::atomic::AtomicBool::new(true),
         }
+    }
+
+    /// Whether results go through the incident engine (leader) or only to metrics and the
+    /// live state (standby).
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(std::sync::atomic::Ordering::Acquire) && self.lock().store().is_leader()
+    }
+
+    /// Standby → leader: restores the engine from the store first. Leader → standby: stops
+    /// at once (the fence already refuses its writes).
+    pub fn set_leading(
+        &self,
+        leading: bool,
+        now: SystemTime,
+    ) -> Result<(), crate::incidents::StoreError> {
+        use std::sync::atomic::Ordering;
+        if !leading {
+            self.leading.store(false, Ordering::Release);
+            return Ok(());
+        }
+        if self.leading.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut inc = self.lock();
+        let restored = inc.takeover(now)?;
+        *inc = restored;
+        self.publish_counts(&mut inc);
+        self.leading.store(true, Ordering::Release);
+        drop(inc);
+        self.published.store(0, Ordering::Relaxed);
+        self.republish_sites.store(true, Ordering::Relaxed);
+        self.outbox_poke.notify_one();
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, IncidentEngine> {
@@ -145,6 +182,11 @@ impl Engine {
             return None;
         }
         self.metrics.record(check, outcome, finished);
+        if !self.leading.load(std::sync::atomic::Ordering::Acquire) || !inc.store().is_leader() {
+            // Standby: probes and metrics go on; the leader owns health and incidents.
+            self.state.record(&check.id, outcome, finished);
+            return None;
+        }
         if let Some(f) = &outcome.failure {
             tracing::debug!(check = %check.id, reason = %f.reason, error = %f.message, "check failed");
         }
@@ -181,6 +223,9 @@ impl Engine {
     /// Periodic work: holds expire, maintenance windows begin and end; refresh every site.
     pub fn tick(&self, now: SystemTime) {
         let mut inc = self.lock();
+        if !self.leading.load(std::sync::atomic::Ordering::Acquire) || !inc.store().is_leader() {
+            return;
+        }
         inc.tick(now);
         let all = self
             .republish_sites

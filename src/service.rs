@@ -42,6 +42,78 @@ impl Handles {
     }
 }
 
+/// `[store] instance`, else `HOSTNAME:PORT` of the listen address.
+fn instance_name(inv: &crate::config::Inventory) -> String {
+    if let Some(i) = inv.store.instance.as_ref().filter(|i| !i.trim().is_empty()) {
+        return i.trim().to_string();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "lienthong".into());
+    let port = inv.server.listen.rsplit(':').next().unwrap_or("");
+    format!("{host}:{port}")
+}
+
+/// Shared store: renews (or takes) the leader lease every few seconds and switches the
+/// engine between leader and standby; on shutdown gives the lease up for a fast takeover.
+async fn lease_loop(
+    store: Arc<Store>,
+    engine: Arc<Engine>,
+    gauge: prometheus::IntGauge,
+    api: String,
+    shutdown: CancellationToken,
+) {
+    let mut was = store.is_leader();
+    let mut every = tokio::time::interval(crate::incidents::cluster::RENEW_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = every.tick() => {}
+        }
+        let s = store.clone();
+        let a = api.clone();
+        // Bounded: a stalled database never blocks the loop longer than the client timeout.
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.lease_round(Some(&a))).await {
+            tracing::warn!(error = %e, "leader lease not renewed");
+        }
+        let now = store.is_leader();
+        if now != was {
+            if now {
+                let e = engine.clone();
+                match tokio::task::spawn_blocking(move || e.set_leading(true, SystemTime::now()))
+                    .await
+                {
+                    Ok(Ok(())) => tracing::warn!(
+                        "leader lease taken: this instance now runs the incident engine and notifications"
+                    ),
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "leader lease taken but the engine cannot be restored; retrying");
+                        continue; // `was` stays false: retried next round
+                    }
+                    Err(_) => continue,
+                }
+            } else {
+                let _ = engine.set_leading(false, SystemTime::now());
+                tracing::warn!("leader lease lost: standby (probing and API only)");
+            }
+            was = now;
+        }
+        // Lost without noticing a change (expired between rounds): the engine checks
+        // `is_leader` on every result as well.
+        gauge.set(i64::from(store.is_leader()));
+    }
+    if store.is_leader() {
+        let _ = engine.set_leading(false, SystemTime::now());
+        let s = store.clone();
+        let _ = tokio::task::spawn_blocking(move || s.lease_release()).await;
+        tracing::info!("leader lease released");
+    }
+    gauge.set(0);
+}
+
 /// Every second: correlation holds, maintenance windows; every hour: retention.
 async fn tick_loop(
     engine: Arc<Engine>,
@@ -71,6 +143,9 @@ async fn tick_loop(
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0);
             let s = store.clone();
+            if !s.is_leader() {
+                continue;
+            }
             match tokio::task::spawn_blocking(move || s.prune_resolved(cutoff)).await {
                 Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "old resolved incidents pruned"),
                 Ok(Err(e)) => tracing::error!(error = %e, "retention"),
@@ -144,6 +219,11 @@ async fn history_loop(
         let s = store.clone();
         let keep = state.inventory().history.clone();
         let work = tokio::task::spawn_blocking(move || {
+            // Shared store: the leader's vantage writes the history (two writers would sum
+            // their minutes); a standby's rows are dropped.
+            if !s.is_leader() {
+                return Ok(0);
+            }
             let written = s.history_write(&rows).map_err(|e| (e, rows));
             if rollup {
                 if let Err(e) = s.history_rollup(minute) {
@@ -219,10 +299,44 @@ pub async fn run(
     metrics.set_inventory(&inv, None);
     metrics.config_loaded(true, Some(0));
     state.set_inventory(inv.clone());
-    let db = &inv.incidents.database;
-    // Exclusive: a second instance on the same file refuses to start (naming our PID).
-    let store = Store::open_exclusive(std::path::Path::new(db), metrics.registry())
+    let db = inv
+        .store
+        .location(&inv.incidents.database)
+        .map_err(anyhow::Error::msg)?;
+    // SQLite: exclusive, a second instance on the same file refuses to start (naming our PID).
+    // PostgreSQL: shared by the instances.
+    let store = Store::open_service(&db, metrics.registry())
         .with_context(|| format!("cannot open the incident database {db}"))?;
+    // A shared store: join the election and know our role before the engine loads state.
+    let leader_gauge = prometheus::IntGaugeVec::new(
+        prometheus::Opts::new(
+            "lienthong_leader",
+            "1 while this instance holds the leader lease of the shared store (runs the incident engine and notifications); SQLite: always 1.",
+        ),
+        &["instance"],
+    )?;
+    metrics
+        .registry()
+        .register(Box::new(leader_gauge.clone()))?;
+    let instance = instance_name(&inv);
+    if store.is_shared() {
+        store.join_cluster(&instance);
+        let s = store.clone();
+        let api = inv.server.listen.clone();
+        match tokio::task::spawn_blocking(move || s.lease_round(Some(&api))).await? {
+            Ok(lead) => tracing::info!(
+                instance,
+                role = if lead { "leader" } else { "standby" },
+                "joined the cluster of the shared store"
+            ),
+            Err(e) => {
+                tracing::error!(instance, error = %e, "leader lease: first round failed; standby")
+            }
+        }
+    }
+    leader_gauge
+        .with_label_values(&[&instance])
+        .set(i64::from(store.is_leader()));
     let mut incidents = IncidentEngine::new(
         inv.clone(),
         store.clone(),
@@ -251,6 +365,18 @@ pub async fn run(
     let agents = crate::agents::hub::Hub::new(store.clone(), results.clone(), presence);
     agents.set_inventory(&inv);
     agents.register(metrics.registry());
+    if !store.is_leader() {
+        engine.set_leading(false, SystemTime::now())?;
+    }
+    let lease_task = store.is_shared().then(|| {
+        tokio::spawn(lease_loop(
+            store.clone(),
+            engine.clone(),
+            leader_gauge.with_label_values(&[&instance]),
+            inv.server.listen.clone(),
+            shutdown.clone(),
+        ))
+    });
     let notifier = tokio::spawn(notifier.run(shutdown.clone()));
     let maintenance_changed = Arc::new(tokio::sync::Notify::new());
     let ticker = tokio::spawn(tick_loop(
@@ -422,6 +548,9 @@ pub async fn run(
     let _ = ticker.await;
     let _ = figures_task.await;
     let _ = notifier.await;
+    if let Some(t) = lease_task {
+        let _ = t.await;
+    }
     // Open event streams never end on their own: give connections a moment, then close.
     match tokio::time::timeout(std::time::Duration::from_secs(3), server).await {
         Ok(r) => r??,

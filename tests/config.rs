@@ -560,3 +560,29 @@ fn report_tokens_are_named_not_written() {
     assert_eq!((p.line, p.column), (7, 20), "{err}");
     assert!(p.message.contains("unknown team `to-b`"), "{err}");
 }
+
+/// `[store] url`: a bad scheme or a password in the URL is refused at its line and column, with
+/// the hint, and the password is not repeated; a good one loads.
+#[test]
+fn store_url_is_checked_at_its_line() {
+    let valid = std::fs::read_to_string("tests/fixtures/valid.toml").unwrap();
+    let lines = valid.lines().count();
+    let dir = tempfile::tempdir().unwrap();
+    let load = |store: &str| {
+        let path = dir.path().join("probes.toml");
+        std::fs::write(&path, format!("{valid}\n[store]\n{store}\n")).unwrap();
+        Config::load(&path)
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"))
+    };
+    let at = format!("probes.toml:{}:7:", lines + 3);
+    let e = load("url = \"postgres://lt:hunter2@127.0.0.1:5432/x\"").unwrap_err();
+    assert!(e.contains(&at), "{e}");
+    assert!(e.contains("password_file"), "hint: {e}");
+    assert!(!e.contains("hunter2"), "the password is repeated: {e}");
+    let e = load("url = \"mysql://127.0.0.1/x\"").unwrap_err();
+    assert!(e.contains(&at) && e.contains("sqlite:PATH"), "{e}");
+    load("url = \"postgres://lt@127.0.0.1:5432/lienthong\"\npassword_file = \"/nonexistent\"")
+        .unwrap();
+    load("url = \"sqlite:/var/lib/lienthong/lienthong.db\"").unwrap();
+}

@@ -213,6 +213,7 @@ pub struct Inventory {
     pub checks: Vec<Arc<CheckDef>>,
     pub scheduler: SchedulerSection,
     pub incidents: IncidentsSection,
+    pub store: crate::config::file::StoreSection,
     pub api: ApiSection,
     pub teams: Vec<Team>,
     pub notify: Vec<NotifyTarget>,
@@ -309,6 +310,7 @@ pub(super) fn expand(file: &ConfigFile, loc: &Locator) -> Result<Inventory, Vec<
     let mut inv = Inventory {
         scheduler: file.scheduler.clone(),
         incidents: file.incidents.clone(),
+        store: file.store.clone(),
         api: file.api.clone(),
         teams: file.teams.iter().map(|t| t.get_ref().clone()).collect(),
         notify: file.notify.iter().map(|t| t.get_ref().clone()).collect(),

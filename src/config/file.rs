@@ -35,6 +35,9 @@ pub struct ConfigFile {
     /// Incident engine settings.
     #[serde(default)]
     pub incidents: IncidentsSection,
+    /// Where the incident store lives (SQLite file or PostgreSQL).
+    #[serde(default)]
+    pub store: StoreSection,
     /// Write API settings.
     #[serde(default)]
     pub api: ApiSection,
@@ -200,6 +203,74 @@ fn default_keep_minutes() -> HumanDuration {
 }
 fn default_keep_hours() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(5 * 365 * 86_400))
+}
+
+/// `[store]`: where incidents, timelines, the outbox and the history are kept.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// `"sqlite:PATH"` or `"postgres://USER@HOST:PORT/DATABASE"` (never with a password);
+    /// unset: the SQLite file `[incidents] database`.
+    #[serde(default, deserialize_with = "store_url")]
+    pub url: Option<String>,
+    /// File whose first line is the PostgreSQL password; unset: `PGPASSWORD`.
+    #[serde(default)]
+    pub password_file: Option<std::path::PathBuf>,
+    /// This instance's name among those sharing a PostgreSQL store (`lienthong_leader`,
+    /// `/api/v1/cluster`); unset: `HOSTNAME:PORT` of `[server] listen`.
+    #[serde(default)]
+    pub instance: Option<String>,
+}
+
+/// Overrides `[store] url`.
+pub const STORE_URL_ENV: &str = "LIENTHONG_STORE_URL";
+/// Overrides `[store] password_file`.
+pub const STORE_PASSWORD_FILE_ENV: &str = "LIENTHONG_STORE_PASSWORD_FILE";
+
+/// Checked when the file is read, so `check-config` reports it at its line.
+fn store_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    use serde::de::Error;
+    let s = String::deserialize(d)?;
+    crate::incidents::StoreLocation::parse(&s).map_err(D::Error::custom)?;
+    Ok(Some(s))
+}
+
+impl StoreSection {
+    /// The store to open: `LIENTHONG_STORE_URL` (one config file for several hosts), else
+    /// `url`, else `sqlite:{incidents_database}`; the PostgreSQL password read from
+    /// `password_file`, else `PGPASSWORD`.
+    pub fn location(
+        &self,
+        incidents_database: &str,
+    ) -> Result<crate::incidents::StoreLocation, String> {
+        use crate::incidents::StoreLocation;
+        let env = std::env::var(STORE_URL_ENV)
+            .ok()
+            .filter(|u| !u.trim().is_empty());
+        let Some(url) = env.as_ref().or(self.url.as_ref()) else {
+            return Ok(StoreLocation::Sqlite(incidents_database.into()));
+        };
+        let parsed = StoreLocation::parse(url.trim()).map_err(|e| {
+            if env.is_some() {
+                format!("{STORE_URL_ENV}: {e}")
+            } else {
+                e
+            }
+        })?;
+        match parsed {
+            StoreLocation::Postgres(t) => {
+                let file = std::env::var_os(STORE_PASSWORD_FILE_ENV)
+                    .map(std::path::PathBuf::from)
+                    .or_else(|| self.password_file.clone());
+                let password = match file {
+                    Some(f) => Some(crate::incidents::location::read_password_file(&f)?),
+                    None => std::env::var("PGPASSWORD").ok(),
+                };
+                Ok(StoreLocation::Postgres(t.with_password(password)))
+            }
+            sqlite => Ok(sqlite),
+        }
+    }
 }
 
 /// `[incidents]`

@@ -1,7 +1,7 @@
 //! Durable sequence bookkeeping of ward agents (migration 4): the last result sequence applied
 //! per agent, so a batch resent after a lost answer or a central restart is applied once.
 
-use rusqlite::{OptionalExtension, TransactionBehavior};
+use super::db::{params, OptionalExtension};
 
 use super::store::{Store, StoreError};
 use super::UnixMillis;
@@ -54,18 +54,18 @@ impl Store {
         now: UnixMillis,
     ) -> Result<AgentSeq, StoreError> {
         self.tracked("agent_advance", || {
-            let mut conn = self.writer();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let conn = self.writer();
+            let tx = conn.write_tx()?;
             tx.prepare_cached(
                 "INSERT INTO agent_seq (site, last_seq, applied, missing, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5) \
                  ON CONFLICT(site) DO UPDATE SET \
-                   last_seq = max(last_seq, excluded.last_seq), \
-                   applied = applied + excluded.applied, \
-                   missing = missing + excluded.missing, \
+                   last_seq = max(agent_seq.last_seq, excluded.last_seq), \
+                   applied = agent_seq.applied + excluded.applied, \
+                   missing = agent_seq.missing + excluded.missing, \
                    updated_at = excluded.updated_at",
             )?
-            .execute(rusqlite::params![
+            .execute(params![
                 site,
                 last_seq as i64,
                 applied as i64,

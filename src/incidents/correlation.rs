@@ -198,7 +198,14 @@ impl IncidentEngine {
         now: SystemTime,
     ) -> Result<IncidentEngine, StoreError> {
         let mut open = BTreeMap::new();
-        for inc in store.unresolved()? {
+        // A standby of a shared store starts empty: the leader owns the open incidents, and
+        // a takeover builds a new engine from the store (`takeover`).
+        let unresolved = if store.is_leader() {
+            store.unresolved()?
+        } else {
+            Vec::new()
+        };
+        for inc in unresolved {
             let ev = NewEvent {
                 at: ms(now),
                 kind: EventKind::Resumed,
@@ -277,6 +284,23 @@ impl IncidentEngine {
     /// Shares the agents' presence map (the hub updates it on every heartbeat and batch).
     pub fn set_agent_presence(&mut self, presence: AgentPresence) {
         self.presence = presence;
+    }
+
+    /// A new engine restored from the store, as at start-up (open incidents marked resumed),
+    /// for a standby that just took the leader lease over.
+    pub fn takeover(&self, now: SystemTime) -> Result<IncidentEngine, StoreError> {
+        let mut e = IncidentEngine::new(
+            self.inv.clone(),
+            self.store.clone(),
+            self.events.clone(),
+            now,
+        )?;
+        e.set_agent_presence(self.presence.clone());
+        Ok(e)
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
     /// "Agent offline" wants: an agent not heard from for [`crate::agents::AGENT_LOST_AFTER`]

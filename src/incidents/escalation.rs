@@ -11,7 +11,7 @@
 //! Fired steps are rows of `escalations` (primary key incident, team, step), written in the same
 //! transaction as their timeline event and outbox rows: a restart neither repeats nor loses one.
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use super::db::{params, Conn, OptionalExtension};
 use serde_json::json;
 
 use super::model::*;
@@ -96,8 +96,8 @@ impl Store {
         reason: UnackReason,
     ) -> Result<Option<(Incident, Option<IncidentEvent>)>, StoreError> {
         self.tracked("unacknowledge", || {
-            let mut conn = self.writer();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let conn = self.writer();
+            let tx = conn.write_tx()?;
             if !exists(&tx, id)? {
                 return Ok(None);
             }
@@ -112,8 +112,8 @@ impl Store {
     /// incident (an `Unacknowledged` event by "lienthong" each). Returns the events.
     pub fn expire_acks(&self, now: UnixMillis) -> Result<Vec<IncidentEvent>, StoreError> {
         self.tracked("expire_acks", || {
-            let mut conn = self.writer();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let conn = self.writer();
+            let tx = conn.write_tx()?;
             let ids: Vec<i64> = tx
                 .prepare_cached(
                     "SELECT id FROM incidents INDEXED BY incidents_resolved_at \
@@ -144,8 +144,8 @@ impl Store {
         assignee: Option<&str>,
     ) -> Result<Option<(Incident, Option<IncidentEvent>)>, StoreError> {
         self.tracked("assign", || {
-            let mut conn = self.writer();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let conn = self.writer();
+            let tx = conn.write_tx()?;
             let current: Option<Option<String>> = tx
                 .prepare_cached("SELECT assigned_to FROM incidents WHERE id = ?1")?
                 .query_row([id], |r| r.get(0))
@@ -188,7 +188,7 @@ impl Store {
                     "SELECT min(ack_expires_at) FROM incidents INDEXED BY incidents_resolved_at \
                      WHERE resolved_at IS NULL AND acknowledged_at IS NOT NULL",
                 )?
-                .query_row([], |r| r.get(0))?;
+                .query_row(params![], |r| r.get(0))?;
             Ok(next)
         })
     }
@@ -207,7 +207,7 @@ impl Store {
                  FROM incidents i INDEXED BY incidents_resolved_at \
                  WHERE i.resolved_at IS NULL ORDER BY i.id",
             )?;
-            let rows = stmt.query_map([], |r| {
+            let rows = stmt.query_map(params![], |r| {
                 let fired: Vec<(String, usize)> = json_col(r, 6)?.unwrap_or_default();
                 Ok(EscalationRow {
                     id: r.get(0)?,
@@ -236,8 +236,8 @@ impl Store {
         notify: &[String],
     ) -> Result<Option<IncidentEvent>, StoreError> {
         self.tracked("record_escalation", || {
-            let mut conn = self.writer();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let conn = self.writer();
+            let tx = conn.write_tx()?;
             let open: Option<i64> = tx
                 .prepare_cached(
                     "SELECT id FROM incidents WHERE id = ?1 AND resolved_at IS NULL \
@@ -290,7 +290,7 @@ impl Store {
 
 /// Withdraws the acknowledgement of an unresolved incident inside `tx`; None when it had none.
 fn unack_in(
-    tx: &rusqlite::Connection,
+    tx: &Conn,
     id: i64,
     at: UnixMillis,
     by: &str,

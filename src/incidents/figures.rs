@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use prometheus::{GaugeVec, HistogramOpts, HistogramVec, Opts, Registry};
 use serde::Serialize;
 
+use super::db::Row;
 use super::model::*;
 use super::store::{from_text, json_col, Store, StoreError};
 use crate::localtime::format_rfc3339;
@@ -291,7 +292,7 @@ impl Store {
     }
 }
 
-fn figure_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FigureRow> {
+fn figure_row(r: &Row) -> super::db::Result<FigureRow> {
     Ok(FigureRow {
         id: r.get(0)?,
         severity: from_text(r, 1)?,

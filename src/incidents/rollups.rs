@@ -18,8 +18,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-
+use super::db::{params, Conn, OptionalExtension, Row, Value};
 use super::model::{Incident, UnixMillis};
 use super::store::{incident_from_row, Store, StoreError, INCIDENT_COLS};
 use crate::availability::{DenseHist, MinuteRow, MinuteStats, SparseHist};
@@ -180,7 +179,7 @@ pub struct SeriesPoint {
     pub stats: MinuteStats,
 }
 
-fn minute_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, MinuteStats)> {
+fn minute_from_row(r: &Row) -> super::db::Result<(i64, i64, MinuteStats)> {
     let hist: Vec<u8> = r.get(10)?;
     Ok((
         r.get(0)?,
@@ -200,13 +199,13 @@ fn minute_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, MinuteS
     ))
 }
 
-fn meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<i64>> {
+fn meta(conn: &Conn, key: &str) -> super::db::Result<Option<i64>> {
     conn.prepare_cached("SELECT value FROM history_meta WHERE key = ?1")?
         .query_row([key], |r| r.get(0))
         .optional()
 }
 
-fn set_meta(conn: &Connection, key: &str, value: i64) -> rusqlite::Result<()> {
+fn set_meta(conn: &Conn, key: &str, value: i64) -> super::db::Result<()> {
     conn.prepare_cached(
         "INSERT INTO history_meta (key, value) VALUES (?1, ?2) \
          ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -216,11 +215,11 @@ fn set_meta(conn: &Connection, key: &str, value: i64) -> rusqlite::Result<()> {
 }
 
 fn insert_minute(
-    conn: &Connection,
+    conn: &Conn,
     check_id: i64,
     minute: i64,
     s: &MinuteStats,
-) -> rusqlite::Result<usize> {
+) -> super::db::Result<usize> {
     conn.prepare_cached(&format!(
         "INSERT INTO history_minute ({MINUTE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
          ON CONFLICT(minute, check_id) DO NOTHING"
@@ -248,8 +247,8 @@ impl Store {
         if rows.is_empty() {
             return Ok(0);
         }
-        let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let conn = self.writer();
+        let tx = conn.write_tx()?;
         let mut ids: HashMap<&str, i64> = HashMap::new();
         for row in rows {
             let id = match ids.get(row.check.as_str()) {
@@ -259,7 +258,7 @@ impl Store {
                         .prepare_cached(
                             "INSERT INTO history_checks (key, first_minute) VALUES (?1, ?2) \
                              ON CONFLICT(key) DO UPDATE \
-                             SET first_minute = min(first_minute, excluded.first_minute) \
+                             SET first_minute = min(history_checks.first_minute, excluded.first_minute) \
                              RETURNING id",
                         )?
                         .query_row(params![row.check, row.minute], |r| r.get(0))?;
@@ -296,8 +295,8 @@ impl Store {
         let last = (now_minute - ROLLUP_GRACE_MINUTES).div_euclid(60); // exclusive
         let mut done = 0;
         loop {
-            let mut conn = self.writer();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let conn = self.writer();
+            let tx = conn.write_tx()?;
             let from = meta(&tx, "rolled_until")?.unwrap_or(i64::MIN);
             // Skip hours without minutes.
             let next: Option<i64> = tx
@@ -331,13 +330,13 @@ impl Store {
     ) -> Result<(u64, u64), StoreError> {
         let (mut m, mut h) = (0u64, 0u64);
         loop {
-            let mut conn = self.writer();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let conn = self.writer();
+            let tx = conn.write_tx()?;
             let rolled = meta(&tx, "rolled_until")?.unwrap_or(i64::MIN);
             let bound = minutes_before.min(rolled.saturating_mul(60));
             let oldest: Option<i64> = tx
                 .prepare_cached("SELECT min(minute) FROM history_minute")?
-                .query_row([], |r| r.get(0))?;
+                .query_row(params![], |r| r.get(0))?;
             let Some(oldest) = oldest.filter(|&o| o < bound) else {
                 break;
             };
@@ -348,11 +347,11 @@ impl Store {
             tx.commit()?;
         }
         loop {
-            let mut conn = self.writer();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let conn = self.writer();
+            let tx = conn.write_tx()?;
             let oldest: Option<i64> = tx
                 .prepare_cached("SELECT min(hour) FROM history_hour")?
-                .query_row([], |r| r.get(0))?;
+                .query_row(params![], |r| r.get(0))?;
             let Some(oldest) = oldest.filter(|&o| o < hours_before) else {
                 break;
             };
@@ -374,7 +373,7 @@ impl Store {
         to_minute: i64,
     ) -> Result<WindowData, StoreError> {
         let conn = self.reader();
-        let tx = conn.unchecked_transaction()?;
+        let tx = conn.read_tx()?;
         let mut out = WindowData {
             from_minute,
             to_minute,
@@ -383,7 +382,7 @@ impl Store {
         let mut by_id: HashMap<i64, (String, i64)> = HashMap::new();
         {
             let mut stmt = tx.prepare_cached("SELECT id, key, first_minute FROM history_checks")?;
-            let rows = stmt.query_map([], |r| {
+            let rows = stmt.query_map(params![], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
@@ -401,7 +400,7 @@ impl Store {
         let rolled = meta(&tx, "rolled_until")?.unwrap_or(i64::MIN);
         let oldest: Option<i64> = tx
             .prepare_cached("SELECT min(minute) FROM history_minute")?
-            .query_row([], |r| r.get(0))?;
+            .query_row(params![], |r| r.get(0))?;
         let oldest = oldest.unwrap_or(i64::MAX);
         let mut h_lo = from_minute.div_euclid(60) + i64::from(from_minute.rem_euclid(60) != 0);
         let first_hour_rolled: bool = tx
@@ -437,8 +436,16 @@ impl Store {
                 a.sent += r.get::<_, i64>(10)? as u64;
                 a.lost += r.get::<_, i64>(11)? as u64;
                 a.blind_minutes += r.get::<_, i64>(13)? as u64;
-                a.hist
-                    .add_encoded(r.get_ref(12)?.as_blob().map_err(rusqlite::Error::from)?);
+                match r.value(12) {
+                    Some(Value::Blob(b)) => a.hist.add_encoded(b),
+                    other => {
+                        return Err(super::db::DbError::Decode {
+                            idx: 12,
+                            msg: format!("expected a histogram blob, found {other:?}"),
+                        }
+                        .into())
+                    }
+                }
             }
             if from_minute < h_lo * 60 {
                 minute_ranges.push((from_minute, h_lo * 60));
@@ -532,13 +539,13 @@ impl Store {
         let conn = self.reader();
         let r: (Option<i64>, Option<i64>) = conn
             .prepare_cached("SELECT min(first_minute), (SELECT max(minute) FROM history_minute) FROM history_checks")?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            .query_row(params![], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(r.0.zip(r.1))
     }
 }
 
 /// Recomputes one hour's rows from its minutes.
-fn rollup_hour(conn: &Connection, hour: i64) -> rusqlite::Result<()> {
+fn rollup_hour(conn: &Conn, hour: i64) -> super::db::Result<()> {
     let mut aggs: HashMap<i64, CheckAgg> = HashMap::new();
     {
         let mut stmt = conn.prepare_cached(&format!(
@@ -552,12 +559,16 @@ fn rollup_hour(conn: &Connection, hour: i64) -> rusqlite::Result<()> {
     }
     let mut ids: Vec<i64> = aggs.keys().copied().collect();
     ids.sort_unstable();
+    let mut delete =
+        conn.prepare_cached("DELETE FROM history_hour WHERE hour = ?1 AND check_id = ?2")?;
     let mut stmt = conn.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO history_hour ({HOUR_COLS}) \
+        "INSERT INTO history_hour ({HOUR_COLS}) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
     ))?;
     for id in ids {
         let a = &aggs[&id];
+        // Replace: the hour may be rolled up again after a late minute.
+        delete.execute(params![hour, id])?;
         stmt.execute(params![
             hour,
             id,

@@ -32,8 +32,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
+
+use super::db::Value as SqlValue;
+use super::db::{params, Conn, DbError, OptionalExtension, PgConn, Row};
+use super::location::{PgTarget, StoreLocation};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -49,6 +52,15 @@ pub enum StoreError {
     },
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("database: {0}")]
+    Db(#[from] DbError),
+    /// PostgreSQL unreachable or refusing us at open (the URL carries no password).
+    #[error("database {url}: {source}")]
+    OpenPg {
+        url: String,
+        #[source]
+        source: DbError,
+    },
     #[error("database schema version {found} is newer than this build knows ({known})")]
     TooNew { found: i64, known: i64 },
     /// `append_event` / `set_sites` on an id that does not exist.
@@ -184,6 +196,8 @@ CREATE INDEX maintenance_ends_at ON maintenance(ends_at);
     super::escalation::MIGRATION_ESCALATION,
     // 5: ward agents' last applied result sequence (see incidents/agent_seq.rs).
     super::agent_seq::MIGRATION_AGENT_SEQ,
+    // 6: cluster members and the leader lease (see incidents/cluster.rs).
+    super::cluster::MIGRATION_CLUSTER,
 ];
 
 /// The schema version this build creates and understands.
@@ -217,15 +231,24 @@ pub struct Store {
     path: PathBuf,
     // Declared before `writer` so they close first: the writer, closing last, checkpoints the
     // WAL back into the file.
-    readers: Vec<Mutex<Connection>>,
+    readers: Vec<Mutex<Conn>>,
     next_reader: AtomicUsize,
-    writer: Mutex<Connection>,
+    writer: Mutex<Conn>,
     /// Error counts and the readiness verdict, shared with the web layer.
     health: Arc<StoreHealth>,
     /// Held for the store's life by [`Store::open_exclusive`]; closing it releases the lock.
     _lock: Option<std::fs::File>,
     /// (device, inode) of the file when it was opened, to notice a deleted/replaced file.
     file_id: Option<(u64, u64)>,
+    /// This instance's name for leader election (PostgreSQL; set by `join_cluster`).
+    pub(super) fence: Arc<std::sync::OnceLock<String>>,
+    /// Leader until then (monotonic); None = not leading. SQLite: always leader.
+    pub(super) leader_until: Mutex<Option<std::time::Instant>>,
+    /// PostgreSQL: shared by several instances.
+    shared: bool,
+    /// PostgreSQL: the lease's own connection, so a long engine transaction on the writer
+    /// never delays a renewal.
+    pub(super) lease_conn: Option<Mutex<Conn>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -244,7 +267,7 @@ impl Store {
             path: path.display().to_string(),
             source,
         };
-        let mut writer = Connection::open(path).map_err(open_err)?;
+        let writer = Connection::open(path).map_err(open_err)?;
         writer.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         let found: i64 = writer
             .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -269,7 +292,8 @@ impl Store {
             .map_err(open_err)?;
         bound_wal(&writer).map_err(open_err)?;
         writer.set_prepared_statement_cache_capacity(64);
-        migrate(&mut writer)?;
+        let writer = Conn::Sqlite(writer);
+        migrate(&writer)?;
 
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
@@ -287,7 +311,7 @@ impl Store {
             // rows spread over the whole history.
             r.pragma_update(None, "cache_size", -16_384)
                 .map_err(open_err)?;
-            readers.push(Mutex::new(r));
+            readers.push(Mutex::new(Conn::Sqlite(r)));
         }
         Ok(Store {
             path: path.to_path_buf(),
@@ -297,10 +321,59 @@ impl Store {
             health: Arc::new(StoreHealth::new()),
             _lock: None,
             file_id: file_id(path),
+            fence: Arc::default(),
+            leader_until: Mutex::new(None),
+            shared: false,
+            lease_conn: None,
         })
     }
 
-    /// The database file.
+    /// Connects to PostgreSQL (one writer and [`READERS`] read connections, each reconnecting
+    /// by itself after a failure) and applies pending migrations.
+    pub fn open_postgres(target: &PgTarget) -> Result<Store, StoreError> {
+        let config = target.config();
+        let open_err = |source| StoreError::OpenPg {
+            url: target.url.clone(),
+            source,
+        };
+        let fence: Arc<std::sync::OnceLock<String>> = Arc::default();
+        let connect = || PgConn::connect(&config, fence.clone()).map(|c| Conn::Pg(Box::new(c)));
+        let writer = connect().map_err(open_err)?;
+        migrate(&writer)?;
+        let readers = (0..READERS)
+            .map(|_| connect().map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(open_err)?;
+        let lease_conn = Some(Mutex::new(connect().map_err(open_err)?));
+        Ok(Store {
+            path: PathBuf::from(&target.url),
+            readers,
+            next_reader: AtomicUsize::new(0),
+            writer: Mutex::new(writer),
+            health: Arc::new(StoreHealth::new()),
+            _lock: None,
+            file_id: None,
+            fence,
+            leader_until: Mutex::new(None),
+            shared: true,
+            lease_conn,
+        })
+    }
+
+    /// Opens the store at `loc` (see [`Store::open`], [`Store::open_postgres`]).
+    pub fn open_location(loc: &StoreLocation) -> Result<Store, StoreError> {
+        match loc {
+            StoreLocation::Sqlite(p) => Store::open(p),
+            StoreLocation::Postgres(t) => Store::open_postgres(t),
+        }
+    }
+
+    /// True on PostgreSQL (a store shared by several instances).
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// The database file (on PostgreSQL: its URL, which has no password).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -317,8 +390,8 @@ impl Store {
         notify: &[String],
     ) -> Result<(i64, bool), StoreError> {
         self.tracked("open_incident", || {
-            let mut conn = self.writer();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let conn = self.writer();
+            let tx = conn.write_tx()?;
             let existing: Option<i64> = tx
                 .prepare_cached("SELECT id FROM incidents WHERE key = ?1 AND resolved_at IS NULL")?
                 .query_row([&new.key], |r| r.get(0))
@@ -326,20 +399,23 @@ impl Store {
             if let Some(id) = existing {
                 return Ok((id, false));
             }
-            tx.prepare_cached(
-                "INSERT INTO incidents (key, title, title_en, severity, scope, service, started_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                new.key,
-                new.title,
-                new.title_en,
-                to_text(new.severity),
-                to_text(new.scope),
-                new.service,
-                first.at,
-            ])?;
-            let id = tx.last_insert_rowid();
+            let id: i64 = tx
+                .prepare_cached(
+                    "INSERT INTO incidents (key, title, title_en, severity, scope, service, started_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+                )?
+                .query_row(
+                    params![
+                        new.key,
+                        new.title,
+                        new.title_en,
+                        to_text(new.severity),
+                        to_text(new.scope),
+                        new.service,
+                        first.at,
+                    ],
+                    |r| r.get(0),
+                )?;
             insert_sites(&tx, id, &new.sites)?;
             insert_teams(&tx, id, &new.teams)?;
             insert_event(&tx, id, first, notify)?;
@@ -356,8 +432,8 @@ impl Store {
         notify: &[String],
     ) -> Result<i64, StoreError> {
         self.tracked("append_event", || {
-            let mut conn = self.writer();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let conn = self.writer();
+            let tx = conn.write_tx()?;
             if !exists(&tx, incident_id)? {
                 return Err(StoreError::NoSuchIncident(incident_id));
             }
@@ -370,8 +446,8 @@ impl Store {
     /// Replaces the affected sites of an incident.
     pub fn set_sites(&self, incident_id: i64, sites: &[String]) -> Result<(), StoreError> {
         self.tracked("set_sites", || {
-            let mut conn = self.writer();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let conn = self.writer();
+            let tx = conn.write_tx()?;
             if !exists(&tx, incident_id)? {
                 return Err(StoreError::NoSuchIncident(incident_id));
             }
@@ -392,8 +468,8 @@ impl Store {
         notify: &[String],
     ) -> Result<bool, StoreError> {
         self.tracked("resolve", || {
-            let mut conn = self.writer();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let conn = self.writer();
+            let tx = conn.write_tx()?;
             let changed = tx
                 .prepare_cached(
                     "UPDATE incidents SET resolved_at = ?2 WHERE id = ?1 AND resolved_at IS NULL",
@@ -433,8 +509,8 @@ impl Store {
         expires_at: Option<UnixMillis>,
     ) -> Result<Option<(Incident, IncidentEvent)>, StoreError> {
         self.tracked("acknowledge", || {
-            let mut conn = self.writer();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let conn = self.writer();
+            let tx = conn.write_tx()?;
             let acked: Option<Option<i64>> = tx
                 .prepare_cached("SELECT acknowledged_at FROM incidents WHERE id = ?1")?
                 .query_row([id], |r| r.get(0))
@@ -503,17 +579,19 @@ impl Store {
         text: &str,
     ) -> Result<Option<(Note, IncidentEvent)>, StoreError> {
         self.tracked("add_note", || {
-            let mut conn = self.writer();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let conn = self.writer();
+            let tx = conn.write_tx()?;
             if !exists(&tx, id)? {
                 return Ok(None);
             }
-            tx.prepare_cached(
-                "INSERT INTO notes (incident_id, at, author, text) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![id, at, author, text])?;
+            let note_id: i64 = tx
+                .prepare_cached(
+                    "INSERT INTO notes (incident_id, at, author, text) VALUES (?1, ?2, ?3, ?4) \
+                     RETURNING id",
+                )?
+                .query_row(params![id, at, author, text], |r| r.get(0))?;
             let note = Note {
-                id: tx.last_insert_rowid(),
+                id: note_id,
                 at,
                 author: author.to_string(),
                 text: text.to_string(),
@@ -536,9 +614,9 @@ impl Store {
     /// One incident with its events and notes.
     pub fn get(&self, id: i64) -> Result<Option<Incident>, StoreError> {
         self.tracked("get", || {
-            let mut conn = self.reader();
+            let conn = self.reader();
             // One read transaction: incident, events and notes from the same snapshot.
-            let tx = conn.transaction()?;
+            let tx = conn.read_tx()?;
             let incident = load_incident(&tx, id)?;
             tx.commit()?;
             Ok(incident)
@@ -553,7 +631,7 @@ impl Store {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {INCIDENT_COLS} FROM incidents i WHERE i.resolved_at IS NULL ORDER BY i.id"
             ))?;
-            let rows = stmt.query_map([], incident_from_row)?;
+            let rows = stmt.query_map(params![], incident_from_row)?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
@@ -591,7 +669,7 @@ impl Store {
             }
             let (sql, args) = list_query(f, cursor, limit, since_selective);
             let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(args), incident_from_row)?;
+            let rows = stmt.query_map(args, incident_from_row)?;
             let mut items: Vec<Incident> = rows.collect::<Result<_, _>>()?;
             let next_cursor = if items.len() > limit as usize {
                 items.truncate(limit as usize);
@@ -678,7 +756,7 @@ impl Store {
             let conn = self.reader();
             let n: i64 = conn
                 .prepare_cached("SELECT count(*) FROM outbox WHERE delivered_at IS NULL")?
-                .query_row([], |r| r.get(0))?;
+                .query_row(params![], |r| r.get(0))?;
             Ok(n as u64)
         })
     }
@@ -687,19 +765,25 @@ impl Store {
     pub fn add_maintenance(&self, w: &MaintenanceWindow) -> Result<i64, StoreError> {
         self.tracked("add_maintenance", || {
             let conn = self.writer();
-            conn.prepare_cached(
-                "INSERT INTO maintenance (site, service, starts_at, ends_at, reason, created_by) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                w.site,
-                w.service,
-                w.starts_at,
-                w.ends_at,
-                w.reason,
-                w.created_by
-            ])?;
-            Ok(conn.last_insert_rowid())
+            let tx = conn.write_tx()?;
+            let id = tx
+                .prepare_cached(
+                    "INSERT INTO maintenance (site, service, starts_at, ends_at, reason, created_by) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                )?
+                .query_row(
+                    params![
+                        w.site,
+                        w.service,
+                        w.starts_at,
+                        w.ends_at,
+                        w.reason,
+                        w.created_by
+                    ],
+                    |r| r.get(0),
+                )?;
+            tx.commit()?;
+            Ok(id)
         })
     }
 
@@ -744,8 +828,8 @@ impl Store {
         id: i64,
         now: UnixMillis,
     ) -> Result<Option<MaintenanceWindow>, StoreError> {
-        let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let conn = self.writer();
+        let tx = conn.write_tx()?;
         tx.prepare_cached(
             "UPDATE maintenance SET ends_at = ?2, starts_at = min(starts_at, ?2) \
              WHERE id = ?1 AND ends_at > ?2",
@@ -771,8 +855,8 @@ impl Store {
         self.tracked("prune_resolved", || {
             let mut total = 0u64;
             loop {
-                let mut conn = self.writer();
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let conn = self.writer();
+                let tx = conn.write_tx()?;
                 let n = tx
                     .prepare_cached(
                         "DELETE FROM incidents WHERE id IN ( \
@@ -798,31 +882,34 @@ impl Store {
     /// one-unresolved-per-key rule still holds (the whole batch fails otherwise).
     pub fn insert_history(&self, incidents: &[Incident]) -> Result<Vec<i64>, StoreError> {
         self.tracked("insert_history", || {
-            let mut conn = self.writer();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let conn = self.writer();
+            let tx = conn.write_tx()?;
             let mut ids = Vec::with_capacity(incidents.len());
             for inc in incidents {
-                tx.prepare_cached(
-                    "INSERT INTO incidents (key, title, title_en, severity, scope, service, \
+                let id: i64 = tx
+                    .prepare_cached(
+                        "INSERT INTO incidents (key, title, title_en, severity, scope, service, \
                      started_at, acknowledged_at, acknowledged_by, resolved_at, \
                      first_acknowledged_at, ack_expires_at, assigned_to) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?8, ?11, ?12)",
-                )?
-                .execute(params![
-                    inc.key,
-                    inc.title,
-                    inc.title_en,
-                    to_text(inc.severity),
-                    to_text(inc.scope),
-                    inc.service,
-                    inc.started_at,
-                    inc.acknowledged_at,
-                    inc.acknowledged_by,
-                    inc.resolved_at,
-                    inc.ack_expires_at,
-                    inc.assigned_to,
-                ])?;
-                let id = tx.last_insert_rowid();
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?8, ?11, ?12) RETURNING id",
+                    )?
+                    .query_row(
+                        params![
+                            inc.key,
+                            inc.title,
+                            inc.title_en,
+                            to_text(inc.severity),
+                            to_text(inc.scope),
+                            inc.service,
+                            inc.started_at,
+                            inc.acknowledged_at,
+                            inc.acknowledged_by,
+                            inc.resolved_at,
+                            inc.ack_expires_at,
+                            inc.assigned_to,
+                        ],
+                        |r| r.get(0),
+                    )?;
                 insert_sites(&tx, id, &inc.sites)?;
                 insert_teams(&tx, id, &inc.teams)?;
                 for ev in &inc.events {
@@ -849,18 +936,20 @@ impl Store {
         })
     }
 
-    pub(super) fn writer(&self) -> MutexGuard<'_, Connection> {
+    pub(super) fn writer(&self) -> MutexGuard<'_, Conn> {
         let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        // A panic while the lock was held unwinds through `Transaction::drop`, which rolls
-        // back; make sure no transaction is left open anyway.
-        if !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
+        // A panic while the lock was held unwinds through `Tx::drop`, which rolls back; make
+        // sure no transaction is left open anyway.
+        if let Conn::Sqlite(c) = &*conn {
+            if !c.is_autocommit() {
+                let _ = c.execute_batch("ROLLBACK");
+            }
         }
         conn
     }
 
     /// A free read connection, else wait for one (round robin).
-    pub(super) fn reader(&self) -> MutexGuard<'_, Connection> {
+    pub(super) fn reader(&self) -> MutexGuard<'_, Conn> {
         for r in &self.readers {
             match r.try_lock() {
                 Ok(g) => return g,
@@ -886,6 +975,24 @@ pub const JOURNAL_SIZE_LIMIT: i64 = 1024 * 1024;
 const CHECKPOINT_WAIT: Duration = Duration::from_millis(200);
 /// How often the watchdog of [`Store::open_exclusive`] runs [`Store::watch_once`].
 pub const WATCH_EVERY: Duration = Duration::from_secs(5);
+
+/// Writes only the leader makes on a shared store (the engine, notification delivery,
+/// retention); their transactions commit only under the leader lease.
+const LEADER_OPS: &[&str] = &[
+    "open_incident",
+    "append_event",
+    "set_sites",
+    "resolve",
+    "expire_acks",
+    "record_escalation",
+    "outbox_delivered",
+    "outbox_failed",
+    "outbox_defer",
+    "outbox_drop",
+    "outbox_drop_target",
+    "outbox_shift",
+    "prune_resolved",
+];
 
 /// Operations that change the file: one of them succeeding means the store works again.
 const WRITE_OPS: &[&str] = &[
@@ -1027,8 +1134,12 @@ impl StoreHealth {
 
     fn failed(&self, op: &str, e: &StoreError) {
         self.errors.with_label_values(&[op]).inc();
-        // A missing id is the caller's mistake, not a failing store.
-        if matches!(e, StoreError::NoSuchIncident(_)) {
+        // A missing id is the caller's mistake, not a failing store; a deposed leader's
+        // refused write is the fence working.
+        if matches!(
+            e,
+            StoreError::NoSuchIncident(_) | StoreError::Db(DbError::NotLeader)
+        ) {
             return;
         }
         let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
@@ -1067,6 +1178,24 @@ impl Store {
         let lock = lock_file(path)?;
         let mut store = Store::open(path)?;
         store._lock = Some(lock);
+        store.serve(registry)
+    }
+
+    /// The service's store at `loc`: [`Store::open_exclusive`] for a SQLite file; on
+    /// PostgreSQL (shared by design: no lock) the same metrics and watchdog.
+    pub fn open_service(
+        loc: &StoreLocation,
+        registry: &prometheus::Registry,
+    ) -> Result<Arc<Store>, StoreError> {
+        match loc {
+            StoreLocation::Sqlite(p) => Store::open_exclusive(p, registry),
+            StoreLocation::Postgres(t) => Store::open_postgres(t)?.serve(registry),
+        }
+    }
+
+    /// Registers the error counter and starts the watchdog.
+    fn serve(self, registry: &prometheus::Registry) -> Result<Arc<Store>, StoreError> {
+        let store = self;
         match registry.register(Box::new(store.health.errors.clone())) {
             Ok(()) | Err(prometheus::Error::AlreadyReg) => {}
             Err(e) => return Err(e.into()),
@@ -1124,10 +1253,10 @@ impl Store {
     /// A one-page write transaction (the schema version rewritten as it is).
     pub fn probe_write(&self) -> Result<(), StoreError> {
         self.tracked("probe_write", || {
-            let mut conn = self.writer();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let v: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-            tx.pragma_update(None, "user_version", v)?;
+            let conn = self.writer();
+            let tx = conn.write_tx()?;
+            let v = schema_version(&tx)?;
+            set_schema_version(&tx, v)?;
             tx.commit()?;
             Ok(())
         })
@@ -1138,6 +1267,9 @@ impl Store {
     pub fn checkpoint(&self) -> Result<(i64, i64), StoreError> {
         self.tracked("checkpoint", || {
             let conn = self.writer();
+            let Conn::Sqlite(conn) = &*conn else {
+                return Ok((0, 0));
+            };
             // A TRUNCATE checkpoint waits for readers while holding off writers: wait briefly,
             // and leave the rest to the next round rather than stall the engine.
             conn.busy_timeout(CHECKPOINT_WAIT)?;
@@ -1210,7 +1342,7 @@ impl Store {
         op: &'static str,
         f: impl FnOnce() -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let result = f();
+        let result = super::db::fenced(LEADER_OPS.contains(&op), f);
         match &result {
             Err(e) => self.health.failed(op, e),
             Ok(_) if WRITE_OPS.contains(&op) => self.health.wrote(),
@@ -1220,11 +1352,46 @@ impl Store {
     }
 }
 
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+/// The schema version: `PRAGMA user_version` on SQLite, the `schema_version` table on
+/// PostgreSQL (0 when absent).
+fn schema_version(conn: &Conn) -> Result<i64, StoreError> {
+    match conn {
+        Conn::Sqlite(c) => Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?),
+        Conn::Pg(_) => {
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)",
+            )?;
+            let v: Option<i64> =
+                conn.query_row("SELECT max(version) FROM schema_version", params![], |r| {
+                    r.get(0)
+                })?;
+            Ok(v.unwrap_or(0))
+        }
+    }
+}
+
+fn set_schema_version(conn: &Conn, v: i64) -> Result<(), StoreError> {
+    match conn {
+        Conn::Sqlite(c) => c.pragma_update(None, "user_version", v)?,
+        Conn::Pg(_) => {
+            conn.execute("DELETE FROM schema_version", params![])?;
+            conn.execute("INSERT INTO schema_version (version) VALUES (?1)", [v])?;
+        }
+    }
+    Ok(())
+}
+
+/// Migration lock on PostgreSQL: two instances starting together migrate one after the other.
+const PG_MIGRATE_LOCK: i64 = 0x6c69_656e_7468;
+
+fn migrate(conn: &Conn) -> Result<(), StoreError> {
     loop {
         // Re-read the version inside the write lock: another process may be migrating too.
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let tx = conn.write_tx()?;
+        if tx.is_postgres() {
+            tx.execute_batch(&format!("SELECT pg_advisory_xact_lock({PG_MIGRATE_LOCK})"))?;
+        }
+        let version = schema_version(&tx)?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::TooNew {
                 found: version,
@@ -1235,8 +1402,13 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             tx.commit()?;
             return Ok(());
         }
-        tx.execute_batch(MIGRATIONS[version as usize])?;
-        tx.pragma_update(None, "user_version", version + 1)?;
+        let sql = MIGRATIONS[version as usize];
+        if tx.is_postgres() {
+            tx.execute_batch(&super::db::pg_ddl(sql))?;
+        } else {
+            tx.execute_batch(sql)?;
+        }
+        set_schema_version(&tx, version + 1)?;
         tx.commit()?;
     }
 }
@@ -1249,21 +1421,20 @@ pub(super) fn to_text<T: Serialize>(v: T) -> String {
     }
 }
 
-pub(super) fn from_text<T: DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
+pub(super) fn from_text<T: DeserializeOwned>(row: &Row, idx: usize) -> super::db::Result<T> {
     let s: String = row.get(idx)?;
-    serde_json::from_value(serde_json::Value::String(s)).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+    serde_json::from_value(serde_json::Value::String(s)).map_err(|e| DbError::Decode {
+        idx,
+        msg: e.to_string(),
     })
 }
 
-pub(super) fn json_col<T: DeserializeOwned>(
-    row: &Row<'_>,
-    idx: usize,
-) -> rusqlite::Result<Option<T>> {
+pub(super) fn json_col<T: DeserializeOwned>(row: &Row, idx: usize) -> super::db::Result<Option<T>> {
     let s: Option<String> = row.get(idx)?;
     s.map(|s| {
-        serde_json::from_str(&s).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+        serde_json::from_str(&s).map_err(|e| DbError::Decode {
+            idx,
+            msg: e.to_string(),
         })
     })
     .transpose()
@@ -1280,7 +1451,7 @@ fn state_of(acknowledged_at: Option<i64>, resolved_at: Option<i64>) -> IncidentS
 }
 
 /// A row of [`INCIDENT_COLS`], without events and notes.
-pub(super) fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
+pub(super) fn incident_from_row(r: &Row) -> super::db::Result<Incident> {
     let acknowledged_at: Option<i64> = r.get(8)?;
     let resolved_at: Option<i64> = r.get(10)?;
     Ok(Incident {
@@ -1305,7 +1476,7 @@ pub(super) fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
     })
 }
 
-fn event_from_row(r: &Row<'_>) -> rusqlite::Result<IncidentEvent> {
+fn event_from_row(r: &Row) -> super::db::Result<IncidentEvent> {
     Ok(IncidentEvent {
         id: r.get(0)?,
         incident_id: r.get(1)?,
@@ -1318,7 +1489,7 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<IncidentEvent> {
     })
 }
 
-fn outbox_from_row(r: &Row<'_>) -> rusqlite::Result<OutboxItem> {
+fn outbox_from_row(r: &Row) -> super::db::Result<OutboxItem> {
     Ok(OutboxItem {
         id: r.get(0)?,
         target: r.get(1)?,
@@ -1331,7 +1502,7 @@ fn outbox_from_row(r: &Row<'_>) -> rusqlite::Result<OutboxItem> {
     })
 }
 
-pub(super) fn exists(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+pub(super) fn exists(conn: &Conn, id: i64) -> super::db::Result<bool> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM incidents WHERE id = ?1")?
         .query_row([id], |_| Ok(()))
@@ -1339,9 +1510,9 @@ pub(super) fn exists(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
         .is_some())
 }
 
-fn insert_sites(conn: &Connection, incident_id: i64, sites: &[String]) -> rusqlite::Result<()> {
+fn insert_sites(conn: &Conn, incident_id: i64, sites: &[String]) -> super::db::Result<()> {
     let mut stmt = conn.prepare_cached(
-        "INSERT OR IGNORE INTO incident_sites (incident_id, site, pos) VALUES (?1, ?2, ?3)",
+        "INSERT INTO incident_sites (incident_id, site, pos) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
     )?;
     for (pos, site) in sites.iter().enumerate() {
         stmt.execute(params![incident_id, site, pos as i64])?;
@@ -1349,9 +1520,9 @@ fn insert_sites(conn: &Connection, incident_id: i64, sites: &[String]) -> rusqli
     Ok(())
 }
 
-fn insert_teams(conn: &Connection, incident_id: i64, teams: &[String]) -> rusqlite::Result<()> {
+fn insert_teams(conn: &Conn, incident_id: i64, teams: &[String]) -> super::db::Result<()> {
     let mut stmt = conn.prepare_cached(
-        "INSERT OR IGNORE INTO incident_teams (incident_id, team, pos) VALUES (?1, ?2, ?3)",
+        "INSERT INTO incident_teams (incident_id, team, pos) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
     )?;
     for (pos, team) in teams.iter().enumerate() {
         stmt.execute(params![incident_id, team, pos as i64])?;
@@ -1361,26 +1532,29 @@ fn insert_teams(conn: &Connection, incident_id: i64, teams: &[String]) -> rusqli
 
 /// Inserts an event and one outbox row per target (due at `ev.at`). Returns the event id.
 pub(super) fn insert_event(
-    conn: &Connection,
+    conn: &Conn,
     incident_id: i64,
     ev: &NewEvent,
     notify: &[String],
-) -> rusqlite::Result<i64> {
+) -> super::db::Result<i64> {
     let evidence = ev.evidence.as_ref().map(|v| v.to_string());
-    conn.prepare_cached(
-        "INSERT INTO events (incident_id, at, kind, check_key, state, message, evidence) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        incident_id,
-        ev.at,
-        to_text(ev.kind),
-        ev.check,
-        ev.state,
-        ev.message,
-        evidence
-    ])?;
-    let event_id = conn.last_insert_rowid();
+    let event_id: i64 = conn
+        .prepare_cached(
+            "INSERT INTO events (incident_id, at, kind, check_key, state, message, evidence) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+        )?
+        .query_row(
+            params![
+                incident_id,
+                ev.at,
+                to_text(ev.kind),
+                ev.check,
+                ev.state,
+                ev.message,
+                evidence
+            ],
+            |r| r.get(0),
+        )?;
     let mut outbox = conn.prepare_cached(
         "INSERT INTO outbox (target, incident_id, event_id, idempotency_key, next_attempt_at) \
          VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (idempotency_key) DO NOTHING",
@@ -1397,13 +1571,13 @@ pub(super) fn insert_event(
     Ok(event_id)
 }
 
-pub(super) fn load_event(conn: &Connection, event_id: i64) -> rusqlite::Result<IncidentEvent> {
+pub(super) fn load_event(conn: &Conn, event_id: i64) -> super::db::Result<IncidentEvent> {
     conn.prepare_cached(&format!("SELECT {EVENT_COLS} FROM events WHERE id = ?1"))?
         .query_row([event_id], event_from_row)
 }
 
 /// The incident with events and notes; call inside a transaction for one snapshot.
-pub(super) fn load_incident(conn: &Connection, id: i64) -> rusqlite::Result<Option<Incident>> {
+pub(super) fn load_incident(conn: &Conn, id: i64) -> super::db::Result<Option<Incident>> {
     let Some(mut inc) = conn
         .prepare_cached(&format!(
             "SELECT {INCIDENT_COLS} FROM incidents i WHERE i.id = ?1"
@@ -1438,21 +1612,21 @@ pub(super) fn load_incident(conn: &Connection, id: i64) -> rusqlite::Result<Opti
 /// How many incidents (below `cursor`) started at or after `since`, counting no further than
 /// `n + 1`.
 fn started_since(
-    conn: &Connection,
+    conn: &Conn,
     since: UnixMillis,
     cursor: Option<i64>,
     n: i64,
-) -> rusqlite::Result<i64> {
+) -> super::db::Result<i64> {
     conn.prepare_cached(
         "SELECT count(*) FROM (SELECT 1 FROM incidents INDEXED BY incidents_started_at \
-         WHERE started_at >= ?1 AND id < ?2 LIMIT ?3)",
+         WHERE started_at >= ?1 AND id < ?2 LIMIT ?3) AS s",
     )?
     .query_row(params![since, cursor.unwrap_or(i64::MAX), n + 1], |r| {
         r.get(0)
     })
 }
 
-fn window_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MaintenanceWindow> {
+fn window_from_row(r: &Row) -> super::db::Result<MaintenanceWindow> {
     Ok(MaintenanceWindow {
         id: r.get(0)?,
         site: r.get(1)?,
@@ -1628,7 +1802,7 @@ mod tests {
                     let (sql, args) = list_query(&f, cursor, 50, selective);
                     let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
                     let plan: Vec<String> = stmt
-                        .query_map(rusqlite::params_from_iter(args), |r| r.get(3))
+                        .query_map(args, |r| r.get(3))
                         .unwrap()
                         .collect::<Result<_, _>>()
                         .unwrap();

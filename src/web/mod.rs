@@ -6,6 +6,7 @@
 pub mod agents;
 mod api;
 pub mod auth;
+mod cluster;
 pub mod feed;
 pub mod incidents;
 pub mod openapi;
@@ -103,6 +104,7 @@ pub fn router(app: AppState) -> Router {
         // Readers of the incident store that build on `incidents`' helpers; routed here so
         // `incidents` does not depend on them.
         .route("/api/v1/teams", get(teams::teams))
+        .route("/api/v1/cluster", get(cluster::cluster))
         .route("/incidents.atom", get(feed::atom))
         .route("/api/v1/openapi.json", get(openapi::document))
         .merge(sweep::routes())
@@ -263,9 +265,15 @@ async fn readyz(State(app): State<AppState>) -> Response {
     }
     let inv = app.state.inventory();
     if app.state.is_running() && !inv.checks.is_empty() {
+        // A shared store: say who this instance is and whether it leads.
+        let role = match app.store.instance() {
+            Some(me) if app.store.is_leader() => format!("; role: leader (instance {me})"),
+            Some(me) => format!("; role: standby (instance {me})"),
+            None => String::new(),
+        };
         (
             StatusCode::OK,
-            format!("ready: {} checks scheduled\n", inv.checks.len()),
+            format!("ready: {} checks scheduled{role}\n", inv.checks.len()),
         )
             .into_response()
     } else {

@@ -34,6 +34,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/sites/{slug}"),
     ("GET", "/api/v1/readiness"),
     ("GET", "/api/v1/teams"),
+    ("GET", "/api/v1/cluster"),
     ("GET", "/api/v1/agents"),
     ("POST", "/api/v1/agents/{slug}/results"),
     ("POST", "/api/v1/agents/{slug}/heartbeat"),
@@ -641,6 +642,21 @@ pub fn operation(method: &str, path: &str) -> Option<Value> {
             "summary": "Liveness: the process answers",
             "responses": { "200": text("`ok`.") }
         }),
+        ("GET", "/api/v1/cluster") => json!({
+            "tags": ["cluster"],
+            "operationId": "cluster",
+            "summary": "Instances sharing the store: role (leader/standby) and last heartbeat",
+            "description": "On a PostgreSQL store every instance probes and serves the API; the \
+                            holder of the leader lease runs the incident engine and delivers \
+                            notifications. `role` is this instance's; `members` lists every \
+                            instance that ever joined, newest heartbeat first (an instance whose \
+                            heartbeat is older than 15 s is gone). A SQLite store: `shared` \
+                            false, no members, role leader.",
+            "responses": {
+                "200": { "description": "The cluster.", "content": json_body(s("Cluster")) },
+                "503": r("Unavailable")
+            }
+        }),
         ("GET", "/api/v1/agents") => json!({
             "tags": ["agents"],
             "operationId": "listAgents",
@@ -817,6 +833,27 @@ fn team_schemas() -> Value {
                 "sites": { "type": "array", "description": "Incidents started in the window per affected site, most first.", "items": {
                     "type": "object", "required": ["site", "incidents"],
                     "properties": { "site": { "type": "string" }, "incidents": { "type": "integer" } }
+                } }
+            }
+        },
+        "Cluster": {
+            "type": "object",
+            "required": ["shared", "instance", "role", "members"],
+            "properties": {
+                "shared": { "type": "boolean", "description": "PostgreSQL store shared by instances." },
+                "instance": { "type": "string", "nullable": true },
+                "role": { "type": "string", "enum": ["leader", "standby"] },
+                "members": { "type": "array", "items": {
+                    "type": "object",
+                    "required": ["instance", "role", "started_at", "heartbeat_at", "heartbeat_age_ms", "api"],
+                    "properties": {
+                        "instance": { "type": "string" },
+                        "role": { "type": "string", "enum": ["leader", "standby"] },
+                        "started_at": { "type": "integer", "description": "Unix ms (database clock)." },
+                        "heartbeat_at": { "type": "integer", "description": "Unix ms (database clock)." },
+                        "heartbeat_age_ms": { "type": "integer" },
+                        "api": { "type": "string", "nullable": true }
+                    }
                 } }
             }
         },
@@ -1231,6 +1268,7 @@ pub fn spec() -> Value {
             { "name": "maintenance" },
             { "name": "status" },
             { "name": "pages" },
+            { "name": "cluster" },
             { "name": "meta" }
         ],
         "paths": paths,
@@ -1248,7 +1286,8 @@ pub fn spec() -> Value {
                 "Forbidden": error_response("Wrong token, or the write API is disabled (no token configured)."),
                 "NotFound": error_response("No such incident, maintenance window or site."),
                 "PayloadTooLarge": error_response(&format!("Request body over {} KiB.", BODY_LIMIT / 1024)),
-                "InternalError": error_response("The incident store failed; details in the server log.")
+                "InternalError": error_response("The incident store failed; details in the server log."),
+                "Unavailable": error_response("The shared store cannot be read now.")
             },
             "schemas": agent_schemas(all_schemas())
         }

@@ -3,6 +3,7 @@
 
 pub mod bin;
 pub mod demo;
+pub mod pg;
 pub mod svc;
 pub mod tls;
 
