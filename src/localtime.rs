@@ -75,6 +75,84 @@ pub fn format_rfc3339(ms: i64) -> String {
     )
 }
 
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        4 | 6 | 9 | 11 => 30,
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
+/// Parses RFC 3339 (`2026-11-26T00:00:00Z`, `2026-11-26T07:00:00.5+07:00`) into Unix ms.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let b = s.as_bytes();
+    let num = |from: usize, to: usize| -> Option<i64> {
+        let t = s.get(from..to)?;
+        if t.bytes().all(|c| c.is_ascii_digit()) {
+            t.parse().ok()
+        } else {
+            None
+        }
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60
+    {
+        return None;
+    }
+    let mut i = 19;
+    let mut millis = 0;
+    if b[i] == b'.' {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        let digits = &s[start..i.min(start + 3)];
+        millis = digits.parse::<i64>().ok()? * 10_i64.pow(3 - digits.len() as u32);
+    }
+    let offset_min = match &s[i..] {
+        "Z" | "z" => 0,
+        zone => {
+            let zb = zone.as_bytes();
+            if zb.len() != 6 || !matches!(zb[0], b'+' | b'-') || zb[3] != b':' {
+                return None;
+            }
+            let (oh, om) = (num(i + 1, i + 3)?, num(i + 4, i + 6)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let m = oh * 60 + om;
+            if zb[0] == b'-' {
+                -m
+            } else {
+                m
+            }
+        }
+    };
+    let secs = h * 3600 + mi * 60 + sec.min(59);
+    Some(days_from_civil(y, mo, d) * DAY_MS + secs * 1000 + millis - offset_min * 60_000)
+}
+
+/// RFC 3339, or local Asia/Ho_Chi_Minh `"YYYY-MM-DD HH:MM"`.
+pub fn parse_time(s: &str) -> Option<i64> {
+    parse_rfc3339(s).or_else(|| parse_local(s))
+}
+
 /// 0 = Monday … 6 = Sunday, local time.
 pub fn local_weekday(ms: i64) -> i64 {
     // 1970-01-01 was a Thursday (3).
@@ -133,6 +211,24 @@ impl QuietHours {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("1970-01-01T07:00:00+07:00"), Some(0));
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:01.5Z"), Some(1500));
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:01.123456z"), Some(1123));
+        let t = parse_rfc3339("2026-11-26T00:00:00Z").unwrap();
+        assert_eq!(format_rfc3339(t), "2026-11-26T00:00:00Z");
+        assert_eq!(parse_time("2026-11-26 07:00"), Some(t));
+        assert_eq!(parse_rfc3339("2026-02-29T00:00:00Z"), None);
+        assert!(parse_rfc3339("2028-02-29T00:00:00Z").is_some());
+        assert_eq!(parse_rfc3339("2026-11-26T24:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2026-11-26T00:00:00"), None);
+        assert_eq!(parse_rfc3339("2026-11-26T00:00:00+7:00"), None);
+        assert_eq!(parse_rfc3339("2026-11-26T00:00:00.Z"), None);
+        assert_eq!(parse_time("yesterday"), None);
+    }
 
     #[test]
     fn local_time_round_trip() {

@@ -653,8 +653,8 @@ struct ReadinessArgs {
 }
 
 fn readiness(a: ReadinessArgs) -> anyhow::Result<ExitCode> {
+    use lienthong::localtime::parse_time;
     use lienthong::readiness::{self, Lang};
-    use lienthong::web::incidents::parse_time;
     let cfg = match &a.config {
         Some(path) => Config::load(path)?,
         None if Path::new("probes.toml").exists() => Config::load(Path::new("probes.toml"))?,

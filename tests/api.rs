@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lienthong::incidents::*;
+use lienthong::localtime::parse_rfc3339;
 use lienthong::metrics::Metrics;
 use lienthong::state::LiveState;
-use lienthong::web::incidents::parse_rfc3339;
 use lienthong::web::openapi::ROUTES;
 use lienthong::web::{router, AppState};
 use reqwest::{Method, StatusCode};

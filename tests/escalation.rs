@@ -537,8 +537,7 @@ async fn api_ack_expiry_unack_assign_and_their_4xx() {
     .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["state"], "acknowledged");
-    let exp =
-        lienthong::web::incidents::parse_rfc3339(b["ack_expires_at"].as_str().unwrap()).unwrap();
+    let exp = lienthong::localtime::parse_rfc3339(b["ack_expires_at"].as_str().unwrap()).unwrap();
     assert!(
         (before - 1000 + 30 * MIN..=wall_ms() + 30 * MIN).contains(&exp),
         "{b}"

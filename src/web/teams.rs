@@ -4,9 +4,10 @@
 use axum::extract::{RawQuery, State};
 use axum::Json;
 
-use super::incidents::{db, now_ms, parse_time};
+use super::incidents::{db, now_ms};
 use super::{ApiError, AppState};
 use crate::incidents::figures::{compute, Figures};
+use crate::localtime::parse_time;
 
 /// Longest window accepted.
 const MAX_WINDOW_MS: i64 = 366 * 86_400_000;

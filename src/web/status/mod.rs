@@ -25,12 +25,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use super::incidents::parse_time;
 use super::{ApiError, AppState};
 use crate::config::{CheckDef, CheckRole, Inventory, SiteInfo};
 use crate::health::{SiteStatus, State as Health};
 use crate::incidents::rollups::SeriesPoint;
 use crate::incidents::{Incident, IncidentFilter, Severity, Store};
+use crate::localtime::parse_time;
 use crate::localtime::{format_local, OFFSET_MS};
 use crate::probe::{Details, ProbeKind};
 use crate::readiness::{self, ms as fmt_ms, pct, Lang, Report, Verdict};

@@ -617,8 +617,8 @@ pub(super) fn readiness_summary(r: &Report, lang: Lang) -> Markup {
 
 /// "Đánh giá 24 giờ qua" / "Judged over the last 24 hours".
 pub(super) fn window_words(r: &Report, lang: Lang) -> String {
-    let from = crate::web::incidents::parse_rfc3339(&r.from).unwrap_or(0);
-    let to = crate::web::incidents::parse_rfc3339(&r.to).unwrap_or(0);
+    let from = crate::localtime::parse_rfc3339(&r.from).unwrap_or(0);
+    let to = crate::localtime::parse_rfc3339(&r.to).unwrap_or(0);
     let hours = (to - from) / 3_600_000;
     match (lang, hours % 24 == 0 && hours >= 48) {
         (Lang::Vi, true) => format!("Đánh giá {} ngày qua", hours / 24),
@@ -1610,7 +1610,7 @@ fn team_stat(st: &crate::incidents::figures::Stat, lang: Lang) -> String {
 
 pub fn report_html(r: &Report, lang: Lang) -> Markup {
     let c = &r.city;
-    let generated = crate::web::incidents::parse_rfc3339(&r.generated_at).unwrap_or(0);
+    let generated = crate::localtime::parse_rfc3339(&r.generated_at).unwrap_or(0);
     let alt = format!(
         "/readiness?from={}&to={}{}",
         r.from,
