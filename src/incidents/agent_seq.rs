@@ -6,17 +6,6 @@ use super::db::{params, OptionalExtension};
 use super::store::{Store, StoreError};
 use super::UnixMillis;
 
-/// Migration 5: one row per agent site.
-pub(super) const MIGRATION_AGENT_SEQ: &str = r#"
-CREATE TABLE IF NOT EXISTS agent_seq (
-    site       TEXT PRIMARY KEY,
-    last_seq   INTEGER NOT NULL,   -- highest result sequence applied
-    applied    INTEGER NOT NULL,   -- results applied in all (each once)
-    missing    INTEGER NOT NULL,   -- sequence numbers never received (dropped by a full spool)
-    updated_at INTEGER NOT NULL
-) WITHOUT ROWID;
-"#;
-
 /// What the store knows of one agent's results.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct AgentSeq {

@@ -20,23 +20,6 @@ use super::db::{params, PG_NOW_MS};
 use super::store::{Store, StoreError};
 use super::UnixMillis;
 
-/// Migration 6.
-pub(super) const MIGRATION_CLUSTER: &str = r#"
-CREATE TABLE IF NOT EXISTS cluster_members (
-    instance     TEXT PRIMARY KEY,
-    started_at   INTEGER NOT NULL,
-    heartbeat_at INTEGER NOT NULL,  -- database clock, ms
-    leader       INTEGER NOT NULL,  -- 1 while it held the lease at its last heartbeat
-    api          TEXT               -- its listen address, for operators
-);
-CREATE TABLE IF NOT EXISTS leader_lease (
-    id         INTEGER PRIMARY KEY CHECK (id = 1),
-    holder     TEXT NOT NULL,
-    expires_at INTEGER NOT NULL,    -- database clock, ms
-    epoch      INTEGER NOT NULL
-);
-"#;
-
 /// How long a lease lasts without renewal.
 pub const LEASE_TTL: Duration = Duration::from_secs(12);
 /// How often the lease is renewed (and members heartbeat).

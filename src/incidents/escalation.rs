@@ -20,26 +20,6 @@ use super::store::{
 };
 use crate::localtime::{format_local, format_rfc3339};
 
-/// Schema migration 4: acknowledgement expiry, assignment, the escalation clock and fired steps.
-pub const MIGRATION_ESCALATION: &str = r#"
-ALTER TABLE incidents ADD COLUMN first_acknowledged_at INTEGER;  -- kept when un-acknowledged (team figures)
-ALTER TABLE incidents ADD COLUMN ack_expires_at INTEGER;         -- the current acknowledgement lapses then
-ALTER TABLE incidents ADD COLUMN assigned_to TEXT;
-ALTER TABLE incidents ADD COLUMN escalation_base_at INTEGER;     -- NULL = started_at
-UPDATE incidents SET first_acknowledged_at = acknowledged_at;
-CREATE INDEX incidents_first_ack ON incidents(first_acknowledged_at)
-    WHERE first_acknowledged_at IS NOT NULL;
-
-CREATE TABLE escalations (
-    incident_id INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
-    team        TEXT NOT NULL,
-    step        INTEGER NOT NULL,  -- index in the team's [[team.escalation]] list
-    fired_at    INTEGER NOT NULL,
-    event_id    INTEGER,
-    PRIMARY KEY (incident_id, team, step)
-) WITHOUT ROWID;
-"#;
-
 /// Why an acknowledgement ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnackReason {

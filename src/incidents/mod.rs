@@ -11,6 +11,7 @@ pub mod location;
 pub mod model;
 pub mod open_series;
 pub mod rollups;
+mod schema;
 pub mod store;
 
 pub use location::StoreLocation;

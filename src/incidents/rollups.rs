@@ -23,62 +23,8 @@ use super::model::{Incident, UnixMillis};
 use super::store::{incident_from_row, Store, StoreError, INCIDENT_COLS};
 use crate::availability::{DenseHist, MinuteRow, MinuteStats, SparseHist};
 
-/// Migration 2 (appended to `store::MIGRATIONS`).
-pub(super) const MIGRATION: &str = r#"
-CREATE TABLE history_checks (
-    id           INTEGER PRIMARY KEY,
-    key          TEXT NOT NULL UNIQUE,
-    first_minute INTEGER NOT NULL
-);
-
--- One row per check per minute with runs. Times are minutes since the Unix epoch; latency in ms.
-CREATE TABLE history_minute (
-    minute    INTEGER NOT NULL,
-    check_id  INTEGER NOT NULL,
-    attempts  INTEGER NOT NULL,  -- runs outside maintenance
-    successes INTEGER NOT NULL,
-    maint     INTEGER NOT NULL,  -- runs inside a maintenance window
-    lat_n     INTEGER NOT NULL,
-    lat_sum   REAL NOT NULL,
-    lat_max   REAL NOT NULL,
-    sent      INTEGER NOT NULL,  -- echo packets (link rounds)
-    lost      INTEGER NOT NULL,
-    hist      BLOB NOT NULL,     -- sparse latency histogram (crate::availability::SparseHist)
-    PRIMARY KEY (minute, check_id)
-) WITHOUT ROWID;
-
-CREATE TABLE history_hour (
-    hour          INTEGER NOT NULL,
-    check_id      INTEGER NOT NULL,
-    minutes       INTEGER NOT NULL,  -- minutes with runs outside maintenance
-    avail         REAL NOT NULL,     -- Σ over those minutes of successes / attempts
-    maint_minutes INTEGER NOT NULL,  -- minutes with runs only inside maintenance
-    attempts      INTEGER NOT NULL,
-    successes     INTEGER NOT NULL,
-    lat_n         INTEGER NOT NULL,
-    lat_sum       REAL NOT NULL,
-    lat_max       REAL NOT NULL,
-    sent          INTEGER NOT NULL,
-    lost          INTEGER NOT NULL,
-    hist          BLOB NOT NULL,
-    PRIMARY KEY (hour, check_id)
-) WITHOUT ROWID;
-
-CREATE TABLE history_meta (
-    key   TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-) WITHOUT ROWID;
-"#;
-
 /// An hour is rolled up once it ended this many minutes ago (late flushes land first).
 pub const ROLLUP_GRACE_MINUTES: i64 = 3;
-
-/// Migration 3 (appended to `store::MIGRATIONS`): runs taken while the prober itself was
-/// isolated ("monitor blind"), kept apart like maintenance.
-pub(super) const MIGRATION_BLIND: &str = r#"
-ALTER TABLE history_minute ADD COLUMN blind INTEGER NOT NULL DEFAULT 0;  -- runs while the prober was isolated
-ALTER TABLE history_hour ADD COLUMN blind_minutes INTEGER NOT NULL DEFAULT 0;  -- minutes with only such runs
-"#;
 
 const MINUTE_COLS: &str =
     "minute, check_id, attempts, successes, maint, lat_n, lat_sum, lat_max, sent, lost, hist, blind";
