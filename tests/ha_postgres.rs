@@ -336,3 +336,152 @@ fn standby_takes_over_and_nothing_is_lost() {
     drop(b);
     drop(a2);
 }
+
+/// The database stops for longer than the lease while a target fails and recovers: the
+/// leader goes on in memory, queues the incident's open and resolve, and once PostgreSQL is
+/// back renews its lease with the same epoch (the standby leaves it the hold-off) and writes
+/// them: the incident is in the store and each of its notifications is delivered once.
+#[test]
+fn a_long_database_outage_loses_nothing_queued() {
+    let Some(pg) = Pg::start() else {
+        return;
+    };
+    pg.create_db("lienthong");
+    let url = pg.url("lienthong");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let targets = rt.block_on(Targets::start(SITES));
+    let (receiver, hook) = rt.block_on(Receiver::start());
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pgpass");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let config = |instance: &str| {
+        let extra = format!(
+            "[store]\nurl = \"{url}\"\npassword_file = \"{}\"\ninstance = \"{instance}\"\n\n\
+             [[notify]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{hook}/hook\"\ntimeout = \"2s\"\n",
+            pw.display()
+        );
+        let path = dir.path().join(format!("{instance}.toml"));
+        let unused = dir.path().join("unused.db");
+        std::fs::write(&path, bin::config(&unused, targets.addr, SITES, &extra)).unwrap();
+        path
+    };
+    let spawn = |instance: &str| {
+        Guard(Some(Serve::spawn(&ServeOpts {
+            config: &config(instance),
+            dir: dir.path(),
+            port: bin::free_port(),
+            log: &dir.path().join(format!("{instance}.log")),
+            env: &[],
+            wrapper: &[],
+        })))
+    };
+    let a = spawn("a");
+    assert!(
+        wait_role(a.s(), "leader", Duration::from_secs(30)).is_some(),
+        "a leads\n{}",
+        a.s().log_text()
+    );
+    let b = spawn("b");
+    assert!(
+        wait_role(b.s(), "standby", Duration::from_secs(30)).is_some(),
+        "b is standby\n{}",
+        b.s().log_text()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let outage_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let stopped = Instant::now();
+    pg.pg_ctl_stop("fast");
+    std::thread::sleep(Duration::from_secs(2));
+    targets.set(0, false);
+    std::thread::sleep(Duration::from_secs(8));
+    targets.set(0, true);
+    // 20 s without the database: well past the 12 s lease.
+    std::thread::sleep(Duration::from_secs(20).saturating_sub(stopped.elapsed()));
+    pg.pg_ctl_start();
+
+    let db = Db::connect(&url);
+    let done = format!(
+        "SELECT count(*) FROM incidents WHERE key LIKE 'site/phuong-0/%' \
+         AND started_at >= {outage_ms} AND resolved_at IS NOT NULL"
+    );
+    let undelivered = format!(
+        "SELECT count(*) FROM outbox o JOIN incidents i ON i.id = o.incident_id \
+         WHERE i.started_at >= {outage_ms} AND o.delivered_at IS NULL"
+    );
+    let until = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < until && (db.count(&done) < 1 || db.count(&undelivered) != 0) {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let logs = || {
+        format!(
+            "--- a ---\n{}\n--- b ---\n{}",
+            a.s().log_text(),
+            b.s().log_text()
+        )
+    };
+    assert_eq!(
+        db.count(&done),
+        1,
+        "the incident that opened and resolved during the outage is stored\n{}",
+        logs()
+    );
+    assert_eq!(
+        db.count(&undelivered),
+        0,
+        "its notifications delivered\n{}",
+        logs()
+    );
+    let kinds = db.count(&format!(
+        "SELECT count(DISTINCT e.kind) FROM events e JOIN incidents i ON i.id = e.incident_id \
+         WHERE i.started_at >= {outage_ms} AND e.kind IN ('opened', 'resolved')"
+    ));
+    assert_eq!(kinds, 2, "its timeline has the open and the resolution");
+    let keys: Vec<String> =
+        db.0.prepare(&format!(
+            "SELECT o.idempotency_key FROM outbox o JOIN incidents i ON i.id = o.incident_id \
+             WHERE i.started_at >= {outage_ms}"
+        ))
+        .unwrap()
+        .query_map(Vec::<Value>::new(), |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(keys.len() >= 2, "open and resolve notified: {keys:?}");
+    let by_key = receiver.by_key();
+    for k in &keys {
+        assert_eq!(by_key.get(k), Some(&1), "{k} delivered exactly once");
+    }
+    assert_eq!(
+        role(a.s()),
+        "leader",
+        "a leads again (same epoch)\n{}",
+        logs()
+    );
+    assert!(
+        wait_role(b.s(), "standby", Duration::from_secs(10)).is_some(),
+        "b ready as standby again: {:?}",
+        b.s().get("/readyz")
+    );
+    let (_, metrics) = a.s().get("/metrics");
+    assert!(
+        metrics.contains("lienthong_store_queued_writes_dropped_total{reason=\"superseded\"} 0"),
+        "nothing superseded"
+    );
+    assert!(
+        metrics.contains("lienthong_store_queued_writes 0"),
+        "queue drained"
+    );
+    assert!(
+        a.s()
+            .log_text()
+            .contains("database unreachable past the leader lease"),
+        "a clear log line for the outage"
+    );
+    eprintln!(
+        "outage: {} notifications for the incident, each once",
+        keys.len()
+    );
+}

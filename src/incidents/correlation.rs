@@ -183,6 +183,8 @@ pub struct IncidentEngine {
     next_placeholder: i64,
     /// Deferred writes dropped because the buffer was full.
     pub deferred_dropped: u64,
+    /// The overflow was logged (once per outage).
+    overflow_logged: bool,
     /// Ward agents' last contact, and since when the engine runs (an agent never heard from
     /// is offline once [`crate::agents::AGENT_LOST_AFTER`] has passed since then).
     presence: AgentPresence,
@@ -257,6 +259,7 @@ impl IncidentEngine {
             placeholders: HashMap::new(),
             next_placeholder: -1,
             deferred_dropped: 0,
+            overflow_logged: false,
             opened: Vec::new(),
             escalated: 0,
             last_now: Some(now),
@@ -1626,16 +1629,19 @@ impl IncidentEngine {
                 .deferred
                 .iter()
                 .position(|d| matches!(d, Deferred::Append { .. } | Deferred::SetSites { .. }));
-            match events {
-                Some(i) => {
-                    self.deferred.remove(i);
-                }
+            let dropped = match events {
+                Some(i) => self.deferred.remove(i).is_some(),
                 None if self.deferred.len() >= 2 * DEFERRED_MAX => {
-                    self.deferred.pop_front();
+                    self.deferred.pop_front().is_some()
                 }
-                None => {}
+                None => false,
+            };
+            if !dropped {
+                self.deferred.push_back(d);
+                return;
             }
-            if self.deferred_dropped == 0 {
+            if !self.overflow_logged {
+                self.overflow_logged = true;
                 tracing::error!(
                     max = DEFERRED_MAX,
                     "incident store failing for long: deferred timeline events are being dropped"
@@ -1649,6 +1655,15 @@ impl IncidentEngine {
     /// Writes still waiting for the store.
     pub fn deferred_len(&self) -> usize {
         self.deferred.len()
+    }
+
+    /// Forgets the queued writes (another instance leads: they are superseded); returns
+    /// how many.
+    pub fn drop_deferred(&mut self) -> usize {
+        let n = self.deferred.len();
+        self.deferred.clear();
+        self.placeholders.clear();
+        n
     }
 
     fn real_id(&self, id: i64) -> Option<i64> {
@@ -1740,6 +1755,7 @@ impl IncidentEngine {
                 "deferred incident writes replayed: the store works again"
             );
             self.placeholders.clear();
+            self.overflow_logged = false;
         }
     }
 

@@ -249,6 +249,8 @@ pub struct Store {
     /// PostgreSQL: the lease's own connection, so a long engine transaction on the writer
     /// never delays a renewal.
     pub(super) lease_conn: Option<Mutex<Conn>>,
+    /// Lease bookkeeping across rounds (epoch held, hold-off after an outage).
+    pub(super) lease_memo: Mutex<super::cluster::LeaseMemo>,
 }
 
 impl std::fmt::Debug for Store {
@@ -325,6 +327,7 @@ impl Store {
             leader_until: Mutex::new(None),
             shared: false,
             lease_conn: None,
+            lease_memo: Mutex::default(),
         })
     }
 
@@ -357,6 +360,7 @@ impl Store {
             leader_until: Mutex::new(None),
             shared: true,
             lease_conn,
+            lease_memo: Mutex::default(),
         })
     }
 
@@ -996,6 +1000,8 @@ const LEADER_OPS: &[&str] = &[
 
 /// Operations that change the file: one of them succeeding means the store works again.
 const WRITE_OPS: &[&str] = &[
+    // A renewed lease is a committed write (a standby writes nothing else).
+    "lease",
     "agent_advance",
     "open_incident",
     "append_event",
