@@ -202,6 +202,20 @@ impl Engine {
         }
     }
 
+    /// The other vantage points' votes per check (leader on a shared store).
+    pub fn set_remote_votes(
+        &self,
+        votes: &std::collections::HashMap<String, crate::incidents::vantage::Votes>,
+        now: SystemTime,
+    ) {
+        if !self.is_leading() {
+            return;
+        }
+        let mut inc = self.lock();
+        inc.set_remote_votes(votes, now);
+        self.publish_counts(&mut inc);
+    }
+
     /// Incident writes queued while the store fails (waiting for replay).
     pub fn queued_writes(&self) -> usize {
         self.lock().deferred_len()

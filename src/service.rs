@@ -156,6 +156,76 @@ async fn lease_loop(
     gauge.set(0);
 }
 
+/// Shared store, every few seconds: this instance's latest results into `check_states`; on
+/// the leader, the other instances' fresh rows into the engine's multi-vantage quorum.
+async fn vantage_loop(
+    store: Arc<Store>,
+    engine: Arc<Engine>,
+    state: Arc<LiveState>,
+    instance: String,
+    shutdown: CancellationToken,
+) {
+    use crate::incidents::vantage::{tally, CheckView, FRESH_FOR_MS};
+    let mut every = tokio::time::interval(crate::incidents::cluster::RENEW_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    let mut last_ok = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let rows: Vec<CheckView> = state
+            .snapshot()
+            .into_iter()
+            .filter_map(|c| {
+                let last = c.last?;
+                Some(CheckView {
+                    check: c.check.id.key(),
+                    up: last.success,
+                    at: last
+                        .at
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as i64),
+                })
+            })
+            .collect();
+        let (s, e, me) = (store.clone(), engine.clone(), instance.clone());
+        let r = tokio::task::spawn_blocking(move || {
+            s.publish_check_views(&me, &rows)?;
+            if e.is_leading() {
+                let now = SystemTime::now();
+                let since = crate::web::incidents::now_ms() - FRESH_FOR_MS;
+                let views = s.check_views(&me, since)?;
+                e.set_remote_votes(&tally(&views), now);
+            }
+            Ok::<_, crate::incidents::StoreError>(())
+        })
+        .await;
+        match r {
+            Ok(Ok(())) => {
+                failing = false;
+                last_ok = tokio::time::Instant::now();
+            }
+            Ok(Err(e)) => {
+                if !failing {
+                    failing = true;
+                    tracing::warn!(error = %e, "check states not shared (the quorum keeps the last ones read for 30 s)");
+                }
+                // Old votes must not hold an incident back for ever: alone, this vantage decides.
+                if last_ok.elapsed() > std::time::Duration::from_millis(FRESH_FOR_MS as u64) {
+                    let e = engine.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        e.set_remote_votes(&Default::default(), SystemTime::now())
+                    })
+                    .await;
+                }
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 /// Every second: correlation holds, maintenance windows; every hour: retention.
 async fn tick_loop(
     engine: Arc<Engine>,
@@ -341,6 +411,13 @@ pub async fn run(
         state,
         events,
     } = handles;
+    let instance = instance_name(&inv);
+    // A shared store: every instance is a vantage point, named by its instance.
+    let shared = matches!(
+        inv.store.location(&inv.incidents.database),
+        Ok(crate::incidents::location::StoreLocation::Postgres(_))
+    );
+    metrics.set_vantage(shared.then_some(instance.as_str()));
     metrics.set_inventory(&inv, None);
     metrics.config_loaded(true, Some(0));
     state.set_inventory(inv.clone());
@@ -363,7 +440,6 @@ pub async fn run(
     metrics
         .registry()
         .register(Box::new(leader_gauge.clone()))?;
-    let instance = instance_name(&inv);
     if store.is_shared() {
         store.join_cluster(&instance);
         let s = store.clone();
@@ -419,6 +495,15 @@ pub async fn run(
             engine.clone(),
             leader_gauge.with_label_values(&[&instance]),
             inv.server.listen.clone(),
+            shutdown.clone(),
+        ))
+    });
+    let vantage_task = store.is_shared().then(|| {
+        tokio::spawn(vantage_loop(
+            store.clone(),
+            engine.clone(),
+            state.clone(),
+            instance.clone(),
             shutdown.clone(),
         ))
     });
@@ -595,6 +680,9 @@ pub async fn run(
     let _ = figures_task.await;
     let _ = notifier.await;
     if let Some(t) = lease_task {
+        let _ = t.await;
+    }
+    if let Some(t) = vantage_task {
         let _ = t.await;
     }
     // Open event streams never end on their own: give connections a moment, then close.

@@ -485,3 +485,131 @@ fn a_long_database_outage_loses_nothing_queued() {
         keys.len()
     );
 }
+
+/// Every instance is a vantage point: `a` (leader) and `b` (standby) probe the same checks at
+/// different addresses (two target servers). Site 0 failing from `a` only opens no incident
+/// while `b` sees it up (1 of 2 is no strict majority); failing from both opens one, and it
+/// resolves when both see it up. Each instance's series carry `vantage="<instance>"`.
+#[test]
+fn a_fault_seen_from_one_vantage_only_is_no_incident() {
+    let Some(pg) = Pg::start() else {
+        return;
+    };
+    pg.create_db("lienthong");
+    let url = pg.url("lienthong");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (ta, tb) =
+        rt.block_on(async { (Targets::start(SITES).await, Targets::start(SITES).await) });
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pgpass");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let spawn = |instance: &str, targets: &Targets| {
+        let extra = format!(
+            "[store]\nurl = \"{url}\"\npassword_file = \"{}\"\ninstance = \"{instance}\"\n",
+            pw.display()
+        );
+        let path = dir.path().join(format!("{instance}.toml"));
+        let unused = dir.path().join("unused.db");
+        std::fs::write(&path, bin::config(&unused, targets.addr, SITES, &extra)).unwrap();
+        Guard(Some(Serve::spawn(&ServeOpts {
+            config: &path,
+            dir: dir.path(),
+            port: bin::free_port(),
+            log: &dir.path().join(format!("{instance}.log")),
+            env: &[],
+            wrapper: &[],
+        })))
+    };
+    let a = spawn("a", &ta);
+    assert!(
+        wait_role(a.s(), "leader", Duration::from_secs(30)).is_some(),
+        "a leads\n{}",
+        a.s().log_text()
+    );
+    let b = spawn("b", &tb);
+    assert!(
+        wait_role(b.s(), "standby", Duration::from_secs(30)).is_some(),
+        "b is standby\n{}",
+        b.s().log_text()
+    );
+    for (s, name) in [(&a, "a"), (&b, "b")] {
+        let want = format!("site=\"phuong-0\",vantage=\"{name}\"");
+        let has = || {
+            let (_, m) = s.s().get("/metrics");
+            m.lines()
+                .any(|l| l.starts_with("probe_success{") && l.contains(&want))
+        };
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until && !has() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(has(), "{name}'s own series carry vantage=\"{name}\"");
+    }
+    let db = Db::connect(&url);
+    // Both vantage points' rows are in the shared store.
+    let until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < until
+        && db.count("SELECT count(DISTINCT instance) FROM check_states") < 2
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        db.count("SELECT count(DISTINCT instance) FROM check_states"),
+        2
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let site0 = "SELECT count(*) FROM incidents WHERE key LIKE 'site/phuong-0/%'";
+    let open0 = "SELECT count(*) FROM incidents WHERE key LIKE 'site/phuong-0/%' \
+                 AND resolved_at IS NULL";
+
+    // Seen down from a only, for 15 s: no incident.
+    ta.set(0, false);
+    let until = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < until {
+        assert_eq!(
+            db.count(site0),
+            0,
+            "a fault seen from one of two vantage points opened an incident\n{}",
+            a.s().log_text()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (_, m) = a.s().get("/metrics");
+    assert!(
+        m.lines().any(|l| l.starts_with("probe_success{")
+            && l.contains("site=\"phuong-0\",vantage=\"a\"")
+            && l.ends_with(" 0")),
+        "a does see the fault"
+    );
+
+    // Down from both: the quorum holds, one incident.
+    tb.set(0, false);
+    let until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < until && db.count(open0) < 1 {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(
+        db.count(open0),
+        1,
+        "down from both vantage points: one incident\n{}",
+        a.s().log_text()
+    );
+    // b sees it up again: 1 of 2, the incident resolves though a still sees it down.
+    tb.set(0, true);
+    let until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < until && db.count(open0) > 0 {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(
+        db.count(open0),
+        0,
+        "resolved once only one vantage point sees it down"
+    );
+    assert_eq!(db.count(site0), 1, "one incident in all");
+    ta.set(0, true);
+    assert_eq!(
+        db.count("SELECT count(*) FROM incidents WHERE key NOT LIKE 'site/phuong-0/%'"),
+        0,
+        "no other incident"
+    );
+}

@@ -189,6 +189,10 @@ pub struct IncidentEngine {
     /// is offline once [`crate::agents::AGENT_LOST_AFTER`] has passed since then).
     presence: AgentPresence,
     started: SystemTime,
+    /// The other vantage points' latest view of each check (shared store; see
+    /// `incidents/vantage.rs`): a check this instance sees down counts as down only by
+    /// strict majority.
+    remote: HashMap<CheckId, super::vantage::Votes>,
 }
 
 impl IncidentEngine {
@@ -265,6 +269,7 @@ impl IncidentEngine {
             last_now: Some(now),
             presence: AgentPresence::default(),
             started: now,
+            remote: HashMap::new(),
         };
         engine.set_inventory(inv);
         // A link incident resumed after a restart: its children's failures may have begun in
@@ -990,6 +995,60 @@ impl IncidentEngine {
             .filter_map(|id| self.checks.get(id))
     }
 
+    /// A check's state after the multi-vantage quorum: failing or down here while most of
+    /// the vantage points that report it (this one included) see it up → up.
+    fn voted_state(&self, t: &Tracked) -> State {
+        let s = t.health.state();
+        if matches!(s, State::Failing | State::Down)
+            && self
+                .remote
+                .get(&t.def.id)
+                .is_some_and(|v| !v.down_with_own())
+        {
+            return State::Up;
+        }
+        s
+    }
+
+    /// The other vantage points' votes, by check key (from the shared store). Recomputes the
+    /// owners of the checks whose verdict changed.
+    pub fn set_remote_votes(
+        &mut self,
+        votes: &HashMap<String, super::vantage::Votes>,
+        now: SystemTime,
+    ) {
+        let mut next = HashMap::new();
+        let mut changed: Vec<CheckId> = Vec::new();
+        for (id, t) in &self.checks {
+            let v = votes.get(&id.key()).copied();
+            let bad = matches!(t.health.state(), State::Failing | State::Down);
+            let before = self.remote.get(id).is_none_or(|v| v.down_with_own());
+            let after = v.is_none_or(|v| v.down_with_own());
+            if bad && before != after {
+                changed.push(id.clone());
+            }
+            if let Some(v) = v {
+                next.insert(id.clone(), v);
+            }
+        }
+        self.remote = next;
+        if changed.is_empty() {
+            return;
+        }
+        let mut keys = Vec::new();
+        for id in &changed {
+            tracing::info!(check = %id, down_here = true, quorum_down = !self.remote.get(id).is_some_and(|v| !v.down_with_own()), "multi-vantage verdict changed");
+            match (&id.site, &id.service) {
+                (Some(site), _) => keys.extend(self.recompute_site(site, now)),
+                (None, Some(svc)) => keys.extend(self.recompute_service(svc)),
+                _ => {}
+            }
+        }
+        if let Err(e) = self.reconcile_keys(keys, now) {
+            tracing::error!(error = %e, "incident store");
+        }
+    }
+
     fn link_of<'a>(&'a self, slug: &str) -> Option<&'a Tracked> {
         self.site_checks(slug)
             .find(|t| t.def.role == CheckRole::Link)
@@ -1212,7 +1271,13 @@ impl IncidentEngine {
     /// ends when its check is Up or Degraded; a degraded/slow one when its check is Up, or Down
     /// (then the Down incident takes over). Unknown and Failing never resolve anything.
     fn recovered(&self, key: &str) -> bool {
-        let ended = |id: &CheckId, quality: bool| match self.state_of(id) {
+        // After the multi-vantage quorum: over once most vantage points see it up.
+        let ended = |id: &CheckId, quality: bool| match self
+            .checks
+            .get(id)
+            .map(|t| self.voted_state(t))
+            .unwrap_or_default()
+        {
             State::Up => true,
             State::Degraded => !quality,
             State::Down => quality,
@@ -1300,9 +1365,9 @@ impl IncidentEngine {
         };
         let site = &self.inv.sites[idx];
         let teams = &self.site_teams[idx];
-        let link_state = self.link_of(slug).map(|t| t.health.state());
+        let link_state = self.link_of(slug).map(|t| self.voted_state(t));
         for t in self.site_checks(slug) {
-            let state = t.health.state();
+            let state = self.voted_state(t);
             let d = &t.def;
             if d.id.is_agent() {
                 // A shared service as seen from the ward's agent: failing there while the data
@@ -1445,7 +1510,7 @@ impl IncidentEngine {
             .filter(|id| !self.is_reference(id))
             .filter_map(|id| self.checks.get(id))
             .collect();
-        let down = checks.iter().find(|t| t.health.state() == State::Down);
+        let down = checks.iter().find(|t| self.voted_state(t) == State::Down);
         let slow = checks.iter().find(|t| t.health.state() == State::Degraded);
         let en_name = svc.name_en.clone().unwrap_or_else(|| svc.slug.clone());
         let n_sites = self.inv.sites.len();

@@ -12,6 +12,7 @@ pub mod model;
 pub mod open_series;
 pub mod rollups;
 pub mod store;
+pub mod vantage;
 
 pub use location::StoreLocation;
 pub use model::*;

@@ -198,6 +198,8 @@ CREATE INDEX maintenance_ends_at ON maintenance(ends_at);
     super::agent_seq::MIGRATION_AGENT_SEQ,
     // 6: cluster members and the leader lease (see incidents/cluster.rs).
     super::cluster::MIGRATION_CLUSTER,
+    // 7: every instance's latest check results, for the multi-vantage quorum (incidents/vantage.rs).
+    super::vantage::MIGRATION_CHECK_STATES,
 ];
 
 /// The schema version this build creates and understands.
