@@ -1037,7 +1037,8 @@ impl IncidentEngine {
         }
         let mut keys = Vec::new();
         for id in &changed {
-            tracing::info!(check = %id, down_here = true, quorum_down = !self.remote.get(id).is_some_and(|v| !v.down_with_own()), "multi-vantage verdict changed");
+            let quorum_down = self.remote.get(id).is_none_or(|v| v.down_with_own());
+            tracing::info!(check = %id, quorum_down, "seen down here; the multi-vantage verdict changed");
             match (&id.site, &id.service) {
                 (Some(site), _) => keys.extend(self.recompute_site(site, now)),
                 (None, Some(svc)) => keys.extend(self.recompute_service(svc)),
