@@ -157,7 +157,9 @@ async fn lease_loop(
 }
 
 /// Shared store, every few seconds: this instance's latest results into `check_states`; on
-/// the leader, the other instances' fresh rows into the engine's multi-vantage quorum.
+/// the leader, the other instances' fresh rows into the engine's multi-vantage quorum and its
+/// site statuses into `site_states`; on a standby, the leader's site statuses into the live
+/// state (status page).
 async fn vantage_loop(
     store: Arc<Store>,
     engine: Arc<Engine>,
@@ -190,14 +192,31 @@ async fn vantage_loop(
                 })
             })
             .collect();
-        let (s, e, me) = (store.clone(), engine.clone(), instance.clone());
+        let (s, e, me, st) = (
+            store.clone(),
+            engine.clone(),
+            instance.clone(),
+            state.clone(),
+        );
         let r = tokio::task::spawn_blocking(move || {
             s.publish_check_views(&me, &rows)?;
+            let now_ms = crate::web::incidents::now_ms();
             if e.is_leading() {
-                let now = SystemTime::now();
-                let since = crate::web::incidents::now_ms() - FRESH_FOR_MS;
-                let views = s.check_views(&me, since)?;
-                e.set_remote_votes(&tally(&views), now);
+                let views = s.check_views(&me, now_ms - FRESH_FOR_MS)?;
+                e.set_remote_votes(&tally(&views), SystemTime::now());
+                let sites: Vec<_> = st
+                    .inventory()
+                    .sites
+                    .iter()
+                    .map(|x| (x.slug.clone(), st.site_status(&x.slug)))
+                    .collect();
+                s.publish_site_states(&me, &sites, now_ms)?;
+            } else {
+                // A standby's status page shows the leader's site statuses (its own engine
+                // does not run); its /metrics keep its own vantage's series.
+                for (site, status) in s.leader_site_states(&me, now_ms - FRESH_FOR_MS)? {
+                    st.set_site_status(&site, status);
+                }
             }
             Ok::<_, crate::incidents::StoreError>(())
         })

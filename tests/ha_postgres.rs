@@ -558,6 +558,27 @@ fn a_fault_seen_from_one_vantage_only_is_no_incident() {
         2
     );
     std::thread::sleep(Duration::from_secs(4));
+    // b's status page shows the leader's live site statuses, not "unknown".
+    let page_status = |s: &Serve| {
+        let (_, html) = s.get("/sites/phuong-0");
+        html.split("data-slug=\"phuong-0\" data-status=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("none")
+            .to_string()
+    };
+    let wait_page = |s: &Serve, want: &str| {
+        let until = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < until && page_status(s) != want {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        page_status(s)
+    };
+    assert_eq!(
+        wait_page(b.s(), "up"),
+        "up",
+        "standby's page shows the site up"
+    );
     let site0 = "SELECT count(*) FROM incidents WHERE key LIKE 'site/phuong-0/%'";
     let open0 = "SELECT count(*) FROM incidents WHERE key LIKE 'site/phuong-0/%' \
                  AND resolved_at IS NULL";
@@ -593,6 +614,11 @@ fn a_fault_seen_from_one_vantage_only_is_no_incident() {
         1,
         "down from both vantage points: one incident\n{}",
         a.s().log_text()
+    );
+    assert_eq!(
+        wait_page(b.s(), "down"),
+        "down",
+        "standby's page follows the leader"
     );
     // b sees it up again: 1 of 2, the incident resolves though a still sees it down.
     tb.set(0, true);

@@ -2,13 +2,15 @@
 //! latest result of each of its checks into `check_states` every few seconds; the leader reads
 //! the other instances' fresh rows and its correlation follows the multi-vantage quorum (a
 //! check counts as down only when a strict majority of the vantage points that report it see
-//! it down, the rule of the Prometheus quorum recordings).
+//! it down, the rule of the Prometheus quorum recordings). The leader also shares its site
+//! statuses (`site_states`), which a standby's status page shows.
 
 use std::collections::HashMap;
 
 use super::db::params;
 use super::store::{Store, StoreError};
 use super::UnixMillis;
+use crate::health::SiteStatus;
 
 /// Migration 7.
 pub(super) const MIGRATION_CHECK_STATES: &str = r#"
@@ -18,6 +20,14 @@ CREATE TABLE IF NOT EXISTS check_states (
     up        INTEGER NOT NULL,  -- 1: its latest run succeeded
     at        INTEGER NOT NULL,  -- when that run finished (the instance's clock, ms)
     PRIMARY KEY (instance, check_key)
+);
+-- The leader's rolled-up site statuses, for the standbys' status pages.
+CREATE TABLE IF NOT EXISTS site_states (
+    instance TEXT NOT NULL,
+    site     TEXT NOT NULL,
+    status   TEXT NOT NULL,    -- up | degraded | down | maintenance | unknown
+    at       INTEGER NOT NULL, -- when written (the instance's clock, ms)
+    PRIMARY KEY (instance, site)
 );
 "#;
 
@@ -107,6 +117,69 @@ impl Store {
             Ok(by)
         })
     }
+}
+
+impl Store {
+    /// Upserts the site statuses `instance` (the leader) computed (one transaction).
+    pub fn publish_site_states(
+        &self,
+        instance: &str,
+        rows: &[(String, SiteStatus)],
+        at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        self.tracked("site_states_write", || {
+            let conn = self.writer();
+            let tx = conn.write_tx()?;
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO site_states (instance, site, status, at) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (instance, site) DO UPDATE SET status = excluded.status, at = excluded.at",
+                )?;
+                for (site, status) in rows {
+                    st.execute(params![instance, site, status.as_str(), at])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// The current lease holder's site statuses written after `since` (none when we hold the
+    /// lease or nobody does).
+    pub fn leader_site_states(
+        &self,
+        me: &str,
+        since: UnixMillis,
+    ) -> Result<Vec<(String, SiteStatus)>, StoreError> {
+        self.tracked("site_states_read", || {
+            let conn = self.reader();
+            let rows = conn
+                .prepare_cached(
+                    "SELECT s.site, s.status FROM site_states s \
+                     JOIN leader_lease l ON l.id = 1 AND l.holder = s.instance \
+                     WHERE s.instance <> ?1 AND s.at > ?2",
+                )?
+                .query_map(params![me, since], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(site, st)| Some((site, parse_status(&st)?)))
+                .collect())
+        })
+    }
+}
+
+fn parse_status(s: &str) -> Option<SiteStatus> {
+    Some(match s {
+        "up" => SiteStatus::Up,
+        "degraded" => SiteStatus::Degraded,
+        "down" => SiteStatus::Down,
+        "maintenance" => SiteStatus::Maintenance,
+        "unknown" => SiteStatus::Unknown,
+        _ => return None,
+    })
 }
 
 /// Votes per check key from the other instances' views.
