@@ -639,3 +639,87 @@ fn a_fault_seen_from_one_vantage_only_is_no_incident() {
         "no other incident"
     );
 }
+
+/// PostgreSQL down when the service starts: it starts anyway (probing and /metrics run,
+/// `/readyz` and the store API answer 503 with the reason) and, once the database is up,
+/// migrates it, takes the lease and opens incidents as usual.
+#[test]
+fn starts_without_its_database_and_connects_when_it_is_back() {
+    let Some(pg) = Pg::start() else {
+        return;
+    };
+    pg.create_db("lienthong");
+    let url = pg.url("lienthong");
+    pg.pg_ctl_stop("fast");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let targets = rt.block_on(Targets::start(SITES));
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pgpass");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let extra = format!(
+        "[store]\nurl = \"{url}\"\npassword_file = \"{}\"\ninstance = \"a\"\n",
+        pw.display()
+    );
+    let path = dir.path().join("a.toml");
+    std::fs::write(
+        &path,
+        bin::config(&dir.path().join("unused.db"), targets.addr, SITES, &extra),
+    )
+    .unwrap();
+    let a = Guard(Some(Serve::spawn(&ServeOpts {
+        config: &path,
+        dir: dir.path(),
+        port: bin::free_port(),
+        log: &dir.path().join("a.log"),
+        env: &[],
+        wrapper: &[],
+    })));
+    let probing = || {
+        let (code, m) = a.s().get("/metrics");
+        code == 200 && m.lines().any(|l| l.starts_with("probe_success{"))
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until && !probing() {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        probing(),
+        "probing and /metrics without the database\n{}",
+        a.s().log_text()
+    );
+    let (code, body) = a.s().get("/readyz");
+    assert_eq!(code, 503, "not ready without the database: {body}");
+    assert!(body.contains("postgresql"), "readiness says why: {body}");
+    let (code, body) = a.s().get("/api/v1/incidents");
+    assert_eq!(code, 503, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+    assert!(
+        v.to_string().contains("incident store unavailable"),
+        "the reason: {body}"
+    );
+    assert!(!body.contains(PASSWORD) && !a.s().log_text().contains(PASSWORD));
+
+    pg.pg_ctl_start();
+    assert!(
+        wait_role(a.s(), "leader", Duration::from_secs(30)).is_some(),
+        "leads once the database is back: {}\n{}",
+        role(a.s()),
+        a.s().log_text()
+    );
+    let db = Db::connect(&url);
+    targets.set(1, false);
+    let open = "SELECT count(*) FROM incidents WHERE key LIKE 'site/phuong-1/%' \
+                AND resolved_at IS NULL";
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until && db.count(open) != 1 {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(
+        db.count(open),
+        1,
+        "incidents open as usual\n{}",
+        a.s().log_text()
+    );
+    let (code, _) = a.s().get("/api/v1/incidents");
+    assert_eq!(code, 200);
+}

@@ -235,7 +235,15 @@ impl IncidentEngine {
                 },
             );
         }
-        let api_windows = store.maintenance_windows(ms(now))?;
+        // A standby (or a store still unreachable at start-up) reads them again on takeover.
+        let api_windows = match store.maintenance_windows(ms(now)) {
+            Ok(w) => w,
+            Err(e) if !store.is_leader() => {
+                tracing::warn!(error = %e, "maintenance windows not loaded (standby)");
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
         let mut engine = IncidentEngine {
             inv: inv.clone(),
             store,
