@@ -250,7 +250,7 @@ where
                 if let Some(problem) = app.store.health().problem() {
                     return Err(ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
-                        &format!("incident store unavailable: {problem}"),
+                        format!("incident store unavailable: {problem}"),
                     ));
                 }
             }
