@@ -58,6 +58,43 @@ pub struct Engine {
     /// This instance runs the incident engine (always on SQLite; the lease holder on a shared
     /// store, set by [`Engine::set_leading`] once the engine is restored).
     leading: std::sync::atomic::AtomicBool,
+    queue_metrics: QueueMetrics,
+}
+
+/// `lienthong_store_queued_writes` and `lienthong_store_queued_writes_dropped_total{reason}`.
+struct QueueMetrics {
+    queued: prometheus::IntGauge,
+    dropped: prometheus::IntCounterVec,
+}
+
+impl QueueMetrics {
+    fn new(registry: &prometheus::Registry) -> QueueMetrics {
+        let queued = prometheus::IntGauge::new(
+            "lienthong_store_queued_writes",
+            "Incident writes queued in memory while the store fails, waiting for replay.",
+        )
+        .expect("valid metric definition");
+        let dropped = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "lienthong_store_queued_writes_dropped_total",
+                "Queued incident writes dropped: overflow (the bounded queue was full) or superseded (another instance led meanwhile).",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric definition");
+        for r in ["overflow", "superseded"] {
+            dropped.with_label_values(&[r]);
+        }
+        for c in [
+            Box::new(queued.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(dropped.clone()),
+        ] {
+            if let Err(e) = registry.register(c) {
+                tracing::error!(error = %e, "cannot register the store queue metrics");
+            }
+        }
+        QueueMetrics { queued, dropped }
+    }
 }
 
 impl Engine {
@@ -76,7 +113,9 @@ impl Engine {
             tracing::error!(error = %e, "cannot register lienthong_incident_open");
         }
         open_series.set_runbook_base(incidents.runbook_base());
+        let queue_metrics = QueueMetrics::new(metrics.registry());
         Engine {
+            queue_metrics,
             open_series,
             metrics,
             state,
@@ -90,29 +129,39 @@ impl Engine {
     }
 
     /// Whether results go through the incident engine (leader) or only to metrics and the
-    /// live state (standby).
+    /// live state (standby). A leader cut off from the store keeps leading in memory (its
+    /// writes queue, the fence refuses them) until a lease round says otherwise.
     pub fn is_leading(&self) -> bool {
-        self.leading.load(std::sync::atomic::Ordering::Acquire) && self.lock().store().is_leader()
+        self.leading.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Standby → leader: restores the engine from the store first. Leader → standby: stops
-    /// at once (the fence already refuses its writes).
+    /// at once (the fence already refuses its writes); queued writes are dropped (counted as
+    /// superseded).
     pub fn set_leading(
         &self,
         leading: bool,
         now: SystemTime,
     ) -> Result<(), crate::incidents::StoreError> {
-        use std::sync::atomic::Ordering;
         if !leading {
-            self.leading.store(false, Ordering::Release);
+            self.step_down();
             return Ok(());
         }
-        if self.leading.load(Ordering::Acquire) {
+        if self.is_leading() {
             return Ok(());
         }
+        self.lead(now)
+    }
+
+    /// Leads from the stored state: a new engine restored from the store, as at a restart.
+    /// Writes the old engine still had queued are superseded (another instance led in between
+    /// and re-derived the state from its own probes): logged and counted.
+    pub fn lead(&self, now: SystemTime) -> Result<(), crate::incidents::StoreError> {
+        use std::sync::atomic::Ordering;
         let mut inc = self.lock();
         let restored = inc.takeover(now)?;
-        *inc = restored;
+        let old = std::mem::replace(&mut *inc, restored);
+        self.superseded(old.deferred_len());
         self.publish_counts(&mut inc);
         self.leading.store(true, Ordering::Release);
         drop(inc);
@@ -120,6 +169,56 @@ impl Engine {
         self.republish_sites.store(true, Ordering::Relaxed);
         self.outbox_poke.notify_one();
         Ok(())
+    }
+
+    /// Leader → standby; returns the queued writes dropped.
+    pub fn step_down(&self) -> usize {
+        self.leading
+            .store(false, std::sync::atomic::Ordering::Release);
+        let mut inc = self.lock();
+        let n = inc.drop_deferred();
+        self.superseded(n);
+        self.publish_counts(&mut inc);
+        n
+    }
+
+    /// Stops leader work at shutdown; returns the queued writes left unwritten.
+    pub fn stop(&self) -> usize {
+        self.leading
+            .store(false, std::sync::atomic::Ordering::Release);
+        self.lock().deferred_len()
+    }
+
+    fn superseded(&self, n: usize) {
+        if n > 0 {
+            tracing::warn!(
+                writes = n,
+                "queued incident writes superseded: another instance led meanwhile and re-derived the incidents from its own probes"
+            );
+            self.queue_metrics
+                .dropped
+                .with_label_values(&["superseded"])
+                .inc_by(n as u64);
+        }
+    }
+
+    /// The other vantage points' votes per check (leader on a shared store).
+    pub fn set_remote_votes(
+        &self,
+        votes: &std::collections::HashMap<String, crate::incidents::vantage::Votes>,
+        now: SystemTime,
+    ) {
+        if !self.is_leading() {
+            return;
+        }
+        let mut inc = self.lock();
+        inc.set_remote_votes(votes, now);
+        self.publish_counts(&mut inc);
+    }
+
+    /// Incident writes queued while the store fails (waiting for replay).
+    pub fn queued_writes(&self) -> usize {
+        self.lock().deferred_len()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, IncidentEngine> {
@@ -182,7 +281,7 @@ impl Engine {
             return None;
         }
         self.metrics.record(check, outcome, finished);
-        if !self.leading.load(std::sync::atomic::Ordering::Acquire) || !inc.store().is_leader() {
+        if !self.is_leading() {
             // Standby: probes and metrics go on; the leader owns health and incidents.
             self.state.record(&check.id, outcome, finished);
             return None;
@@ -222,10 +321,10 @@ impl Engine {
 
     /// Periodic work: holds expire, maintenance windows begin and end; refresh every site.
     pub fn tick(&self, now: SystemTime) {
-        let mut inc = self.lock();
-        if !self.leading.load(std::sync::atomic::Ordering::Acquire) || !inc.store().is_leader() {
+        if !self.is_leading() {
             return;
         }
+        let mut inc = self.lock();
         inc.tick(now);
         let all = self
             .republish_sites
@@ -298,6 +397,14 @@ impl Engine {
         self.metrics
             .monitor_blind
             .set(i64::from(inc.monitor_blind()));
+        let overflow = std::mem::take(&mut inc.deferred_dropped);
+        if overflow > 0 {
+            self.queue_metrics
+                .dropped
+                .with_label_values(&["overflow"])
+                .inc_by(overflow);
+        }
+        self.queue_metrics.queued.set(inc.deferred_len() as i64);
         let generation = inc.open_generation();
         if self
             .published

@@ -58,6 +58,12 @@ fn instance_name(inv: &crate::config::Inventory) -> String {
 
 /// Shared store: renews (or takes) the leader lease every few seconds and switches the
 /// engine between leader and standby; on shutdown gives the lease up for a fast takeover.
+///
+/// A leader that cannot reach the database keeps its engine running in memory: its writes
+/// queue (bounded) and the fence refuses them. At the next round that reaches the database:
+/// the same lease epoch (nobody led meanwhile) → the queue is replayed on the tick; another
+/// epoch or another holder → the queue is superseded (counted) and the engine rebuilt from
+/// the store or stopped.
 async fn lease_loop(
     store: Arc<Store>,
     engine: Arc<Engine>,
@@ -65,9 +71,9 @@ async fn lease_loop(
     api: String,
     shutdown: CancellationToken,
 ) {
-    let mut was = store.is_leader();
     let mut every = tokio::time::interval(crate::incidents::cluster::RENEW_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut cut_off = false;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -76,42 +82,167 @@ async fn lease_loop(
         let s = store.clone();
         let a = api.clone();
         // Bounded: a stalled database never blocks the loop longer than the client timeout.
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.lease_round(Some(&a))).await {
-            tracing::warn!(error = %e, "leader lease not renewed");
-        }
-        let now = store.is_leader();
-        if now != was {
-            if now {
+        let round = match tokio::task::spawn_blocking(move || s.lease_round_detail(Some(&a))).await
+        {
+            Ok(r) => r,
+            Err(_) => continue,
+        };
+        match round {
+            Err(e) => {
+                if engine.is_leading() && !store.is_leader() && !cut_off {
+                    cut_off = true;
+                    let e2 = engine.clone();
+                    let queued = tokio::task::spawn_blocking(move || e2.queued_writes())
+                        .await
+                        .unwrap_or(0);
+                    tracing::error!(
+                        error = %e,
+                        queued,
+                        "database unreachable past the leader lease: incident work goes on in memory, its writes queue until the lease is renewed"
+                    );
+                } else {
+                    tracing::warn!(error = %e, "leader lease not renewed");
+                }
+            }
+            Ok(r) if r.leader && r.continued && engine.is_leading() => {
+                if std::mem::take(&mut cut_off) {
+                    tracing::warn!(
+                        "leader lease renewed after a database outage (nobody led meanwhile): queued incident writes are replayed"
+                    );
+                }
+            }
+            Ok(r) if r.leader => {
+                cut_off = false;
                 let e = engine.clone();
-                match tokio::task::spawn_blocking(move || e.set_leading(true, SystemTime::now()))
-                    .await
-                {
+                match tokio::task::spawn_blocking(move || e.lead(SystemTime::now())).await {
                     Ok(Ok(())) => tracing::warn!(
                         "leader lease taken: this instance now runs the incident engine and notifications"
                     ),
                     Ok(Err(e)) => {
+                        // Still standby: the next round (a continued lease) retries.
+                        let en = engine.clone();
+                        let _ = tokio::task::spawn_blocking(move || en.step_down()).await;
                         tracing::error!(error = %e, "leader lease taken but the engine cannot be restored; retrying");
-                        continue; // `was` stays false: retried next round
                     }
-                    Err(_) => continue,
+                    Err(_) => {}
                 }
-            } else {
-                let _ = engine.set_leading(false, SystemTime::now());
-                tracing::warn!("leader lease lost: standby (probing and API only)");
             }
-            was = now;
+            Ok(_) => {
+                cut_off = false;
+                if engine.is_leading() {
+                    let e = engine.clone();
+                    let _ = tokio::task::spawn_blocking(move || e.step_down()).await;
+                    tracing::warn!("leader lease lost: standby (probing and API only)");
+                }
+            }
         }
-        // Lost without noticing a change (expired between rounds): the engine checks
-        // `is_leader` on every result as well.
         gauge.set(i64::from(store.is_leader()));
     }
-    if store.is_leader() {
-        let _ = engine.set_leading(false, SystemTime::now());
+    if engine.is_leading() {
+        let e = engine.clone();
+        let lost = tokio::task::spawn_blocking(move || e.stop())
+            .await
+            .unwrap_or(0);
+        if lost > 0 {
+            tracing::error!(
+                writes = lost,
+                "stopping with incident writes still queued (database unreachable): they are lost"
+            );
+        }
         let s = store.clone();
         let _ = tokio::task::spawn_blocking(move || s.lease_release()).await;
         tracing::info!("leader lease released");
     }
     gauge.set(0);
+}
+
+/// Shared store, every few seconds: this instance's latest results into `check_states`; on
+/// the leader, the other instances' fresh rows into the engine's multi-vantage quorum and its
+/// site statuses into `site_states`; on a standby, the leader's site statuses into the live
+/// state (status page).
+async fn vantage_loop(
+    store: Arc<Store>,
+    engine: Arc<Engine>,
+    state: Arc<LiveState>,
+    instance: String,
+    shutdown: CancellationToken,
+) {
+    use crate::incidents::vantage::{tally, CheckView, FRESH_FOR_MS};
+    let mut every = tokio::time::interval(crate::incidents::cluster::RENEW_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    let mut last_ok = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let rows: Vec<CheckView> = state
+            .snapshot()
+            .into_iter()
+            .filter_map(|c| {
+                let last = c.last?;
+                Some(CheckView {
+                    check: c.check.id.key(),
+                    up: last.success,
+                    at: last
+                        .at
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as i64),
+                })
+            })
+            .collect();
+        let (s, e, me, st) = (
+            store.clone(),
+            engine.clone(),
+            instance.clone(),
+            state.clone(),
+        );
+        let r = tokio::task::spawn_blocking(move || {
+            s.publish_check_views(&me, &rows)?;
+            let now_ms = crate::web::incidents::now_ms();
+            if e.is_leading() {
+                let views = s.check_views(&me, now_ms - FRESH_FOR_MS)?;
+                e.set_remote_votes(&tally(&views), SystemTime::now());
+                let sites: Vec<_> = st
+                    .inventory()
+                    .sites
+                    .iter()
+                    .map(|x| (x.slug.clone(), st.site_status(&x.slug)))
+                    .collect();
+                s.publish_site_states(&me, &sites, now_ms)?;
+            } else {
+                // A standby's status page shows the leader's site statuses (its own engine
+                // does not run); its /metrics keep its own vantage's series.
+                for (site, status) in s.leader_site_states(&me, now_ms - FRESH_FOR_MS)? {
+                    st.set_site_status(&site, status);
+                }
+            }
+            Ok::<_, crate::incidents::StoreError>(())
+        })
+        .await;
+        match r {
+            Ok(Ok(())) => {
+                failing = false;
+                last_ok = tokio::time::Instant::now();
+            }
+            Ok(Err(e)) => {
+                if !failing {
+                    failing = true;
+                    tracing::warn!(error = %e, "check states not shared (the quorum keeps the last ones read for 30 s)");
+                }
+                // Old votes must not hold an incident back for ever: alone, this vantage decides.
+                if last_ok.elapsed() > std::time::Duration::from_millis(FRESH_FOR_MS as u64) {
+                    let e = engine.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        e.set_remote_votes(&Default::default(), SystemTime::now())
+                    })
+                    .await;
+                }
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 /// Every second: correlation holds, maintenance windows; every hour: retention.
@@ -190,6 +321,7 @@ async fn figures_loop(
 /// Every few seconds: writes the minutes that ended to the store; every minute: hourly
 /// rollups; every hour: history retention. On shutdown: writes everything left.
 async fn history_loop(
+    engine: Arc<Engine>,
     recorder: Arc<crate::availability::Recorder>,
     store: Arc<Store>,
     state: Arc<LiveState>,
@@ -218,10 +350,12 @@ async fn history_loop(
         }
         let s = store.clone();
         let keep = state.inventory().history.clone();
+        let lead = engine.clone();
         let work = tokio::task::spawn_blocking(move || {
             // Shared store: the leader's vantage writes the history (two writers would sum
-            // their minutes); a standby's rows are dropped.
-            if !s.is_leader() {
+            // their minutes); a standby's rows are dropped. A leader cut off from the
+            // database keeps its rows (put back below) until it leads again or steps down.
+            if !lead.is_leading() {
                 return Ok(0);
             }
             let written = s.history_write(&rows).map_err(|e| (e, rows));
@@ -296,6 +430,13 @@ pub async fn run(
         state,
         events,
     } = handles;
+    let instance = instance_name(&inv);
+    // A shared store: every instance is a vantage point, named by its instance.
+    let shared = matches!(
+        inv.store.location(&inv.incidents.database),
+        Ok(crate::incidents::location::StoreLocation::Postgres(_))
+    );
+    metrics.set_vantage(shared.then_some(instance.as_str()));
     metrics.set_inventory(&inv, None);
     metrics.config_loaded(true, Some(0));
     state.set_inventory(inv.clone());
@@ -318,7 +459,6 @@ pub async fn run(
     metrics
         .registry()
         .register(Box::new(leader_gauge.clone()))?;
-    let instance = instance_name(&inv);
     if store.is_shared() {
         store.join_cluster(&instance);
         let s = store.clone();
@@ -377,6 +517,15 @@ pub async fn run(
             shutdown.clone(),
         ))
     });
+    let vantage_task = store.is_shared().then(|| {
+        tokio::spawn(vantage_loop(
+            store.clone(),
+            engine.clone(),
+            state.clone(),
+            instance.clone(),
+            shutdown.clone(),
+        ))
+    });
     let notifier = tokio::spawn(notifier.run(shutdown.clone()));
     let maintenance_changed = Arc::new(tokio::sync::Notify::new());
     let ticker = tokio::spawn(tick_loop(
@@ -400,6 +549,7 @@ pub async fn run(
     // Stopped after the scheduler, so the last runs are written.
     let history_stop = CancellationToken::new();
     let history_task = tokio::spawn(history_loop(
+        engine.clone(),
         history.clone(),
         store.clone(),
         state.clone(),
@@ -549,6 +699,9 @@ pub async fn run(
     let _ = figures_task.await;
     let _ = notifier.await;
     if let Some(t) = lease_task {
+        let _ = t.await;
+    }
+    if let Some(t) = vantage_task {
         let _ = t.await;
     }
     // Open event streams never end on their own: give connections a moment, then close.

@@ -336,3 +336,390 @@ fn standby_takes_over_and_nothing_is_lost() {
     drop(b);
     drop(a2);
 }
+
+/// The database stops for longer than the lease while a target fails and recovers: the
+/// leader goes on in memory, queues the incident's open and resolve, and once PostgreSQL is
+/// back renews its lease with the same epoch (the standby leaves it the hold-off) and writes
+/// them: the incident is in the store and each of its notifications is delivered once.
+#[test]
+fn a_long_database_outage_loses_nothing_queued() {
+    let Some(pg) = Pg::start() else {
+        return;
+    };
+    pg.create_db("lienthong");
+    let url = pg.url("lienthong");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let targets = rt.block_on(Targets::start(SITES));
+    let (receiver, hook) = rt.block_on(Receiver::start());
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pgpass");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let config = |instance: &str| {
+        let extra = format!(
+            "[store]\nurl = \"{url}\"\npassword_file = \"{}\"\ninstance = \"{instance}\"\n\n\
+             [[notify]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{hook}/hook\"\ntimeout = \"2s\"\n",
+            pw.display()
+        );
+        let path = dir.path().join(format!("{instance}.toml"));
+        let unused = dir.path().join("unused.db");
+        std::fs::write(&path, bin::config(&unused, targets.addr, SITES, &extra)).unwrap();
+        path
+    };
+    let spawn = |instance: &str| {
+        Guard(Some(Serve::spawn(&ServeOpts {
+            config: &config(instance),
+            dir: dir.path(),
+            port: bin::free_port(),
+            log: &dir.path().join(format!("{instance}.log")),
+            env: &[],
+            wrapper: &[],
+        })))
+    };
+    let a = spawn("a");
+    assert!(
+        wait_role(a.s(), "leader", Duration::from_secs(30)).is_some(),
+        "a leads\n{}",
+        a.s().log_text()
+    );
+    let b = spawn("b");
+    assert!(
+        wait_role(b.s(), "standby", Duration::from_secs(30)).is_some(),
+        "b is standby\n{}",
+        b.s().log_text()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let outage_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let stopped = Instant::now();
+    pg.pg_ctl_stop("fast");
+    std::thread::sleep(Duration::from_secs(2));
+    targets.set(0, false);
+    std::thread::sleep(Duration::from_secs(8));
+    targets.set(0, true);
+    // 20 s without the database: well past the 12 s lease.
+    std::thread::sleep(Duration::from_secs(20).saturating_sub(stopped.elapsed()));
+    pg.pg_ctl_start();
+
+    let db = Db::connect(&url);
+    let done = format!(
+        "SELECT count(*) FROM incidents WHERE key LIKE 'site/phuong-0/%' \
+         AND started_at >= {outage_ms} AND resolved_at IS NOT NULL"
+    );
+    let undelivered = format!(
+        "SELECT count(*) FROM outbox o JOIN incidents i ON i.id = o.incident_id \
+         WHERE i.started_at >= {outage_ms} AND o.delivered_at IS NULL"
+    );
+    let until = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < until && (db.count(&done) < 1 || db.count(&undelivered) != 0) {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let logs = || {
+        format!(
+            "--- a ---\n{}\n--- b ---\n{}",
+            a.s().log_text(),
+            b.s().log_text()
+        )
+    };
+    assert_eq!(
+        db.count(&done),
+        1,
+        "the incident that opened and resolved during the outage is stored\n{}",
+        logs()
+    );
+    assert_eq!(
+        db.count(&undelivered),
+        0,
+        "its notifications delivered\n{}",
+        logs()
+    );
+    let kinds = db.count(&format!(
+        "SELECT count(DISTINCT e.kind) FROM events e JOIN incidents i ON i.id = e.incident_id \
+         WHERE i.started_at >= {outage_ms} AND e.kind IN ('opened', 'resolved')"
+    ));
+    assert_eq!(kinds, 2, "its timeline has the open and the resolution");
+    let keys: Vec<String> =
+        db.0.prepare(&format!(
+            "SELECT o.idempotency_key FROM outbox o JOIN incidents i ON i.id = o.incident_id \
+             WHERE i.started_at >= {outage_ms}"
+        ))
+        .unwrap()
+        .query_map(Vec::<Value>::new(), |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(keys.len() >= 2, "open and resolve notified: {keys:?}");
+    let by_key = receiver.by_key();
+    for k in &keys {
+        assert_eq!(by_key.get(k), Some(&1), "{k} delivered exactly once");
+    }
+    assert_eq!(
+        role(a.s()),
+        "leader",
+        "a leads again (same epoch)\n{}",
+        logs()
+    );
+    assert!(
+        wait_role(b.s(), "standby", Duration::from_secs(10)).is_some(),
+        "b ready as standby again: {:?}",
+        b.s().get("/readyz")
+    );
+    let (_, metrics) = a.s().get("/metrics");
+    assert!(
+        metrics.contains("lienthong_store_queued_writes_dropped_total{reason=\"superseded\"} 0"),
+        "nothing superseded"
+    );
+    assert!(
+        metrics.contains("lienthong_store_queued_writes 0"),
+        "queue drained"
+    );
+    assert!(
+        a.s()
+            .log_text()
+            .contains("database unreachable past the leader lease"),
+        "a clear log line for the outage"
+    );
+    eprintln!(
+        "outage: {} notifications for the incident, each once",
+        keys.len()
+    );
+}
+
+/// Every instance is a vantage point: `a` (leader) and `b` (standby) probe the same checks at
+/// different addresses (two target servers). Site 0 failing from `a` only opens no incident
+/// while `b` sees it up (1 of 2 is no strict majority); failing from both opens one, and it
+/// resolves when both see it up. Each instance's series carry `vantage="<instance>"`.
+#[test]
+fn a_fault_seen_from_one_vantage_only_is_no_incident() {
+    let Some(pg) = Pg::start() else {
+        return;
+    };
+    pg.create_db("lienthong");
+    let url = pg.url("lienthong");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (ta, tb) =
+        rt.block_on(async { (Targets::start(SITES).await, Targets::start(SITES).await) });
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pgpass");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let spawn = |instance: &str, targets: &Targets| {
+        let extra = format!(
+            "[store]\nurl = \"{url}\"\npassword_file = \"{}\"\ninstance = \"{instance}\"\n",
+            pw.display()
+        );
+        let path = dir.path().join(format!("{instance}.toml"));
+        let unused = dir.path().join("unused.db");
+        std::fs::write(&path, bin::config(&unused, targets.addr, SITES, &extra)).unwrap();
+        Guard(Some(Serve::spawn(&ServeOpts {
+            config: &path,
+            dir: dir.path(),
+            port: bin::free_port(),
+            log: &dir.path().join(format!("{instance}.log")),
+            env: &[],
+            wrapper: &[],
+        })))
+    };
+    let a = spawn("a", &ta);
+    assert!(
+        wait_role(a.s(), "leader", Duration::from_secs(30)).is_some(),
+        "a leads\n{}",
+        a.s().log_text()
+    );
+    let b = spawn("b", &tb);
+    assert!(
+        wait_role(b.s(), "standby", Duration::from_secs(30)).is_some(),
+        "b is standby\n{}",
+        b.s().log_text()
+    );
+    for (s, name) in [(&a, "a"), (&b, "b")] {
+        let want = format!("site=\"phuong-0\",vantage=\"{name}\"");
+        let has = || {
+            let (_, m) = s.s().get("/metrics");
+            m.lines()
+                .any(|l| l.starts_with("probe_success{") && l.contains(&want))
+        };
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until && !has() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(has(), "{name}'s own series carry vantage=\"{name}\"");
+    }
+    let db = Db::connect(&url);
+    // Both vantage points' rows are in the shared store.
+    let until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < until
+        && db.count("SELECT count(DISTINCT instance) FROM check_states") < 2
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        db.count("SELECT count(DISTINCT instance) FROM check_states"),
+        2
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    // b's status page shows the leader's live site statuses, not "unknown".
+    let page_status = |s: &Serve| {
+        let (_, html) = s.get("/sites/phuong-0");
+        html.split("data-slug=\"phuong-0\" data-status=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("none")
+            .to_string()
+    };
+    let wait_page = |s: &Serve, want: &str| {
+        let until = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < until && page_status(s) != want {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        page_status(s)
+    };
+    assert_eq!(
+        wait_page(b.s(), "up"),
+        "up",
+        "standby's page shows the site up"
+    );
+    let site0 = "SELECT count(*) FROM incidents WHERE key LIKE 'site/phuong-0/%'";
+    let open0 = "SELECT count(*) FROM incidents WHERE key LIKE 'site/phuong-0/%' \
+                 AND resolved_at IS NULL";
+
+    // Seen down from a only, for 15 s: no incident.
+    ta.set(0, false);
+    let until = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < until {
+        assert_eq!(
+            db.count(site0),
+            0,
+            "a fault seen from one of two vantage points opened an incident\n{}",
+            a.s().log_text()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (_, m) = a.s().get("/metrics");
+    assert!(
+        m.lines().any(|l| l.starts_with("probe_success{")
+            && l.contains("site=\"phuong-0\",vantage=\"a\"")
+            && l.ends_with(" 0")),
+        "a does see the fault"
+    );
+
+    // Down from both: the quorum holds, one incident.
+    tb.set(0, false);
+    let until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < until && db.count(open0) < 1 {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(
+        db.count(open0),
+        1,
+        "down from both vantage points: one incident\n{}",
+        a.s().log_text()
+    );
+    assert_eq!(
+        wait_page(b.s(), "down"),
+        "down",
+        "standby's page follows the leader"
+    );
+    // b sees it up again: 1 of 2, the incident resolves though a still sees it down.
+    tb.set(0, true);
+    let until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < until && db.count(open0) > 0 {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(
+        db.count(open0),
+        0,
+        "resolved once only one vantage point sees it down"
+    );
+    assert_eq!(db.count(site0), 1, "one incident in all");
+    ta.set(0, true);
+    assert_eq!(
+        db.count("SELECT count(*) FROM incidents WHERE key NOT LIKE 'site/phuong-0/%'"),
+        0,
+        "no other incident"
+    );
+}
+
+/// PostgreSQL down when the service starts: it starts anyway (probing and /metrics run,
+/// `/readyz` and the store API answer 503 with the reason) and, once the database is up,
+/// migrates it, takes the lease and opens incidents as usual.
+#[test]
+fn starts_without_its_database_and_connects_when_it_is_back() {
+    let Some(pg) = Pg::start() else {
+        return;
+    };
+    pg.create_db("lienthong");
+    let url = pg.url("lienthong");
+    pg.pg_ctl_stop("fast");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let targets = rt.block_on(Targets::start(SITES));
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pgpass");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let extra = format!(
+        "[store]\nurl = \"{url}\"\npassword_file = \"{}\"\ninstance = \"a\"\n",
+        pw.display()
+    );
+    let path = dir.path().join("a.toml");
+    std::fs::write(
+        &path,
+        bin::config(&dir.path().join("unused.db"), targets.addr, SITES, &extra),
+    )
+    .unwrap();
+    let a = Guard(Some(Serve::spawn(&ServeOpts {
+        config: &path,
+        dir: dir.path(),
+        port: bin::free_port(),
+        log: &dir.path().join("a.log"),
+        env: &[],
+        wrapper: &[],
+    })));
+    let probing = || {
+        let (code, m) = a.s().get("/metrics");
+        code == 200 && m.lines().any(|l| l.starts_with("probe_success{"))
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until && !probing() {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        probing(),
+        "probing and /metrics without the database\n{}",
+        a.s().log_text()
+    );
+    let (code, body) = a.s().get("/readyz");
+    assert_eq!(code, 503, "not ready without the database: {body}");
+    assert!(body.contains("postgresql"), "readiness says why: {body}");
+    let (code, body) = a.s().get("/api/v1/incidents");
+    assert_eq!(code, 503, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+    assert!(
+        v.to_string().contains("incident store unavailable"),
+        "the reason: {body}"
+    );
+    assert!(!body.contains(PASSWORD) && !a.s().log_text().contains(PASSWORD));
+
+    pg.pg_ctl_start();
+    assert!(
+        wait_role(a.s(), "leader", Duration::from_secs(30)).is_some(),
+        "leads once the database is back: {}\n{}",
+        role(a.s()),
+        a.s().log_text()
+    );
+    let db = Db::connect(&url);
+    targets.set(1, false);
+    let open = "SELECT count(*) FROM incidents WHERE key LIKE 'site/phuong-1/%' \
+                AND resolved_at IS NULL";
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until && db.count(open) != 1 {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(
+        db.count(open),
+        1,
+        "incidents open as usual\n{}",
+        a.s().log_text()
+    );
+    let (code, _) = a.s().get("/api/v1/incidents");
+    assert_eq!(code, 200);
+}

@@ -768,3 +768,68 @@ fn deposed_leader_cannot_write() {
         "{roles:?}"
     );
 }
+
+/// The lease epoch (PostgreSQL): a holder that renews an expired lease nobody took continues
+/// its lead (`continued`: its queued writes may be applied); once another instance led in
+/// between, taking it back is a new lead (`continued` false: the queue is superseded). The
+/// other instances' latest check views are read back, by instance, and tallied.
+#[test]
+fn lease_epoch_tells_a_continued_lead_and_views_are_shared() {
+    let Some(b) = Backend::postgres() else {
+        return;
+    };
+    let (one, two, admin) = (b.open(), b.open(), b.open());
+    one.join_cluster("one");
+    two.join_cluster("two");
+    let first = one.lease_round_detail(None).unwrap();
+    assert!(
+        first.leader && !first.continued,
+        "a first lead continues nothing"
+    );
+    assert!(one.lease_round_detail(None).unwrap().continued);
+    admin.force_lease_expiry_for_tests().unwrap();
+    let back = one.lease_round_detail(None).unwrap();
+    assert!(
+        back.leader && back.continued,
+        "nobody led meanwhile: {back:?}"
+    );
+    admin.force_lease_expiry_for_tests().unwrap();
+    assert!(two.lease_round_detail(None).unwrap().leader);
+    assert!(!one.lease_round_detail(None).unwrap().leader);
+    admin.force_lease_expiry_for_tests().unwrap();
+    let again = one.lease_round_detail(None).unwrap();
+    assert!(
+        again.leader && !again.continued,
+        "two led in between: {again:?}"
+    );
+
+    use lienthong::incidents::vantage::{tally, CheckView};
+    let view = |check: &str, up: bool, at: i64| CheckView {
+        check: check.into(),
+        up,
+        at,
+    };
+    one.publish_check_views("one", &[view("site/a/x", false, T0)])
+        .unwrap();
+    two.publish_check_views(
+        "two",
+        &[
+            view("site/a/x", true, T0),
+            view("site/a/y", true, T0 - 60_000),
+        ],
+    )
+    .unwrap();
+    // Upsert: the latest row wins.
+    two.publish_check_views("two", &[view("site/a/x", false, T0 + 1)])
+        .unwrap();
+    let seen = one.check_views("one", T0 - 1).unwrap();
+    assert_eq!(seen.len(), 1, "only the other instance: {seen:?}");
+    assert_eq!(
+        seen["two"],
+        vec![view("site/a/x", false, T0 + 1)],
+        "stale rows left out"
+    );
+    let votes = tally(&seen);
+    assert_eq!(votes["site/a/x"].down, 1);
+    assert!(votes["site/a/x"].down_with_own());
+}

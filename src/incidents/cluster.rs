@@ -27,6 +27,28 @@ pub const RENEW_EVERY: Duration = Duration::from_secs(3);
 /// An instance stops leader work this long before its lease could expire.
 const MARGIN: Duration = Duration::from_secs(3);
 
+/// After a failed lease round, how long this instance leaves an expired lease to its holder
+/// before taking it over (two lease rounds).
+pub const TAKEOVER_GRACE: Duration = Duration::from_secs(7);
+
+/// What one lease round found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseRound {
+    /// We hold the lease now.
+    pub leader: bool,
+    /// We held it at our previous successful round with the same epoch.
+    pub continued: bool,
+}
+
+/// Kept across lease rounds.
+#[derive(Debug, Default)]
+pub struct LeaseMemo {
+    /// The epoch of our lease at the last successful round; None while another holds it.
+    epoch: Option<i64>,
+    /// Set by a failed round: an expired lease is not taken before then.
+    hold_off_until: Option<Instant>,
+}
+
 /// One instance as `GET /api/v1/cluster` lists it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Member {
@@ -73,12 +95,25 @@ impl Store {
     /// Renews or takes the lease and writes our heartbeat. Returns whether we lead. An error
     /// leaves the local deadline as it was (it runs out by itself).
     pub fn lease_round(&self, api: Option<&str>) -> Result<bool, StoreError> {
+        self.lease_round_detail(api).map(|r| r.leader)
+    }
+
+    /// [`Store::lease_round`], telling also whether this lead continues the previous one
+    /// (same `epoch`: nobody else held the lease in between, so writes queued meanwhile may
+    /// still be applied).
+    pub fn lease_round_detail(&self, api: Option<&str>) -> Result<LeaseRound, StoreError> {
         let Some(me) = self.fence.get() else {
-            return Ok(true);
+            return Ok(LeaseRound {
+                leader: true,
+                continued: true,
+            });
         };
         let started = Instant::now();
         let ttl = LEASE_TTL.as_millis() as i64;
-        let leader = self.tracked("lease", || {
+        // Just back from an outage: the previous holder gets TAKEOVER_GRACE to renew first,
+        // so its queued writes are applied rather than superseded.
+        let may_take = self.memo().hold_off_until.is_none_or(|t| started >= t);
+        let result = self.tracked("lease", || {
             let conn = self.lease_conn();
             let tx = conn.write_tx()?;
             let held = tx
@@ -90,10 +125,10 @@ impl Store {
                        epoch = leader_lease.epoch + \
                          CASE WHEN leader_lease.holder = excluded.holder THEN 0 ELSE 1 END \
                      WHERE leader_lease.holder = excluded.holder \
-                        OR leader_lease.expires_at < {PG_NOW_MS} \
+                        OR (CAST(?3 AS BIGINT) = 1 AND leader_lease.expires_at < {PG_NOW_MS}) \
                      RETURNING epoch"
                 ))?
-                .query_row(params![me, ttl], |r| r.get::<_, i64>(0))
+                .query_row(params![me, ttl, may_take as i64], |r| r.get::<_, i64>(0))
                 .map(Some)
                 .or_else(|e| match e {
                     super::db::DbError::NoRows => Ok(None),
@@ -107,14 +142,34 @@ impl Store {
             ))?
             .execute(params![me, held.is_some() as i64, api])?;
             tx.commit()?;
-            Ok(held.is_some())
-        })?;
+            Ok(held)
+        });
+        let held = match result {
+            Ok(h) => h,
+            Err(e) => {
+                self.memo().hold_off_until = Some(Instant::now() + TAKEOVER_GRACE);
+                return Err(e);
+            }
+        };
+        let continued = {
+            let mut memo = self.memo();
+            let continued = held.is_some() && memo.epoch == held;
+            memo.epoch = held;
+            continued
+        };
+        let leader = held.is_some();
         let mut until = self
             .leader_until
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *until = leader.then(|| started + LEASE_TTL - MARGIN);
-        Ok(leader)
+        Ok(LeaseRound { leader, continued })
+    }
+
+    fn memo(&self) -> std::sync::MutexGuard<'_, LeaseMemo> {
+        self.lease_memo
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Gives the lease up (clean shutdown): the standby takes over at its next round.

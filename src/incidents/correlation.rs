@@ -183,10 +183,16 @@ pub struct IncidentEngine {
     next_placeholder: i64,
     /// Deferred writes dropped because the buffer was full.
     pub deferred_dropped: u64,
+    /// The overflow was logged (once per outage).
+    overflow_logged: bool,
     /// Ward agents' last contact, and since when the engine runs (an agent never heard from
     /// is offline once [`crate::agents::AGENT_LOST_AFTER`] has passed since then).
     presence: AgentPresence,
     started: SystemTime,
+    /// The other vantage points' latest view of each check (shared store; see
+    /// `incidents/vantage.rs`): a check this instance sees down counts as down only by
+    /// strict majority.
+    remote: HashMap<CheckId, super::vantage::Votes>,
 }
 
 impl IncidentEngine {
@@ -229,7 +235,15 @@ impl IncidentEngine {
                 },
             );
         }
-        let api_windows = store.maintenance_windows(ms(now))?;
+        // A standby (or a store still unreachable at start-up) reads them again on takeover.
+        let api_windows = match store.maintenance_windows(ms(now)) {
+            Ok(w) => w,
+            Err(e) if !store.is_leader() => {
+                tracing::warn!(error = %e, "maintenance windows not loaded (standby)");
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
         let mut engine = IncidentEngine {
             inv: inv.clone(),
             store,
@@ -257,11 +271,13 @@ impl IncidentEngine {
             placeholders: HashMap::new(),
             next_placeholder: -1,
             deferred_dropped: 0,
+            overflow_logged: false,
             opened: Vec::new(),
             escalated: 0,
             last_now: Some(now),
             presence: AgentPresence::default(),
             started: now,
+            remote: HashMap::new(),
         };
         engine.set_inventory(inv);
         // A link incident resumed after a restart: its children's failures may have begun in
@@ -987,6 +1003,61 @@ impl IncidentEngine {
             .filter_map(|id| self.checks.get(id))
     }
 
+    /// A check's state after the multi-vantage quorum: failing or down here while most of
+    /// the vantage points that report it (this one included) see it up → up.
+    fn voted_state(&self, t: &Tracked) -> State {
+        let s = t.health.state();
+        if matches!(s, State::Failing | State::Down)
+            && self
+                .remote
+                .get(&t.def.id)
+                .is_some_and(|v| !v.down_with_own())
+        {
+            return State::Up;
+        }
+        s
+    }
+
+    /// The other vantage points' votes, by check key (from the shared store). Recomputes the
+    /// owners of the checks whose verdict changed.
+    pub fn set_remote_votes(
+        &mut self,
+        votes: &HashMap<String, super::vantage::Votes>,
+        now: SystemTime,
+    ) {
+        let mut next = HashMap::new();
+        let mut changed: Vec<CheckId> = Vec::new();
+        for (id, t) in &self.checks {
+            let v = votes.get(&id.key()).copied();
+            let bad = matches!(t.health.state(), State::Failing | State::Down);
+            let before = self.remote.get(id).is_none_or(|v| v.down_with_own());
+            let after = v.is_none_or(|v| v.down_with_own());
+            if bad && before != after {
+                changed.push(id.clone());
+            }
+            if let Some(v) = v {
+                next.insert(id.clone(), v);
+            }
+        }
+        self.remote = next;
+        if changed.is_empty() {
+            return;
+        }
+        let mut keys = Vec::new();
+        for id in &changed {
+            let quorum_down = self.remote.get(id).is_none_or(|v| v.down_with_own());
+            tracing::info!(check = %id, quorum_down, "seen down here; the multi-vantage verdict changed");
+            match (&id.site, &id.service) {
+                (Some(site), _) => keys.extend(self.recompute_site(site, now)),
+                (None, Some(svc)) => keys.extend(self.recompute_service(svc)),
+                _ => {}
+            }
+        }
+        if let Err(e) = self.reconcile_keys(keys, now) {
+            tracing::error!(error = %e, "incident store");
+        }
+    }
+
     fn link_of<'a>(&'a self, slug: &str) -> Option<&'a Tracked> {
         self.site_checks(slug)
             .find(|t| t.def.role == CheckRole::Link)
@@ -1209,7 +1280,13 @@ impl IncidentEngine {
     /// ends when its check is Up or Degraded; a degraded/slow one when its check is Up, or Down
     /// (then the Down incident takes over). Unknown and Failing never resolve anything.
     fn recovered(&self, key: &str) -> bool {
-        let ended = |id: &CheckId, quality: bool| match self.state_of(id) {
+        // After the multi-vantage quorum: over once most vantage points see it up.
+        let ended = |id: &CheckId, quality: bool| match self
+            .checks
+            .get(id)
+            .map(|t| self.voted_state(t))
+            .unwrap_or_default()
+        {
             State::Up => true,
             State::Degraded => !quality,
             State::Down => quality,
@@ -1297,9 +1374,9 @@ impl IncidentEngine {
         };
         let site = &self.inv.sites[idx];
         let teams = &self.site_teams[idx];
-        let link_state = self.link_of(slug).map(|t| t.health.state());
+        let link_state = self.link_of(slug).map(|t| self.voted_state(t));
         for t in self.site_checks(slug) {
-            let state = t.health.state();
+            let state = self.voted_state(t);
             let d = &t.def;
             if d.id.is_agent() {
                 // A shared service as seen from the ward's agent: failing there while the data
@@ -1442,7 +1519,7 @@ impl IncidentEngine {
             .filter(|id| !self.is_reference(id))
             .filter_map(|id| self.checks.get(id))
             .collect();
-        let down = checks.iter().find(|t| t.health.state() == State::Down);
+        let down = checks.iter().find(|t| self.voted_state(t) == State::Down);
         let slow = checks.iter().find(|t| t.health.state() == State::Degraded);
         let en_name = svc.name_en.clone().unwrap_or_else(|| svc.slug.clone());
         let n_sites = self.inv.sites.len();
@@ -1626,16 +1703,19 @@ impl IncidentEngine {
                 .deferred
                 .iter()
                 .position(|d| matches!(d, Deferred::Append { .. } | Deferred::SetSites { .. }));
-            match events {
-                Some(i) => {
-                    self.deferred.remove(i);
-                }
+            let dropped = match events {
+                Some(i) => self.deferred.remove(i).is_some(),
                 None if self.deferred.len() >= 2 * DEFERRED_MAX => {
-                    self.deferred.pop_front();
+                    self.deferred.pop_front().is_some()
                 }
-                None => {}
+                None => false,
+            };
+            if !dropped {
+                self.deferred.push_back(d);
+                return;
             }
-            if self.deferred_dropped == 0 {
+            if !self.overflow_logged {
+                self.overflow_logged = true;
                 tracing::error!(
                     max = DEFERRED_MAX,
                     "incident store failing for long: deferred timeline events are being dropped"
@@ -1649,6 +1729,15 @@ impl IncidentEngine {
     /// Writes still waiting for the store.
     pub fn deferred_len(&self) -> usize {
         self.deferred.len()
+    }
+
+    /// Forgets the queued writes (another instance leads: they are superseded); returns
+    /// how many.
+    pub fn drop_deferred(&mut self) -> usize {
+        let n = self.deferred.len();
+        self.deferred.clear();
+        self.placeholders.clear();
+        n
     }
 
     fn real_id(&self, id: i64) -> Option<i64> {
@@ -1740,6 +1829,7 @@ impl IncidentEngine {
                 "deferred incident writes replayed: the store works again"
             );
             self.placeholders.clear();
+            self.overflow_logged = false;
         }
     }
 

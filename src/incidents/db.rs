@@ -567,6 +567,19 @@ impl PgConn {
         Ok(conn)
     }
 
+    /// A connection that connects at its first use (the database may be down now).
+    pub fn lazy(
+        config: &tokio_postgres::Config,
+        fence: std::sync::Arc<OnceLock<String>>,
+    ) -> PgConn {
+        PgConn {
+            config: config.clone(),
+            fence,
+            client: RefCell::new(None),
+            stmts: RefCell::new(HashMap::new()),
+        }
+    }
+
     fn open(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client> {
         let (tx, rx) = std::sync::mpsc::channel();
         let config = config.clone();

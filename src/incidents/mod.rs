@@ -13,6 +13,7 @@ pub mod open_series;
 pub mod rollups;
 mod schema;
 pub mod store;
+pub mod vantage;
 
 pub use location::StoreLocation;
 pub use model::*;

@@ -1,6 +1,6 @@
 //! The incident store's schema: every migration, in order, in SQLite's dialect (the PostgreSQL
 //! backend rewrites them, see `db.rs`). All of them live here so the store does not depend on
-//! the modules that use the tables (rollups, escalation, agent sequences, cluster).
+//! the modules that use the tables (rollups, escalation, agent sequences, cluster, vantage).
 
 /// Ordered schema migrations: `MIGRATIONS[n]` takes `user_version` from `n` to `n + 1`, each in
 /// its own transaction. Append only; never edit a migration that has shipped.
@@ -184,6 +184,25 @@ CREATE TABLE IF NOT EXISTS leader_lease (
     holder     TEXT NOT NULL,
     expires_at INTEGER NOT NULL,    -- database clock, ms
     epoch      INTEGER NOT NULL
+);
+"#,
+    // 7: every instance's latest check results (the multi-vantage quorum) and the leader's site
+    // statuses (the standbys' status pages), see incidents/vantage.rs.
+    r#"
+CREATE TABLE IF NOT EXISTS check_states (
+    instance  TEXT NOT NULL,
+    check_key TEXT NOT NULL,
+    up        INTEGER NOT NULL,  -- 1: its latest run succeeded
+    at        INTEGER NOT NULL,  -- when that run finished (the instance's clock, ms)
+    PRIMARY KEY (instance, check_key)
+);
+-- The leader's rolled-up site statuses, for the standbys' status pages.
+CREATE TABLE IF NOT EXISTS site_states (
+    instance TEXT NOT NULL,
+    site     TEXT NOT NULL,
+    status   TEXT NOT NULL,    -- up | degraded | down | maintenance | unknown
+    at       INTEGER NOT NULL, -- when written (the instance's clock, ms)
+    PRIMARY KEY (instance, site)
 );
 "#,
 ];

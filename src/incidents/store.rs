@@ -149,6 +149,11 @@ pub struct Store {
     /// PostgreSQL: the lease's own connection, so a long engine transaction on the writer
     /// never delays a renewal.
     pub(super) lease_conn: Option<Mutex<Conn>>,
+    /// Lease bookkeeping across rounds (epoch held, hold-off after an outage).
+    pub(super) lease_memo: Mutex<super::cluster::LeaseMemo>,
+    /// PostgreSQL unreachable at start-up: migrations run before the first operation that
+    /// reaches it.
+    pending_migration: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -225,6 +230,8 @@ impl Store {
             leader_until: Mutex::new(None),
             shared: false,
             lease_conn: None,
+            lease_memo: Mutex::default(),
+            pending_migration: Default::default(),
         })
     }
 
@@ -257,7 +264,53 @@ impl Store {
             leader_until: Mutex::new(None),
             shared: true,
             lease_conn,
+            lease_memo: Mutex::default(),
+            pending_migration: Default::default(),
         })
+    }
+
+    /// [`Store::open_postgres`], or, when PostgreSQL cannot be reached now, a store whose
+    /// connections connect (and migrate) at first use: the service starts without its
+    /// database (probing and /metrics run; store operations fail until it is back).
+    pub fn open_postgres_or_later(target: &PgTarget) -> Result<Store, StoreError> {
+        match Store::open_postgres(target) {
+            // Unreachable (refused, timed out): start without it. A server that answers and
+            // refuses us (password, missing database) stays a start-up error.
+            Err(StoreError::OpenPg { source, .. })
+                if match &source {
+                    DbError::Timeout(_) | DbError::Connect(_) => true,
+                    DbError::Postgres(e) => e.as_db_error().is_none(),
+                    _ => false,
+                } =>
+            {
+                let config = target.config();
+                let fence: Arc<std::sync::OnceLock<String>> = Arc::default();
+                let lazy = || Conn::Pg(Box::new(PgConn::lazy(&config, fence.clone())));
+                let store = Store {
+                    path: PathBuf::from(&target.url),
+                    readers: (0..READERS).map(|_| Mutex::new(lazy())).collect(),
+                    next_reader: AtomicUsize::new(0),
+                    writer: Mutex::new(lazy()),
+                    health: Arc::new(StoreHealth::new()),
+                    _lock: None,
+                    file_id: None,
+                    fence: fence.clone(),
+                    leader_until: Mutex::new(None),
+                    shared: true,
+                    lease_conn: Some(Mutex::new(lazy())),
+                    lease_memo: Mutex::default(),
+                    pending_migration: std::sync::atomic::AtomicBool::new(true),
+                };
+                let e = StoreError::OpenPg {
+                    url: target.url.clone(),
+                    source,
+                };
+                tracing::error!(error = %e, "PostgreSQL unreachable at start-up: starting without it (probing and /metrics run, the store API answers 503); connecting again every few seconds");
+                store.health.failed("connect", &e);
+                Ok(store)
+            }
+            other => other,
+        }
     }
 
     /// Opens the store at `loc` (see [`Store::open`], [`Store::open_postgres`]).
@@ -896,6 +949,8 @@ const LEADER_OPS: &[&str] = &[
 
 /// Operations that change the file: one of them succeeding means the store works again.
 const WRITE_OPS: &[&str] = &[
+    // A renewed lease is a committed write (a standby writes nothing else).
+    "lease",
     "agent_advance",
     "open_incident",
     "append_event",
@@ -1089,7 +1144,7 @@ impl Store {
     ) -> Result<Arc<Store>, StoreError> {
         match loc {
             StoreLocation::Sqlite(p) => Store::open_exclusive(p, registry),
-            StoreLocation::Postgres(t) => Store::open_postgres(t)?.serve(registry),
+            StoreLocation::Postgres(t) => Store::open_postgres_or_later(t)?.serve(registry),
         }
     }
 
@@ -1242,6 +1297,23 @@ impl Store {
         op: &'static str,
         f: impl FnOnce() -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        if self
+            .pending_migration
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            let migrated = migrate(&self.writer());
+            match migrated {
+                Ok(()) => {
+                    self.pending_migration
+                        .store(false, std::sync::atomic::Ordering::Release);
+                    tracing::warn!("PostgreSQL reachable: schema checked, the store works");
+                }
+                Err(e) => {
+                    self.health.failed(op, &e);
+                    return Err(e);
+                }
+            }
+        }
         let result = super::db::fenced(LEADER_OPS.contains(&op), f);
         match &result {
             Err(e) => self.health.failed(op, e),

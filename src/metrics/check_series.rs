@@ -528,7 +528,7 @@ impl Slot {
 
     /// Appends this check's samples to `out` (one vector per family of FAMILIES), as
     /// prometheus protos.
-    fn emit(&self, out: &mut [Vec<Metric>]) {
+    fn emit(&self, out: &mut [Vec<Metric>], own_vantage: Option<&str>) {
         let mut base = vec![
             pair("check", &self.id.name),
             pair("kind", self.kind.as_str()),
@@ -538,6 +538,8 @@ impl Slot {
         // Agent-run copies of service checks carry where they were seen from (sorts last).
         if let Some(v) = self.id.vantage() {
             base.push(pair("vantage", &v));
+        } else if let Some(v) = own_vantage {
+            base.push(pair("vantage", v));
         }
         // Label pairs in name order, as the prometheus crate's vectors keep them.
         let labels = |extra: &[LabelPair]| -> Vec<LabelPair> {
@@ -665,6 +667,9 @@ pub(super) struct CheckSeries {
     table: Arc<Mutex<Table>>,
     descs: Arc<Vec<Desc>>,
     duration_hist: HistogramVec,
+    /// `vantage` of this instance's own runs (its name on a shared store); agent-run copies
+    /// keep their `site:<slug>`.
+    own_vantage: Arc<Mutex<Option<Arc<str>>>>,
 }
 
 impl CheckSeries {
@@ -690,7 +695,19 @@ impl CheckSeries {
             table: Arc::default(),
             descs: Arc::new(descs),
             duration_hist,
+            own_vantage: Arc::default(),
         }
+    }
+
+    pub(super) fn set_own_vantage(&self, v: Option<&str>) {
+        *self.own_vantage.lock().unwrap_or_else(|e| e.into_inner()) = v.map(Arc::from);
+    }
+
+    fn own_vantage(&self) -> Option<Arc<str>> {
+        self.own_vantage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
@@ -754,6 +771,7 @@ impl CheckSeries {
     pub(super) fn snapshot(&self) -> Snapshot {
         // Plain numbers and Arc'd names: the lock is held for a memcpy, not for the render.
         let slots = self.lock().slots.clone();
+        let own = self.own_vantage();
         let mut order: Vec<u32> = (0..slots.len() as u32).collect();
         order.sort_unstable_by(|a, b| {
             slots[*a as usize]
@@ -791,6 +809,10 @@ impl CheckSeries {
                 if let Some(v) = s.id.vantage() {
                     text.push_str(",vantage=\"");
                     push_escaped(&mut text, &v);
+                    text.push('"');
+                } else if let Some(v) = own.as_deref() {
+                    text.push_str(",vantage=\"");
+                    push_escaped(&mut text, v);
                     text.push('"');
                 }
                 [at, mid, text.len() as u32]
@@ -1098,8 +1120,9 @@ impl Collector for CheckSeries {
             .iter()
             .map(|_| Vec::with_capacity(slots.len()))
             .collect();
+        let own = self.own_vantage();
         for s in &slots {
-            s.emit(&mut out);
+            s.emit(&mut out, own.as_deref());
         }
         FAMILIES
             .iter()

@@ -205,6 +205,12 @@ impl Metrics {
 
     /// Publishes the inventory: info series, and drops series of checks no longer configured
     /// (or whose kind changed).
+    /// `vantage` on this instance's own per-check series (its instance name on a shared
+    /// store; None: no label, one vantage point). Set before the first inventory.
+    pub fn set_vantage(&self, vantage: Option<&str>) {
+        self.checks.set_own_vantage(vantage);
+    }
+
     pub fn set_inventory(&self, inv: &Inventory, previous: Option<&Inventory>) {
         self.checks.set_inventory(inv);
         if previous.is_some() {

@@ -245,6 +245,15 @@ where
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "incident store");
+            // A shared store that cannot be reached: unavailable for now, with the reason.
+            if app.store.is_shared() {
+                if let Some(problem) = app.store.health().problem() {
+                    return Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("incident store unavailable: {problem}"),
+                    ));
+                }
+            }
             Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "incident store error (see the server log)",
