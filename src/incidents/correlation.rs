@@ -132,7 +132,9 @@ pub struct IncidentEngine {
     inv: Arc<Inventory>,
     store: Arc<Store>,
     events: broadcast::Sender<IncidentEvent>,
-    checks: HashMap<CheckId, Tracked>,
+    /// Boxed: 20,000 checks make a table of 32,768 buckets; ~300 bytes inline would make the
+    /// empty buckets cost as much as the full.
+    checks: HashMap<CheckId, Box<Tracked>>,
     /// `site/<slug>` or `service/<slug>` → its checks, in config order.
     by_owner: HashMap<String, Vec<CheckId>>,
     /// Site slug → index in `inv.sites`, and the teams covering it (built once per inventory).
@@ -385,7 +387,7 @@ impl IncidentEngine {
                 .unwrap_or_default();
             self.checks.insert(
                 def.id.clone(),
-                Tracked {
+                Box::new(Tracked {
                     def: def.clone(),
                     policy,
                     health,
@@ -394,7 +396,7 @@ impl IncidentEngine {
                     last_bad,
                     resumed_bad,
                     cert,
-                },
+                }),
             );
         }
         self.site_index = inv
@@ -713,7 +715,7 @@ impl IncidentEngine {
             .get(cert_id)
             .into_iter()
             .flatten()
-            .filter_map(|id| self.checks.get(id))
+            .filter_map(|id| self.checks.get(id).map(|t| &**t))
             .collect();
         let Some(cert) = checks.first().and_then(|t| t.cert.as_deref().cloned()) else {
             return self.replace_wants(owner, Vec::new());
@@ -984,7 +986,7 @@ impl IncidentEngine {
             .flatten()
             // An agent's own checks (its gateway, devices) are recorded, not correlated.
             .filter(|id| !id.agent_local)
-            .filter_map(|id| self.checks.get(id))
+            .filter_map(|id| self.checks.get(id).map(|t| &**t))
     }
 
     fn link_of<'a>(&'a self, slug: &str) -> Option<&'a Tracked> {
@@ -1440,7 +1442,7 @@ impl IncidentEngine {
             .into_iter()
             .flatten()
             .filter(|id| !self.is_reference(id))
-            .filter_map(|id| self.checks.get(id))
+            .filter_map(|id| self.checks.get(id).map(|t| &**t))
             .collect();
         let down = checks.iter().find(|t| t.health.state() == State::Down);
         let slow = checks.iter().find(|t| t.health.state() == State::Degraded);
