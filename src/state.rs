@@ -42,7 +42,9 @@ pub struct LiveState {
 #[derive(Default)]
 struct Inner {
     inventory: Arc<Inventory>,
-    checks: HashMap<CheckId, CheckStatus>,
+    /// Boxed: a table of 20,000 entries has 32,768 buckets, and a ~300-byte status inline
+    /// would make the empty ones cost as much as the full.
+    checks: HashMap<CheckId, Box<CheckStatus>>,
     sites: HashMap<String, crate::health::SiteStatus>,
     running: bool,
 }
@@ -59,13 +61,13 @@ impl LiveState {
                 let prev = old
                     .remove(&c.id)
                     .filter(|p| p.check.probe.kind() == c.probe.kind());
-                let status = CheckStatus {
+                let status = Box::new(CheckStatus {
                     check: c.clone(),
                     last: prev.as_ref().and_then(|p| p.last.clone()),
                     consecutive_failures: prev.as_ref().map_or(0, |p| p.consecutive_failures),
                     runs: prev.as_ref().map_or(0, |p| p.runs),
                     health: prev.as_ref().map_or_else(Default::default, |p| p.health),
-                };
+                });
                 (c.id.clone(), status)
             })
             .collect();
@@ -138,7 +140,7 @@ impl LiveState {
         g.inventory
             .checks
             .iter()
-            .filter_map(|c| g.checks.get(&c.id).cloned())
+            .filter_map(|c| g.checks.get(&c.id).map(|s| CheckStatus::clone(s)))
             .collect()
     }
 
@@ -148,6 +150,6 @@ impl LiveState {
             .unwrap_or_else(|e| e.into_inner())
             .checks
             .get(id)
-            .cloned()
+            .map(|s| CheckStatus::clone(s))
     }
 }

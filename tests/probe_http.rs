@@ -60,6 +60,17 @@ fn app() -> Router {
                 }
             }),
         )
+        .route(
+            "/user-agent",
+            // The one user-agent the request carried, as the body (400 for none or several).
+            get(|headers: HeaderMap| async move {
+                let all: Vec<_> = headers.get_all("user-agent").iter().collect();
+                match all.as_slice() {
+                    [one] => (StatusCode::OK, one.to_str().unwrap_or("").to_string()),
+                    _ => (StatusCode::BAD_REQUEST, String::new()),
+                }
+            }),
+        )
         .route("/r1", get(|| async { Redirect::to("r2") }))
         .route("/r2", get(|| async { Redirect::permanent("/") }))
         .route(
@@ -296,6 +307,26 @@ async fn method_headers_and_body_are_sent() {
     assert!(run(&s, Duration::from_secs(2)).await.0.success);
     let s = spec(&format!("http://{addr}/needs-header"));
     assert_reason(&run(&s, Duration::from_secs(2)).await.0, Reason::HttpStatus);
+}
+
+#[tokio::test]
+async fn user_agent_is_ours_unless_configured() {
+    let addr = common::serve(app()).await;
+    let mut s = spec(&format!("http://{addr}/user-agent"));
+    s.body_contains = Some("lienthong".into());
+    let (outcome, d) = run(&s, Duration::from_secs(2)).await;
+    assert!(outcome.success, "{outcome:?}");
+    assert_eq!(d.body_bytes, "lienthong".len() as u64);
+
+    // A configured one replaces ours (any spelling of the name), and is the only one sent.
+    let mut s = spec(&format!("http://{addr}/user-agent"));
+    s.headers
+        .insert("USER-AGENT".into(), "phuong-probe/2".into());
+    s.headers.insert("X-Probe".into(), "yes".into());
+    s.body_contains = Some("phuong-probe/2".into());
+    let (outcome, d) = run(&s, Duration::from_secs(2)).await;
+    assert!(outcome.success, "{outcome:?}");
+    assert_eq!(d.body_bytes, "phuong-probe/2".len() as u64);
 }
 
 #[tokio::test]

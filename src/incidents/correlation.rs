@@ -62,7 +62,8 @@ fn ms(t: SystemTime) -> UnixMillis {
 
 struct Tracked {
     def: Arc<CheckDef>,
-    policy: HealthPolicy,
+    /// Shared by the checks with equal policies (a template's checks at every site).
+    policy: Arc<HealthPolicy>,
     health: CheckHealth,
     /// Evidence of the last transition (shown when an incident opens).
     /// Boxed, like `cert`: set on transitions only, and the map holds 10,000 of these.
@@ -76,6 +77,28 @@ struct Tracked {
     /// Set at start-up on a link whose incident was still open: the link was bad until then,
     /// and what its children did before the restart is unknown.
     resumed_bad: Option<SystemTime>,
+}
+
+/// The distinct policies seen last while installing an inventory: a check's policy is usually
+/// equal to one a few checks before it (the same template at the previous site). Bounded, so a
+/// config where every policy differs costs a few comparisons per check, not a quadratic search.
+#[derive(Default)]
+struct PolicyCache(Vec<Arc<HealthPolicy>>);
+
+impl PolicyCache {
+    const KEEP: usize = 16;
+
+    fn share(&mut self, policy: HealthPolicy) -> Arc<HealthPolicy> {
+        if let Some(i) = self.0.iter().position(|p| **p == policy) {
+            return self.0[i].clone();
+        }
+        if self.0.len() == Self::KEEP {
+            self.0.remove(0);
+        }
+        let shared = Arc::new(policy);
+        self.0.push(shared.clone());
+        shared
+    }
 }
 
 /// What an open incident is, in memory (the store has the rest).
@@ -132,7 +155,9 @@ pub struct IncidentEngine {
     inv: Arc<Inventory>,
     store: Arc<Store>,
     events: broadcast::Sender<IncidentEvent>,
-    checks: HashMap<CheckId, Tracked>,
+    /// Boxed: 20,000 checks make a table of 32,768 buckets; ~300 bytes inline would make the
+    /// empty buckets cost as much as the full.
+    checks: HashMap<CheckId, Box<Tracked>>,
     /// `site/<slug>` or `service/<slug>` → its checks, in config order.
     by_owner: HashMap<String, Vec<CheckId>>,
     /// Site slug → index in `inv.sites`, and the teams covering it (built once per inventory).
@@ -375,6 +400,7 @@ impl IncidentEngine {
     pub fn set_inventory(&mut self, inv: Arc<Inventory>) {
         let mut old = std::mem::take(&mut self.checks);
         self.by_owner.clear();
+        let mut policies = PolicyCache::default();
         for def in &inv.checks {
             let owner = match (&def.id.site, &def.id.service) {
                 (Some(s), _) => format!("site/{s}"),
@@ -387,6 +413,7 @@ impl IncidentEngine {
                 .filter(|t| t.def.probe.kind() == def.probe.kind());
             let mut policy = HealthPolicy::for_check(def);
             policy.confirm_interval = inv.incidents.confirm_interval.0.min(def.interval);
+            let policy = policies.share(policy);
             let (health, evidence, last_run, last_bad, resumed_bad, cert) = prev
                 .map(|t| {
                     (
@@ -401,7 +428,7 @@ impl IncidentEngine {
                 .unwrap_or_default();
             self.checks.insert(
                 def.id.clone(),
-                Tracked {
+                Box::new(Tracked {
                     def: def.clone(),
                     policy,
                     health,
@@ -410,7 +437,7 @@ impl IncidentEngine {
                     last_bad,
                     resumed_bad,
                     cert,
-                },
+                }),
             );
         }
         self.site_index = inv
@@ -729,7 +756,7 @@ impl IncidentEngine {
             .get(cert_id)
             .into_iter()
             .flatten()
-            .filter_map(|id| self.checks.get(id))
+            .filter_map(|id| self.checks.get(id).map(|t| &**t))
             .collect();
         let Some(cert) = checks.first().and_then(|t| t.cert.as_deref().cloned()) else {
             return self.replace_wants(owner, Vec::new());
@@ -1000,7 +1027,7 @@ impl IncidentEngine {
             .flatten()
             // An agent's own checks (its gateway, devices) are recorded, not correlated.
             .filter(|id| !id.agent_local)
-            .filter_map(|id| self.checks.get(id))
+            .filter_map(|id| self.checks.get(id).map(|t| &**t))
     }
 
     /// A check's state after the multi-vantage quorum: failing or down here while most of
@@ -1517,7 +1544,7 @@ impl IncidentEngine {
             .into_iter()
             .flatten()
             .filter(|id| !self.is_reference(id))
-            .filter_map(|id| self.checks.get(id))
+            .filter_map(|id| self.checks.get(id).map(|t| &**t))
             .collect();
         let down = checks.iter().find(|t| self.voted_state(t) == State::Down);
         let slow = checks.iter().find(|t| t.health.state() == State::Degraded);
@@ -2347,4 +2374,53 @@ fn evidence_json(e: &Evidence) -> serde_json::Value {
         "breaches": e.breaches,
         "consecutive_failures": e.consecutive_failures,
     })
+}
+
+#[cfg(test)]
+mod policy_cache_tests {
+    use super::*;
+    use crate::health::Thresholds;
+
+    fn policy(fail_after: u32) -> HealthPolicy {
+        HealthPolicy {
+            fail_after,
+            window: 6,
+            fail_in_window: 3,
+            recover_after: 3,
+            confirm_interval: Duration::from_secs(2),
+            degraded_after: 2,
+            loss_evidence: 5.0,
+            degraded: Thresholds {
+                loss: 0.1,
+                rtt: Duration::from_millis(100),
+                jitter: Duration::from_millis(30),
+                latency: Duration::from_secs(1),
+            },
+        }
+    }
+
+    #[test]
+    fn equal_policies_share_one_allocation() {
+        let mut cache = PolicyCache::default();
+        let a = cache.share(policy(2));
+        let b = cache.share(policy(3));
+        let a2 = cache.share(policy(2));
+        assert!(Arc::ptr_eq(&a, &a2));
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!(*b, policy(3));
+    }
+
+    #[test]
+    fn cache_is_bounded_and_still_correct_past_it() {
+        let mut cache = PolicyCache::default();
+        let first = cache.share(policy(0));
+        for n in 1..=PolicyCache::KEEP as u32 {
+            cache.share(policy(n));
+        }
+        assert_eq!(cache.0.len(), PolicyCache::KEEP);
+        // The oldest was dropped: an equal policy gets a new (equal) allocation.
+        let again = cache.share(policy(0));
+        assert!(!Arc::ptr_eq(&first, &again));
+        assert_eq!(*again, policy(0));
+    }
 }

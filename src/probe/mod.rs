@@ -139,12 +139,14 @@ impl Probe {
     /// hostile input: a failure is data.
     pub async fn run(&self, timeout: Duration) -> Outcome {
         let started = std::time::Instant::now();
+        // Each kind's future boxed on its own: inline, every run (and a link round lasts
+        // seconds) would carry the largest kind's state, an HTTP run's connection futures.
         let mut outcome = match self {
-            Probe::Http(p) => p.run(timeout).await,
-            Probe::Tcp(p) => p.run(timeout).await,
-            Probe::Icmp(p) => p.run(timeout).await,
-            Probe::Dns(p) => p.run(timeout).await,
-            Probe::Transaction(p) => p.run(timeout).await,
+            Probe::Http(p) => Box::pin(p.run(timeout)).await,
+            Probe::Tcp(p) => Box::pin(p.run(timeout)).await,
+            Probe::Icmp(p) => Box::pin(p.run(timeout)).await,
+            Probe::Dns(p) => Box::pin(p.run(timeout)).await,
+            Probe::Transaction(p) => Box::pin(p.run(timeout)).await,
         };
         outcome.duration = started.elapsed();
         refine_tls_reason(&mut outcome);
