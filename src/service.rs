@@ -167,11 +167,12 @@ async fn vantage_loop(
     instance: String,
     shutdown: CancellationToken,
 ) {
-    use crate::incidents::vantage::{tally, CheckView, FRESH_FOR_MS};
+    use crate::incidents::vantage::{tally, CheckView, FRESH_FOR_MS, ROW_FRESH_FOR_MS};
     let mut every = tokio::time::interval(crate::incidents::cluster::RENEW_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     let mut last_ok = tokio::time::Instant::now();
+    let mut pushed: std::collections::HashMap<String, i64> = Default::default();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -192,6 +193,12 @@ async fn vantage_loop(
                 })
             })
             .collect();
+        // Only the checks that ran since the last push (most run every 30–60 s).
+        let rows: Vec<CheckView> = rows
+            .into_iter()
+            .filter(|r| pushed.get(&r.check) != Some(&r.at))
+            .collect();
+        let sent: Vec<(String, i64)> = rows.iter().map(|r| (r.check.clone(), r.at)).collect();
         let (s, e, me, st) = (
             store.clone(),
             engine.clone(),
@@ -202,7 +209,7 @@ async fn vantage_loop(
             s.publish_check_views(&me, &rows)?;
             let now_ms = crate::web::incidents::now_ms();
             if e.is_leading() {
-                let views = s.check_views(&me, now_ms - FRESH_FOR_MS)?;
+                let views = s.check_views(&me, now_ms - ROW_FRESH_FOR_MS, FRESH_FOR_MS)?;
                 e.set_remote_votes(&tally(&views), SystemTime::now());
                 let sites: Vec<_> = st
                     .inventory()
@@ -225,6 +232,7 @@ async fn vantage_loop(
             Ok(Ok(())) => {
                 failing = false;
                 last_ok = tokio::time::Instant::now();
+                pushed.extend(sent);
             }
             Ok(Err(e)) => {
                 if !failing {

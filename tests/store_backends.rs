@@ -822,7 +822,11 @@ fn lease_epoch_tells_a_continued_lead_and_views_are_shared() {
     // Upsert: the latest row wins.
     two.publish_check_views("two", &[view("site/a/x", false, T0 + 1)])
         .unwrap();
-    let seen = one.check_views("one", T0 - 1).unwrap();
+    let seen = one.check_views("one", T0 - 1, 60_000).unwrap();
+    assert!(
+        one.check_views("one", T0 - 1, 0).unwrap().is_empty(),
+        "an instance without a recent heartbeat does not vote"
+    );
     assert_eq!(seen.len(), 1, "only the other instance: {seen:?}");
     assert_eq!(
         seen["two"],

@@ -7,13 +7,16 @@
 
 use std::collections::HashMap;
 
-use super::db::params;
+use super::db::{params, PG_NOW_MS};
 use super::store::{Store, StoreError};
 use super::UnixMillis;
 use crate::health::SiteStatus;
 
-/// A row older than this is not counted (its instance stopped probing the check, or died).
+/// An instance votes while its member heartbeat (every 3 s, database clock) is this recent.
 pub const FRESH_FOR_MS: i64 = 30_000;
+/// A row older than this is not counted (its instance stopped probing the check). Rows are
+/// written when a check ran since the last push, so this is well above the longest interval.
+pub const ROW_FRESH_FOR_MS: i64 = 600_000;
 
 /// One check as one instance saw it last.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,20 +70,23 @@ impl Store {
         })
     }
 
-    /// The other instances' rows newer than `since`, by instance.
+    /// The other instances' rows newer than `since`, of instances whose heartbeat is at most
+    /// `heartbeat_within_ms` old (database clock), by instance. PostgreSQL only.
     pub fn check_views(
         &self,
         except: &str,
         since: UnixMillis,
+        heartbeat_within_ms: i64,
     ) -> Result<HashMap<String, Vec<CheckView>>, StoreError> {
         self.tracked("check_states_read", || {
             let conn = self.reader();
             let rows = conn
-                .prepare_cached(
-                    "SELECT instance, check_key, up, at FROM check_states \
-                     WHERE instance <> ?1 AND at > ?2",
-                )?
-                .query_map(params![except, since], |r| {
+                .prepare_cached(&format!(
+                    "SELECT s.instance, s.check_key, s.up, s.at FROM check_states s \
+                     JOIN cluster_members m ON m.instance = s.instance \
+                     WHERE s.instance <> ?1 AND s.at > ?2 AND m.heartbeat_at > {PG_NOW_MS} - ?3"
+                ))?
+                .query_map(params![except, since, heartbeat_within_ms], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         CheckView {
