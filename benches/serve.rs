@@ -25,6 +25,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -373,8 +374,10 @@ struct Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
+        // The whole process group: under BENCH_WRAP the child is the wrapper (heaptrack is a
+        // shell script), and the service must not outlive the bench.
         let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", "--", &format!("-{}", self.child.id())])
             .status();
         let _ = self.child.wait();
     }
@@ -403,6 +406,7 @@ fn start_service(config: &Path, log: &Path) -> Service {
         None => Command::new(env!("CARGO_BIN_EXE_lienthong")),
     };
     let child = cmd
+        .process_group(0)
         .args(["serve", "--config"])
         .arg(config)
         .args(["--listen", &addr.to_string()])
