@@ -167,6 +167,36 @@ impl Receiver {
         self.seen.lock().unwrap().len()
     }
 
+    /// Every outbox key (`outbox`) arrived and nothing else did; a key that arrived twice had a
+    /// kill (`kills`) between its two arrivals. Returns how many such duplicates there were.
+    pub fn assert_each_key_once(&self, outbox: &[String], kills: &[Instant]) -> usize {
+        let by_key = self.by_key();
+        let lost: Vec<&String> = outbox.iter().filter(|k| !by_key.contains_key(*k)).collect();
+        assert!(lost.is_empty(), "outbox rows never delivered: {lost:?}");
+        let unknown: Vec<&String> = by_key.keys().filter(|k| !outbox.contains(k)).collect();
+        assert!(
+            unknown.is_empty(),
+            "deliveries with no outbox row: {unknown:?}"
+        );
+        let all = self.all();
+        let mut duplicates = 0;
+        for key in by_key.iter().filter(|(_, n)| **n > 1).map(|(k, _)| k) {
+            let times: Vec<Instant> = all
+                .iter()
+                .filter(|d| d.idempotency_key.as_deref() == Some(key))
+                .map(|d| d.at)
+                .collect();
+            for w in times.windows(2) {
+                duplicates += 1;
+                assert!(
+                    kills.iter().any(|k| *k >= w[0] && *k <= w[1]),
+                    "{key} delivered twice with no kill in between (split brain?)"
+                );
+            }
+        }
+        duplicates
+    }
+
     pub fn all(&self) -> Vec<Delivery> {
         self.seen.lock().unwrap().clone()
     }
