@@ -82,9 +82,14 @@ async fn tcp_server() -> u16 {
     port
 }
 
+/// Bound, never listening, kept for the process: connects are refused and no later `bind(0)`
+/// in this binary can take the port.
 async fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap().port()
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    std::mem::forget(socket);
+    port
 }
 
 async fn get(url: &str) -> (u16, String) {

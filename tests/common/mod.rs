@@ -49,10 +49,17 @@ pub async fn silent_server() -> SocketAddr {
     .await
 }
 
-/// An address on which nothing listens: bind, note the port, drop the listener.
+/// An address on which nothing listens and nothing will: a socket bound but never put in
+/// `listen` holds the port for the rest of the test process (connects get RST, so "refused"),
+/// where a dropped listener would free it for the next test's `bind(0)` to take.
 pub async fn closed_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    listener.local_addr().expect("local addr")
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let addr = socket.local_addr().expect("local addr");
+    std::mem::forget(socket);
+    addr
 }
 
 /// Sets an environment variable for this test process. Each test uses its own variable name,
