@@ -150,7 +150,8 @@ enum Command {
         /// Language of the report: vi or en.
         #[arg(long, default_value = "vi")]
         lang: String,
-        /// The database file; default: [incidents] database of the config.
+        /// A SQLite database file; default: the config's store ([store] url or
+        /// LIENTHONG_STORE_URL, PostgreSQL included; else [incidents] database).
         #[arg(long)]
         database: Option<PathBuf>,
         /// Write the report to this file instead of standard output.
@@ -667,16 +668,25 @@ fn readiness(a: ReadinessArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let inv = &cfg.inventory;
-    let db = a
-        .database
-        .unwrap_or_else(|| PathBuf::from(&inv.incidents.database));
-    if !db.exists() {
-        anyhow::bail!(
-            "no database at {}: it is written by `lienthong serve` or `lienthong demo` started in \
-             that directory; pass --database PATH, or --config PATH whose [incidents] database \
-             names it",
-            db.display()
-        );
+    use lienthong::incidents::StoreLocation;
+    // `--database` names a SQLite file; else the config's store ([store] url, or
+    // LIENTHONG_STORE_URL: the shared PostgreSQL of an HA pair; default [incidents] database).
+    let db = match a.database {
+        Some(path) => StoreLocation::Sqlite(path),
+        None => inv
+            .store
+            .location(&inv.incidents.database)
+            .map_err(anyhow::Error::msg)?,
+    };
+    if let StoreLocation::Sqlite(path) = &db {
+        if !path.exists() {
+            anyhow::bail!(
+                "no database at {}: it is written by `lienthong serve` or `lienthong demo` \
+                 started in that directory; pass --database PATH, or --config PATH whose \
+                 [incidents] database (or [store] url) names it",
+                path.display()
+            );
+        }
     }
     let time = |name: &str, v: Option<String>| -> anyhow::Result<Option<i64>> {
         v.map(|v| {
@@ -698,8 +708,8 @@ fn readiness(a: ReadinessArgs) -> anyhow::Result<ExitCode> {
         now,
     )
     .map_err(|e| anyhow::anyhow!(e))?;
-    let store = lienthong::incidents::Store::open(&db)
-        .with_context(|| format!("cannot open the database {}", db.display()))?;
+    let store = lienthong::incidents::Store::open_location(&db)
+        .with_context(|| format!("cannot open the database {db}"))?;
     let report = readiness::load(&store, inv, from, to, now)?;
     let lang = match a.lang.as_str() {
         "vi" => Lang::Vi,

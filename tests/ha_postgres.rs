@@ -304,6 +304,24 @@ fn standby_takes_over_and_nothing_is_lost() {
     }
     let (_, cluster) = b.s().get("/api/v1/cluster");
     assert!(!cluster.contains(PASSWORD));
+
+    // The leaders' report reads the shared store the config names (no `--database`).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lienthong"))
+        .args(["readiness", "--format", "json", "--config"])
+        .arg(&cfg_b)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "readiness on PostgreSQL: {stderr}");
+    assert!(!stderr.contains(PASSWORD) && !dir.path().join("unused.db").exists());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["sites"].as_array().unwrap().len(), SITES, "{report}");
+    assert_eq!(
+        report["team_figures"]["city"]["severities"][0]["incidents"],
+        incidents,
+        "the report counts the incidents of the shared store"
+    );
     eprintln!(
         "{flips} fault flips: {incidents} incidents, {} outbox rows, {} deliveries, 0 lost, \
          {duplicates} duplicate (in flight at the SIGKILL); failover {took:?}",
