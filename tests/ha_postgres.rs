@@ -318,8 +318,7 @@ fn standby_takes_over_and_nothing_is_lost() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["sites"].as_array().unwrap().len(), SITES, "{report}");
     assert_eq!(
-        report["team_figures"]["city"]["severities"][0]["incidents"],
-        incidents,
+        report["team_figures"]["city"]["severities"][0]["incidents"], incidents,
         "the report counts the incidents of the shared store"
     );
     eprintln!(
@@ -693,6 +692,26 @@ fn starts_without_its_database_and_connects_when_it_is_back() {
         "the reason: {body}"
     );
     assert!(!body.contains(PASSWORD) && !a.s().log_text().contains(PASSWORD));
+    // Every store-backed read answers 503 with a JSON reason, as the OpenAPI document says.
+    let (_, doc) = a.s().get("/api/v1/openapi.json");
+    let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    for path in [
+        "/api/v1/incidents/1",
+        "/api/v1/maintenance",
+        "/api/v1/teams",
+        "/api/v1/readiness",
+        "/readiness",
+        "/incidents.atom",
+    ] {
+        let (code, body) = a.s().get(path);
+        assert_eq!(code, 503, "{path} without the database: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+        assert!(v["error"].as_str().is_some(), "{path}: {body}");
+        assert!(!body.contains(PASSWORD));
+        let documented =
+            doc["paths"][path.replace("/1", "/{id}")]["get"]["responses"]["503"].is_object();
+        assert!(documented, "{path}: 503 not in the OpenAPI document");
+    }
 
     pg.pg_ctl_start();
     assert!(

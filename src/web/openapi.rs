@@ -1238,10 +1238,39 @@ fn error_response(description: &str) -> Value {
 }
 
 /// The whole document.
+/// Routes that read or write the incident store: with a shared store (PostgreSQL) that
+/// cannot be reached they answer 503 `Unavailable` (SQLite failures stay 500).
+const STORE_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/v1/incidents"),
+    ("GET", "/api/v1/incidents/{id}"),
+    ("POST", "/api/v1/incidents/{id}/ack"),
+    ("POST", "/api/v1/incidents/{id}/unack"),
+    ("POST", "/api/v1/incidents/{id}/assign"),
+    ("POST", "/api/v1/incidents/{id}/notes"),
+    ("GET", "/api/v1/incidents/stream"),
+    ("GET", "/api/v1/maintenance"),
+    ("POST", "/api/v1/maintenance"),
+    ("DELETE", "/api/v1/maintenance/{id}"),
+    ("POST", "/api/v1/maintenance/{id}/end"),
+    ("POST", "/api/v1/reports"),
+    ("POST", "/api/v1/reports/{id}/close"),
+    ("GET", "/api/v1/readiness"),
+    ("GET", "/api/v1/teams"),
+    ("GET", "/api/v1/cluster"),
+    ("POST", "/api/v1/agents/{slug}/results"),
+    ("GET", "/readiness"),
+    ("GET", "/incidents.atom"),
+];
+
 pub fn spec() -> Value {
     let mut paths = serde_json::Map::new();
     for (method, path) in ROUTES {
-        let op = operation(method, path).unwrap_or_else(|| json!({ "responses": {} }));
+        let mut op = operation(method, path).unwrap_or_else(|| json!({ "responses": {} }));
+        if STORE_ROUTES.contains(&(*method, *path)) {
+            if let Some(m) = op["responses"].as_object_mut() {
+                m.entry("503").or_insert_with(|| r("Unavailable"));
+            }
+        }
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         entry[method.to_ascii_lowercase()] = op;
     }
@@ -1287,7 +1316,7 @@ pub fn spec() -> Value {
                 "NotFound": error_response("No such incident, maintenance window or site."),
                 "PayloadTooLarge": error_response(&format!("Request body over {} KiB.", BODY_LIMIT / 1024)),
                 "InternalError": error_response("The incident store failed; details in the server log."),
-                "Unavailable": error_response("The shared store cannot be read now.")
+                "Unavailable": error_response("The shared store (PostgreSQL) cannot be reached now: nothing was read or applied; `error` says why. Try again later.")
             },
             "schemas": agent_schemas(all_schemas())
         }
@@ -1297,6 +1326,16 @@ pub fn spec() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_routes_are_routes_and_document_503() {
+        let doc = spec();
+        for (method, path) in STORE_ROUTES {
+            assert!(ROUTES.contains(&(*method, *path)), "{method} {path}");
+            let op = &doc["paths"][*path][method.to_ascii_lowercase()];
+            assert!(op["responses"]["503"].is_object(), "{method} {path}");
+        }
+    }
 
     #[test]
     fn every_route_has_an_operation() {
