@@ -12,6 +12,10 @@
 #[path = "../tests/common/pg.rs"]
 mod pg;
 
+#[path = "../tests/common/ports.rs"]
+mod ports;
+use ports::free_port;
+
 #[path = "support/api_latency.rs"]
 mod api_latency;
 

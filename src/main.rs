@@ -130,6 +130,9 @@ enum Command {
         /// File whose first line is the PostgreSQL password (for both ends).
         #[arg(long)]
         password_file: Option<PathBuf>,
+        /// PEM file of the CA of the PostgreSQL server's certificate: TLS, verified.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
     },
     /// Readiness report of all sites over a window, read from the database (the service may be
     /// running or stopped). Times are Asia/Ho_Chi_Minh.
@@ -230,7 +233,8 @@ fn main() -> ExitCode {
                 from,
                 to,
                 password_file,
-            } => migrate(&from, &to, password_file.as_deref()),
+                ca_file,
+            } => migrate(&from, &to, password_file.as_deref(), ca_file.as_deref()),
             Command::Readiness {
                 config,
                 from,
@@ -739,6 +743,7 @@ fn migrate(
     from: &str,
     to: &str,
     password_file: Option<&std::path::Path>,
+    ca_file: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
     use lienthong::incidents::StoreLocation;
     let password = match password_file {
@@ -749,9 +754,11 @@ fn migrate(
     };
     let open = |url: &str| -> anyhow::Result<lienthong::incidents::Store> {
         let loc = match StoreLocation::parse(url).map_err(anyhow::Error::msg)? {
-            StoreLocation::Postgres(t) => {
-                StoreLocation::Postgres(t.with_password(password.clone()))
-            }
+            StoreLocation::Postgres(t) => StoreLocation::Postgres(
+                t.with_password(password.clone())
+                    .with_ca_file(ca_file)
+                    .map_err(anyhow::Error::msg)?,
+            ),
             s => s,
         };
         lienthong::incidents::Store::open_location(&loc)

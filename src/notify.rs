@@ -186,6 +186,10 @@ impl NotifyMetrics {
 
 /// The delivery task. Build it, keep [`Notifier::poke_handle`] for the engine, then spawn
 /// [`Notifier::run`].
+/// Delivered rows remembered while their mark cannot be written (a store outage stops new
+/// deliveries at the next due listing, so a handful in practice).
+const MAX_UNMARKED: usize = 10_000;
+
 pub struct Notifier {
     store: Arc<Store>,
     targets: HashMap<String, Target>,
@@ -199,6 +203,9 @@ pub struct Notifier {
     backing_off: HashMap<String, Instant>,
     /// Rows this run scheduled for later (failed, deferred, parked): not before this.
     hold: HashMap<i64, Instant>,
+    /// Rows delivered whose "delivered" mark could not be written (the store was down): marked
+    /// again first, never sent again by this run.
+    unmarked: HashMap<i64, UnixMillis>,
     /// Targets removed by a reload: late rows for them are dropped, not parked.
     removed: HashSet<String>,
     last_refresh: Option<Instant>,
@@ -237,6 +244,7 @@ impl Notifier {
             refresh: ALERTMANAGER_REFRESH,
             backing_off: HashMap::new(),
             hold: HashMap::new(),
+            unmarked: HashMap::new(),
             removed: HashSet::new(),
             last_refresh: None,
             targets_rx,
@@ -406,6 +414,11 @@ impl Notifier {
         self.update_pending().await;
         // Shared store: only the lease holder delivers (its outbox writes are fenced too).
         if !self.store.is_leader() {
+            // The new leader owns the outbox now.
+            self.unmarked.clear();
+            return;
+        }
+        if !self.mark_unmarked().await {
             return;
         }
         let now = self.now_ms();
@@ -432,6 +445,23 @@ impl Notifier {
         self.update_pending().await;
     }
 
+    /// Writes the "delivered" marks that failed earlier; false while the store still fails.
+    async fn mark_unmarked(&mut self) -> bool {
+        let marks: Vec<(i64, UnixMillis)> = self.unmarked.iter().map(|(k, v)| (*k, *v)).collect();
+        for (id, at) in marks {
+            match self.db(move |s| s.outbox_delivered(id, at)).await {
+                Ok(()) => {
+                    self.unmarked.remove(&id);
+                }
+                Err(e) => {
+                    tracing::warn!(outbox_id = id, "notify: delivered mark still failing: {e}");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     async fn update_pending(&self) {
         match self.db(|s| s.outbox_pending()).await {
             Ok(n) => self
@@ -448,6 +478,9 @@ impl Notifier {
         incidents: &mut HashMap<i64, Option<Incident>>,
     ) -> Result<(), StoreError> {
         let id = item.id;
+        if self.unmarked.contains_key(&id) {
+            return Ok(());
+        }
         // Scheduled for later by this run (monotonic): whatever the stored wall time says.
         if self
             .hold
@@ -528,7 +561,11 @@ impl Notifier {
                 self.hold.remove(&id);
                 self.metrics.delivered(&name, at);
                 tracing::debug!(target_name = %name, key = %item.idempotency_key, "notification delivered");
-                self.db(move |s| s.outbox_delivered(id, at)).await
+                let marked = self.db(move |s| s.outbox_delivered(id, at)).await;
+                if marked.is_err() && self.unmarked.len() < MAX_UNMARKED {
+                    self.unmarked.insert(id, at);
+                }
+                marked
             }
             Err(err) => {
                 let until = Instant::now() + ms(backoff_ms(item.attempts));

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::Router;
+use common::free_port;
 use serde_json::{json, Value};
 
 const TOKEN_A: &str = "agent-a-7f3c0d1e";
@@ -205,14 +206,6 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start_central(dir: &Path, config: &Path, port: u16) -> Proc {

@@ -585,4 +585,10 @@ fn store_url_is_checked_at_its_line() {
     load("url = \"postgres://lt@127.0.0.1:5432/lienthong\"\npassword_file = \"/nonexistent\"")
         .unwrap();
     load("url = \"sqlite:/var/lib/lienthong/lienthong.db\"").unwrap();
+    // `ca_file` (TLS to PostgreSQL) is read when the store is opened, and named if unreadable.
+    load("url = \"postgres://lt@127.0.0.1:5432/lienthong\"\nca_file = \"/nonexistent/ca.pem\"")
+        .unwrap();
+    let cfg = Config::load(&dir.path().join("probes.toml")).unwrap();
+    let e = cfg.inventory.store.location("unused.db").unwrap_err();
+    assert!(e.contains("store ca_file /nonexistent/ca.pem"), "{e}");
 }

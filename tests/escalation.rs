@@ -6,6 +6,7 @@
 mod common;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -44,14 +45,14 @@ fn wall_ms() -> i64 {
 struct Receiver {
     seen: Arc<Mutex<Vec<(String, Value, i64)>>>,
     /// The wall clock the receiver stamps requests with (the notifier's, in the quiet test).
-    offset_ms: i64,
+    offset_ms: Arc<AtomicI64>,
 }
 
 async fn record(State(r): State<Receiver>, uri: Uri, body: axum::body::Bytes) -> AxStatus {
     r.seen.lock().unwrap().push((
         uri.path().to_string(),
         serde_json::from_slice(&body).unwrap_or(Value::Null),
-        wall_ms() + r.offset_ms,
+        wall_ms() + r.offset_ms.load(Ordering::SeqCst),
     ));
     AxStatus::OK
 }
@@ -59,7 +60,7 @@ async fn record(State(r): State<Receiver>, uri: Uri, body: axum::body::Bytes) ->
 impl Receiver {
     async fn start(offset_ms: i64) -> (Receiver, String) {
         let r = Receiver {
-            offset_ms,
+            offset_ms: Arc::new(AtomicI64::new(offset_ms)),
             ..Default::default()
         };
         let addr = common::serve(Router::new().fallback(post(record)).with_state(r.clone())).await;
@@ -381,6 +382,9 @@ async fn quiet_hours_hold_warnings_but_not_critical_incidents() {
 
     let registry = prometheus::Registry::new();
     let cancel = CancellationToken::new();
+    // The clocks read 05:59:57 when the notifier starts, however long the set-up took.
+    let offset = local_0559_57 - wall_ms();
+    rx.offset_ms.store(offset, Ordering::SeqCst);
     let n = Notifier::new(store.clone(), inv.notify.clone(), &registry)
         .unwrap()
         .with_wall_clock(Arc::new(move || {

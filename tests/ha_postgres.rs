@@ -18,7 +18,7 @@ mod common;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::bin::{self, Receiver, Serve, ServeOpts, Targets};
@@ -736,4 +736,94 @@ fn starts_without_its_database_and_connects_when_it_is_back() {
     );
     let (code, _) = a.s().get("/api/v1/incidents");
     assert_eq!(code, 200);
+}
+
+/// The database stops while a notification is on the wire: the receiver answers 200 after
+/// PostgreSQL went down, so the "delivered" mark cannot be written. The leader remembers the
+/// delivery, writes the mark once the database is back, and never sends it again.
+#[test]
+fn a_delivery_whose_mark_fails_is_not_sent_again() {
+    let Some(pg) = Pg::start() else {
+        return;
+    };
+    let pg = Arc::new(pg);
+    pg.create_db("lienthong");
+    let url = pg.url("lienthong");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let targets = rt.block_on(Targets::start(SITES));
+    let (receiver, hook) = rt.block_on(Receiver::start());
+    let stopped_at = Arc::new(Mutex::new(None));
+    {
+        let (pg, stopped_at) = (pg.clone(), stopped_at.clone());
+        *receiver.before_first_answer.lock().unwrap() = Some(Box::new(move || {
+            pg.pg_ctl_stop("fast");
+            *stopped_at.lock().unwrap() = Some(Instant::now());
+        }));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pgpass");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let extra = format!(
+        "[store]\nurl = \"{url}\"\npassword_file = \"{}\"\ninstance = \"a\"\n\n\
+         [[notify]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{hook}/hook\"\ntimeout = \"10s\"\n",
+        pw.display()
+    );
+    let path = dir.path().join("a.toml");
+    std::fs::write(
+        &path,
+        bin::config(&dir.path().join("unused.db"), targets.addr, SITES, &extra),
+    )
+    .unwrap();
+    let a = Guard(Some(Serve::spawn(&ServeOpts {
+        config: &path,
+        dir: dir.path(),
+        port: bin::free_port(),
+        log: &dir.path().join("a.log"),
+        env: &[],
+        wrapper: &[],
+    })));
+    assert!(
+        wait_role(a.s(), "leader", Duration::from_secs(30)).is_some(),
+        "a leads\n{}",
+        a.s().log_text()
+    );
+    // A fault: its incident's notification stops the database before it is answered.
+    targets.set(0, false);
+    let until = Instant::now() + Duration::from_secs(30);
+    while stopped_at.lock().unwrap().is_none() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        stopped_at.lock().unwrap().is_some(),
+        "a notification arrived\n{}",
+        a.s().log_text()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    pg.pg_ctl_start();
+    std::thread::sleep(Duration::from_secs(3));
+    targets.set(0, true);
+
+    let until = Instant::now() + Duration::from_secs(60);
+    let (mut open, mut pending) = (i64::MAX, i64::MAX);
+    while Instant::now() < until {
+        let db = Db::connect(&url);
+        open = db.count("SELECT count(*) FROM incidents WHERE resolved_at IS NULL");
+        pending = db.count("SELECT count(*) FROM outbox WHERE delivered_at IS NULL");
+        if open == 0 && pending == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let log = a.s().log_text();
+    assert_eq!((open, pending), (0, 0), "resolved and delivered\n{log}");
+    let outbox = Db::connect(&url).keys();
+    assert!(outbox.len() >= 2, "opened and resolved: {outbox:?}");
+    // No kill: every key exactly once, the one answered while the database was down included.
+    let duplicates = receiver.assert_each_key_once(&outbox, &[]);
+    assert_eq!(duplicates, 0);
+    assert!(
+        log.contains("delivered mark still failing"),
+        "the mark failed while the database was down\n{log}"
+    );
+    assert!(!log.contains(PASSWORD));
 }

@@ -198,7 +198,7 @@ async fn silent_server_times_out() {
     assert_eq!(o.reason(), Some(Reason::Timeout), "{o:?}");
     let elapsed = started.elapsed();
     assert!(
-        elapsed >= timeout && elapsed < timeout + Duration::from_millis(300),
+        elapsed >= timeout && elapsed < timeout + Duration::from_millis(700),
         "{elapsed:?}"
     );
     assert!(details(&o).rcode.is_none());
@@ -248,10 +248,8 @@ async fn truncated_response_is_a_failure() {
 
 #[tokio::test]
 async fn closed_port_is_connect_refused() {
-    let server = {
-        let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        s.local_addr().unwrap()
-    };
+    // The discard port, bound by nobody here (a freed ephemeral port could be re-taken).
+    let server: SocketAddr = "127.0.0.1:9".parse().unwrap();
     let o = run(&spec(server, "www.example.test."), T).await;
     assert_eq!(o.reason(), Some(Reason::ConnectRefused), "{o:?}");
 }

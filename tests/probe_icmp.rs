@@ -186,8 +186,9 @@ async fn udp_echo_silent_server_is_total_loss_within_timeout() {
     assert!(d.rtt_min.is_none() && d.jitter.is_none());
     assert_eq!(seen.load(Ordering::SeqCst), 3);
     assert!(elapsed >= timeout - Duration::from_millis(5), "{elapsed:?}");
+    // Slack for timers on a loaded CI box; a probe that overran its timeout would show more.
     assert!(
-        elapsed < timeout + Duration::from_millis(100),
+        elapsed < timeout + Duration::from_millis(500),
         "{elapsed:?}"
     );
 }
@@ -227,10 +228,9 @@ async fn udp_echo_ignores_garbage_and_duplicates() {
 
 #[tokio::test]
 async fn udp_echo_closed_port_is_refused() {
-    let port = {
-        let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        s.local_addr().unwrap().port()
-    };
+    // The discard port, privileged and bound by nobody here: a freed ephemeral port could be
+    // taken by a parallel test's socket (or the probe's own) and answer or stay silent.
+    let port = 9;
     let o = probe("127.0.0.1", Some(port), 3, 20, 0.5)
         .run(Duration::from_millis(500))
         .await;

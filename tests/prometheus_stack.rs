@@ -20,6 +20,8 @@
 //! `apt-get install -y --no-install-recommends prometheus prometheus-alertmanager`.
 //! Everything listens on 127.0.0.1; every process is stopped by PID, also on panic.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::free_port;
 use serde_json::Value;
 
 const WARD: &str = "phuong-ben-thanh";
@@ -87,13 +90,6 @@ fn which(names: &[&str]) -> Option<PathBuf> {
         }
     }
     None
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 /// Started processes, stopped by PID (SIGTERM, then SIGKILL) in reverse order on drop.

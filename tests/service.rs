@@ -92,6 +92,19 @@ async fn closed_port() -> u16 {
     port
 }
 
+/// `/metrics` once `ready` holds for it, or after 15 s (the assertions then say what is
+/// missing).
+async fn wait_metrics(base: &str, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, m) = get(&format!("{base}/metrics")).await;
+        if ready(&m) || tokio::time::Instant::now() > deadline {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn get(url: &str) -> (u16, String) {
     let c = reqwest::Client::builder().no_proxy().build().unwrap();
     let r = c.get(url).send().await.unwrap();
@@ -122,8 +135,16 @@ async fn service_probes_exports_metrics_and_reloads() {
         handles.clone(),
     ));
 
-    // Every check runs within one interval (first runs are staggered over it).
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    // Every check runs within one interval (first runs are staggered over it): wait until the
+    // xa-b video failure is counted (the last series the assertions below need), 15 s at most.
+    wait_metrics(&base, |m| {
+        m.contains(r#"probe_success{check="endpoint",kind="http",service="",site="phuong-a"} 1"#)
+            && m.contains(r#"probe_success{check="video",kind="tcp",service="",site="phuong-a"} 1"#)
+            && m.contains(r#"probe_success{check="video",kind="tcp",service="",site="xa-b"} 0"#)
+            && m.contains(r#"reason="connect_refused",service="lgsp""#)
+            && m.contains("\nprobe_http_status_code")
+    })
+    .await;
     assert_eq!(get(&format!("{base}/healthz")).await.0, 200);
     let (code, body) = get(&format!("{base}/readyz")).await;
     assert_eq!(code, 200, "{body}");
@@ -213,8 +234,10 @@ async fn service_probes_exports_metrics_and_reloads() {
     // A broken config on reload is rejected; the old checks keep running.
     std::fs::write(&path, "this is not toml").unwrap();
     reload_tx.send(()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (_, metrics) = get(&format!("{base}/metrics")).await;
+    let metrics = wait_metrics(&base, |m| {
+        m.contains("lienthong_config_last_reload_successful 0")
+    })
+    .await;
     assert!(metrics.contains("lienthong_config_last_reload_successful 0"));
     assert!(metrics.contains("lienthong_checks_configured 5"));
 
@@ -227,8 +250,10 @@ async fn service_probes_exports_metrics_and_reloads() {
         .join("\n");
     std::fs::write(&path, one_site).unwrap();
     reload_tx.send(()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (_, metrics) = get(&format!("{base}/metrics")).await;
+    let metrics = wait_metrics(&base, |m| {
+        m.contains("lienthong_config_last_reload_successful 1")
+    })
+    .await;
     assert!(metrics.contains("lienthong_config_last_reload_successful 1"));
     assert!(metrics.contains("lienthong_checks_configured 3"));
     let stale: Vec<&str> = metrics

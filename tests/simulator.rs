@@ -62,14 +62,14 @@ site = "phuong-tan-dinh"
 delay = "80ms"
 "#;
 
-/// A link_down that ends after 2 s.
+/// A link_down that ends after 6 s (room for a slow set-up before the checks inside it).
 const SHORT: &str = r#"
 cycle = "1h"
 udp_echo_port = 17907
 
 [[fault]]
 at = "0s"
-duration = "2s"
+duration = "6s"
 kind = "link_down"
 site = "phuong-ben-thanh"
 "#;
@@ -256,12 +256,12 @@ async fn link_down_refuses_connections_then_recovers() {
     assert_eq!(get("127.10.0.2:18080", "/healthz").await.0, 200);
     assert_eq!(sim.active_faults().len(), 1);
     assert!(
-        t0.elapsed() < Duration::from_secs(2),
+        t0.elapsed() < Duration::from_secs(6),
         "checks ran inside the fault"
     );
 
     // After the fault: listeners are bound again.
-    tokio::time::sleep_until(t0 + Duration::from_millis(2300)).await;
+    tokio::time::sleep_until(t0 + Duration::from_millis(6300)).await;
     let mut ok = false;
     for _ in 0..20 {
         if TcpStream::connect(addr("127.10.0.3:18080")).await.is_ok() {
@@ -595,7 +595,7 @@ cycle = "1h"
 udp_echo_port = 17917
 [[fault]]
 at = "0s"
-duration = "2s"
+duration = "6s"
 kind = "path_down"
 site = "phuong-cau-ong-lanh"
 service = "quan-ly-van-ban"
@@ -636,10 +636,10 @@ service = "quan-ly-van-ban"
     assert_eq!(status_or_zero(&fine, "/api/health").await, 200);
     assert_eq!(status_or_zero("127.20.0.2:18080", "/api/health").await, 200);
     assert!(
-        t0.elapsed() < Duration::from_secs(2),
+        t0.elapsed() < Duration::from_secs(6),
         "checked inside the fault"
     );
-    tokio::time::sleep_until(t0 + Duration::from_millis(2300)).await;
+    tokio::time::sleep_until(t0 + Duration::from_millis(6300)).await;
     assert_eq!(
         status_or_zero(&broken, "/api/health").await,
         200,

@@ -837,3 +837,131 @@ fn lease_epoch_tells_a_continued_lead_and_views_are_shared() {
     assert_eq!(votes["site/a/x"].down, 1);
     assert!(votes["site/a/x"].down_with_own());
 }
+
+/// `[store] ca_file`: TLS to PostgreSQL, the server verified against that CA and the URL's
+/// host name. The cluster here accepts only TLS over TCP (`hostssl`).
+#[test]
+fn postgres_over_tls_verifies_the_server() {
+    use common::tls::Ca;
+    let ca = Ca::root("lienthong test PostgreSQL CA");
+    let leaf = ca.leaf(&["127.0.0.1"], (2000, 1, 1), (4000, 1, 1), &[]);
+    let Some(pg) = Pg::start_tls(&leaf.cert_pem, &leaf.key_pem) else {
+        return;
+    };
+    pg.create_db("lienthong");
+    let dir = tempfile::tempdir().unwrap();
+    let pem = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let (ca_file, other_ca) = (
+        pem("pg-ca.pem", ca.pem()),
+        pem("other-ca.pem", Ca::root("another CA").pem()),
+    );
+    let target = |url: &str| {
+        let StoreLocation::Postgres(t) = StoreLocation::parse(url).unwrap() else {
+            unreachable!()
+        };
+        t.with_password(Some(PASSWORD.into()))
+    };
+    let open = |t: &location::PgTarget| Store::open_location(&StoreLocation::Postgres(t.clone()));
+    let url = pg.url("lienthong");
+
+    // Verified TLS: the store opens and writes, and every session the server sees is encrypted.
+    let tls = target(&url).with_ca_file(Some(&ca_file)).unwrap();
+    assert!(tls.uses_tls());
+    let store = open(&tls).unwrap_or_else(|e| panic!("open over TLS: {e}"));
+    let (id, created) = store
+        .open_incident(
+            &new_incident("tls", &["phuong-a"], &["mang"], Severity::Warning),
+            &event(T0, EventKind::Opened, "mở"),
+            &[],
+        )
+        .unwrap();
+    assert!(created && store.get(id).unwrap().is_some());
+    let conn = db::Conn::Pg(Box::new(
+        db::PgConn::connect(&tls.config(), Default::default()).unwrap(),
+    ));
+    let count = |sql: &str| -> i64 {
+        conn.query_row(sql, Vec::<db::Value>::new(), |r| r.get(0))
+            .unwrap()
+    };
+    let sessions = "SELECT count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+                    WHERE a.application_name = 'lienthong'";
+    assert!(
+        count(&format!("{sessions} AND s.ssl")) >= 2,
+        "the store's sessions"
+    );
+    assert_eq!(count(&format!("{sessions} AND NOT s.ssl")), 0);
+    drop(store);
+
+    // Refusals, each with its reason: plain TCP (hostssl only), a server signed by another
+    // CA, a certificate for another name (the TLS name is the URL's host, the address
+    // `hostaddr`, so only 127.0.0.1 is contacted).
+    let cases = [
+        (target(&url), "no encryption"),
+        (
+            target(&url).with_ca_file(Some(&other_ca)).unwrap(),
+            "invalid peer certificate",
+        ),
+        (
+            target(&format!(
+                "postgres://lienthong@db.lienthong.test:{}/lienthong?hostaddr=127.0.0.1",
+                pg.port
+            ))
+            .with_ca_file(Some(&ca_file))
+            .unwrap(),
+            "invalid peer certificate",
+        ),
+    ];
+    for (t, words) in cases {
+        let e = open(&t).expect_err("refused").to_string();
+        eprintln!("refused: {e}");
+        assert!(e.contains(words), "{t:?}: `{e}` lacks `{words}`");
+        assert!(!e.contains(PASSWORD));
+    }
+
+    // `lienthong migrate --ca-file` copies into the TLS-only server; without it, refused.
+    let sqlite = Backend::sqlite();
+    escalation_and_assignment(&sqlite);
+    let StoreLocation::Sqlite(path) = &sqlite.loc else {
+        unreachable!()
+    };
+    pg.create_db("copy");
+    let pw = pem("pw", PASSWORD);
+    let migrate = |ca: Option<&std::path::Path>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lienthong"));
+        cmd.args(["migrate", "--from"])
+            .arg(format!("sqlite:{}", path.display()))
+            .args(["--to", &pg.url("copy"), "--password-file"])
+            .arg(&pw);
+        if let Some(ca) = ca {
+            cmd.arg("--ca-file").arg(ca);
+        }
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(!text.contains(PASSWORD));
+        (out.status.success(), text)
+    };
+    let (ok, text) = migrate(None);
+    assert!(!ok && text.contains("no encryption"), "{text}");
+    let (ok, text) = migrate(Some(&ca_file));
+    assert!(ok && text.contains("incidents: "), "{text}");
+
+    // Bad settings are named: sslmode=require without a CA, a CA file that is not PEM, a
+    // missing one.
+    let e = target(&format!("{url}?sslmode=require"))
+        .with_ca_file(None)
+        .unwrap_err();
+    assert!(e.contains("[store] ca_file"), "{e}");
+    let not_pem = pem("not.pem", "hello");
+    for (path, words) in [
+        (not_pem.as_path(), "holds no PEM certificate"),
+        (dir.path().join("missing.pem").as_path(), "missing.pem"),
+    ] {
+        let e = target(&url).with_ca_file(Some(path)).unwrap_err();
+        assert!(e.contains("store ca_file") && e.contains(words), "{e}");
+    }
+}

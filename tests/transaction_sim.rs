@@ -3,6 +3,8 @@
 //! 127.0.0.1 port, healthy and under the `lookup_error` fault; the failures feed the real
 //! incident engine: one city-wide incident whose timeline names the failing step.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,13 +16,7 @@ use lienthong::probe::{Details, Outcome, Reason};
 use lienthong::simulator::scenario::Scenario;
 use lienthong::simulator::Simulator;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::free_port;
 
 /// The shipped example's service block (portal + transaction), moved to `port`, with the
 /// secret file next to the config.

@@ -216,6 +216,10 @@ pub struct StoreSection {
     /// File whose first line is the PostgreSQL password; unset: `PGPASSWORD`.
     #[serde(default)]
     pub password_file: Option<std::path::PathBuf>,
+    /// PEM file of the CA that signed the PostgreSQL server's certificate: connections then
+    /// use TLS (required) and verify the server against it; unset: plain TCP.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// This instance's name among those sharing a PostgreSQL store (`lienthong_leader`,
     /// `/api/v1/cluster`); unset: `HOSTNAME:PORT` of `[server] listen`.
     #[serde(default)]
@@ -266,7 +270,10 @@ impl StoreSection {
                     Some(f) => Some(crate::incidents::location::read_password_file(&f)?),
                     None => std::env::var("PGPASSWORD").ok(),
                 };
-                Ok(StoreLocation::Postgres(t.with_password(password)))
+                let t = t
+                    .with_password(password)
+                    .with_ca_file(self.ca_file.as_deref())?;
+                Ok(StoreLocation::Postgres(t))
             }
             sqlite => Ok(sqlite),
         }

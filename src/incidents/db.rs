@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 
+use super::location::PgConfig;
+
 /// A parameter or column value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -32,7 +34,7 @@ pub enum Value {
 pub enum DbError {
     #[error("{0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("postgresql: {0}")]
+    #[error("postgresql: {}", pg_text(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("postgresql: no answer within {0:?}")]
     Timeout(Duration),
@@ -280,7 +282,7 @@ pub enum Conn {
 
 /// A PostgreSQL connection that reconnects on the next call once it broke.
 pub struct PgConn {
-    config: tokio_postgres::Config,
+    config: PgConfig,
     /// This instance's name once it takes part in leader election (shared by the store's
     /// connections): leader-only commits check the lease.
     fence: std::sync::Arc<OnceLock<String>>,
@@ -551,12 +553,50 @@ fn block<F: std::future::Future>(f: F) -> Result<F::Output> {
     futures::executor::block_on(timed).map_err(|_| DbError::Timeout(PG_TIMEOUT))
 }
 
+/// A PostgreSQL error with its cause (`tokio_postgres::Error` alone says only "db error" or
+/// "error performing TLS handshake"): "FATAL: no pg_hba.conf entry for … (28000)", "error
+/// performing TLS handshake: invalid peer certificate: UnknownIssuer".
+fn pg_text(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{db} ({})", db.code().code());
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
+
+/// Connects with `tls` (plain or rustls), hands the client to `tx`, then drives the
+/// connection until it closes.
+async fn connect_and_drive<T>(
+    config: tokio_postgres::Config,
+    tls: T,
+    tx: std::sync::mpsc::Sender<Result<tokio_postgres::Client>>,
+) where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+{
+    match tokio::time::timeout(PG_TIMEOUT, config.connect(tls)).await {
+        Ok(Ok((client, connection))) => {
+            let _ = tx.send(Ok(client));
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "PostgreSQL connection closed");
+            }
+        }
+        Ok(Err(e)) => {
+            let _ = tx.send(Err(DbError::Postgres(e)));
+        }
+        Err(_) => {
+            let _ = tx.send(Err(DbError::Timeout(PG_TIMEOUT)));
+        }
+    }
+}
+
 impl PgConn {
     /// Connects (blocking, bounded by [`PG_TIMEOUT`]).
-    pub fn connect(
-        config: &tokio_postgres::Config,
-        fence: std::sync::Arc<OnceLock<String>>,
-    ) -> Result<PgConn> {
+    pub fn connect(config: &PgConfig, fence: std::sync::Arc<OnceLock<String>>) -> Result<PgConn> {
         let conn = PgConn {
             config: config.clone(),
             fence,
@@ -568,10 +608,7 @@ impl PgConn {
     }
 
     /// A connection that connects at its first use (the database may be down now).
-    pub fn lazy(
-        config: &tokio_postgres::Config,
-        fence: std::sync::Arc<OnceLock<String>>,
-    ) -> PgConn {
+    pub fn lazy(config: &PgConfig, fence: std::sync::Arc<OnceLock<String>>) -> PgConn {
         PgConn {
             config: config.clone(),
             fence,
@@ -580,23 +617,13 @@ impl PgConn {
         }
     }
 
-    fn open(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client> {
+    fn open(config: &PgConfig) -> Result<tokio_postgres::Client> {
         let (tx, rx) = std::sync::mpsc::channel();
-        let config = config.clone();
+        let PgConfig { pg, tls } = config.clone();
         io_runtime().spawn(async move {
-            match tokio::time::timeout(PG_TIMEOUT, config.connect(tokio_postgres::NoTls)).await {
-                Ok(Ok((client, connection))) => {
-                    let _ = tx.send(Ok(client));
-                    if let Err(e) = connection.await {
-                        tracing::warn!(error = %e, "PostgreSQL connection closed");
-                    }
-                }
-                Ok(Err(e)) => {
-                    let _ = tx.send(Err(DbError::Postgres(e)));
-                }
-                Err(_) => {
-                    let _ = tx.send(Err(DbError::Timeout(PG_TIMEOUT)));
-                }
+            match tls {
+                Some(tls) => connect_and_drive(pg, tls, tx).await,
+                None => connect_and_drive(pg, tokio_postgres::NoTls, tx).await,
             }
         });
         rx.recv()

@@ -3,8 +3,12 @@
 //! never part of the URL: it comes from `[store] password_file` or `PGPASSWORD`, and is kept
 //! out of every `Debug`/`Display` form.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 
 /// A parsed `[store] url`.
 #[derive(Clone, PartialEq)]
@@ -19,6 +23,38 @@ pub struct PgTarget {
     /// The URL as configured (it has no password: [`StoreLocation::parse`] refuses one).
     pub url: String,
     password: Option<String>,
+    tls: Option<PgTls>,
+}
+
+/// TLS to PostgreSQL: required, the server's certificate verified (chain and host name of the
+/// URL) against the CA certificates of `[store] ca_file` only.
+#[derive(Clone)]
+struct PgTls {
+    ca_file: PathBuf,
+    connector: tokio_postgres_rustls::MakeRustlsConnect,
+}
+
+impl PartialEq for PgTls {
+    fn eq(&self, other: &Self) -> bool {
+        self.ca_file == other.ca_file
+    }
+}
+
+/// What a connection needs: the client configuration and, with `[store] ca_file`, the TLS
+/// connector (None: plain TCP).
+#[derive(Clone)]
+pub struct PgConfig {
+    pub pg: tokio_postgres::Config,
+    pub tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+}
+
+impl std::fmt::Debug for PgConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgConfig")
+            .field("pg", &self.pg)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for PgTarget {
@@ -26,6 +62,7 @@ impl std::fmt::Debug for PgTarget {
         f.debug_struct("PgTarget")
             .field("url", &self.url)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ca_file", &self.tls.as_ref().map(|t| &t.ca_file))
             .finish()
     }
 }
@@ -73,6 +110,7 @@ impl StoreLocation {
             return Ok(StoreLocation::Postgres(PgTarget {
                 url: s.to_string(),
                 password: None,
+                tls: None,
             }));
         }
         Err(format!("store url {s:?}: {URL_HINT}"))
@@ -86,9 +124,61 @@ impl PgTarget {
         self
     }
 
-    /// The client configuration: connect timeout, keepalives, `application_name`.
-    pub fn config(&self) -> tokio_postgres::Config {
+    /// TLS with the server verified against the PEM certificates of `ca_file`; None keeps
+    /// plain TCP, which a URL asking `sslmode=require` refuses (it could not be verified).
+    pub fn with_ca_file(mut self, ca_file: Option<&Path>) -> Result<PgTarget, String> {
+        let Some(path) = ca_file else {
+            let c: tokio_postgres::Config = self.url.parse().expect("checked by parse");
+            if c.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+                return Err(
+                    "store url asks sslmode=require: set [store] ca_file to the PEM file of the \
+                     CA that signed the PostgreSQL server's certificate (lienthong verifies it), \
+                     or drop sslmode from the URL"
+                        .into(),
+                );
+            }
+            self.tls = None;
+            return Ok(self);
+        };
+        let what = |e: &dyn std::fmt::Display| format!("store ca_file {}: {e}", path.display());
+        let pem = std::fs::read(path).map_err(|e| what(&e))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            roots
+                .add(cert.map_err(|e| what(&e))?)
+                .map_err(|e| what(&e))?;
+        }
+        if roots.is_empty() {
+            return Err(what(
+                &"holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            ));
+        }
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| what(&e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        self.tls = Some(PgTls {
+            ca_file: path.to_path_buf(),
+            connector: tokio_postgres_rustls::MakeRustlsConnect::new(client),
+        });
+        Ok(self)
+    }
+
+    /// True when connections use TLS (`[store] ca_file`).
+    pub fn uses_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The client configuration: connect timeout, keepalives, `application_name`; with TLS,
+    /// `sslmode=require` and the connector.
+    pub fn config(&self) -> PgConfig {
         let mut c: tokio_postgres::Config = self.url.parse().expect("checked by parse");
+        if self.tls.is_some() {
+            c.ssl_mode(tokio_postgres::config::SslMode::Require);
+        }
         if let Some(p) = &self.password {
             c.password(p.as_bytes());
         }
@@ -98,7 +188,10 @@ impl PgTarget {
         c.connect_timeout(Duration::from_secs(5));
         c.keepalives(true);
         c.keepalives_idle(Duration::from_secs(10));
-        c
+        PgConfig {
+            pg: c,
+            tls: self.tls.as_ref().map(|t| t.connector.clone()),
+        }
     }
 }
 

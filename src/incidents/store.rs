@@ -275,11 +275,15 @@ impl Store {
     pub fn open_postgres_or_later(target: &PgTarget) -> Result<Store, StoreError> {
         match Store::open_postgres(target) {
             // Unreachable (refused, timed out): start without it. A server that answers and
-            // refuses us (password, missing database) stays a start-up error.
+            // refuses us (password, missing database, a certificate `ca_file` does not
+            // verify) stays a start-up error.
             Err(StoreError::OpenPg { source, .. })
                 if match &source {
                     DbError::Timeout(_) | DbError::Connect(_) => true,
-                    DbError::Postgres(e) => e.as_db_error().is_none(),
+                    DbError::Postgres(e) => {
+                        e.as_db_error().is_none()
+                            && !e.to_string().starts_with("error performing TLS handshake")
+                    }
                     _ => false,
                 } =>
             {

@@ -4,8 +4,11 @@
 pub mod bin;
 pub mod demo;
 pub mod pg;
+mod ports;
 pub mod svc;
 pub mod tls;
+
+pub use ports::free_port;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -53,13 +56,33 @@ pub async fn silent_server() -> SocketAddr {
 /// `listen` holds the port for the rest of the test process (connects get RST, so "refused"),
 /// where a dropped listener would free it for the next test's `bind(0)` to take.
 pub async fn closed_port() -> SocketAddr {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket
-        .bind("127.0.0.1:0".parse().expect("addr"))
-        .expect("bind");
-    let addr = socket.local_addr().expect("local addr");
-    std::mem::forget(socket);
+    let held = HeldPort::bind();
+    let addr = held.addr;
+    std::mem::forget(held.socket);
     addr
+}
+
+/// A port bound and not listening (connects are refused) until [`HeldPort::listen`] starts
+/// listening on it: a receiver that "comes back on the same port" with no window in which
+/// another test could take the port.
+pub struct HeldPort {
+    socket: tokio::net::TcpSocket,
+    pub addr: SocketAddr,
+}
+
+impl HeldPort {
+    pub fn bind() -> HeldPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("addr"))
+            .expect("bind");
+        let addr = socket.local_addr().expect("local addr");
+        HeldPort { socket, addr }
+    }
+
+    pub fn listen(self) -> TcpListener {
+        self.socket.listen(1024).expect("listen on the held port")
+    }
 }
 
 /// Sets an environment variable for this test process. Each test uses its own variable name,

@@ -18,6 +18,8 @@ pub struct Pg {
     dir: tempfile::TempDir,
     bin: PathBuf,
     pub port: u16,
+    /// Server options beyond the defaults (TLS files, HBA file), kept for restarts.
+    extra: String,
 }
 
 /// `/usr/lib/postgresql/<newest>/bin`, if installed.
@@ -43,17 +45,21 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use super::free_port;
 
 impl Pg {
     /// A fresh cluster, running. None = PostgreSQL missing and not in CI.
     pub fn start() -> Option<Pg> {
+        Pg::start_with(None)
+    }
+
+    /// A fresh cluster that accepts only TLS over TCP (`hostssl` in its HBA file), serving
+    /// the PEM certificate and key given.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Option<Pg> {
+        Pg::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Option<Pg> {
         let Some(bin) = bin_dir() else {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!(
@@ -88,10 +94,39 @@ impl Pg {
                 "--no-sync",
             ])
             .arg(format!("--pwfile={}", pw.display())));
+        let mut extra = String::new();
+        if let Some((cert, key)) = tls {
+            let (crt, k, hba) = (
+                dir.path().join("server.crt"),
+                dir.path().join("server.key"),
+                dir.path().join("hba.conf"),
+            );
+            std::fs::write(&crt, cert).unwrap();
+            std::fs::write(&k, key).unwrap();
+            std::fs::write(
+                &hba,
+                "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+            )
+            .unwrap();
+            // PostgreSQL refuses a key file others can read.
+            run(Command::new("chown")
+                .arg("nobody")
+                .arg(&crt)
+                .arg(&k)
+                .arg(&hba));
+            run(Command::new("chmod").arg("600").arg(&k));
+            extra = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c hba_file={}",
+                crt.display(),
+                k.display(),
+                hba.display()
+            );
+        }
         let pg = Pg {
             dir,
             bin,
             port: free_port(),
+            extra,
         };
         pg.pg_ctl_start();
         Some(pg)
@@ -109,9 +144,10 @@ impl Pg {
     pub fn pg_ctl_start(&self) {
         let opts = format!(
             "-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories={} -c fsync=off \
-             -c max_connections=50",
+             -c max_connections=50{}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.extra
         );
         run(Command::new("runuser")
             .args(["-u", "nobody", "--"])

@@ -33,6 +33,9 @@ pub struct Ca {
 pub struct Leaf {
     pub chain: Vec<CertificateDer<'static>>,
     key: Vec<u8>,
+    /// The leaf certificate and its key as PEM (for servers that read files).
+    pub cert_pem: String,
+    pub key_pem: String,
 }
 
 fn ca_params(name: &str, not_after: Option<Ymd>) -> CertificateParams {
@@ -92,6 +95,8 @@ impl Ca {
         Leaf {
             chain,
             key: key.serialize_der(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
         }
     }
 
