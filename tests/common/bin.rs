@@ -112,13 +112,16 @@ pub struct Delivery {
     pub accepted: bool,
 }
 
+/// A one-shot action of the receiver.
+pub type Hook = Box<dyn FnOnce() + Send>;
+
 /// Records every POST (headers and body) and answers 200, or 500 while `failing` is set.
 #[derive(Clone, Default)]
 pub struct Receiver {
     pub seen: Arc<Mutex<Vec<Delivery>>>,
     pub failing: Arc<AtomicBool>,
     /// Run once, on the first request, before it is answered (e.g. stop the database).
-    pub before_first_answer: Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>,
+    pub before_first_answer: Arc<Mutex<Option<Hook>>>,
 }
 
 async fn record(
