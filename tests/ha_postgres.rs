@@ -634,6 +634,31 @@ fn a_fault_seen_from_one_vantage_only_is_no_incident() {
     );
 }
 
+/// `lienthong serve` as instance `a` on the store at `url` (password file in `dir`), probing
+/// `targets`, with `extra` config appended.
+fn instance_a(dir: &std::path::Path, url: &str, targets: &Targets, extra: &str) -> Guard {
+    let pw = dir.join("pgpass");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let extra = format!(
+        "[store]\nurl = \"{url}\"\npassword_file = \"{}\"\ninstance = \"a\"\n\n{extra}",
+        pw.display()
+    );
+    let path = dir.join("a.toml");
+    std::fs::write(
+        &path,
+        bin::config(&dir.join("unused.db"), targets.addr, SITES, &extra),
+    )
+    .unwrap();
+    Guard(Some(Serve::spawn(&ServeOpts {
+        config: &path,
+        dir,
+        port: bin::free_port(),
+        log: &dir.join("a.log"),
+        env: &[],
+        wrapper: &[],
+    })))
+}
+
 /// PostgreSQL down when the service starts: it starts anyway (probing and /metrics run,
 /// `/readyz` and the store API answer 503 with the reason) and, once the database is up,
 /// migrates it, takes the lease and opens incidents as usual.
@@ -648,26 +673,7 @@ fn starts_without_its_database_and_connects_when_it_is_back() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let targets = rt.block_on(Targets::start(SITES));
     let dir = tempfile::tempdir().unwrap();
-    let pw = dir.path().join("pgpass");
-    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
-    let extra = format!(
-        "[store]\nurl = \"{url}\"\npassword_file = \"{}\"\ninstance = \"a\"\n",
-        pw.display()
-    );
-    let path = dir.path().join("a.toml");
-    std::fs::write(
-        &path,
-        bin::config(&dir.path().join("unused.db"), targets.addr, SITES, &extra),
-    )
-    .unwrap();
-    let a = Guard(Some(Serve::spawn(&ServeOpts {
-        config: &path,
-        dir: dir.path(),
-        port: bin::free_port(),
-        log: &dir.path().join("a.log"),
-        env: &[],
-        wrapper: &[],
-    })));
+    let a = instance_a(dir.path(), &url, &targets, "");
     let probing = || {
         let (code, m) = a.s().get("/metrics");
         code == 200 && m.lines().any(|l| l.starts_with("probe_success{"))
@@ -761,27 +767,10 @@ fn a_delivery_whose_mark_fails_is_not_sent_again() {
         }));
     }
     let dir = tempfile::tempdir().unwrap();
-    let pw = dir.path().join("pgpass");
-    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
-    let extra = format!(
-        "[store]\nurl = \"{url}\"\npassword_file = \"{}\"\ninstance = \"a\"\n\n\
-         [[notify]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{hook}/hook\"\ntimeout = \"10s\"\n",
-        pw.display()
+    let notify = format!(
+        "[[notify]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{hook}/hook\"\ntimeout = \"10s\"\n"
     );
-    let path = dir.path().join("a.toml");
-    std::fs::write(
-        &path,
-        bin::config(&dir.path().join("unused.db"), targets.addr, SITES, &extra),
-    )
-    .unwrap();
-    let a = Guard(Some(Serve::spawn(&ServeOpts {
-        config: &path,
-        dir: dir.path(),
-        port: bin::free_port(),
-        log: &dir.path().join("a.log"),
-        env: &[],
-        wrapper: &[],
-    })));
+    let a = instance_a(dir.path(), &url, &targets, &notify);
     assert!(
         wait_role(a.s(), "leader", Duration::from_secs(30)).is_some(),
         "a leads\n{}",
