@@ -44,9 +44,18 @@ impl Demo {
                 sink.lock().unwrap().push(line);
             }
         });
-        let base = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("demo printed its address");
+        let base = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(base) => base,
+            Err(e) => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                std::thread::sleep(Duration::from_millis(200));
+                let said = log.lock().unwrap().join("\n");
+                // Its fixed 127.10/127.20 simulator ports: a second demo on this machine
+                // fails to bind them.
+                panic!("the demo printed no address ({e}, exit {status:?}):\n{said}");
+            }
+        };
         Demo { child, base, log }
     }
 
